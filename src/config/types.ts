@@ -1,0 +1,119 @@
+/**
+ * The validated configuration the server runs on. Field names follow
+ * Synapse's homeserver.yaml keys (snake_case kept where they are Synapse's),
+ * with durations in milliseconds and sizes in bytes once parsed.
+ */
+
+export interface ListenerResource {
+  names: string[];
+  compress: boolean;
+}
+
+export interface ListenerConfig {
+  port: number;
+  /** Addresses to bind; Synapse's default is ['::', '0.0.0.0'] — we bind '::' (dual stack) or each given. */
+  bind_addresses: string[];
+  type: 'http' | 'metrics' | 'manhole' | string;
+  tls: boolean;
+  x_forwarded: boolean;
+  resources: ListenerResource[];
+}
+
+export type DatabaseConfig =
+  | {
+      kind: 'postgres';
+      /** A connection string (from DATABASE_URL) or discrete args. */
+      connectionString?: string;
+      user?: string;
+      password?: string;
+      database?: string;
+      host?: string;
+      port?: number;
+      cp_min: number;
+      cp_max: number;
+    }
+  | {
+      kind: 'embedded';
+      /** Directory holding the embedded PostgreSQL (PGlite) data. */
+      path: string;
+    };
+
+export interface RateLimitConfig {
+  per_second: number;
+  burst_count: number;
+}
+
+export interface HomeserverConfig {
+  /** Files the configuration was read from, in order. */
+  config_files: string[];
+  /** Directory relative paths in the config resolve against (the first config file's directory). */
+  config_dir: string;
+
+  server_name: string;
+  public_baseurl: string;
+  pid_file?: string;
+  listeners: ListenerConfig[];
+  database: DatabaseConfig;
+  /** Directory for data the server keeps on disk (embedded database, etc.). */
+  data_dir: string;
+  log_config?: string;
+  /** pino level derived from log_config or `log_level`; defaults to 'info'. */
+  log_level: string;
+
+  signing_key_path: string;
+  old_signing_keys: Record<string, { key: string; expired_ts: number }>;
+  key_refresh_interval_ms: number;
+  trusted_key_servers: { server_name: string; verify_keys?: Record<string, string>; accept_keys_insecurely?: boolean }[];
+  suppress_key_server_warning: boolean;
+
+  registration_shared_secret?: string;
+  registration_shared_secret_path?: string;
+  macaroon_secret_key?: string;
+  form_secret?: string;
+  enable_registration: boolean;
+  enable_registration_without_verification: boolean;
+  registration_requires_token: boolean;
+  allow_guest_access: boolean;
+  password_config: { enabled: boolean; localdb_enabled: boolean; pepper: string; policy: Record<string, unknown> };
+  bcrypt_rounds: number;
+
+  turn_uris: string[];
+  turn_shared_secret?: string;
+  turn_username?: string;
+  turn_password?: string;
+  turn_user_lifetime_ms: number;
+  turn_allow_guests: boolean;
+
+  max_upload_size: number;
+  media_store_path: string;
+  max_image_pixels: number;
+  enable_authenticated_media: boolean;
+  dynamic_thumbnails: boolean;
+  thumbnail_sizes: { width: number; height: number; method: 'crop' | 'scale' }[];
+  url_preview_enabled: boolean;
+
+  serve_server_wellknown: boolean;
+  /** Extra content merged into /.well-known/matrix/client. */
+  extra_well_known_client_content: Record<string, unknown>;
+  presence_enabled: boolean;
+  default_room_version: string;
+  federation_domain_whitelist?: string[];
+  allow_public_rooms_over_federation: boolean;
+  allow_public_rooms_without_auth: boolean;
+  user_directory: { enabled: boolean; search_all_users: boolean };
+  report_stats: boolean;
+  admin_contact?: string;
+  require_auth_for_profile_requests: boolean;
+  limit_profile_requests_to_users_who_share_rooms: boolean;
+  auto_join_rooms: string[];
+  max_request_body_size: number;
+
+  rc_message: RateLimitConfig;
+  rc_registration: RateLimitConfig;
+  rc_login: { address: RateLimitConfig; account: RateLimitConfig; failed_attempts: RateLimitConfig };
+  rc_joins: { local: RateLimitConfig; remote: RateLimitConfig };
+  rc_admin_redaction?: RateLimitConfig;
+
+  /** Every key as read, merged over the files, for features that read extra keys later. */
+  raw: Record<string, unknown>;
+}
