@@ -1,0 +1,10 @@
+/**
+ * The ordered list of schema migrations. Names sort in the order they apply;
+ * a migration, once released, is never edited: add the next number instead.
+ */
+import type { Migration } from 'kysely';
+import * as m0001 from './0001_server_meta.js';
+
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001_server_meta': m0001,
+};

@@ -1,0 +1,87 @@
+/**
+ * Builds the fastify app for one listener: the shared behaviour (request
+ * ids, logging, CORS, JSON bodies, Matrix errors) and the API plugins that
+ * the listener's `resources` ask for, as Synapse maps resource names.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import type { ListenerConfig } from '../config/types.js';
+import { loginFlowsPlugin } from './client/login.js';
+import { versionsPlugin } from './client/versions.js';
+import type { AppContext, PluginOptions } from './context.js';
+import { installCors } from './cors.js';
+import { installErrorHandlers } from './error-handler.js';
+import { keyServerPlugin } from './federation/keys.js';
+import { federationVersionPlugin } from './federation/version.js';
+import { healthPlugin, landingPlugin } from './health.js';
+import { installJsonBodyParser } from './json-body.js';
+import { RequestLogController } from './request-log.js';
+import { wellKnownPlugin } from './wellknown.js';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  /** The raw Node handler, for binding the same app on further addresses. */
+  handler: () => RequestHandler;
+}
+
+/** Which API areas a listener serves, from Synapse's resource names. */
+export function resourceAreas(listener: ListenerConfig): Set<'client' | 'federation' | 'keys' | 'media'> {
+  const names = new Set(listener.resources.flatMap((r) => r.names));
+  const areas = new Set<'client' | 'federation' | 'keys' | 'media'>();
+  if (names.has('client')) areas.add('client').add('media');
+  if (names.has('media')) areas.add('media');
+  if (names.has('federation')) areas.add('federation').add('keys');
+  if (names.has('keys')) areas.add('keys');
+  return areas;
+}
+
+export interface BuildOptions {
+  /** Further plugins registered after ours, on every listener (for embedding and tests). */
+  extraPlugins?: FastifyPluginAsync<PluginOptions>[];
+}
+
+export async function buildApp(ctx: AppContext, listener: ListenerConfig, options: BuildOptions = {}): Promise<BuiltApp> {
+  let handler: RequestHandler | undefined;
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    // Behind nginx, the client's address comes from X-Forwarded-For, as Synapse's x_forwarded.
+    trustProxy: listener.x_forwarded,
+    bodyLimit: ctx.config.max_request_body_size,
+    genReqId: () => randomBytes(6).toString('hex'),
+    logController: new RequestLogController(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1000 },
+    serverFactory: (h) => {
+      handler = h as RequestHandler;
+      return createServer(h) as Server;
+    },
+  }) as unknown as FastifyInstance;
+  installErrorHandlers(app);
+  installCors(app);
+  installJsonBodyParser(app);
+
+  const opts = { ctx };
+  const areas = resourceAreas(listener);
+  await app.register(healthPlugin, opts);
+  if (areas.has('client')) {
+    await app.register(landingPlugin, opts);
+    await app.register(wellKnownPlugin, opts);
+    await app.register(versionsPlugin, opts);
+    await app.register(loginFlowsPlugin, opts);
+  }
+  if (areas.has('federation')) await app.register(federationVersionPlugin, opts);
+  if (areas.has('keys')) await app.register(keyServerPlugin, opts);
+  for (const plugin of options.extraPlugins ?? []) await app.register(plugin, opts);
+  await app.ready();
+  return {
+    app,
+    handler: () => {
+      if (!handler) throw new Error('fastify did not build a server');
+      return handler;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+/**
+ * Entry point: `npm start -- <Synapse-style arguments>`; see cli/args.ts.
+ */
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseCliArgs, USAGE, UsageError } from './cli/args.js';
+import { generateFiles } from './cli/generate.js';
+import { installShutdown } from './cli/shutdown.js';
+import { ConfigError } from './config/errors.js';
+import { loadConfig } from './config/load.js';
+import { createLogger } from './logger.js';
+import { startServer } from './server.js';
+import { openDatabase } from './storage/database.js';
+import { migrateToLatest } from './storage/migrate.js';
+import { SERVER_NAME_TAG, SERVER_VERSION } from './version.js';
+
+const DEFAULT_CONFIG = 'homeserver.yaml';
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseCliArgs(argv);
+  if (args.command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.command === 'version') {
+    process.stdout.write(`${SERVER_NAME_TAG} ${SERVER_VERSION}\n`);
+    return 0;
+  }
+  const logger = createLogger(process.env.AXON_LOG_LEVEL ?? 'info');
+  const embeddedDefault = args.configPaths.length === 0;
+  const paths = embeddedDefault ? [resolve(DEFAULT_CONFIG)] : args.configPaths;
+
+  if (args.generateConfig) {
+    if (!args.serverName) throw new UsageError('--generate-config needs --server-name (-H), as Synapse does');
+    const target = paths[paths.length - 1] as string;
+    generateFiles({ configPath: target, serverName: args.serverName, reportStats: args.reportStats ?? false, args, logger });
+    return 0;
+  }
+  if (embeddedDefault && !existsSync(paths[0] as string)) {
+    logger.info({ config: paths[0] }, "no homeserver.yaml here: generating one for server name 'localhost' with the embedded database");
+    generateFiles({ configPath: paths[0] as string, serverName: 'localhost', reportStats: false, args, logger });
+  }
+
+  const config = loadConfig(paths, { env: process.env, warn: (msg) => logger.warn(msg), info: (msg) => logger.info(msg) });
+  logger.level = process.env.AXON_LOG_LEVEL ?? config.log_level;
+
+  if (args.generateKeys) {
+    generateFiles({ configPath: paths[0] as string, serverName: config.server_name, reportStats: config.report_stats, args, logger });
+    return 0;
+  }
+
+  if (args.command === 'migrate') {
+    const database = await openDatabase(config.database, logger);
+    try {
+      const report = await migrateToLatest(database.db);
+      logger.info({ applied: report.applied, known: report.total }, 'database is up to date');
+    } finally {
+      await database.close();
+    }
+    return 0;
+  }
+
+  const server = await startServer(config, logger);
+  if (config.pid_file) {
+    writeFileSync(config.pid_file, `${process.pid}\n`);
+  }
+  installShutdown(
+    {
+      close: async () => {
+        await server.close();
+        if (config.pid_file) rmSync(config.pid_file, { force: true });
+      },
+    },
+    logger,
+  );
+  return -1; // keep running
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    // Start-up failures are the operator's to fix: one clear line, no stack for known kinds.
+    const known = err instanceof ConfigError || err instanceof UsageError || (err instanceof Error && err.name !== 'Error');
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`axon: ${msg}\n`);
+    if (err instanceof UsageError) process.stderr.write(`\n${USAGE}\n`);
+    else if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  },
+);

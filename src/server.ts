@@ -1,0 +1,114 @@
+/**
+ * Starts and stops the whole server: database (migrated, server_name
+ * checked), signing keys, and one fastify app per configured listener.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { HomeserverConfig, ListenerConfig } from './config/types.js';
+import { type BuildOptions, buildApp } from './http/app.js';
+import type { AppContext } from './http/context.js';
+import { loadServerKeys } from './services/server-keys.js';
+import { openDatabase } from './storage/database.js';
+import { migrateToLatest } from './storage/migrate.js';
+import { claimServerName } from './storage/server-meta.js';
+
+export interface StartOptions {
+  /** Replace every listener's port (0 picks a free one); for tests and benchmarks. */
+  portOverride?: number;
+  /** Further plugins on every listener (for embedding and tests). */
+  extraPlugins?: BuildOptions['extraPlugins'];
+}
+
+export interface RunningServer {
+  readonly ctx: AppContext;
+  /** `http://host:port` for each bound address, in listener order. */
+  readonly urls: string[];
+  close(): Promise<void>;
+}
+
+export class StartupError extends Error {}
+
+/** Synapse binds both '::' and '0.0.0.0' by default; on Linux '::' already takes IPv4 too. */
+function bindAddresses(listener: ListenerConfig): string[] {
+  const addrs = [...new Set(listener.bind_addresses)];
+  if (addrs.includes('::') && addrs.includes('0.0.0.0')) return addrs.filter((a) => a !== '0.0.0.0');
+  return addrs.length > 0 ? addrs : ['::'];
+}
+
+function urlOf(server: Server | FastifyInstance['server']): string {
+  const a = server.address() as AddressInfo;
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  return `http://${host}:${a.port}`;
+}
+
+export async function startServer(config: HomeserverConfig, logger: Logger, opts: StartOptions = {}): Promise<RunningServer> {
+  const keys = loadServerKeys(config.server_name, config.signing_key_path, config.old_signing_keys, config.key_refresh_interval_ms);
+  const database = await openDatabase(config.database, logger);
+  const apps: FastifyInstance[] = [];
+  const extraServers: Server[] = [];
+  const closeAll = async () => {
+    // Stop accepting, let requests in flight finish, then close the database.
+    await Promise.all([
+      ...apps.map((a) => a.close()),
+      ...extraServers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeIdleConnections();
+          }),
+      ),
+    ]);
+    await database.close();
+  };
+  try {
+    const migrated = await migrateToLatest(database.db);
+    if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'applied database migrations');
+    const recorded = await claimServerName(database.db, config.server_name);
+    if (recorded !== config.server_name) {
+      throw new StartupError(
+        `the database was created for server_name '${recorded}', but the configuration says '${config.server_name}'; ` +
+          'a server_name cannot be changed once users and rooms exist',
+      );
+    }
+    if (database.kind === 'embedded') {
+      logger.info(
+        `using the embedded PostgreSQL (PGlite, ${database.description}); for production, point 'database:' (name: psycopg2) or DATABASE_URL at a real PostgreSQL — see README "Production setup"`,
+      );
+    } else {
+      logger.info({ database: database.description }, 'using PostgreSQL');
+    }
+
+    const ctx: AppContext = { config, database, keys, logger };
+    const urls: string[] = [];
+    for (const listener of config.listeners) {
+      if (listener.type !== 'http') {
+        logger.warn({ type: listener.type, port: listener.port }, 'listener type not supported; skipped');
+        continue;
+      }
+      const built = await buildApp(ctx, listener, { extraPlugins: opts.extraPlugins });
+      apps.push(built.app);
+      const port = opts.portOverride ?? listener.port;
+      const [first, ...rest] = bindAddresses(listener);
+      await built.app.listen({ host: first, port });
+      urls.push(urlOf(built.app.server));
+      const boundPort = (built.app.server.address() as AddressInfo).port;
+      for (const host of rest) {
+        const extra = createServer(built.handler());
+        extraServers.push(extra);
+        await new Promise<void>((resolve, reject) => {
+          extra.once('error', reject);
+          extra.listen({ host, port: boundPort }, () => resolve());
+        });
+        urls.push(urlOf(extra));
+      }
+    }
+    logger.info({ server_name: config.server_name, listening: urls }, 'Axon is running');
+    let closing: Promise<void> | undefined;
+    return { ctx, urls, close: () => (closing ??= closeAll()) };
+  } catch (err) {
+    await closeAll().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Which database the integration tests run on: a real PostgreSQL at
+ * 127.0.0.1:5432 (user postgres, trust auth) when it answers, or the embedded
+ * one otherwise. AXON_TEST_DB=postgres|embedded forces the choice (CI runs
+ * the suite once each way). Each test server gets its own fresh database.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const PG_ADMIN_URL = process.env.AXON_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+let reachable: Promise<boolean> | undefined;
+
+async function postgresReachable(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function testDatabaseKind(): Promise<'postgres' | 'embedded'> {
+  const forced = process.env.AXON_TEST_DB;
+  if (forced === 'postgres' || forced === 'embedded') return forced;
+  reachable ??= postgresReachable();
+  return (await reachable) ? 'postgres' : 'embedded';
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates an empty database with C collation, as Synapse's docs ask; returns its URL. */
+export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const name = `axon_test_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`));
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+  };
+}
