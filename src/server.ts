@@ -47,9 +47,11 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   const keys = loadServerKeys(config.server_name, config.signing_key_path, config.old_signing_keys, config.key_refresh_interval_ms);
   const database = await openDatabase(config.database, logger);
   const apps: FastifyInstance[] = [];
+  const markClosing: (() => void)[] = [];
   const extraServers: Server[] = [];
   const closeAll = async () => {
     // Stop accepting, let requests in flight finish, then close the database.
+    for (const mark of markClosing) mark();
     await Promise.all([
       ...apps.map((a) => a.close()),
       ...extraServers.map(
@@ -89,6 +91,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       }
       const built = await buildApp(ctx, listener, { extraPlugins: opts.extraPlugins });
       apps.push(built.app);
+      markClosing.push(built.markClosing);
       const port = opts.portOverride ?? listener.port;
       const [first, ...rest] = bindAddresses(listener);
       await built.app.listen({ host: first, port });

@@ -25,6 +25,8 @@ export interface BuiltApp {
   app: FastifyInstance;
   /** The raw Node handler, for binding the same app on further addresses. */
   handler: () => RequestHandler;
+  /** From now on every response closes its connection, so shutdown is not held up by keep-alive. */
+  markClosing: () => void;
 }
 
 /** Which API areas a listener serves, from Synapse's resource names. */
@@ -61,6 +63,10 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
     },
   }) as unknown as FastifyInstance;
   installErrorHandlers(app);
+  let closing = false;
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
   installCors(app);
   installJsonBodyParser(app);
 
@@ -79,6 +85,9 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
   await app.ready();
   return {
     app,
+    markClosing: () => {
+      closing = true;
+    },
     handler: () => {
       if (!handler) throw new Error('fastify did not build a server');
       return handler;

@@ -1,0 +1,79 @@
+/**
+ * Runs the built server (`node dist/src/main.js`, what `npm start` runs) as
+ * a child process, for tests of the CLI, start-up and signals. `npm test`
+ * builds dist/ before vitest runs.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const MAIN_JS = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+
+export function assertBuilt(): void {
+  if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run 'npm run build' (npm test does it first)`);
+}
+
+export interface Child {
+  proc: ChildProcess;
+  output(): string;
+  /** Resolves when a line of output matches, or rejects when the process exits first or time runs out. */
+  waitFor(pattern: RegExp, ms?: number): Promise<string>;
+  exited: Promise<number | null>;
+}
+
+export function runMain(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Child {
+  assertBuilt();
+  const proc = spawn(process.execPath, [MAIN_JS, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const listeners = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    out += d.toString('utf8');
+    for (const l of listeners) l();
+  };
+  proc.stdout?.on('data', onData);
+  proc.stderr?.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return {
+    proc,
+    output: () => out,
+    exited,
+    waitFor: (pattern, ms = 60_000) =>
+      new Promise<string>((resolve, reject) => {
+        const check = () => {
+          const m = pattern.exec(out);
+          if (m) {
+            cleanup();
+            resolve(m[0]);
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${pattern}; output:\n${out}`));
+        }, ms);
+        const cleanup = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        void exited.then((code) => {
+          if (!pattern.test(out)) {
+            cleanup();
+            reject(new Error(`process exited (${code}) before ${pattern}; output:\n${out}`));
+          }
+        });
+        check();
+      }),
+  };
+}
+
+/** The first listening URL the server logged. */
+export async function listeningUrl(child: Child): Promise<string> {
+  const line = await child.waitFor(/"listening":\["[^"]+"/);
+  const url = /"listening":\["([^"]+)"/.exec(line)?.[1];
+  if (!url) throw new Error(`no URL in ${line}`);
+  return url;
+}
