@@ -17,6 +17,7 @@ export interface CliArgs {
   reportStats?: boolean;
   dataDirectory?: string;
   keysDirectory?: string;
+  openPrivatePorts: boolean;
 }
 
 export class UsageError extends Error {}
@@ -31,6 +32,8 @@ export const USAGE = `Usage: axon [start|migrate] [options]
       --report-stats yes|no  with --generate-config
       --data-directory DIR   where generated data paths point (default: the config's directory)
       --keys-directory DIR   where the signing key is written (default: the config's directory)
+      --open-private-ports   with --generate-config: listen on all addresses, not
+                             only loopback (for containers)
   -h, --help                 this text
       --version              print the version
 
@@ -61,6 +64,7 @@ export function parseCliArgs(argv: string[]): CliArgs {
         'data-directory': { type: 'string' },
         'config-directory': { type: 'string' },
         'keys-directory': { type: 'string' },
+        'open-private-ports': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -83,5 +87,6 @@ export function parseCliArgs(argv: string[]): CliArgs {
     reportStats: yesNo(values['report-stats']),
     dataDirectory: values['data-directory'] ?? values['config-directory'],
     keysDirectory: values['keys-directory'],
+    openPrivatePorts: values['open-private-ports'] ?? false,
   };
 }

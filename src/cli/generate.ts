@@ -18,6 +18,7 @@ export function generateFiles(step: GenerateStep): void {
     dataDir: step.args.dataDirectory,
     keysDir: step.args.keysDirectory,
     reportStats: step.reportStats,
+    openPrivatePorts: step.args.openPrivatePorts,
   });
   for (const msg of result.messages) step.logger.info(msg);
 }

@@ -29,6 +29,8 @@ export type DatabaseConfig =
       database?: string;
       host?: string;
       port?: number;
+      /** libpq sslmode from `database.args.sslmode` (disable, prefer, require, verify-ca, verify-full). */
+      sslmode?: string;
       cp_min: number;
       cp_max: number;
     }
@@ -51,6 +53,11 @@ export interface HomeserverConfig {
 
   server_name: string;
   public_baseurl: string;
+  /**
+   * Whether to serve /.well-known/matrix/client. As in Synapse: true only when
+   * public_baseurl was set explicitly (the https://<server_name>/ default may be wrong).
+   */
+  serve_client_wellknown: boolean;
   pid_file?: string;
   listeners: ListenerConfig[];
   database: DatabaseConfig;
@@ -91,6 +98,9 @@ export interface HomeserverConfig {
   dynamic_thumbnails: boolean;
   thumbnail_sizes: { width: number; height: number; method: 'crop' | 'scale' }[];
   url_preview_enabled: boolean;
+  /** CIDR ranges URL previews must not fetch; required (as in Synapse) when url_preview_enabled. */
+  url_preview_ip_range_blacklist: string[];
+  url_preview_ip_range_whitelist: string[];
 
   serve_server_wellknown: boolean;
   /** Extra content merged into /.well-known/matrix/client. */

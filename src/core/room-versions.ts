@@ -27,6 +27,12 @@ export interface RoomVersion {
   readonly enforceKeyValidity: boolean;
   /** v1-v5: `m.room.aliases` has its own auth rule and redaction keeps `aliases`. */
   readonly specialCaseAliasesAuth: boolean;
+  /**
+   * v1-v2: `m.room.redaction` has its own auth rule (allowed at the redact
+   * level, or when the redacted event's id has the redaction's server). v3+
+   * redactions are authorised like any other event.
+   */
+  readonly specialCaseRedactionsAuth: boolean;
   /** v6+: canonical JSON is strict (no floats, integers within ±(2^53-1)). */
   readonly strictCanonicalJson: boolean;
   /** v6+: the `notifications` key of power levels is checked by the auth rules. */
@@ -62,6 +68,7 @@ const V1 = v('1', {
   stateRes: 'v1',
   enforceKeyValidity: false,
   specialCaseAliasesAuth: true,
+  specialCaseRedactionsAuth: true,
   strictCanonicalJson: false,
   limitNotificationsPowerLevels: false,
   knockJoinRule: false,
@@ -76,7 +83,7 @@ const V1 = v('1', {
   redaction: 'v1',
 });
 const V2 = v('2', { ...strip(V1), stateRes: 'v2' });
-const V3 = v('3', { ...strip(V2), eventIdFormat: 'v3', eventIdListsOnly: true });
+const V3 = v('3', { ...strip(V2), eventIdFormat: 'v3', eventIdListsOnly: true, specialCaseRedactionsAuth: false });
 const V4 = v('4', { ...strip(V3), eventIdFormat: 'v4' });
 const V5 = v('5', { ...strip(V4), enforceKeyValidity: true });
 const V6 = v('6', {
@@ -102,8 +109,8 @@ export const ROOM_VERSIONS: ReadonlyMap<string, RoomVersion> = new Map(
   [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12].map((r) => [r.id, r]),
 );
 
-/** Synapse's default for `default_room_version`. */
-export const DEFAULT_ROOM_VERSION = '10';
+/** Synapse's default for `default_room_version` (10 from 1.76, 11 in current releases). */
+export const DEFAULT_ROOM_VERSION = '11';
 
 /** The table row for a room version, or undefined for one we do not know. */
 export function roomVersion(id: string): RoomVersion | undefined {

@@ -14,6 +14,8 @@ export const wellKnownPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
     'm.homeserver': { base_url: config.public_baseurl.replace(/\/+$/, '') },
   };
   app.get('/.well-known/matrix/client', async (_req, reply) => {
+    // As Synapse: only when public_baseurl was set, since a guessed one would send clients astray.
+    if (!config.serve_client_wellknown) throw unrecognized('No .well-known/matrix/client configured');
     void reply.header('cache-control', 'public, max-age=3600');
     return clientDoc;
   });

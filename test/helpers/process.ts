@@ -5,9 +5,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const MAIN_JS = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+// From test/helpers/ (vitest) or dist/test/helpers/ (compiled benchmarks).
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const MAIN_JS = /[\\/]dist[\\/]$/.test(ROOT) ? join(ROOT, 'src/main.js') : join(ROOT, 'dist/src/main.js');
 
 export function assertBuilt(): void {
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run 'npm run build' (npm test does it first)`);

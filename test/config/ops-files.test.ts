@@ -1,0 +1,134 @@
+/**
+ * The shipped ops files agree with each other and with the loader: the
+ * sample homeserver.yaml loads cleanly, nginx's body limit equals
+ * max_upload_size, coturn's secret equals turn_shared_secret, and the unit
+ * and Dockerfile start the server the way the brief says.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseSize } from '../../src/config/durations.js';
+import { loadConfig } from '../../src/config/load.js';
+import { readLogConfigLevel } from '../../src/config/log-config.js';
+import { REPO, collector } from './helpers.js';
+
+const read = (rel: string): string => readFileSync(join(REPO, rel), 'utf8');
+
+describe('config/homeserver.yaml (sample production config)', () => {
+  const c = collector();
+  const config = loadConfig([join(REPO, 'config', 'homeserver.yaml')], { env: {}, ...c });
+
+  it('loads with no unknown keys and nothing ignored', () => {
+    // The only warning allowed: /etc/axon/log.yaml is not installed on this machine.
+    expect(c.warnings.filter((w) => !w.includes('/etc/axon/log.yaml'))).toEqual([]);
+    expect(c.infos).toEqual([]);
+  });
+
+  it('is the production shape the guides describe', () => {
+    expect(config.database).toMatchObject({ kind: 'postgres', user: 'axon', database: 'axon', host: 'localhost', port: 5432 });
+    expect(config.listeners).toHaveLength(1);
+    expect(config.listeners[0]).toMatchObject({ port: 8008, x_forwarded: true, tls: false, bind_addresses: ['::1', '127.0.0.1'] });
+    expect(config.enable_registration).toBe(true);
+    expect(config.registration_requires_token).toBe(true);
+    expect(config.serve_server_wellknown).toBe(true);
+    expect(config.media_store_path.startsWith('/var/lib/axon/')).toBe(true);
+    expect(config.turn_uris.length).toBeGreaterThan(0);
+    expect(config.turn_shared_secret).toBeDefined();
+  });
+
+  it('nginx client_max_body_size equals max_upload_size', () => {
+    const nginx = read('config/nginx/axon.conf');
+    const sizes = [...nginx.matchAll(/^\s*client_max_body_size\s+(\S+);/gm)].map((m) => m[1]!);
+    expect(sizes.length).toBeGreaterThan(0);
+    // nginx's M is also 1024*1024, as Synapse's.
+    for (const s of sizes) expect(parseSize(s)).toBe(config.max_upload_size);
+  });
+
+  it('coturn static-auth-secret equals turn_shared_secret', () => {
+    const coturn = read('config/coturn/turnserver.conf');
+    const m = /^static-auth-secret=(.+)$/m.exec(coturn);
+    expect(m?.[1]).toBe(config.turn_shared_secret);
+    expect(coturn).toMatch(/^use-auth-secret$/m);
+    expect(coturn).toMatch(/^realm=example\.com$/m);
+    for (const range of ['10.0.0.0-10.255.255.255', '172.16.0.0-172.31.255.255', '192.168.0.0-192.168.255.255', '127.0.0.0-127.255.255.255']) {
+      expect(coturn).toContain(`denied-peer-ip=${range}`);
+    }
+  });
+
+  it('config/log.yaml gives level info', () => {
+    expect(readLogConfigLevel(join(REPO, 'config', 'log.yaml'))).toEqual({ ok: true, level: 'info' });
+  });
+});
+
+describe('config/nginx/axon.conf', () => {
+  const nginx = read('config/nginx/axon.conf');
+
+  it('proxies /_matrix and /_synapse/client to 127.0.0.1:8008 on 443 and 8448 with the forwarding headers', () => {
+    expect(nginx).toMatch(/listen 443 ssl/);
+    expect(nginx).toMatch(/listen 8448 ssl/);
+    expect(nginx).toContain('location ~ ^(/_matrix|/_synapse/client) {');
+    expect(nginx).toContain('proxy_pass http://127.0.0.1:8008;');
+    expect(nginx).not.toMatch(/proxy_pass http:\/\/127\.0\.0\.1:8008\/;/); // no trailing path
+    expect(nginx).toContain('proxy_set_header X-Forwarded-For $remote_addr;');
+    expect(nginx).toContain('proxy_set_header X-Forwarded-Proto $scheme;');
+    expect(nginx).toMatch(/proxy_set_header Host \$host/);
+  });
+
+  it('gives /sync a long read timeout, in a location nginx picks before the general one', () => {
+    const syncAt = nginx.indexOf('/sync {');
+    const generalAt = nginx.indexOf('location ~ ^(/_matrix|/_synapse/client)');
+    expect(syncAt).toBeGreaterThan(0);
+    expect(syncAt).toBeLessThan(generalAt);
+    const timeout = /proxy_read_timeout (\d+)s;/.exec(nginx.slice(syncAt, generalAt));
+    expect(Number(timeout?.[1])).toBeGreaterThanOrEqual(60);
+  });
+
+  it('covers well-known delegation', () => {
+    expect(nginx).toContain('location /.well-known/matrix/');
+    expect(nginx).toContain('/.well-known/matrix/server');
+    expect(nginx).toContain('"m.server": "matrix.example.com:443"');
+  });
+});
+
+describe('config/systemd/axon.service', () => {
+  const unit = read('config/systemd/axon.service');
+  const directives = new Map<string, string[]>();
+  for (const line of unit.split('\n')) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (m) directives.set(m[1]!, [...(directives.get(m[1]!) ?? []), m[2]!]);
+  }
+  const one = (k: string) => directives.get(k)?.[0];
+
+  it('runs node with the config file and the conf.d directory as the axon user', () => {
+    expect(one('ExecStart')).toMatch(/^\/usr\/bin\/node \S+\/dist\/src\/main\.js -c \/etc\/axon\/homeserver\.yaml -c \/etc\/axon\/conf\.d\/$/);
+    expect(one('User')).toBe('axon');
+    expect(one('Group')).toBe('axon');
+    expect(one('WorkingDirectory')).toBe('/var/lib/axon');
+    expect(one('Restart')).toBe('on-failure');
+    expect(one('TimeoutStopSec')).toBeDefined();
+  });
+
+  it('is hardened', () => {
+    expect(one('NoNewPrivileges')).toBe('yes');
+    expect(one('ProtectSystem')).toBe('strict');
+    expect(one('ReadWritePaths')).toBe('/var/lib/axon');
+    expect(one('PrivateTmp')).toBe('yes');
+    expect(one('ProtectHome')).toBe('yes');
+    expect(directives.has('MemoryDenyWriteExecute')).toBe(false); // V8's JIT needs W+X memory
+  });
+});
+
+describe('Dockerfile', () => {
+  const docker = read('Dockerfile');
+  it('builds in a separate stage and runs the built server as a non-root user with /data', () => {
+    expect(docker.match(/^FROM node:20/gm)).toHaveLength(2);
+    expect(docker).toMatch(/RUN npm ci/);
+    expect(docker).toMatch(/npm run build/);
+    expect(docker).toMatch(/npm prune --omit=dev/);
+    expect(docker).toMatch(/^USER node$/m);
+    expect(docker).toMatch(/^VOLUME \/data$/m);
+    expect(docker).toMatch(/^EXPOSE 8008$/m);
+    expect(docker).toContain('ENTRYPOINT ["node", "dist/src/main.js"]');
+    expect(docker).toContain('CMD ["-c", "/data/homeserver.yaml"]');
+  });
+});
