@@ -1,0 +1,210 @@
+/**
+ * Parsing incoming JSON under the spec's strict canonical JSON rules (room
+ * versions 6+ and the APIs that follow them): no fractions, no exponents, no
+ * integers outside ±(2^53−1), no NaN/Infinity (JSON.parse refuses those).
+ *
+ * JSON.parse turns `1.0` and `1e2` into integers, so the text itself is
+ * scanned for number tokens with a fraction or an exponent; Synapse (Python's
+ * json) parses those as floats and rejects them, and so must we or the two
+ * would accept different events.
+ */
+import type { JsonValue } from './pdu.js';
+import { CanonicalJsonError, MAX_CANONICAL_DEPTH, keySegment, unencodable, withPath } from './canonical-json.js';
+
+/** `syntax`: not JSON; `float`: a fraction or exponent; the rest as CanonicalJsonError's kinds. */
+export type JsonParseErrorKind = 'syntax' | 'float' | 'integer_range' | 'too_deep' | 'lone_surrogate';
+
+export class JsonParseError extends Error {
+  constructor(
+    readonly kind: JsonParseErrorKind,
+    message: string,
+    /** Where in the value, when known (e.g. `content.count`). */
+    readonly path = '',
+  ) {
+    super(message);
+    this.name = 'JsonParseError';
+  }
+}
+
+export interface ParseStrictJsonOptions {
+  /**
+   * Enforce the strict rules (default true). With false only JSON syntax is
+   * checked, for room versions 1-5 whose events may hold floats and big integers.
+   */
+  strict?: boolean;
+}
+
+/**
+ * Parses JSON text, throwing JsonParseError (never SyntaxError) when it is not
+ * JSON or, in strict mode, breaks the canonical JSON number rules.
+ */
+export function parseStrictJson(text: string, opts?: ParseStrictJsonOptions): JsonValue {
+  let value: JsonValue;
+  try {
+    value = JSON.parse(text) as JsonValue;
+  } catch (err) {
+    throw new JsonParseError('syntax', `invalid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (opts?.strict === false) return value;
+  const { maxDepth, longDigitRun } = scanNumbers(text);
+  if (maxDepth > MAX_CANONICAL_DEPTH) {
+    throw new JsonParseError('too_deep', `nesting deeper than ${MAX_CANONICAL_DEPTH}`);
+  }
+  // The value walk is only needed when the text could hold an out-of-range
+  // integer (16+ digits) or a lone surrogate (raw, or as a \ud8xx escape).
+  if (
+    longDigitRun ||
+    !(text as unknown as WellFormed).isWellFormed() ||
+    text.includes('\\ud') ||
+    text.includes('\\uD')
+  ) {
+    try {
+      assertCanonicalCompatible(value);
+    } catch (err) {
+      if (err instanceof CanonicalJsonError) {
+        // After the text scan and JSON.parse only these kinds can remain.
+        const kind: JsonParseErrorKind = err.kind === 'lone_surrogate' ? err.kind : 'integer_range';
+        throw new JsonParseError(kind, err.message, err.path);
+      }
+      throw err;
+    }
+  }
+  return value;
+}
+
+const BACKSLASH = 0x5c;
+// 2^53 has 16 digits: anything shorter is within range.
+const SAFE_DIGITS = 15;
+
+/**
+ * One pass over the text outside strings: throws for a number with a
+ * fraction or an exponent, and reports the deepest nesting and whether any
+ * digit run is long enough to be out of range. Jumps from string to string
+ * with indexOf (native), so only the short stretches between strings are
+ * looked at character by character. Runs after JSON.parse succeeded, so the
+ * text is known to be valid JSON.
+ */
+function scanNumbers(text: string): { maxDepth: number; longDigitRun: boolean } {
+  let pos = 0;
+  let depth = 0;
+  let maxDepth = 0;
+  let digits = 0;
+  let longDigitRun = false;
+  const n = text.length;
+  while (pos < n) {
+    const q = text.indexOf('"', pos);
+    const end = q === -1 ? n : q;
+    for (let i = pos; i < end; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x30 && c <= 0x39) {
+        if (++digits > SAFE_DIGITS) longDigitRun = true;
+        continue;
+      }
+      if (c === 0x2e /* . */) {
+        throw new JsonParseError('float', `number with a fraction at offset ${i}: not allowed in canonical JSON`);
+      }
+      // Outside strings `e`/`E` is either in true/false or an exponent; only
+      // an exponent follows a digit.
+      if ((c === 0x65 || c === 0x45) && digits > 0) {
+        throw new JsonParseError('float', `number with an exponent at offset ${i}: not allowed in canonical JSON`);
+      }
+      digits = 0;
+      if (c === 0x5b || c === 0x7b) {
+        if (++depth > maxDepth) maxDepth = depth;
+      } else if (c === 0x5d || c === 0x7d) {
+        depth--;
+      }
+    }
+    digits = 0;
+    if (q === -1) break;
+    pos = closingQuote(text, q + 1) + 1;
+  }
+  return { maxDepth, longDigitRun };
+}
+
+/** Index of the quote closing the string whose body starts at `from`. */
+function closingQuote(text: string, from: number): number {
+  let i = from;
+  for (;;) {
+    const q = text.indexOf('"', i);
+    if (q === -1) return text.length; // unreachable for valid JSON
+    // The quote is escaped iff an odd number of backslashes precede it.
+    let b = q - 1;
+    while (b >= from && text.charCodeAt(b) === BACKSLASH) b--;
+    if ((q - 1 - b) % 2 === 0) return q;
+    i = q + 1;
+  }
+}
+
+interface WellFormed {
+  isWellFormed(): boolean;
+}
+
+/**
+ * Checks an already-parsed value against the canonical JSON rules without
+ * building any output: integers within ±(2^53−1) only, plain objects and
+ * arrays, no undefined/bigint/functions, no lone surrogates, bounded depth.
+ * Throws CanonicalJsonError naming the first offending path.
+ */
+export function assertCanonicalCompatible(value: unknown): void {
+  check(value, 0);
+}
+
+/** As assertCanonicalCompatible, as a boolean. */
+export function isCanonicalCompatible(value: unknown): boolean {
+  try {
+    check(value, 0);
+    return true;
+  } catch (err) {
+    if (err instanceof CanonicalJsonError) return false;
+    throw err;
+  }
+}
+
+function checkString(s: string): void {
+  if (!(s as unknown as WellFormed).isWellFormed()) {
+    throw new CanonicalJsonError('lone_surrogate', 'string contains a lone UTF-16 surrogate');
+  }
+}
+
+function check(value: unknown, depth: number): void {
+  switch (typeof value) {
+    case 'string':
+      return checkString(value);
+    case 'number':
+      if (!Number.isSafeInteger(value)) throw unencodable(value);
+      return;
+    case 'boolean':
+      return;
+    case 'object': {
+      if (value === null) return;
+      if (depth >= MAX_CANONICAL_DEPTH) {
+        throw new CanonicalJsonError('too_deep', `nesting deeper than ${MAX_CANONICAL_DEPTH} (or a cycle)`);
+      }
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          try {
+            check(value[i], depth + 1);
+          } catch (err) {
+            withPath(err, `[${i}]`);
+          }
+        }
+        return;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) throw unencodable(value);
+      const obj = value as Record<string, unknown>;
+      for (const key of Object.keys(obj)) {
+        try {
+          checkString(key);
+          check(obj[key], depth + 1);
+        } catch (err) {
+          withPath(err, keySegment(key));
+        }
+      }
+      return;
+    }
+    default:
+      throw unencodable(value);
+  }
+}
