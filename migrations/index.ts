@@ -4,7 +4,9 @@
  */
 import type { Migration } from 'kysely';
 import * as m0001 from './0001_server_meta.js';
+import * as m0002 from './0002_accounts.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
+  '0002_accounts': m0002,
 };

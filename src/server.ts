@@ -8,7 +8,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { HomeserverConfig, ListenerConfig } from './config/types.js';
 import { type BuildOptions, buildApp } from './http/app.js';
-import type { AppContext } from './http/context.js';
+import type { AppContext, Services } from './http/context.js';
+import { AccountsService } from './services/accounts.js';
+import { AuthService } from './services/auth.js';
+import { RateLimiter } from './services/rate-limit.js';
+import { UiaService } from './services/uia.js';
+import { passwordHasher } from './services/passwords.js';
 import { loadServerKeys } from './services/server-keys.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
@@ -82,7 +87,17 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       logger.info({ database: database.description }, 'using PostgreSQL');
     }
 
-    const ctx: AppContext = { config, database, keys, logger };
+    const auth = new AuthService(database, config, logger);
+    const passwords = passwordHasher(config.bcrypt_rounds, config.password_config.pepper);
+    const uia = new UiaService(database.db);
+    const services: Services = {
+      auth,
+      passwords,
+      uia,
+      accounts: new AccountsService(database, config, passwords, auth, uia),
+      rateLimiter: new RateLimiter(),
+    };
+    const ctx: AppContext = { config, database, keys, logger, services };
     const urls: string[] = [];
     for (const listener of config.listeners) {
       if (listener.type !== 'http') {

@@ -1,6 +1,11 @@
 /** What every API plugin is given: configuration, database, keys, logger. */
 import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../config/types.js';
+import type { AccountsService } from '../services/accounts.js';
+import type { AuthService } from '../services/auth.js';
+import type { RateLimiter } from '../services/rate-limit.js';
+import type { UiaService } from '../services/uia.js';
+import type { PasswordHasher } from '../services/passwords.js';
 import type { ServerKeys } from '../services/server-keys.js';
 import type { Database } from '../storage/database.js';
 
@@ -9,6 +14,16 @@ export interface AppContext {
   readonly database: Database;
   readonly keys: ServerKeys;
   readonly logger: Logger;
+  readonly services: Services;
+}
+
+/** Services shared across API areas; area-specific ones are built inside their plugin. */
+export interface Services {
+  readonly auth: AuthService;
+  readonly passwords: PasswordHasher;
+  readonly accounts: AccountsService;
+  readonly uia: UiaService;
+  readonly rateLimiter: RateLimiter;
 }
 
 export interface PluginOptions {

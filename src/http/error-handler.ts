@@ -5,7 +5,7 @@
  * request id, never with a stack trace sent to the client).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { MatrixError } from './matrix-error.js';
+import { MatrixError } from '../matrix-error.js';
 
 const ROUTE_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
 

@@ -4,7 +4,7 @@
  * Synapse parses it as JSON all the same. An empty body is no body.
  */
 import type { FastifyInstance } from 'fastify';
-import { notJson } from './matrix-error.js';
+import { notJson } from '../matrix-error.js';
 
 export function installJsonBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();

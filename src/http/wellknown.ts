@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { PluginOptions } from './context.js';
-import { unrecognized } from './matrix-error.js';
+import { unrecognized } from '../matrix-error.js';
 
 export const wellKnownPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { config } = ctx;

@@ -2,6 +2,7 @@
  * Table shapes for kysely. One interface per table, grouped by family; each
  * family's queries live in their own module beside this file.
  */
+import type { Generated } from 'kysely';
 
 export interface ServerMetaTable {
   key: string;
@@ -11,4 +12,109 @@ export interface ServerMetaTable {
 
 export interface Schema {
   server_meta: ServerMetaTable;
+  users: UsersTable;
+  profiles: ProfilesTable;
+  devices: DevicesTable;
+  access_tokens: AccessTokensTable;
+  refresh_tokens: RefreshTokensTable;
+  user_ips: UserIpsTable;
+  registration_tokens: RegistrationTokensTable;
+  ui_auth_sessions: UiAuthSessionsTable;
+  ui_auth_session_credentials: UiAuthSessionCredentialsTable;
+  account_data: AccountDataTable;
+}
+
+export interface UsersTable {
+  user_id: string;
+  localpart: string;
+  password_hash: string | null;
+  admin: Generated<boolean>;
+  is_guest: Generated<boolean>;
+  deactivated: Generated<boolean>;
+  erased: Generated<boolean>;
+  shadow_banned: Generated<boolean>;
+  locked: Generated<boolean>;
+  user_type: string | null;
+  appservice_id: string | null;
+  creation_ts: Generated<number>;
+}
+
+export interface ProfilesTable {
+  user_id: string;
+  displayname: string | null;
+  avatar_url: string | null;
+}
+
+export interface DevicesTable {
+  user_id: string;
+  device_id: string;
+  display_name: string | null;
+  last_seen_ts: number | null;
+  last_seen_ip: string | null;
+  last_seen_user_agent: string | null;
+  hidden: Generated<boolean>;
+  created_ts: Generated<number>;
+}
+
+export interface AccessTokensTable {
+  id: Generated<number>;
+  token_hash: string;
+  user_id: string;
+  device_id: string | null;
+  valid_until_ms: number | null;
+  refresh_token_id: number | null;
+  puppets_user_id: string | null;
+  used: Generated<boolean>;
+  created_ts: Generated<number>;
+}
+
+export interface RefreshTokensTable {
+  id: Generated<number>;
+  token_hash: string;
+  user_id: string;
+  device_id: string;
+  next_token_id: number | null;
+  expiry_ts: number | null;
+  ultimate_session_expiry_ts: number | null;
+  created_ts: Generated<number>;
+}
+
+export interface UserIpsTable {
+  user_id: string;
+  device_id: string;
+  ip: string;
+  user_agent: string;
+  last_seen: number;
+}
+
+export interface RegistrationTokensTable {
+  token: string;
+  uses_allowed: number | null;
+  pending: Generated<number>;
+  completed: Generated<number>;
+  expiry_time: number | null;
+}
+
+export interface UiAuthSessionsTable {
+  session_id: string;
+  creation_time: number;
+  uri: string;
+  method: string;
+  description: Generated<string>;
+  clientdict: Generated<Record<string, unknown>>;
+  serverdict: Generated<Record<string, unknown>>;
+}
+
+export interface UiAuthSessionCredentialsTable {
+  session_id: string;
+  stage_type: string;
+  result: unknown;
+}
+
+export interface AccountDataTable {
+  user_id: string;
+  room_id: Generated<string>;
+  type: string;
+  content: Record<string, unknown>;
+  stream_id: Generated<number>;
 }

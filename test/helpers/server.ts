@@ -33,6 +33,8 @@ export interface TestServerOptions {
   logLines?: string[];
 }
 
+const LOOSE = { per_second: 1000, burst_count: 1000 };
+
 /** The keys a test homeserver.yaml starts from; exported for tests that write their own. */
 export async function baseTestYaml(dir: string, serverName: string): Promise<{ yaml: Record<string, unknown>; dropDb?: () => Promise<void> }> {
   const keyPath = join(dir, `${serverName}.signing.key`);
@@ -45,6 +47,11 @@ export async function baseTestYaml(dir: string, serverName: string): Promise<{ y
     listeners: [{ port: 8008, type: 'http', bind_addresses: ['127.0.0.1'], x_forwarded: true, tls: false, resources: [{ names: ['client', 'federation'], compress: false }] }],
     report_stats: false,
     suppress_key_server_warning: true,
+    // Fast hashes and generous limits; tests of those features set their own.
+    bcrypt_rounds: 4,
+    rc_login: { address: LOOSE, account: LOOSE, failed_attempts: LOOSE },
+    rc_registration: LOOSE,
+    rc_message: LOOSE,
   };
   if ((await testDatabaseKind()) === 'postgres') {
     const db = await createTestDatabase();

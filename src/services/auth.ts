@@ -1,0 +1,163 @@
+/**
+ * Who is calling: access tokens to requesters (with a small cache, since
+ * every client request asks), sessions (device + tokens) created for
+ * login and registration, and sign-out that takes effect at once.
+ */
+import type { Logger } from 'pino';
+import { parseDuration } from '../config/durations.js';
+import type { HomeserverConfig } from '../config/types.js';
+import { unknownToken } from '../matrix-error.js';
+import type { Database } from '../storage/database.js';
+import { recordClientIp, upsertDevice } from '../storage/devices.js';
+import type { Schema } from '../storage/schema.js';
+import { deleteTokens, findAccessToken, insertAccessToken, insertRefreshToken, type TokenOwner } from '../storage/tokens.js';
+import type { Kysely, Transaction } from 'kysely';
+import { newAccessToken, newDeviceId, newRefreshToken, tokenHash } from './tokens.js';
+
+export interface Requester {
+  userId: string;
+  localpart: string;
+  deviceId: string | null;
+  tokenId: number;
+  isGuest: boolean;
+  isAdmin: boolean;
+  shadowBanned: boolean;
+}
+
+export interface NewSession {
+  access_token: string;
+  device_id: string;
+  refresh_token?: string;
+  expires_in_ms?: number;
+}
+
+const CACHE_TTL_MS = 60_000;
+const CACHE_MAX = 10_000;
+/** How often one token's address and user agent are written: Synapse batches these too. */
+const IP_WRITE_INTERVAL_MS = 60_000;
+
+export function localpartOf(userId: string): string {
+  const i = userId.indexOf(':');
+  return userId.slice(1, i < 0 ? undefined : i);
+}
+
+export class AuthService {
+  private readonly cache = new Map<string, { owner: TokenOwner; expires: number }>();
+  private readonly ipSeen = new Map<string, number>();
+
+  constructor(
+    private readonly database: Database,
+    private readonly config: HomeserverConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The requester for a token; throws M_UNKNOWN_TOKEN (soft_logout when merely expired). */
+  async authenticate(token: string, ip: string, userAgent: string, now = Date.now()): Promise<Requester> {
+    const hash = tokenHash(token);
+    let owner: TokenOwner | undefined;
+    const hit = this.cache.get(hash);
+    if (hit && hit.expires > now) owner = hit.owner;
+    else {
+      owner = await findAccessToken(this.database.db, hash);
+      if (owner) {
+        if (this.cache.size >= CACHE_MAX) this.cache.clear();
+        this.cache.set(hash, { owner, expires: now + CACHE_TTL_MS });
+      } else this.cache.delete(hash);
+    }
+    if (!owner || owner.deactivated) throw unknownToken();
+    if (owner.valid_until_ms !== null && owner.valid_until_ms < now) throw unknownToken(true);
+    this.noteClientIp(hash, owner, ip, userAgent, now);
+    const userId = owner.puppets_user_id ?? owner.user_id;
+    return {
+      userId,
+      localpart: localpartOf(userId),
+      deviceId: owner.device_id,
+      tokenId: owner.token_id,
+      isGuest: owner.is_guest,
+      isAdmin: owner.admin,
+      shadowBanned: owner.shadow_banned,
+    };
+  }
+
+  private noteClientIp(hash: string, owner: TokenOwner, ip: string, userAgent: string, now: number): void {
+    const key = `${hash}\u0000${ip}\u0000${userAgent}`;
+    const last = this.ipSeen.get(key);
+    if (last !== undefined && now - last < IP_WRITE_INTERVAL_MS) return;
+    if (this.ipSeen.size >= CACHE_MAX) this.ipSeen.clear();
+    this.ipSeen.set(key, now);
+    recordClientIp(this.database.db, owner.user_id, owner.device_id, ip, userAgent, now).catch((err: unknown) =>
+      this.logger.warn({ err }, 'could not record client address'),
+    );
+  }
+
+  /**
+   * Creates (or reuses) a device and hands out a new access token for it,
+   * plus a refresh token when the client asked for one. Runs inside the
+   * caller's transaction when given one.
+   */
+  async createSession(
+    db: Kysely<Schema> | Transaction<Schema>,
+    opts: { userId: string; deviceId?: string | null; displayName?: string | null; refreshable?: boolean; now?: number },
+  ): Promise<NewSession> {
+    const now = opts.now ?? Date.now();
+    const deviceId = opts.deviceId || newDeviceId();
+    const localpart = localpartOf(opts.userId);
+    await upsertDevice(db, opts.userId, deviceId, opts.displayName ?? null);
+    const accessToken = newAccessToken(localpart);
+    const session: NewSession = { access_token: accessToken, device_id: deviceId };
+    let refreshTokenId: number | null = null;
+    let validUntil: number | null = null;
+    if (opts.refreshable) {
+      const lifetime = this.refreshableLifetimeMs();
+      const refreshToken = newRefreshToken(localpart);
+      const refreshLifetime = this.refreshTokenLifetimeMs();
+      refreshTokenId = await insertRefreshToken(db, {
+        tokenHash: tokenHash(refreshToken),
+        userId: opts.userId,
+        deviceId,
+        expiryTs: refreshLifetime === null ? null : now + refreshLifetime,
+        ultimateSessionExpiryTs: null,
+      });
+      validUntil = now + lifetime;
+      session.refresh_token = refreshToken;
+      session.expires_in_ms = lifetime;
+    }
+    await insertAccessToken(db, { tokenHash: tokenHash(accessToken), userId: opts.userId, deviceId, validUntilMs: validUntil, refreshTokenId });
+    return session;
+  }
+
+  /** Synapse's `refreshable_access_token_lifetime` (default 5 minutes). */
+  refreshableLifetimeMs(): number {
+    const v = this.config.raw['refreshable_access_token_lifetime'];
+    return parseLifetime(v) ?? 5 * 60_000;
+  }
+
+  /** Synapse's `refresh_token_lifetime` (default: none). */
+  refreshTokenLifetimeMs(): number | null {
+    return parseLifetime(this.config.raw['refresh_token_lifetime']) ?? null;
+  }
+
+  /** Signs out devices (or all of a user's sessions), effective for the very next request. */
+  async signOut(db: Kysely<Schema> | Transaction<Schema>, userId: string, opts: { deviceIds?: string[]; exceptTokenId?: number } = {}): Promise<void> {
+    const hashes = await deleteTokens(db, userId, opts);
+    this.forget(hashes);
+  }
+
+  /** Drops cached tokens; call after deleting tokens or changing a user's flags. */
+  forget(hashes: string[]): void {
+    for (const h of hashes) this.cache.delete(h);
+  }
+
+  forgetUser(userId: string): void {
+    for (const [h, e] of this.cache) if (e.owner.user_id === userId) this.cache.delete(h);
+  }
+}
+
+function parseLifetime(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  try {
+    return parseDuration(v);
+  } catch {
+    return undefined;
+  }
+}
