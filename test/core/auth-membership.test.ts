@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkAuth } from '../../src/core/auth/index.js';
+import { eventId } from '../../src/core/event-id.js';
 import {
   ALICE,
   ALL_VERSIONS,
@@ -354,4 +355,36 @@ describe('v12 creators in membership rules', () => {
 
 it('fixture sanity: every version builds a room where the creator is joined', () => {
   for (const v of ALL_VERSIONS) expect(standardRoom(v).state.size).toBe(4);
+});
+
+describe('m.room.member join: create events without an event_id (v3+ as received)', () => {
+  it.each(['3', '4', '10', '11'])("v%s: the creator's first join is allowed when prev_events holds the create event's hash id", (v) => {
+    const create = {
+      room_id: '!room:example.org',
+      sender: ALICE,
+      origin_server_ts: 1,
+      type: 'm.room.create',
+      state_key: '',
+      content: Number(v) >= 11 ? { room_version: v } : { creator: ALICE, room_version: v },
+      prev_events: [],
+      auth_events: [],
+      depth: 1,
+      hashes: { sha256: 'x' },
+      signatures: {},
+    };
+    const createId = eventId(create, v);
+    const join = {
+      room_id: '!room:example.org',
+      sender: ALICE,
+      origin_server_ts: 2,
+      type: 'm.room.member',
+      state_key: ALICE,
+      content: { membership: 'join' },
+      prev_events: [createId],
+      auth_events: [createId],
+      depth: 2,
+    };
+    expectAllowed(checkAuth(v, join, [create]));
+    expectDenied(checkAuth(v, { ...join, prev_events: ['$somethingelse'] }, [create]), /join rule is invite/);
+  });
 });

@@ -4,6 +4,7 @@
  * (v7+) knock, with restricted joins (v8+) and `knock_restricted` (v10+).
  */
 import type { AuthResult, JsonObject, PDU } from '../pdu.js';
+import { eventId } from '../event-id.js';
 import type { RoomVersion } from '../room-versions.js';
 import { domainOf } from './ids.js';
 import { isObject, stringAt } from './json.js';
@@ -25,11 +26,21 @@ function joinRuleOf(joinRules: PDU | undefined): string | undefined {
   return stringAt(joinRules.content, 'join_rule');
 }
 
-/** The create event's id: its `event_id`, or (v12+) the room id with `$` for `!`. */
+/**
+ * The create event's id: its `event_id`; (v12+) the room id with `$` for
+ * `!`; otherwise (v3-v11, where ids are hashes and events do not carry
+ * them) its reference hash. Only the creator's first join asks, so the hash
+ * is rarely computed.
+ */
 function createEventId(rv: RoomVersion, create: PDU, roomId: string): string | undefined {
   if (typeof create.event_id === 'string') return create.event_id;
   if (rv.roomIdFromCreateEvent && roomId.startsWith('!')) return `$${roomId.slice(1)}`;
-  return undefined;
+  if (rv.eventIdFormat === 'v1') return undefined;
+  try {
+    return eventId(create, rv.id);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The user the creator-join rule means: `content.creator` (v1-v10) or the create's sender (v11+). */
