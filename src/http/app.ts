@@ -5,13 +5,26 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { ListenerConfig } from '../config/types.js';
+import { adminDevicesPlugin } from './admin/devices.js';
+import { adminRegistrationTokensPlugin } from './admin/registration-tokens.js';
+import { adminServerPlugin } from './admin/server.js';
+import { sharedSecretRegisterPlugin } from './admin/shared-secret-register.js';
+import { adminUsersPlugin } from './admin/users.js';
+import { accountPlugin } from './client/account.js';
+import { accountDataPlugin } from './client/account-data.js';
+import { capabilitiesPlugin } from './client/capabilities.js';
+import { devicesPlugin } from './client/devices.js';
 import { loginFlowsPlugin } from './client/login.js';
+import { logoutPlugin } from './client/logout.js';
+import { profilePlugin } from './client/profile.js';
+import { registerPlugin } from './client/register.js';
 import { versionsPlugin } from './client/versions.js';
+import { voipPlugin } from './client/voip.js';
 import type { AppContext, PluginOptions } from './context.js';
 import { installCors } from './cors.js';
-import { installErrorHandlers } from './error-handler.js';
+import { installErrorHandlers, toMatrixError } from './error-handler.js';
 import { keyServerPlugin } from './federation/keys.js';
 import { federationVersionPlugin } from './federation/version.js';
 import { healthPlugin, landingPlugin } from './health.js';
@@ -57,6 +70,13 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1000 },
+    // A URL fastify cannot even route (bad percent-encoding) is still a Matrix error.
+    frameworkErrors: (error, _req, res) => {
+      const m = toMatrixError(error);
+      const reply = res as unknown as FastifyReply;
+      if (m.statusCode >= 500) void reply.code(400).send({ errcode: 'M_UNRECOGNIZED', error: 'Bad request' });
+      else void reply.code(m.statusCode).send(m.toJSON());
+    },
     serverFactory: (h) => {
       handler = h as RequestHandler;
       return createServer(h) as Server;
@@ -78,7 +98,20 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
     await app.register(wellKnownPlugin, opts);
     await app.register(versionsPlugin, opts);
     await app.register(loginFlowsPlugin, opts);
+    await app.register(voipPlugin, opts);
   }
+  if (areas.has('client')) await app.register(adminServerPlugin, opts);
+  if (areas.has('client')) await app.register(adminRegistrationTokensPlugin, opts);
+  if (areas.has('client')) await app.register(adminUsersPlugin, opts);
+  if (areas.has('client')) await app.register(adminDevicesPlugin, opts);
+  if (areas.has('client')) await app.register(registerPlugin, opts);
+  if (areas.has('client')) await app.register(sharedSecretRegisterPlugin, opts);
+  if (areas.has('client')) await app.register(logoutPlugin, opts);
+  if (areas.has('client')) await app.register(accountPlugin, opts);
+  if (areas.has('client')) await app.register(devicesPlugin, opts);
+  if (areas.has('client')) await app.register(profilePlugin, opts);
+  if (areas.has('client')) await app.register(accountDataPlugin, opts);
+  if (areas.has('client')) await app.register(capabilitiesPlugin, opts);
   if (areas.has('federation')) await app.register(federationVersionPlugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);
   for (const plugin of options.extraPlugins ?? []) await app.register(plugin, opts);

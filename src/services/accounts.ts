@@ -124,9 +124,14 @@ export class AccountsService {
    * Sets a new password. With `logoutDevices`, every other session of the
    * user ends (all but the token `exceptTokenId`, when given).
    */
-  async changePassword(db: Db, userId: string, newPassword: string, opts: { logoutDevices: boolean; exceptTokenId?: number }): Promise<void> {
+  async changePassword(db: Db, userId: string, newPassword: string, opts: { logoutDevices: boolean; exceptTokenId?: number; exceptDeviceId?: string | null }): Promise<void> {
     await setPasswordHash(db, userId, await this.passwords.hash(newPassword));
-    if (opts.logoutDevices) await this.auth.signOut(db, userId, { exceptTokenId: opts.exceptTokenId });
+    if (!opts.logoutDevices) return;
+    await this.auth.signOut(db, userId, { exceptTokenId: opts.exceptTokenId });
+    // The other devices go too, as Synapse removes them; the caller's own stays.
+    let q = db.deleteFrom('devices').where('user_id', '=', userId);
+    if (opts.exceptDeviceId) q = q.where('device_id', '!=', opts.exceptDeviceId);
+    await q.execute();
   }
 
   /**
@@ -134,7 +139,12 @@ export class AccountsService {
    * `erase`, the profile is cleared too. (Leaving rooms comes with rooms.)
    */
   async deactivate(db: Db, userId: string, opts: { erase: boolean }): Promise<void> {
-    await db.updateTable('users').set({ deactivated: true, password_hash: null, erased: opts.erase }).where('user_id', '=', userId).execute();
+    // Erasure is never undone by a later deactivation without it.
+    await db
+      .updateTable('users')
+      .set(opts.erase ? { deactivated: true, password_hash: null, erased: true } : { deactivated: true, password_hash: null })
+      .where('user_id', '=', userId)
+      .execute();
     await this.auth.signOut(db, userId);
     await db.deleteFrom('devices').where('user_id', '=', userId).execute();
     if (opts.erase) await db.updateTable('profiles').set({ displayname: null, avatar_url: null }).where('user_id', '=', userId).execute();

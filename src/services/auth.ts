@@ -6,11 +6,11 @@
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/durations.js';
 import type { HomeserverConfig } from '../config/types.js';
-import { unknownToken } from '../matrix-error.js';
+import { MatrixError, unknownToken } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
 import { recordClientIp, upsertDevice } from '../storage/devices.js';
 import type { Schema } from '../storage/schema.js';
-import { deleteTokens, findAccessToken, insertAccessToken, insertRefreshToken, type TokenOwner } from '../storage/tokens.js';
+import { deleteTokens, findAccessToken, insertAccessToken, insertRefreshToken, markAccessTokenUsed, type TokenOwner } from '../storage/tokens.js';
 import type { Kysely, Transaction } from 'kysely';
 import { newAccessToken, newDeviceId, newRefreshToken, tokenHash } from './tokens.js';
 
@@ -32,6 +32,8 @@ export interface NewSession {
 }
 
 const CACHE_TTL_MS = 60_000;
+/** Long enough for any transaction that signs a user out to have committed. */
+const UNCACHEABLE_MS = 30_000;
 const CACHE_MAX = 10_000;
 /** How often one token's address and user agent are written: Synapse batches these too. */
 const IP_WRITE_INTERVAL_MS = 60_000;
@@ -44,6 +46,12 @@ export function localpartOf(userId: string): string {
 export class AuthService {
   private readonly cache = new Map<string, { owner: TokenOwner; expires: number }>();
   private readonly ipSeen = new Map<string, number>();
+  /**
+   * Tokens (and users) being signed out: not cached until the change has
+   * surely committed, so a request racing the sign-out's transaction cannot
+   * put the old row back into the cache.
+   */
+  private readonly noCache = new Map<string, number>();
 
   constructor(
     private readonly database: Database,
@@ -59,13 +67,22 @@ export class AuthService {
     if (hit && hit.expires > now) owner = hit.owner;
     else {
       owner = await findAccessToken(this.database.db, hash);
-      if (owner) {
+      if (owner && !this.uncacheable(hash, owner.user_id, now)) {
         if (this.cache.size >= CACHE_MAX) this.cache.clear();
         this.cache.set(hash, { owner, expires: now + CACHE_TTL_MS });
       } else this.cache.delete(hash);
     }
     if (!owner || owner.deactivated) throw unknownToken();
+    if (owner.locked) {
+      throw new MatrixError(401, 'M_USER_LOCKED', 'User account has been locked', { soft_logout: true });
+    }
     if (owner.valid_until_ms !== null && owner.valid_until_ms < now) throw unknownToken(true);
+    if (owner.refresh_token_id !== null && !owner.used) {
+      // The first use of a refreshed access token retires the refresh token
+      // that came before it (the spec's rotation); the cached row learns it too.
+      await markAccessTokenUsed(this.database.db, owner.token_id);
+      owner.used = true;
+    }
     this.noteClientIp(hash, owner, ip, userAgent, now);
     const userId = owner.puppets_user_id ?? owner.user_id;
     return {
@@ -144,12 +161,31 @@ export class AuthService {
   }
 
   /** Drops cached tokens; call after deleting tokens or changing a user's flags. */
-  forget(hashes: string[]): void {
-    for (const h of hashes) this.cache.delete(h);
+  forget(hashes: string[], now = Date.now()): void {
+    for (const h of hashes) {
+      this.cache.delete(h);
+      this.markUncacheable(h, now);
+    }
   }
 
-  forgetUser(userId: string): void {
+  forgetUser(userId: string, now = Date.now()): void {
     for (const [h, e] of this.cache) if (e.owner.user_id === userId) this.cache.delete(h);
+    this.markUncacheable(`user:${userId}`, now);
+  }
+
+  private markUncacheable(key: string, now: number): void {
+    if (this.noCache.size >= CACHE_MAX) this.noCache.clear();
+    this.noCache.set(key, now + UNCACHEABLE_MS);
+  }
+
+  private uncacheable(hash: string, userId: string, now: number): boolean {
+    for (const key of [hash, `user:${userId}`]) {
+      const until = this.noCache.get(key);
+      if (until === undefined) continue;
+      if (until > now) return true;
+      this.noCache.delete(key);
+    }
+    return false;
   }
 }
 

@@ -187,3 +187,11 @@ describe('proxying and logs', () => {
     expect(all).not.toContain('syt_c2VjcmV0_abcdef_123456');
   });
 });
+
+describe('unroutable URLs', () => {
+  it('a bad percent-encoding is a Matrix error, not fastify\'s', async () => {
+    const res = await fetch(`${t.url}/_matrix/client/v3/profile/%ZZ`);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errcode?: string }).errcode).toMatch(/^M_/);
+  });
+});

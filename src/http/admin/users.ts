@@ -1,0 +1,362 @@
+/**
+ * The user admin API, with Synapse's shapes: list (v2 and v3), query,
+ * create or modify (v2 PUT), deactivate, reset password, whois, the admin
+ * flag, joined rooms, username availability.
+ *
+ * Changes to a user's flags or sessions are made in one transaction, and
+ * the auth cache forgets the user once it has committed, so the change
+ * applies to that user's very next request.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Kysely, Transaction } from 'kysely';
+import { forbidden, invalidParam, MatrixError } from '../../matrix-error.js';
+import type { Requester } from '../../services/auth.js';
+import {
+  deleteDeviceRows,
+  joinedRoomIds,
+  lastSeenOf,
+  listUserDevices,
+  listUsers,
+  reactivateUser,
+  setAdmin,
+  setLocked,
+  setProfileFields,
+  setUserType,
+  USER_ORDER_BY,
+  userConnections,
+} from '../../storage/admin-users.js';
+import type { Schema } from '../../storage/schema.js';
+import { getProfile, getUser, type UserRow } from '../../storage/users.js';
+import { requireAdmin, requireUser } from '../auth.js';
+import type { AppContext, PluginOptions } from '../context.js';
+import {
+  jsonObjectBody,
+  localUserId,
+  parseUserId,
+  queryBoolean,
+  queryEnum,
+  queryInteger,
+  queryRequiredString,
+  queryString,
+  queryStrings,
+  requireParams,
+  userNotFound,
+} from './params.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+type UserParams = { Params: { userId: string } };
+
+/** Synapse's MAX_DISPLAYNAME_LEN and MAX_AVATAR_URL_LEN. */
+const MAX_DISPLAYNAME_LEN = 256;
+const MAX_AVATAR_URL_LEN = 1000;
+const MAX_PASSWORD_LEN = 512;
+
+/** GET /_synapse/admin/v2/users/<user_id>: Synapse's fields, creation_ts in seconds as Synapse stores it. */
+export async function userDetails(db: Db, user: UserRow): Promise<Record<string, unknown>> {
+  const [profile, lastSeen] = await Promise.all([getProfile(db, user.user_id), lastSeenOf(db, user.user_id)]);
+  return {
+    name: user.user_id,
+    admin: user.admin,
+    deactivated: user.deactivated,
+    locked: user.locked,
+    shadow_banned: user.shadow_banned,
+    creation_ts: Math.floor(user.creation_ts / 1000),
+    appservice_id: user.appservice_id,
+    consent_server_notice_sent: null,
+    consent_version: null,
+    consent_ts: null,
+    user_type: user.user_type,
+    is_guest: user.is_guest,
+    suspended: false,
+    displayname: profile?.displayname ?? null,
+    avatar_url: profile?.avatar_url ?? null,
+    threepids: [],
+    external_ids: [],
+    erased: user.erased,
+    last_seen_ts: lastSeen,
+  };
+}
+
+/** `user_types` from homeserver.yaml: the default type for new users and the extra allowed ones. */
+function userTypesConfig(ctx: AppContext): { defaultType: string | null; allowed: Set<string> } {
+  const raw = ctx.config.raw['user_types'];
+  const cfg = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const extra = Array.isArray(cfg['extra_user_types']) ? cfg['extra_user_types'].filter((t): t is string => typeof t === 'string') : [];
+  const def = typeof cfg['default_user_type'] === 'string' ? cfg['default_user_type'] : null;
+  return { defaultType: def, allowed: new Set(['bot', 'support', ...extra]) };
+}
+
+function canChangePassword(ctx: AppContext): boolean {
+  return ctx.config.password_config.enabled && ctx.config.password_config.localdb_enabled;
+}
+
+function optionalBoolean(body: Record<string, unknown>, key: string, message: string, errcode = 'M_UNKNOWN'): boolean | undefined {
+  if (!(key in body)) return undefined;
+  const v = body[key];
+  if (typeof v !== 'boolean') throw new MatrixError(400, errcode, message);
+  return v;
+}
+
+/** threepids / external_ids: Axon stores neither yet, so only an empty list (or none) is accepted. */
+function checkUnsupportedList(body: Record<string, unknown>, key: string, required: string[], what: string): void {
+  const v = body[key];
+  if (v === undefined || v === null) return;
+  if (!Array.isArray(v)) throw invalidParam(`${key} must be a list`);
+  for (const item of v) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw invalidParam(`${key} must be a list of objects`);
+    requireParams(item as Record<string, unknown>, required);
+  }
+  if (v.length > 0) throw invalidParam(`${what} are not supported by this server yet`);
+}
+
+function parseDisplayname(v: unknown): string | null {
+  if (typeof v !== 'string') throw invalidParam("'displayname' must be a string");
+  if (v.length > MAX_DISPLAYNAME_LEN) throw new MatrixError(400, 'M_UNKNOWN', `Displayname is too long (max ${MAX_DISPLAYNAME_LEN})`);
+  return v === '' ? null : v.trim();
+}
+
+function parseAvatarUrl(v: unknown): string | null {
+  if (typeof v !== 'string') throw invalidParam("'avatar_url' must be a string");
+  if (v.length > MAX_AVATAR_URL_LEN) throw new MatrixError(400, 'M_UNKNOWN', `Avatar URL is too long (max ${MAX_AVATAR_URL_LEN})`);
+  return v === '' ? null : v;
+}
+
+export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const { accounts, auth } = ctx.services;
+  const db = () => ctx.database.db;
+
+  /**
+   * After a password change that logs the user out, their devices go too
+   * (all but the caller's own, when admins reset their own password), as
+   * Synapse's password reset does.
+   */
+  /** An admin changing their own password keeps the session they are using. */
+  function keepOwnSession(userId: string, requester: Requester): { exceptTokenId?: number; exceptDeviceId?: string | null } {
+    return userId === requester.userId ? { exceptTokenId: requester.tokenId, exceptDeviceId: requester.deviceId } : {};
+  }
+
+  async function existingLocalUser(raw: string, notLocal: string): Promise<UserRow> {
+    const userId = localUserId(ctx, raw, notLocal);
+    const user = await getUser(db(), userId);
+    if (!user) throw userNotFound();
+    return user;
+  }
+
+  // ---- list ----
+  const listHandler = (version: 'v2' | 'v3') => async (req: FastifyRequest) => {
+    await requireAdmin(ctx, req);
+    const from = queryInteger(req, 'from') ?? 0;
+    const limit = queryInteger(req, 'limit') ?? 100;
+    const userIdFilter = queryString(req, 'user_id');
+    const name = queryString(req, 'name');
+    const guests = queryBoolean(req, 'guests') ?? true;
+    const deactivatedParam = queryBoolean(req, 'deactivated');
+    // v2: `true` includes deactivated users, otherwise they are left out. v3: a plain filter.
+    const deactivated = version === 'v2' ? (deactivatedParam ? undefined : false) : deactivatedParam;
+    const locked = queryBoolean(req, 'locked') ?? false;
+    const admins = queryBoolean(req, 'admins');
+    const orderBy = queryEnum(req, 'order_by', USER_ORDER_BY) ?? 'name';
+    const dir = queryEnum(req, 'dir', ['b', 'f'] as const) ?? 'f';
+    const notUserTypes = queryStrings(req, 'not_user_type');
+
+    const { users, total } = await listUsers(db(), {
+      from,
+      limit,
+      name: name || undefined,
+      userId: userIdFilter || undefined,
+      guests,
+      deactivated,
+      admins,
+      locked,
+      notUserTypes,
+      orderBy,
+      dir,
+    });
+    const res: Record<string, unknown> = { users, total };
+    if (from + limit < total) res['next_token'] = String(from + users.length);
+    return res;
+  };
+  app.get('/_synapse/admin/v2/users', listHandler('v2'));
+  app.get('/_synapse/admin/v3/users', listHandler('v3'));
+
+  // ---- query one ----
+  app.get<UserParams>('/_synapse/admin/v2/users/:userId', async (req) => {
+    await requireAdmin(ctx, req);
+    const user = await existingLocalUser(req.params.userId, 'Can only look up local users');
+    return userDetails(db(), user);
+  });
+
+  // ---- create or modify ----
+  app.put<UserParams>('/_synapse/admin/v2/users/:userId', async (req, reply) => {
+    const requester = await requireAdmin(ctx, req);
+    const userId = parseUserId(req.params.userId);
+    const body = jsonObjectBody(req);
+    if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_UNKNOWN', 'This endpoint can only be used with local users');
+
+    checkUnsupportedList(body, 'threepids', ['medium', 'address'], 'Third-party identifiers (threepids)');
+    checkUnsupportedList(body, 'external_ids', ['auth_provider', 'external_id'], 'External ids');
+
+    const types = userTypesConfig(ctx);
+    const userType = body['user_type'] ?? null;
+    if (userType !== null && (typeof userType !== 'string' || !types.allowed.has(userType))) {
+      throw new MatrixError(400, 'M_UNKNOWN', 'Invalid user type');
+    }
+    const setAdminTo = optionalBoolean(body, 'admin', "Param 'admin' must be a boolean, if given", 'M_BAD_JSON');
+    const password = body['password'] ?? null;
+    if (password !== null && (typeof password !== 'string' || password.length > MAX_PASSWORD_LEN)) {
+      throw new MatrixError(400, 'M_UNKNOWN', 'Invalid password');
+    }
+    const logoutDevices = optionalBoolean(body, 'logout_devices', "'logout_devices' parameter is not of type boolean") ?? true;
+    const deactivate = optionalBoolean(body, 'deactivated', "'deactivated' parameter is not of type boolean");
+    const lock = optionalBoolean(body, 'locked', "'locked' parameter is not of type boolean");
+    if (deactivate && lock) throw new MatrixError(400, 'M_UNKNOWN', "An user can't be deactivated and locked");
+    const displayname = 'displayname' in body ? parseDisplayname(body['displayname']) : undefined;
+    const avatarUrl = 'avatar_url' in body ? parseAvatarUrl(body['avatar_url']) : undefined;
+    if (typeof password === 'string' && !canChangePassword(ctx)) throw forbidden('Password change disabled');
+    if (userId === requester.userId && setAdminTo === false) throw new MatrixError(400, 'M_UNKNOWN', 'You may not demote yourself.');
+
+    const localpart = userId.slice(1, userId.indexOf(':'));
+    const result = await db()
+      .transaction()
+      .execute(async (tx) => {
+        let user = await getUser(tx, userId);
+        if (!user) {
+          accounts.validateLocalpart(localpart, { allowNumeric: true, allowUnderscore: true });
+          const created = await accounts.createUser(tx, {
+            localpart,
+            password: typeof password === 'string' ? password : null,
+            admin: setAdminTo ?? false,
+            userType: typeof userType === 'string' ? userType : types.defaultType,
+            displayname: displayname ?? null,
+          });
+          if (created) {
+            // createUser defaults the display name to the localpart; an explicit "" clears it.
+            await setProfileFields(tx, userId, {
+              ...(displayname === null ? { displayname: null } : {}),
+              ...(avatarUrl !== undefined ? { avatar_url: avatarUrl } : {}),
+            });
+            return { created: true };
+          }
+          // Someone else created it a moment ago: modify that user instead.
+          user = await getUser(tx, userId);
+          if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User could not be created');
+        }
+
+        await setProfileFields(tx, userId, {
+          ...(displayname !== undefined ? { displayname } : {}),
+          ...(avatarUrl !== undefined ? { avatar_url: avatarUrl } : {}),
+        });
+        if (setAdminTo !== undefined && setAdminTo !== user.admin) await setAdmin(tx, userId, setAdminTo);
+        if (typeof password === 'string') {
+          await accounts.changePassword(tx, userId, password, { logoutDevices, ...keepOwnSession(userId, requester) });
+        }
+        if (deactivate === true && !user.deactivated) await accounts.deactivate(tx, userId, { erase: user.erased });
+        else if (deactivate === false && user.deactivated) await reactivateUser(tx, userId);
+        if (lock !== undefined && lock !== user.locked) await setLocked(tx, userId, lock);
+        if ('user_type' in body) await setUserType(tx, userId, typeof userType === 'string' ? userType : null);
+        return { created: false };
+      });
+    auth.forgetUser(userId);
+
+    const user = await getUser(db(), userId);
+    if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User vanished');
+    return reply.code(result.created ? 201 : 200).send(await userDetails(db(), user));
+  });
+
+  // ---- deactivate ----
+  app.post<UserParams>('/_synapse/admin/v1/deactivate/:userId', async (req) => {
+    await requireAdmin(ctx, req);
+    const user = await existingLocalUser(req.params.userId, 'Can only deactivate local users');
+    const body = jsonObjectBody(req, { allowEmpty: true });
+    const erase = optionalBoolean(body, 'erase', "Param 'erase' must be a boolean, if given", 'M_BAD_JSON') ?? false;
+    // Deactivating again never lifts an earlier erasure.
+    await db()
+      .transaction()
+      .execute((tx) => accounts.deactivate(tx, user.user_id, { erase: erase || user.erased }));
+    auth.forgetUser(user.user_id);
+    return { id_server_unbind_result: 'success' };
+  });
+
+  // ---- reset password ----
+  app.post<UserParams>('/_synapse/admin/v1/reset_password/:userId', async (req) => {
+    const requester = await requireAdmin(ctx, req);
+    const userId = parseUserId(req.params.userId);
+    const body = jsonObjectBody(req);
+    requireParams(body, ['new_password']);
+    const newPassword = body['new_password'];
+    if (typeof newPassword !== 'string') throw invalidParam('new_password must be a string');
+    const logoutDevices = optionalBoolean(body, 'logout_devices', "'logout_devices' parameter is not of type boolean") ?? true;
+    if (!canChangePassword(ctx)) throw forbidden('Password change disabled');
+    const user = accounts.isMine(userId) ? await getUser(db(), userId) : undefined;
+    if (!user) throw new MatrixError(404, 'M_NOT_FOUND', 'Unknown user');
+    await db()
+      .transaction()
+      .execute(async (tx) => {
+        await accounts.changePassword(tx, userId, newPassword, { logoutDevices, ...keepOwnSession(userId, requester) });
+      });
+    auth.forgetUser(userId);
+    return {};
+  });
+
+  // ---- whois (also the client-server API's /admin/whois) ----
+  const whois = async (req: FastifyRequest<UserParams>) => {
+    const requester = await requireUser(ctx, req);
+    const userId = parseUserId(req.params.userId);
+    if (userId !== requester.userId && !requester.isAdmin) throw forbidden('You are not a server admin');
+    if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_UNKNOWN', 'Can only whois a local user');
+    if (!(await getUser(db(), userId))) throw userNotFound();
+    const devices: Record<string, { sessions: { connections: { ip: string; last_seen: number; user_agent: string }[] }[] }> = {};
+    for (const c of await userConnections(db(), userId)) {
+      const entry = (devices[c.device_id] ??= { sessions: [{ connections: [] }] });
+      entry.sessions[0]!.connections.push({ ip: c.ip, last_seen: c.last_seen, user_agent: c.user_agent });
+    }
+    return { user_id: userId, devices };
+  };
+  app.get<UserParams>('/_synapse/admin/v1/whois/:userId', whois);
+  for (const v of ['r0', 'v3']) app.get<UserParams>(`/_matrix/client/${v}/admin/whois/:userId`, whois);
+
+  // ---- admin flag ----
+  app.get<UserParams>('/_synapse/admin/v1/users/:userId/admin', async (req) => {
+    await requireAdmin(ctx, req);
+    const user = await existingLocalUser(req.params.userId, 'Only local users can be admins of this homeserver');
+    return { admin: user.admin };
+  });
+
+  app.put<UserParams>('/_synapse/admin/v1/users/:userId/admin', async (req) => {
+    const requester = await requireAdmin(ctx, req);
+    const userId = parseUserId(req.params.userId);
+    const body = jsonObjectBody(req);
+    requireParams(body, ['admin']);
+    const admin = body['admin'];
+    if (typeof admin !== 'boolean') throw invalidParam("Param 'admin' must be a boolean");
+    if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_UNKNOWN', 'Only local users can be admins of this homeserver');
+    if (userId === requester.userId && !admin) throw new MatrixError(400, 'M_UNKNOWN', 'You may not demote yourself.');
+    await db()
+      .transaction()
+      .execute(async (tx) => {
+        if (!(await getUser(tx, userId))) throw userNotFound();
+        await setAdmin(tx, userId, admin);
+      });
+    auth.forgetUser(userId);
+    return {};
+  });
+
+  // ---- joined rooms ----
+  app.get<UserParams>('/_synapse/admin/v1/users/:userId/joined_rooms', async (req) => {
+    await requireAdmin(ctx, req);
+    const userId = parseUserId(req.params.userId);
+    // Remote users are answered from what this server knows of them, as Synapse does.
+    if (accounts.isMine(userId) && !(await getUser(db(), userId))) throw userNotFound();
+    const rooms = await joinedRoomIds(db(), userId);
+    return { joined_rooms: rooms, total: rooms.length };
+  });
+
+  // ---- username availability ----
+  app.get('/_synapse/admin/v1/username_available', async (req) => {
+    await requireAdmin(ctx, req);
+    const username = queryRequiredString(req, 'username');
+    accounts.validateLocalpart(username);
+    if (await getUser(db(), accounts.userId(username))) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+    return { available: true };
+  });
+};
