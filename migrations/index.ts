@@ -5,8 +5,10 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001_server_meta.js';
 import * as m0002 from './0002_accounts.js';
+import * as m0003 from './0003_registration.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
   '0002_accounts': m0002,
+  '0003_registration': m0003,
 };

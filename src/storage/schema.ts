@@ -22,6 +22,7 @@ export interface Schema {
   ui_auth_sessions: UiAuthSessionsTable;
   ui_auth_session_credentials: UiAuthSessionCredentialsTable;
   account_data: AccountDataTable;
+  registration_token_pending: RegistrationTokenPendingTable;
 }
 
 export interface UsersTable {
@@ -117,4 +118,11 @@ export interface AccountDataTable {
   type: string;
   content: Record<string, unknown>;
   stream_id: Generated<number>;
+}
+
+/** A registration-token use held by a UIA session that has not registered yet (migration 0003). */
+export interface RegistrationTokenPendingTable {
+  session_id: string;
+  token: string;
+  created_ts: number;
 }

@@ -1,0 +1,24 @@
+/**
+ * Shared-secret registration, as Synapse's docs/admin_api/register_api.md:
+ * GET /_synapse/admin/v1/register hands out a single-use nonce (60 s);
+ * POST with the nonce and an HMAC-SHA1 of the request under
+ * `registration_shared_secret` creates the user. No access token is needed,
+ * and it works with `enable_registration: false`: it is how the first admin
+ * is made (register_new_matrix_user).
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { notJson } from '../../matrix-error.js';
+import { registrationServiceFor } from '../../services/registration.js';
+import type { PluginOptions } from '../context.js';
+
+export const sharedSecretRegisterPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const registration = registrationServiceFor(ctx);
+  app.get('/_synapse/admin/v1/register', async () => registration.newNonce());
+  app.post('/_synapse/admin/v1/register', async (req) => {
+    const body = req.body;
+    if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw notJson('Content must be a JSON object.');
+    }
+    return registration.sharedSecretRegister(body as Record<string, unknown>);
+  });
+};
