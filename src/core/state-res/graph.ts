@@ -9,6 +9,7 @@
  * treats it as absent.
  */
 import { referencedIds, type PDU } from '../pdu.js';
+import { compareCodePoints } from '../canonical-json.js';
 
 /** No event (an id we do not hold, or "not found"). */
 export const NONE = -1;
@@ -115,28 +116,6 @@ export class EventGraph {
   }
 }
 
-/**
- * Compare strings by Unicode code point, as the spec's "less than" on
- * event ids means (JS `<` compares UTF-16 units, which differs only when
- * both strings have a unit at or above U+D800 at the first difference).
- */
-export function compareCodePoints(a: string, b: string): number {
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  for (let k = 0; k < n; k++) {
-    let x = a.charCodeAt(k);
-    let y = b.charCodeAt(k);
-    if (x !== y) {
-      if (x >= 0xd800 && y >= 0xd800) {
-        // Surrogates (supplementary planes) sort after U+E000..U+FFFF.
-        x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
-        y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
-      }
-      return x - y;
-    }
-  }
-  return a.length - b.length;
-}
 
 /**
  * Calls `visit` once for every event reachable from `roots` over auth edges

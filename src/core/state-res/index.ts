@@ -10,7 +10,8 @@
  */
 import { requireRoomVersion } from '../room-versions.js';
 import { Context, type ResolveStateOptions } from './context.js';
-import { compareCodePoints, EventGraph } from './graph.js';
+import { compareCodePoints } from '../canonical-json.js';
+import { EventGraph } from './graph.js';
 import { isUnconflicted, splitStates, type StateEntry } from './split.js';
 import { resolveV1 } from './v1.js';
 import { resolveV2 } from './v2.js';

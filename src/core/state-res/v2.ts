@@ -11,7 +11,8 @@
 import { isPowerEvent } from '../auth/index.js';
 import { stateMapKey, type StateMapKey } from '../pdu.js';
 import type { Context, StateView } from './context.js';
-import { compareCodePoints, NONE, postOrder } from './graph.js';
+import { compareCodePoints } from '../canonical-json.js';
+import { NONE, postOrder } from './graph.js';
 import { IndexHeap } from './heap.js';
 import { Marks } from './marks.js';
 import { conflictedValues, findSlot, isUnconflicted, type Split, type StateEntry } from './split.js';
