@@ -33,3 +33,57 @@ export async function recordClientIp(db: Db, userId: string, deviceId: string | 
       .execute();
   }
 }
+
+export interface DeviceRow {
+  device_id: string;
+  display_name: string | null;
+  last_seen_ip: string | null;
+  last_seen_ts: number | null;
+  last_seen_user_agent: string | null;
+}
+
+/** A user's devices (hidden ones left out, as Synapse does), oldest first. */
+export async function listDevices(db: Db, userId: string): Promise<DeviceRow[]> {
+  return db
+    .selectFrom('devices')
+    .select(['device_id', 'display_name', 'last_seen_ip', 'last_seen_ts', 'last_seen_user_agent'])
+    .where('user_id', '=', userId)
+    .where('hidden', '=', false)
+    .orderBy('created_ts')
+    .orderBy('device_id')
+    .execute();
+}
+
+export async function getDevice(db: Db, userId: string, deviceId: string): Promise<DeviceRow | undefined> {
+  return db
+    .selectFrom('devices')
+    .select(['device_id', 'display_name', 'last_seen_ip', 'last_seen_ts', 'last_seen_user_agent'])
+    .where('user_id', '=', userId)
+    .where('device_id', '=', deviceId)
+    .where('hidden', '=', false)
+    .executeTakeFirst();
+}
+
+/** Sets a device's display name; false when the user has no such device. */
+export async function setDeviceDisplayName(db: Db, userId: string, deviceId: string, displayName: string | null): Promise<boolean> {
+  const r = await db
+    .updateTable('devices')
+    .set({ display_name: displayName })
+    .where('user_id', '=', userId)
+    .where('device_id', '=', deviceId)
+    .where('hidden', '=', false)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+/** Deletes device rows: the given ones, or all the user's (but `exceptDeviceId`). Returns the ids deleted. */
+export async function deleteDeviceRows(db: Db, userId: string, opts: { deviceIds?: string[]; exceptDeviceId?: string | null } = {}): Promise<string[]> {
+  let q = db.deleteFrom('devices').where('user_id', '=', userId).where('hidden', '=', false);
+  if (opts.deviceIds) {
+    if (opts.deviceIds.length === 0) return [];
+    q = q.where('device_id', 'in', opts.deviceIds);
+  }
+  if (opts.exceptDeviceId) q = q.where('device_id', '!=', opts.exceptDeviceId);
+  const rows = await q.returning('device_id').execute();
+  return rows.map((r) => r.device_id);
+}

@@ -1,14 +1,151 @@
 /**
- * GET /_matrix/client/{r0,v3}/login: the login flows. The password flow
- * itself arrives with accounts; listing it already lets Element show its
- * username/password form.
+ * Logging in: GET /login (the flows), POST /login with m.login.password,
+ * and POST /refresh (refresh-token rotation), under r0 and v3.
+ *
+ * Rate limits follow Synapse's order: `rc_login.address` per client address
+ * on every attempt; `rc_login.failed_attempts` per user id, checked before
+ * the password and counted only when it is wrong; `rc_login.account` per
+ * user id, counted once the password has been accepted.
  */
 import type { FastifyPluginAsync } from 'fastify';
+import { forbidden, MatrixError } from '../../matrix-error.js';
+import { localpartOf } from '../../services/auth.js';
+import { newAccessToken, newRefreshToken, tokenHash } from '../../services/tokens.js';
+import { getDevice } from '../../storage/devices.js';
+import { insertAccessToken, insertRefreshToken, lookupRefreshToken, replaceRefreshToken } from '../../storage/tokens.js';
 import type { PluginOptions } from '../context.js';
+import { CLIENT_PREFIXES, objectBody, optionalString, rejectNul } from './session-helpers.js';
+
+/** Synapse's limits on what a client may send at login. */
+const MAX_DEVICE_ID_LENGTH = 512;
+export const MAX_DEVICE_DISPLAY_NAME_LENGTH = 100;
+
+export function checkDeviceDisplayName(name: string | null | undefined): void {
+  if (name && name.length > MAX_DEVICE_DISPLAY_NAME_LENGTH) {
+    throw new MatrixError(400, 'M_TOO_LARGE', `Device display name is too long (max ${MAX_DEVICE_DISPLAY_NAME_LENGTH})`);
+  }
+}
+
+/** The spec's answer for a refresh token that is unknown, used or expired (Synapse says 403 for the last two). */
+const refreshRefused = (message: string) => new MatrixError(401, 'M_UNKNOWN_TOKEN', message);
 
 export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const flows = ctx.config.password_config.enabled ? [{ type: 'm.login.password' }] : [];
-  for (const v of ['r0', 'v3']) {
-    app.get(`/_matrix/client/${v}/login`, async () => ({ flows }));
+  const { config } = ctx;
+  const { accounts, auth, passwords, rateLimiter } = ctx.services;
+  const passwordLogin = config.password_config.enabled && config.password_config.localdb_enabled;
+  const flows = passwordLogin ? [{ type: 'm.login.password' }] : [];
+  const wellKnown = config.serve_client_wellknown
+    ? { ...config.extra_well_known_client_content, 'm.homeserver': { base_url: config.public_baseurl.replace(/\/+$/, '') } }
+    : undefined;
+
+  for (const prefix of CLIENT_PREFIXES) {
+    app.get(`${prefix}/login`, async () => ({ flows }));
+
+    app.post(`${prefix}/login`, async (req) => {
+      const body = objectBody(req);
+      const refresh = body['refresh_token'] ?? false;
+      if (typeof refresh !== 'boolean') throw new MatrixError(400, 'M_INVALID_PARAM', '`refresh_token` should be true or false.');
+
+      rateLimiter.check(`login-address:${req.ip}`, config.rc_login.address);
+
+      const type = body['type'];
+      if (type === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing JSON keys: type');
+      if (typeof type !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Bad parameter: type');
+      if (type !== 'm.login.password') throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}`);
+      if (!passwordLogin) throw new MatrixError(400, 'M_UNKNOWN', 'Password login has been disabled.');
+      const password = body['password'];
+      if (typeof password !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Bad parameter: password');
+      const deviceId = optionalString(body, 'device_id');
+      if (deviceId !== undefined && deviceId.length > MAX_DEVICE_ID_LENGTH) {
+        throw new MatrixError(400, 'M_INVALID_PARAM', `device_id cannot be longer than ${MAX_DEVICE_ID_LENGTH} characters.`);
+      }
+      const displayName = optionalString(body, 'initial_device_display_name');
+      checkDeviceDisplayName(displayName);
+
+      const userId = accounts.userIdFromIdentifier(body);
+      rejectNul(userId, 'user');
+      const failedKey = `login-failed:${userId}`;
+      rateLimiter.check(failedKey, config.rc_login.failed_attempts, { update: false });
+
+      const user = accounts.isMine(userId) ? await accounts.getUser(userId) : undefined;
+      // Deactivation wipes the password, so a deactivated account can no
+      // longer prove who is asking; it is then answered M_USER_DEACTIVATED
+      // (the spec's code) rather than a bare M_FORBIDDEN.
+      const accepted = user !== undefined && ((user.deactivated && user.password_hash === null) || (await passwords.verify(password, user.password_hash)));
+      if (!user || !accepted) {
+        try {
+          rateLimiter.check(failedKey, config.rc_login.failed_attempts);
+        } catch {
+          // Over the limit already: the next attempt is refused before its password is checked.
+        }
+        throw forbidden('Invalid username or password');
+      }
+
+      rateLimiter.check(`login-account:${userId}`, config.rc_login.account);
+      if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+      if (user.locked) throw new MatrixError(401, 'M_USER_LOCKED', 'This account has been locked', { soft_logout: true });
+
+      const session = await ctx.database.db.transaction().execute(async (tx) => {
+        // The spec: the display name is ignored when the device already exists.
+        const existing = deviceId ? await getDevice(tx, userId, deviceId) : undefined;
+        return auth.createSession(tx, { userId, deviceId, displayName: existing ? null : (displayName ?? null), refreshable: refresh });
+      });
+      req.log.info({ user_id: userId, device_id: session.device_id }, 'logged in');
+      return {
+        user_id: userId,
+        access_token: session.access_token,
+        home_server: config.server_name,
+        device_id: session.device_id,
+        ...(session.refresh_token !== undefined ? { refresh_token: session.refresh_token, expires_in_ms: session.expires_in_ms } : {}),
+        ...(wellKnown ? { well_known: wellKnown } : {}),
+      };
+    });
+
+    app.post(`${prefix}/refresh`, async (req) => {
+      const body = objectBody(req);
+      const token = body['refresh_token'];
+      if (token === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: refresh_token');
+      if (typeof token !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid param: refresh_token');
+      const now = Date.now();
+      const accessLifetime = auth.refreshableLifetimeMs();
+      const refreshLifetime = auth.refreshTokenLifetimeMs();
+
+      const { result, retired } = await ctx.database.db.transaction().execute(async (tx) => {
+        const existing = token.startsWith('syr_') ? await lookupRefreshToken(tx, tokenHash(token)) : undefined;
+        if (!existing) throw refreshRefused('Unknown refresh token');
+        // The spec: the old refresh token stays valid until the new access or refresh token is used.
+        if (existing.next_access_used || existing.next_refreshed) throw refreshRefused('Refresh token has already been used');
+        if (existing.expiry_ts !== null && existing.expiry_ts < now) throw refreshRefused('The refresh token has expired');
+        let accessUntil = now + accessLifetime;
+        let refreshUntil = refreshLifetime === null ? null : now + refreshLifetime;
+        const ultimate = existing.ultimate_session_expiry_ts;
+        if (ultimate !== null) {
+          if (ultimate < now) throw refreshRefused('The session has expired and can no longer be refreshed');
+          accessUntil = Math.min(accessUntil, ultimate);
+          refreshUntil = refreshUntil === null ? ultimate : Math.min(refreshUntil, ultimate);
+        }
+        const localpart = localpartOf(existing.user_id);
+        const refreshToken = newRefreshToken(localpart);
+        const accessToken = newAccessToken(localpart);
+        const nextId = await insertRefreshToken(tx, {
+          tokenHash: tokenHash(refreshToken),
+          userId: existing.user_id,
+          deviceId: existing.device_id,
+          expiryTs: refreshUntil,
+          ultimateSessionExpiryTs: ultimate,
+        });
+        await insertAccessToken(tx, {
+          tokenHash: tokenHash(accessToken),
+          userId: existing.user_id,
+          deviceId: existing.device_id,
+          validUntilMs: accessUntil,
+          refreshTokenId: nextId,
+        });
+        const gone = await replaceRefreshToken(tx, existing.id, nextId);
+        return { result: { access_token: accessToken, refresh_token: refreshToken, expires_in_ms: accessUntil - now }, retired: gone };
+      });
+      auth.forget(retired);
+      return result;
+    });
   }
 };

@@ -1,0 +1,89 @@
+/**
+ * Device management, under r0 and v3: GET /devices, GET/PUT/DELETE
+ * /devices/{deviceId}, POST /delete_devices. Deleting a device (UIA) ends
+ * its sessions at once. last_seen_ip/last_seen_ts come from AuthService,
+ * which records them as tokens are used; the user agent stays admin-only.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { MatrixError } from '../../matrix-error.js';
+import { getDevice, listDevices, setDeviceDisplayName, type DeviceRow } from '../../storage/devices.js';
+import { requireUser } from '../auth.js';
+import type { PluginOptions } from '../context.js';
+import { checkDeviceDisplayName } from './login.js';
+import { CLIENT_PREFIXES, objectBody, reauthenticate, rejectNul, removeDevices } from './session-helpers.js';
+
+function deviceJson(d: DeviceRow): Record<string, unknown> {
+  return { device_id: d.device_id, display_name: d.display_name, last_seen_ip: d.last_seen_ip, last_seen_ts: d.last_seen_ts };
+}
+
+const notFound = () => new MatrixError(404, 'M_NOT_FOUND', 'No device found');
+
+export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const { auth } = ctx.services;
+  const db = ctx.database.db;
+
+  // Device ids in paths are checked before they reach the database.
+  app.addHook('preHandler', async (req) => {
+    const params = req.params as { deviceId?: string } | undefined;
+    if (params?.deviceId !== undefined) rejectNul(params.deviceId, 'Device ID');
+  });
+
+  for (const prefix of CLIENT_PREFIXES) {
+    app.get(`${prefix}/devices`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      return { devices: (await listDevices(db, requester.userId)).map(deviceJson) };
+    });
+
+    app.get<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      const device = await getDevice(db, requester.userId, req.params.deviceId);
+      if (!device) throw notFound();
+      return deviceJson(device);
+    });
+
+    app.put<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      const body = objectBody(req);
+      const name = body['display_name'];
+      if (name !== undefined && name !== null && typeof name !== 'string') {
+        throw new MatrixError(400, 'M_BAD_JSON', 'display_name must be a string');
+      }
+      // Leaving display_name out (or null) changes nothing, as in Synapse.
+      if (name === undefined || name === null) {
+        if (!(await getDevice(db, requester.userId, req.params.deviceId))) throw notFound();
+        return {};
+      }
+      rejectNul(name, 'display_name');
+      checkDeviceDisplayName(name);
+      const updated = await db.transaction().execute((tx) => setDeviceDisplayName(tx, requester.userId, req.params.deviceId, name));
+      if (!updated) throw notFound();
+      return {};
+    });
+
+    app.delete<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
+      const requester = await requireUser(ctx, req);
+      const body = objectBody(req, { emptyIsObject: true });
+      await reauthenticate(ctx, req, requester, body);
+      // Like Synapse, deleting a device that is already gone succeeds.
+      await db.transaction().execute((tx) => removeDevices(ctx, tx, requester.userId, { deviceIds: [req.params.deviceId] }));
+      auth.forgetUser(requester.userId);
+      req.log.info({ user_id: requester.userId, device_id: req.params.deviceId }, 'device deleted');
+      return {};
+    });
+
+    app.post(`${prefix}/delete_devices`, async (req) => {
+      const requester = await requireUser(ctx, req);
+      const body = objectBody(req, { emptyIsObject: true });
+      const devices = body['devices'];
+      if (!Array.isArray(devices) || !devices.every((d): d is string => typeof d === 'string')) {
+        throw new MatrixError(400, devices === undefined ? 'M_MISSING_PARAM' : 'M_BAD_JSON', 'devices must be a list of device ids');
+      }
+      rejectNul(devices, 'devices');
+      await reauthenticate(ctx, req, requester, body);
+      await db.transaction().execute((tx) => removeDevices(ctx, tx, requester.userId, { deviceIds: devices }));
+      auth.forgetUser(requester.userId);
+      req.log.info({ user_id: requester.userId, devices: devices.length }, 'devices deleted');
+      return {};
+    });
+  }
+};

@@ -1,0 +1,114 @@
+/**
+ * Pieces shared by the session and account endpoints: JSON-object bodies,
+ * re-authentication through UIA (with Synapse's failed-attempts limit), and
+ * removing devices together with their tokens.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Kysely, Transaction } from 'kysely';
+import { badJson, MatrixError, notJson } from '../../matrix-error.js';
+import type { Requester } from '../../services/auth.js';
+import { UiaRequired, type UiaResult } from '../../services/uia.js';
+import { deleteDeviceRows } from '../../storage/devices.js';
+import type { Schema } from '../../storage/schema.js';
+import type { AppContext } from '../context.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+/** Both client API prefixes; every route here exists under each. */
+export const CLIENT_PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'] as const;
+
+/** The body as a JSON object: no body is M_NOT_JSON, anything but an object M_BAD_JSON. */
+export function objectBody(req: FastifyRequest, opts: { emptyIsObject?: boolean } = {}): Record<string, unknown> {
+  const body = req.body;
+  if (body === undefined) {
+    if (opts.emptyIsObject) return {};
+    throw notJson('Content not JSON.');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badJson('Content must be a JSON object.');
+  return body as Record<string, unknown>;
+}
+
+/** Whether a JSON value holds U+0000 anywhere: PostgreSQL can store it neither in text nor in jsonb. */
+export function hasNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(hasNul);
+  if (v !== null && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
+  return false;
+}
+
+/** Refuses a value the database could not hold (400 M_INVALID_PARAM), rather than failing with a 500. */
+export function rejectNul(v: unknown, what: string): void {
+  if (hasNul(v)) throw new MatrixError(400, 'M_INVALID_PARAM', `${what} may not contain U+0000`);
+}
+
+/** A field that must be a string when present (null counts as absent). */
+export function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', `${key} must be a string`);
+  rejectNul(v, key);
+  return v;
+}
+
+/** A field that must be a boolean when present. */
+export function optionalBool(body: Record<string, unknown>, key: string): boolean | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new MatrixError(400, 'M_BAD_JSON', `${key} must be true or false`);
+  return v;
+}
+
+export function pathOf(req: FastifyRequest): string {
+  return req.url.split('?', 1)[0] ?? req.url;
+}
+
+/**
+ * Re-authenticates a signed-in user for a sensitive action (password
+ * change, deactivation, device deletion) with UIA. As in Synapse, failed
+ * stages count against `rc_login.failed_attempts` for that user, and once
+ * over it every attempt is refused with 429 before any password is checked.
+ */
+export async function reauthenticate(
+  ctx: AppContext,
+  req: FastifyRequest,
+  requester: Requester,
+  body: Record<string, unknown>,
+  flows: string[][] = [['m.login.password']],
+): Promise<UiaResult> {
+  // UIA keeps the request in a jsonb column, which cannot hold U+0000.
+  if (hasNul(body)) throw badJson('The request may not contain U+0000');
+  const key = `uia-failed:${requester.userId}`;
+  const cfg = ctx.config.rc_login.failed_attempts;
+  ctx.services.rateLimiter.check(key, cfg, { update: false });
+  try {
+    return await ctx.services.uia.authenticate({ uri: pathOf(req), method: req.method, body }, flows, requester);
+  } catch (err) {
+    if (err instanceof UiaRequired && err.failure) {
+      try {
+        ctx.services.rateLimiter.check(key, cfg);
+      } catch {
+        // Already over the limit: the next attempt is refused up front.
+      }
+    }
+    throw err;
+  }
+}
+
+/**
+ * Removes devices and every token on them, as Synapse's device deletion
+ * does: the listed devices, or all of the user's devices but one. Runs in
+ * the caller's transaction; returns the device ids that existed.
+ */
+export async function removeDevices(
+  ctx: AppContext,
+  db: Db,
+  userId: string,
+  which: { deviceIds: string[] } | { allExceptDevice: string | null; exceptTokenId?: number },
+): Promise<string[]> {
+  if ('deviceIds' in which) {
+    await ctx.services.auth.signOut(db, userId, { deviceIds: which.deviceIds });
+    return deleteDeviceRows(db, userId, { deviceIds: which.deviceIds });
+  }
+  await ctx.services.auth.signOut(db, userId, { exceptTokenId: which.exceptTokenId });
+  return deleteDeviceRows(db, userId, { exceptDeviceId: which.allExceptDevice });
+}
