@@ -54,6 +54,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   const apps: FastifyInstance[] = [];
   const markClosing: (() => void)[] = [];
   const extraServers: Server[] = [];
+  let passwordsToClose: { close(): Promise<void> } | undefined;
   const closeAll = async () => {
     // Stop accepting, let requests in flight finish, then close the database.
     for (const mark of markClosing) mark();
@@ -67,6 +68,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
           }),
       ),
     ]);
+    await passwordsToClose?.close();
     await database.close();
   };
   try {
@@ -89,6 +91,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
 
     const auth = new AuthService(database, config, logger);
     const passwords = passwordHasher(config.bcrypt_rounds, config.password_config.pepper);
+    passwordsToClose = passwords;
     const uia = new UiaService(database.db);
     const services: Services = {
       auth,

@@ -48,6 +48,10 @@ export function toMatrixError(error: unknown): MatrixError {
     default:
       break;
   }
+  // PostgreSQL refuses U+0000 and invalid UTF-8 in text/JSON: that is bad input, not our failure.
+  if (e.code === '22021' || e.code === '22P05') {
+    return new MatrixError(400, 'M_BAD_JSON', 'Invalid characters in request');
+  }
   if (e.validation) {
     // A body that parsed but has the wrong shape: the spec's M_BAD_JSON, or
     // M_INVALID_PARAM/M_MISSING_PARAM for query strings and path parameters.

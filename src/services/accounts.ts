@@ -7,6 +7,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { HomeserverConfig } from '../config/types.js';
 import { forbidden, MatrixError } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
+import { deleteDeviceRows } from '../storage/devices.js';
 import type { Schema } from '../storage/schema.js';
 import { getUser, insertUser, setPasswordHash, type UserRow } from '../storage/users.js';
 import type { AuthService } from './auth.js';
@@ -14,6 +15,13 @@ import type { PasswordHasher } from './passwords.js';
 import type { UiaService } from './uia.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
+
+export interface LogoutOptions {
+  logoutDevices: boolean;
+  /** The token (and device) making the change, which stays signed in. */
+  exceptTokenId?: number;
+  exceptDeviceId?: string | null;
+}
 
 /** Synapse's allowed localpart characters (the spec's historical grammar is wider; new users get these). */
 const LOCALPART_RE = /^[a-z0-9._=\-/+]+$/;
@@ -124,14 +132,17 @@ export class AccountsService {
    * Sets a new password. With `logoutDevices`, every other session of the
    * user ends (all but the token `exceptTokenId`, when given).
    */
-  async changePassword(db: Db, userId: string, newPassword: string, opts: { logoutDevices: boolean; exceptTokenId?: number; exceptDeviceId?: string | null }): Promise<void> {
-    await setPasswordHash(db, userId, await this.passwords.hash(newPassword));
+  async changePassword(db: Db, userId: string, newPassword: string, opts: LogoutOptions): Promise<void> {
+    await this.changePasswordHash(db, userId, await this.passwords.hash(newPassword), opts);
+  }
+
+  /** changePassword with a hash made earlier (a UIA session keeps only the hash). */
+  async changePasswordHash(db: Db, userId: string, hash: string, opts: LogoutOptions): Promise<void> {
+    await setPasswordHash(db, userId, hash);
     if (!opts.logoutDevices) return;
     await this.auth.signOut(db, userId, { exceptTokenId: opts.exceptTokenId });
     // The other devices go too, as Synapse removes them; the caller's own stays.
-    let q = db.deleteFrom('devices').where('user_id', '=', userId);
-    if (opts.exceptDeviceId) q = q.where('device_id', '!=', opts.exceptDeviceId);
-    await q.execute();
+    await deleteDeviceRows(db, userId, { exceptDeviceId: opts.exceptDeviceId });
   }
 
   /**
@@ -146,7 +157,7 @@ export class AccountsService {
       .where('user_id', '=', userId)
       .execute();
     await this.auth.signOut(db, userId);
-    await db.deleteFrom('devices').where('user_id', '=', userId).execute();
+    await deleteDeviceRows(db, userId);
     if (opts.erase) await db.updateTable('profiles').set({ displayname: null, avatar_url: null }).where('user_id', '=', userId).execute();
     this.auth.forgetUser(userId);
   }

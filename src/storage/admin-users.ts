@@ -193,58 +193,6 @@ export async function setProfileFields(db: Db, userId: string, fields: { display
     .execute();
 }
 
-export interface AdminDeviceRow {
-  user_id: string;
-  device_id: string;
-  display_name: string | null;
-  last_seen_ts: number | null;
-  last_seen_ip: string | null;
-  last_seen_user_agent: string | null;
-}
-
-const DEVICE_COLUMNS = ['user_id', 'device_id', 'display_name', 'last_seen_ts', 'last_seen_ip', 'last_seen_user_agent'] as const;
-
-/** A user's visible devices (hidden ones, used internally, are left out), by device id. */
-export async function listUserDevices(db: Db, userId: string): Promise<AdminDeviceRow[]> {
-  return db.selectFrom('devices').select(DEVICE_COLUMNS).where('user_id', '=', userId).where('hidden', '=', false).orderBy('device_id').execute();
-}
-
-export async function getUserDevice(db: Db, userId: string, deviceId: string): Promise<AdminDeviceRow | undefined> {
-  return db
-    .selectFrom('devices')
-    .select(DEVICE_COLUMNS)
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
-    .where('hidden', '=', false)
-    .executeTakeFirst();
-}
-
-/** Renames a device; false when the user has no such device. */
-export async function renameDevice(db: Db, userId: string, deviceId: string, displayName: string | null): Promise<boolean> {
-  const res = await db
-    .updateTable('devices')
-    .set({ display_name: displayName })
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
-    .where('hidden', '=', false)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) > 0;
-}
-
-/** Creates a device with no name; an existing one is left as it is. */
-export async function ensureDevice(db: Db, userId: string, deviceId: string): Promise<void> {
-  await db
-    .insertInto('devices')
-    .values({ user_id: userId, device_id: deviceId, display_name: null, last_seen_ts: null, last_seen_ip: null, last_seen_user_agent: null })
-    .onConflict((oc) => oc.columns(['user_id', 'device_id']).doNothing())
-    .execute();
-}
-
-export async function deleteDeviceRows(db: Db, userId: string, deviceIds: string[]): Promise<void> {
-  if (deviceIds.length === 0) return;
-  await db.deleteFrom('devices').where('user_id', '=', userId).where('device_id', 'in', deviceIds).execute();
-}
-
 export interface ClientConnection {
   device_id: string;
   ip: string;

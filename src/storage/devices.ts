@@ -35,6 +35,7 @@ export async function recordClientIp(db: Db, userId: string, deviceId: string | 
 }
 
 export interface DeviceRow {
+  user_id: string;
   device_id: string;
   display_name: string | null;
   last_seen_ip: string | null;
@@ -42,11 +43,22 @@ export interface DeviceRow {
   last_seen_user_agent: string | null;
 }
 
+const DEVICE_COLUMNS = ['user_id', 'device_id', 'display_name', 'last_seen_ip', 'last_seen_ts', 'last_seen_user_agent'] as const;
+
+/** Creates a device with no name; an existing one is left as it is. */
+export async function ensureDevice(db: Db, userId: string, deviceId: string): Promise<void> {
+  await db
+    .insertInto('devices')
+    .values({ user_id: userId, device_id: deviceId, display_name: null, last_seen_ts: null, last_seen_ip: null, last_seen_user_agent: null })
+    .onConflict((oc) => oc.columns(['user_id', 'device_id']).doNothing())
+    .execute();
+}
+
 /** A user's devices (hidden ones left out, as Synapse does), oldest first. */
 export async function listDevices(db: Db, userId: string): Promise<DeviceRow[]> {
   return db
     .selectFrom('devices')
-    .select(['device_id', 'display_name', 'last_seen_ip', 'last_seen_ts', 'last_seen_user_agent'])
+    .select(DEVICE_COLUMNS)
     .where('user_id', '=', userId)
     .where('hidden', '=', false)
     .orderBy('created_ts')
@@ -57,7 +69,7 @@ export async function listDevices(db: Db, userId: string): Promise<DeviceRow[]> 
 export async function getDevice(db: Db, userId: string, deviceId: string): Promise<DeviceRow | undefined> {
   return db
     .selectFrom('devices')
-    .select(['device_id', 'display_name', 'last_seen_ip', 'last_seen_ts', 'last_seen_user_agent'])
+    .select(DEVICE_COLUMNS)
     .where('user_id', '=', userId)
     .where('device_id', '=', deviceId)
     .where('hidden', '=', false)

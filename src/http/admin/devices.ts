@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { invalidParam, MatrixError } from '../../matrix-error.js';
-import { type AdminDeviceRow, deleteDeviceRows, ensureDevice, getUserDevice, listUserDevices, renameDevice } from '../../storage/admin-users.js';
+import { type DeviceRow as AdminDeviceRow, deleteDeviceRows, ensureDevice, getDevice as getUserDevice, listDevices as listUserDevices, setDeviceDisplayName as renameDevice } from '../../storage/devices.js';
 import { getUser } from '../../storage/users.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
@@ -45,7 +45,7 @@ export const adminDevicesPlugin: FastifyPluginAsync<PluginOptions> = async (app,
       .transaction()
       .execute(async (tx) => {
         await auth.signOut(tx, userId, { deviceIds });
-        await deleteDeviceRows(tx, userId, deviceIds);
+        await deleteDeviceRows(tx, userId, { deviceIds });
       });
     // Again after the commit, so no request in between can have cached a deleted token.
     auth.forgetUser(userId);

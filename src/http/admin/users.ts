@@ -12,10 +12,8 @@ import type { Kysely, Transaction } from 'kysely';
 import { forbidden, invalidParam, MatrixError } from '../../matrix-error.js';
 import type { Requester } from '../../services/auth.js';
 import {
-  deleteDeviceRows,
   joinedRoomIds,
   lastSeenOf,
-  listUserDevices,
   listUsers,
   reactivateUser,
   setAdmin,

@@ -9,9 +9,7 @@ import { forbidden, MatrixError } from '../../matrix-error.js';
 import { checkPasswordPolicy } from '../../services/password-policy.js';
 import { UiaRequired } from '../../services/uia.js';
 import { deleteAllAccountData } from '../../storage/account-data.js';
-import { deleteDeviceRows } from '../../storage/devices.js';
 import { getUiaSession, setUiaServerValue } from '../../storage/uia.js';
-import { setPasswordHash } from '../../storage/users.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, objectBody, optionalBool, optionalString, reauthenticate } from './session-helpers.js';
@@ -86,12 +84,11 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
           });
         } else if (storedHash) {
           // The same steps as changePassword, from the hash kept in the UIA session.
-          await setPasswordHash(tx, requester.userId, storedHash);
-          if (logoutDevices) {
-            await auth.signOut(tx, requester.userId, { exceptTokenId: requester.tokenId });
-            // As Synapse: the other sessions' devices go too, not only their tokens.
-            await deleteDeviceRows(tx, requester.userId, { exceptDeviceId: requester.deviceId });
-          }
+          await accounts.changePasswordHash(tx, requester.userId, storedHash, {
+            logoutDevices,
+            exceptTokenId: requester.tokenId,
+            exceptDeviceId: requester.deviceId,
+          });
         }
       });
       if (logoutDevices) {
