@@ -6,9 +6,11 @@ import type { Migration } from 'kysely';
 import * as m0001 from './0001_server_meta.js';
 import * as m0002 from './0002_accounts.js';
 import * as m0003 from './0003_registration.js';
+import * as m0004 from './0004_rooms.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
   '0002_accounts': m0002,
   '0003_registration': m0003,
+  '0004_rooms': m0004,
 };

@@ -11,7 +11,10 @@ import { type BuildOptions, buildApp } from './http/app.js';
 import type { AppContext, Services } from './http/context.js';
 import { AccountsService } from './services/accounts.js';
 import { AuthService } from './services/auth.js';
+import { Notifier } from './services/notifier.js';
 import { RateLimiter } from './services/rate-limit.js';
+import { EventPipeline } from './services/rooms/event-pipeline.js';
+import { RoomService } from './services/rooms/room-service.js';
 import { UiaService } from './services/uia.js';
 import { passwordHasher } from './services/passwords.js';
 import { loadServerKeys } from './services/server-keys.js';
@@ -93,12 +96,21 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     const passwords = passwordHasher(config.bcrypt_rounds, config.password_config.pepper);
     passwordsToClose = passwords;
     const uia = new UiaService(database.db);
+    const notifier = new Notifier();
     const services: Services = {
       auth,
       passwords,
       uia,
       accounts: new AccountsService(database, config, passwords, auth, uia),
       rateLimiter: new RateLimiter(),
+      notifier,
+      rooms: new RoomService({
+        db: database.db,
+        serverName: config.server_name,
+        defaultRoomVersion: config.default_room_version,
+        pipeline: new EventPipeline(config.server_name, keys),
+        notifier,
+      }),
     };
     const ctx: AppContext = { config, database, keys, logger, services };
     const urls: string[] = [];

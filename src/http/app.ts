@@ -20,6 +20,7 @@ import { loginFlowsPlugin } from './client/login.js';
 import { logoutPlugin } from './client/logout.js';
 import { profilePlugin } from './client/profile.js';
 import { registerPlugin } from './client/register.js';
+import { roomsPlugin } from './client/rooms.js';
 import { versionsPlugin } from './client/versions.js';
 import { voipPlugin } from './client/voip.js';
 import type { AppContext, PluginOptions } from './context.js';
@@ -52,6 +53,28 @@ export function resourceAreas(listener: ListenerConfig): Set<'client' | 'federat
   if (names.has('keys')) areas.add('keys');
   return areas;
 }
+
+/** What a `client` listener serves: the client-server API, /_synapse/admin and /_synapse/client, the landing page. */
+const CLIENT_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
+  landingPlugin,
+  wellKnownPlugin,
+  versionsPlugin,
+  loginFlowsPlugin,
+  voipPlugin,
+  registerPlugin,
+  logoutPlugin,
+  accountPlugin,
+  devicesPlugin,
+  profilePlugin,
+  accountDataPlugin,
+  capabilitiesPlugin,
+  roomsPlugin,
+  adminServerPlugin,
+  adminRegistrationTokensPlugin,
+  adminUsersPlugin,
+  adminDevicesPlugin,
+  sharedSecretRegisterPlugin,
+];
 
 export interface BuildOptions {
   /** Further plugins registered after ours, on every listener (for embedding and tests). */
@@ -93,25 +116,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
   const opts = { ctx };
   const areas = resourceAreas(listener);
   await app.register(healthPlugin, opts);
-  if (areas.has('client')) {
-    await app.register(landingPlugin, opts);
-    await app.register(wellKnownPlugin, opts);
-    await app.register(versionsPlugin, opts);
-    await app.register(loginFlowsPlugin, opts);
-    await app.register(voipPlugin, opts);
-  }
-  if (areas.has('client')) await app.register(adminServerPlugin, opts);
-  if (areas.has('client')) await app.register(adminRegistrationTokensPlugin, opts);
-  if (areas.has('client')) await app.register(adminUsersPlugin, opts);
-  if (areas.has('client')) await app.register(adminDevicesPlugin, opts);
-  if (areas.has('client')) await app.register(registerPlugin, opts);
-  if (areas.has('client')) await app.register(sharedSecretRegisterPlugin, opts);
-  if (areas.has('client')) await app.register(logoutPlugin, opts);
-  if (areas.has('client')) await app.register(accountPlugin, opts);
-  if (areas.has('client')) await app.register(devicesPlugin, opts);
-  if (areas.has('client')) await app.register(profilePlugin, opts);
-  if (areas.has('client')) await app.register(accountDataPlugin, opts);
-  if (areas.has('client')) await app.register(capabilitiesPlugin, opts);
+  if (areas.has('client')) for (const plugin of CLIENT_PLUGINS) await app.register(plugin, opts);
   if (areas.has('federation')) await app.register(federationVersionPlugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);
   for (const plugin of options.extraPlugins ?? []) await app.register(plugin, opts);

@@ -4,6 +4,8 @@ import type { HomeserverConfig } from '../config/types.js';
 import type { AccountsService } from '../services/accounts.js';
 import type { AuthService } from '../services/auth.js';
 import type { RateLimiter } from '../services/rate-limit.js';
+import type { Notifier } from '../services/notifier.js';
+import type { RoomService } from '../services/rooms/room-service.js';
 import type { UiaService } from '../services/uia.js';
 import type { PasswordHasher } from '../services/passwords.js';
 import type { ServerKeys } from '../services/server-keys.js';
@@ -24,6 +26,8 @@ export interface Services {
   readonly accounts: AccountsService;
   readonly uia: UiaService;
   readonly rateLimiter: RateLimiter;
+  readonly notifier: Notifier;
+  readonly rooms: RoomService;
 }
 
 export interface PluginOptions {

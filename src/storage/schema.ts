@@ -10,6 +10,47 @@ export interface ServerMetaTable {
   updated_ts: number;
 }
 
+export interface RoomsTable {
+  room_id: string;
+  room_version: string;
+  creator: string | null;
+  is_public: Generated<boolean>;
+  current_state_group: number | null;
+  created_ts: number;
+}
+
+export interface EventsTable {
+  stream_ordering: Generated<number>;
+  event_id: string;
+  room_id: string;
+  type: string;
+  state_key: string | null;
+  sender: string;
+  depth: number;
+  origin_server_ts: number;
+  json: Record<string, unknown>;
+  outlier: Generated<boolean>;
+  rejected_reason: string | null;
+  state_group_before: number | null;
+  redacted_by: string | null;
+}
+
+export interface StateGroupsTable {
+  id: Generated<number>;
+  room_id: string;
+  prev_group: number | null;
+  chain_depth: number;
+}
+
+export interface CurrentStateTable {
+  room_id: string;
+  type: string;
+  state_key: string;
+  event_id: string;
+  membership: string | null;
+  stream_ordering: number;
+}
+
 export interface Schema {
   server_meta: ServerMetaTable;
   users: UsersTable;
@@ -22,6 +63,15 @@ export interface Schema {
   ui_auth_sessions: UiAuthSessionsTable;
   ui_auth_session_credentials: UiAuthSessionCredentialsTable;
   account_data: AccountDataTable;
+  rooms: RoomsTable;
+  events: EventsTable;
+  event_edges: { event_id: string; prev_event_id: string };
+  event_auth_edges: { event_id: string; auth_id: string };
+  forward_extremities: { room_id: string; event_id: string };
+  state_groups: StateGroupsTable;
+  state_groups_state: { state_group: number; type: string; state_key: string; event_id: string };
+  current_state: CurrentStateTable;
+  event_txn_ids: { user_id: string; device_id: string; txn_id: string; event_id: string; created_ts: number };
   registration_token_pending: RegistrationTokenPendingTable;
 }
 

@@ -1,0 +1,43 @@
+/**
+ * Wakes long-polling /sync requests. In one process this is an in-memory
+ * map of waiting users; several workers sharing a database would relay the
+ * same calls over PostgreSQL LISTEN/NOTIFY (not built yet).
+ */
+export class Notifier {
+  private readonly waiting = new Map<string, Set<() => void>>();
+
+  /** Resolves when `userId` is notified, the timeout passes, or `signal` aborts; true when notified. */
+  wait(userId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      let set = this.waiting.get(userId);
+      if (!set) this.waiting.set(userId, (set = new Set()));
+      const waiters = set;
+      const done = (notified: boolean) => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.waiting.get(userId) === waiters) this.waiting.delete(userId);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(notified);
+      };
+      const wake = () => done(true);
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+      waiters.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  notifyUsers(userIds: Iterable<string>): void {
+    for (const u of userIds) {
+      const set = this.waiting.get(u);
+      if (set) for (const wake of [...set]) wake();
+    }
+  }
+
+  /** How many requests are waiting (for tests and metrics). */
+  waiters(): number {
+    let n = 0;
+    for (const s of this.waiting.values()) n += s.size;
+    return n;
+  }
+}

@@ -1,0 +1,93 @@
+/** Queries on events (PDUs) and transaction ids. */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Schema } from './schema.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+export interface StoredEvent {
+  event_id: string;
+  room_id: string;
+  type: string;
+  state_key: string | null;
+  sender: string;
+  depth: number;
+  origin_server_ts: number;
+  stream_ordering: number;
+  json: Record<string, unknown>;
+  redacted_by: string | null;
+  rejected_reason: string | null;
+}
+
+const COLUMNS = ['event_id', 'room_id', 'type', 'state_key', 'sender', 'depth', 'origin_server_ts', 'stream_ordering', 'json', 'redacted_by', 'rejected_reason'] as const;
+
+export async function insertEvent(
+  db: Db,
+  e: { eventId: string; roomId: string; type: string; stateKey: string | null; sender: string; depth: number; ts: number; json: object; stateGroupBefore: number | null },
+): Promise<number> {
+  const row = await db
+    .insertInto('events')
+    .values({
+      event_id: e.eventId,
+      room_id: e.roomId,
+      type: e.type,
+      state_key: e.stateKey,
+      sender: e.sender,
+      depth: e.depth,
+      origin_server_ts: e.ts,
+      json: sql`${JSON.stringify(e.json)}::jsonb`,
+      rejected_reason: null,
+      state_group_before: e.stateGroupBefore,
+      redacted_by: null,
+    })
+    .returning('stream_ordering')
+    .executeTakeFirstOrThrow();
+  return row.stream_ordering;
+}
+
+export async function getEvents(db: Db, ids: readonly string[]): Promise<Map<string, StoredEvent>> {
+  const out = new Map<string, StoredEvent>();
+  if (ids.length === 0) return out;
+  const rows = await db.selectFrom('events').select(COLUMNS).where('event_id', 'in', [...new Set(ids)]).execute();
+  for (const r of rows) out.set(r.event_id, r);
+  return out;
+}
+
+export async function getEvent(db: Db, id: string): Promise<StoredEvent | undefined> {
+  return db.selectFrom('events').select(COLUMNS).where('event_id', '=', id).executeTakeFirst();
+}
+
+/** Events of a room in stream order: after `from` (exclusive) up to `to` (inclusive), newest last. */
+export async function roomEventsBetween(db: Db, roomId: string, from: number, to: number, limit: number, dir: 'f' | 'b'): Promise<StoredEvent[]> {
+  let q = db.selectFrom('events').select(COLUMNS).where('room_id', '=', roomId).where('outlier', '=', false);
+  if (dir === 'f') q = q.where('stream_ordering', '>', from).where('stream_ordering', '<=', to).orderBy('stream_ordering', 'asc');
+  else q = q.where('stream_ordering', '<=', from).where('stream_ordering', '>', to).orderBy('stream_ordering', 'desc');
+  return q.limit(limit).execute();
+}
+
+export async function maxStreamOrdering(db: Db): Promise<number> {
+  const r = await db.selectFrom('events').select((eb) => eb.fn.max('stream_ordering').as('m')).executeTakeFirst();
+  return Number(r?.m ?? 0);
+}
+
+export async function markRedacted(db: Db, eventId: string, redactedBy: string, redactedJson: object): Promise<void> {
+  await db
+    .updateTable('events')
+    .set({ redacted_by: redactedBy, json: sql`${JSON.stringify(redactedJson)}::jsonb` })
+    .where('event_id', '=', eventId)
+    .execute();
+}
+
+export async function findTxn(db: Db, userId: string, deviceId: string, txnId: string): Promise<string | undefined> {
+  const r = await db
+    .selectFrom('event_txn_ids')
+    .select('event_id')
+    .where('user_id', '=', userId)
+    .where('device_id', '=', deviceId)
+    .where('txn_id', '=', txnId)
+    .executeTakeFirst();
+  return r?.event_id;
+}
+
+export async function recordTxn(db: Db, userId: string, deviceId: string, txnId: string, eventId: string, now: number): Promise<void> {
+  await db.insertInto('event_txn_ids').values({ user_id: userId, device_id: deviceId, txn_id: txnId, event_id: eventId, created_ts: now }).execute();
+}

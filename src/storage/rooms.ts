@@ -1,0 +1,53 @@
+/** Queries on rooms and the room DAG's edges and forward extremities. */
+import type { Kysely, Transaction } from 'kysely';
+import type { RoomsTable, Schema } from './schema.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+export type RoomRow = Omit<RoomsTable, 'is_public'> & { is_public: boolean };
+
+export async function getRoom(db: Db, roomId: string): Promise<RoomRow | undefined> {
+  return db.selectFrom('rooms').selectAll().where('room_id', '=', roomId).executeTakeFirst();
+}
+
+export async function insertRoom(db: Db, r: { roomId: string; version: string; creator: string; isPublic: boolean; now: number }): Promise<void> {
+  await db
+    .insertInto('rooms')
+    .values({ room_id: r.roomId, room_version: r.version, creator: r.creator, is_public: r.isPublic, current_state_group: null, created_ts: r.now })
+    .execute();
+}
+
+export async function setRoomStateGroup(db: Db, roomId: string, group: number): Promise<void> {
+  await db.updateTable('rooms').set({ current_state_group: group }).where('room_id', '=', roomId).execute();
+}
+
+export async function setRoomPublic(db: Db, roomId: string, isPublic: boolean): Promise<void> {
+  await db.updateTable('rooms').set({ is_public: isPublic }).where('room_id', '=', roomId).execute();
+}
+
+export async function forwardExtremities(db: Db, roomId: string): Promise<{ event_id: string; depth: number }[]> {
+  return db
+    .selectFrom('forward_extremities as f')
+    .innerJoin('events as e', 'e.event_id', 'f.event_id')
+    .select(['f.event_id', 'e.depth'])
+    .where('f.room_id', '=', roomId)
+    .orderBy('e.depth', 'desc')
+    .execute();
+}
+
+/** The new event replaces the extremities it points at. */
+export async function advanceExtremities(db: Db, roomId: string, eventId: string, prevIds: string[]): Promise<void> {
+  if (prevIds.length > 0) {
+    await db.deleteFrom('forward_extremities').where('room_id', '=', roomId).where('event_id', 'in', prevIds).execute();
+  }
+  await db.insertInto('forward_extremities').values({ room_id: roomId, event_id: eventId }).onConflict((oc) => oc.doNothing()).execute();
+}
+
+export async function insertEdges(db: Db, eventId: string, prevIds: string[], authIds: string[]): Promise<void> {
+  if (prevIds.length > 0) {
+    await db.insertInto('event_edges').values(prevIds.map((p) => ({ event_id: eventId, prev_event_id: p }))).onConflict((oc) => oc.doNothing()).execute();
+  }
+  if (authIds.length > 0) {
+    await db.insertInto('event_auth_edges').values(authIds.map((a) => ({ event_id: eventId, auth_id: a }))).onConflict((oc) => oc.doNothing()).execute();
+  }
+}

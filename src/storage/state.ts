@@ -1,0 +1,120 @@
+/**
+ * Room state: state groups (deltas on a parent, with a full snapshot every
+ * STATE_DELTA_CHAIN_MAX hops) and each room's current state.
+ */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Schema } from './schema.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+/** How many deltas may stack before a group stores the whole state again. */
+export const STATE_DELTA_CHAIN_MAX = 100;
+
+export type StateKeyTuple = readonly [type: string, stateKey: string];
+
+/**
+ * Creates the group for "prev plus these changes". Returns its id. When the
+ * parent's chain is already STATE_DELTA_CHAIN_MAX long, the new group is a
+ * full snapshot (parent state resolved, changes applied) with no parent.
+ */
+export async function createStateGroup(db: Db, roomId: string, prevGroup: number | null, changes: { type: string; state_key: string; event_id: string }[]): Promise<number> {
+  let chainDepth = 0;
+  let parent = prevGroup;
+  let rows = changes;
+  if (prevGroup !== null) {
+    const p = await db.selectFrom('state_groups').select('chain_depth').where('id', '=', prevGroup).executeTakeFirstOrThrow();
+    chainDepth = p.chain_depth + 1;
+    if (chainDepth > STATE_DELTA_CHAIN_MAX) {
+      const full = await stateAtGroup(db, prevGroup);
+      for (const c of changes) full.set(`${c.type}\u0000${c.state_key}`, c.event_id);
+      rows = [...full].map(([k, event_id]) => {
+        const i = k.indexOf('\u0000');
+        return { type: k.slice(0, i), state_key: k.slice(i + 1), event_id };
+      });
+      parent = null;
+      chainDepth = 0;
+    }
+  }
+  const g = await db.insertInto('state_groups').values({ room_id: roomId, prev_group: parent, chain_depth: chainDepth }).returning('id').executeTakeFirstOrThrow();
+  for (let i = 0; i < rows.length; i += 1000) {
+    await db
+      .insertInto('state_groups_state')
+      .values(rows.slice(i, i + 1000).map((r) => ({ state_group: g.id, type: r.type, state_key: r.state_key, event_id: r.event_id })))
+      .execute();
+  }
+  return g.id;
+}
+
+/** The whole state at a group, as `type NUL state_key` → event id. */
+export async function stateAtGroup(db: Db, group: number, types?: readonly StateKeyTuple[]): Promise<Map<string, string>> {
+  // Walk the chain (bounded by STATE_DELTA_CHAIN_MAX) and keep, per key, the nearest group's entry.
+  const filter = types && types.length > 0
+    ? sql`AND (s.type, s.state_key) IN (${sql.join(types.map(([t, k]) => sql`(${t}, ${k})`))})`
+    : sql``;
+  const res = await sql<{ type: string; state_key: string; event_id: string }>`
+    WITH RECURSIVE chain(id, prev_group, hop) AS (
+      SELECT id, prev_group, 0 FROM state_groups WHERE id = ${group}
+      UNION ALL
+      SELECT g.id, g.prev_group, c.hop + 1 FROM state_groups g JOIN chain c ON g.id = c.prev_group
+    )
+    SELECT DISTINCT ON (s.type, s.state_key) s.type, s.state_key, s.event_id
+    FROM state_groups_state s JOIN chain c ON s.state_group = c.id
+    WHERE true ${filter}
+    ORDER BY s.type, s.state_key, c.hop ASC`.execute(db);
+  const out = new Map<string, string>();
+  for (const r of res.rows) out.set(`${r.type}\u0000${r.state_key}`, r.event_id);
+  return out;
+}
+
+export interface CurrentStateRow {
+  type: string;
+  state_key: string;
+  event_id: string;
+  membership: string | null;
+  stream_ordering: number;
+}
+
+export async function currentState(db: Db, roomId: string, keys?: readonly StateKeyTuple[]): Promise<CurrentStateRow[]> {
+  let q = db.selectFrom('current_state').select(['type', 'state_key', 'event_id', 'membership', 'stream_ordering']).where('room_id', '=', roomId);
+  if (keys) {
+    if (keys.length === 0) return [];
+    q = q.where((eb) => eb.or(keys.map(([t, k]) => eb.and([eb('type', '=', t), eb('state_key', '=', k)]))));
+  }
+  return q.execute();
+}
+
+export async function setCurrentState(
+  db: Db,
+  roomId: string,
+  row: { type: string; state_key: string; event_id: string; membership: string | null; stream_ordering: number },
+): Promise<void> {
+  await db
+    .insertInto('current_state')
+    .values({ room_id: roomId, ...row })
+    .onConflict((oc) => oc.columns(['room_id', 'type', 'state_key']).doUpdateSet({ event_id: row.event_id, membership: row.membership, stream_ordering: row.stream_ordering }))
+    .execute();
+}
+
+/** Rooms where the user's current membership is one of `memberships`. */
+export async function roomsForUser(db: Db, userId: string, memberships: readonly string[]): Promise<{ room_id: string; membership: string; event_id: string; stream_ordering: number }[]> {
+  const rows = await db
+    .selectFrom('current_state')
+    .select(['room_id', 'membership', 'event_id', 'stream_ordering'])
+    .where('type', '=', 'm.room.member')
+    .where('state_key', '=', userId)
+    .where('membership', 'in', [...memberships])
+    .execute();
+  return rows.map((r) => ({ ...r, membership: r.membership ?? '' }));
+}
+
+/** Current members of a room with the given memberships. */
+export async function roomMembers(db: Db, roomId: string, memberships: readonly string[]): Promise<{ user_id: string; membership: string; event_id: string }[]> {
+  const rows = await db
+    .selectFrom('current_state')
+    .select(['state_key', 'membership', 'event_id'])
+    .where('room_id', '=', roomId)
+    .where('type', '=', 'm.room.member')
+    .where('membership', 'in', [...memberships])
+    .execute();
+  return rows.map((r) => ({ user_id: r.state_key, membership: r.membership ?? '', event_id: r.event_id }));
+}
