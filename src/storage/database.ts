@@ -2,8 +2,11 @@
  * Opens the database the configuration names: a real PostgreSQL through a
  * `pg` pool sized from Synapse's cp_min/cp_max, or the embedded PGlite.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -64,20 +67,31 @@ const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=2MB', 'maintenance_w
 
 async function openEmbedded(path: string): Promise<Database> {
   mkdirSync(path, { recursive: true });
+  // Creating the cluster grows PGlite's WASM heap to ~650 MiB and that heap
+  // never shrinks, so a new cluster is made by a short-lived child process;
+  // this process then opens it at ~230 MiB.
+  if (!existsSync(join(path, 'PG_VERSION'))) await createEmbeddedCluster(path);
   // Loaded lazily: the WASM build costs memory a production server on PostgreSQL never needs.
   const { PGlite } = await import('@electric-sql/pglite');
-  // PostgreSQL's defaults (128MB shared_buffers) cost the embedded build
-  // ~120 MiB more RSS; a try-out server on a small VPS needs far less.
-  const fresh = !existsSync(join(path, 'PG_VERSION'));
-  let pglite = await PGlite.create({ dataDir: path, postgresqlconf: EMBEDDED_SETTINGS });
-  if (fresh) {
-    // Creating the cluster grows the WASM heap to ~650 MiB and it never
-    // shrinks; a fresh instance on the new cluster starts at ~190 MiB.
-    await pglite.close();
-    pglite = await PGlite.create({ dataDir: path, postgresqlconf: EMBEDDED_SETTINGS });
-  }
+  const pglite = await PGlite.create({ dataDir: path, postgresqlconf: EMBEDDED_SETTINGS });
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new PGlitePool(pglite) }) });
   return { db, kind: 'embedded', description: `embedded PostgreSQL (PGlite) in ${path}`, close: () => db.destroy() };
+}
+
+function createEmbeddedCluster(path: string): Promise<void> {
+  // The package's ESM entry (createRequire resolves its CommonJS twin beside it).
+  const pgliteUrl = pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite').replace(/\.cjs$/, '.js')).href;
+  const code =
+    `const { PGlite } = await import(${JSON.stringify(pgliteUrl)});` +
+    `const pg = await PGlite.create({ dataDir: process.argv[1], postgresqlconf: ${JSON.stringify(EMBEDDED_SETTINGS)} });` +
+    `await pg.query('select 1'); await pg.close();`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code, path], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`creating the embedded database in ${path} failed: ${err.trim().slice(-500)}`))));
+  });
 }
 
 function describePostgres(cfg: Extract<DatabaseConfig, { kind: 'postgres' }>): string {
