@@ -7,10 +7,20 @@ import * as m0001 from './0001_server_meta.js';
 import * as m0002 from './0002_accounts.js';
 import * as m0003 from './0003_registration.js';
 import * as m0004 from './0004_rooms.js';
+import * as m0005 from './0005_directory.js';
+import * as m0006 from './0006_relations.js';
+import * as m0007 from './0007_sync.js';
+import * as m0008 from './0008_receipts_push.js';
+import * as m0009 from './0009_directory_presence.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
   '0002_accounts': m0002,
   '0003_registration': m0003,
   '0004_rooms': m0004,
+  '0005_directory': m0005,
+  '0006_relations': m0006,
+  '0007_sync': m0007,
+  '0008_receipts_push': m0008,
+  '0009_directory_presence': m0009,
 };

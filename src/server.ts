@@ -12,9 +12,14 @@ import type { AppContext, Services } from './http/context.js';
 import { AccountsService } from './services/accounts.js';
 import { AuthService } from './services/auth.js';
 import { Notifier } from './services/notifier.js';
+import { PresenceService, presenceOptions } from './services/presence.js';
+import { PushService } from './services/push/push-service.js';
 import { RateLimiter } from './services/rate-limit.js';
+import { ReceiptsService } from './services/receipts.js';
 import { EventPipeline } from './services/rooms/event-pipeline.js';
+import { directorySettings } from './services/rooms/directory-rules.js';
 import { RoomService } from './services/rooms/room-service.js';
+import { TypingService } from './services/typing.js';
 import { UiaService } from './services/uia.js';
 import { passwordHasher } from './services/passwords.js';
 import { loadServerKeys } from './services/server-keys.js';
@@ -58,6 +63,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   const markClosing: (() => void)[] = [];
   const extraServers: Server[] = [];
   let passwordsToClose: { close(): Promise<void> } | undefined;
+  let presenceToClose: PresenceService | undefined;
   const closeAll = async () => {
     // Stop accepting, let requests in flight finish, then close the database.
     for (const mark of markClosing) mark();
@@ -72,6 +78,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       ),
     ]);
     await passwordsToClose?.close();
+    await presenceToClose?.close();
     await database.close();
   };
   try {
@@ -97,6 +104,11 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     passwordsToClose = passwords;
     const uia = new UiaService(database.db);
     const notifier = new Notifier();
+    const presence = new PresenceService({ db: database.db, notifier, logger, options: presenceOptions(config) });
+    await presence.start();
+    presenceToClose = presence;
+    const typing = new TypingService({ db: database.db, notifier, logger });
+    const push = new PushService({ db: database.db, serverName: config.server_name, notifier });
     const services: Services = {
       auth,
       passwords,
@@ -104,14 +116,24 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       accounts: new AccountsService(database, config, passwords, auth, uia),
       rateLimiter: new RateLimiter(),
       notifier,
+      presence,
+      typing,
+      receipts: new ReceiptsService({ db: database.db, notifier }),
+      push,
       rooms: new RoomService({
         db: database.db,
         serverName: config.server_name,
         defaultRoomVersion: config.default_room_version,
         pipeline: new EventPipeline(config.server_name, keys),
         notifier,
+        directory: directorySettings(config.raw),
+        blockNonAdminInvites: config.raw['block_non_admin_invites'] === true,
+        logger,
       }),
     };
+    // Push actions and typing follow every persisted event, inside its transaction.
+    services.rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
+    services.rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
     const ctx: AppContext = { config, database, keys, logger, services };
     const urls: string[] = [];
     for (const listener of config.listeners) {
@@ -138,6 +160,8 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       }
     }
     logger.info({ server_name: config.server_name, listening: urls }, 'Axon is running');
+    // Finish parting users whose deactivation committed before a restart (failures are logged there).
+    void services.rooms.partDeactivatedUsers().catch(() => undefined);
     let closing: Promise<void> | undefined;
     return { ctx, urls, close: () => (closing ??= closeAll()) };
   } catch (err) {

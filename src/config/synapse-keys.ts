@@ -117,4 +117,5 @@ export const AXON_IMPLEMENTED_KEYS: Set<string> = new Set([
   'limit_profile_requests_to_users_who_share_rooms', 'auto_join_rooms',
   'rc_message', 'rc_messages_per_second', 'rc_message_burst_count', 'rc_registration', 'rc_login', 'rc_joins',
   'rc_admin_redaction',
+  'alias_creation_rules', 'room_list_publication_rules', 'require_membership_for_aliases', 'enable_room_list_search', 'block_non_admin_invites',
 ]);

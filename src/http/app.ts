@@ -21,8 +21,22 @@ import { logoutPlugin } from './client/logout.js';
 import { profilePlugin } from './client/profile.js';
 import { registerPlugin } from './client/register.js';
 import { roomsPlugin } from './client/rooms.js';
+import { syncPlugin } from './client/sync.js';
+import { filterPlugin } from './client/filter.js';
+import { membershipPlugin } from './client/membership.js';
+import { directoryPlugin } from './client/directory.js';
+import { upgradePlugin } from './client/upgrade.js';
+import { timelinePlugin } from './client/timeline.js';
+import { redactPlugin } from './client/redact.js';
+import { relationsPlugin } from './client/relations.js';
+import { typingPlugin } from './client/typing.js';
+import { receiptsPlugin } from './client/receipts.js';
+import { pushRulesPlugin } from './client/pushrules.js';
+import { notificationsPlugin } from './client/notifications.js';
 import { versionsPlugin } from './client/versions.js';
 import { voipPlugin } from './client/voip.js';
+import { presencePlugin } from './client/presence.js';
+import { userDirectoryPlugin } from './client/user-directory.js';
 import type { AppContext, PluginOptions } from './context.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers, toMatrixError } from './error-handler.js';
@@ -69,6 +83,20 @@ const CLIENT_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   accountDataPlugin,
   capabilitiesPlugin,
   roomsPlugin,
+  membershipPlugin,
+  directoryPlugin,
+  upgradePlugin,
+  timelinePlugin,
+  redactPlugin,
+  relationsPlugin,
+  typingPlugin,
+  receiptsPlugin,
+  pushRulesPlugin,
+  notificationsPlugin,
+  userDirectoryPlugin,
+  presencePlugin,
+  syncPlugin,
+  filterPlugin,
   adminServerPlugin,
   adminRegistrationTokensPlugin,
   adminUsersPlugin,

@@ -5,7 +5,11 @@ import type { AccountsService } from '../services/accounts.js';
 import type { AuthService } from '../services/auth.js';
 import type { RateLimiter } from '../services/rate-limit.js';
 import type { Notifier } from '../services/notifier.js';
+import type { PresenceService } from '../services/presence.js';
+import type { PushService } from '../services/push/push-service.js';
+import type { ReceiptsService } from '../services/receipts.js';
 import type { RoomService } from '../services/rooms/room-service.js';
+import type { TypingService } from '../services/typing.js';
 import type { UiaService } from '../services/uia.js';
 import type { PasswordHasher } from '../services/passwords.js';
 import type { ServerKeys } from '../services/server-keys.js';
@@ -28,6 +32,10 @@ export interface Services {
   readonly rateLimiter: RateLimiter;
   readonly notifier: Notifier;
   readonly rooms: RoomService;
+  readonly presence: PresenceService;
+  readonly typing: TypingService;
+  readonly receipts: ReceiptsService;
+  readonly push: PushService;
 }
 
 export interface PluginOptions {

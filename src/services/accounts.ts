@@ -8,6 +8,7 @@ import type { HomeserverConfig } from '../config/types.js';
 import { forbidden, MatrixError } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
 import { deleteDeviceRows } from '../storage/devices.js';
+import { addPendingDeactivation } from '../storage/memberships.js';
 import type { Schema } from '../storage/schema.js';
 import { getUser, insertUser, setPasswordHash, type UserRow } from '../storage/users.js';
 import type { AuthService } from './auth.js';
@@ -147,7 +148,9 @@ export class AccountsService {
 
   /**
    * Deactivates an account: no password, no sessions, no devices; with
-   * `erase`, the profile is cleared too. (Leaving rooms comes with rooms.)
+   * `erase`, the profile is cleared too. The user is queued to leave their
+   * rooms: once the caller's transaction has committed, it must call
+   * `rooms.partDeactivatedUsers()` (a restart finishes it too).
    */
   async deactivate(db: Db, userId: string, opts: { erase: boolean }): Promise<void> {
     // Erasure is never undone by a later deactivation without it.
@@ -159,6 +162,7 @@ export class AccountsService {
     await this.auth.signOut(db, userId);
     await deleteDeviceRows(db, userId);
     if (opts.erase) await db.updateTable('profiles').set({ displayname: null, avatar_url: null }).where('user_id', '=', userId).execute();
+    await addPendingDeactivation(db, userId, Date.now());
     this.auth.forgetUser(userId);
   }
 }

@@ -211,11 +211,15 @@ export async function userConnections(db: Db, userId: string): Promise<ClientCon
     .execute();
 }
 
-/**
- * The rooms a user is joined to. Axon has no room membership data yet, so
- * there are none to report; this becomes a query on current membership
- * when rooms land.
- */
-export async function joinedRoomIds(_db: Db, _userId: string): Promise<string[]> {
-  return [];
+/** The rooms a user is joined to now (their current membership is join). */
+export async function joinedRoomIds(db: Db, userId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('current_state')
+    .select('room_id')
+    .where('type', '=', 'm.room.member')
+    .where('state_key', '=', userId)
+    .where('membership', '=', 'join')
+    .orderBy('room_id')
+    .execute();
+  return rows.map((r) => r.room_id);
 }

@@ -73,6 +73,11 @@ export interface Schema {
   current_state: CurrentStateTable;
   event_txn_ids: { user_id: string; device_id: string; txn_id: string; event_id: string; created_ts: number };
   registration_token_pending: RegistrationTokenPendingTable;
+  room_aliases: RoomAliasesTable;
+  room_forgotten: { user_id: string; room_id: string; event_id: string };
+  users_pending_deactivation: { user_id: string; created_ts: number };
+  event_relations: EventRelationsTable;
+  threads: ThreadsTable;
 }
 
 export interface UsersTable {
@@ -175,4 +180,118 @@ export interface RegistrationTokenPendingTable {
   session_id: string;
   token: string;
   created_ts: number;
+}
+
+/** One row per event that relates to another through `m.relates_to` (migration 0006). */
+export interface EventRelationsTable {
+  event_id: string;
+  room_id: string;
+  relates_to_id: string;
+  relation_type: string;
+  aggregation_key: string | null;
+  sender: string;
+  type: string;
+  depth: number;
+  stream_ordering: number;
+  origin_server_ts: number;
+}
+
+/** One row per thread root: its latest reply and reply count (migration 0006). */
+export interface ThreadsTable {
+  thread_id: string;
+  room_id: string;
+  latest_event_id: string;
+  latest_depth: number;
+  latest_stream_ordering: number;
+  reply_count: number;
+}
+
+/** Each user's last notable presence, at a position of the presence stream (migration 0009). */
+export interface PresenceTable {
+  user_id: string;
+  state: string;
+  status_msg: string | null;
+  last_active_ts: number;
+  last_user_sync_ts: number;
+  currently_active: boolean;
+  stream_id: number;
+}
+
+// Migration 0009's tables, merged into Schema (declaration merging keeps this edit to an append).
+export interface Schema {
+  presence: PresenceTable;
+}
+
+/** A local room alias and who made it (migration 0005). */
+export interface RoomAliasesTable {
+  room_alias: string;
+  room_id: string;
+  creator: string | null;
+  created_ts: number;
+}
+
+// Migration 0008's tables (receipts, push rules, notifications), merged into Schema.
+export interface Schema {
+  receipts: ReceiptsTable;
+  push_rules: PushRulesTable;
+  push_rules_defaults: PushRulesDefaultsTable;
+  event_push_actions: EventPushActionsTable;
+  push_read_marks: { user_id: string; room_id: string; thread_id: string; stream_ordering: number };
+}
+
+/** The latest receipt per (room, type, user, thread); thread_id '' is unthreaded (migration 0008). */
+export interface ReceiptsTable {
+  stream_id: Generated<number>;
+  room_id: string;
+  receipt_type: string;
+  user_id: string;
+  thread_id: Generated<string>;
+  event_id: string;
+  event_stream_ordering: number;
+  data: Record<string, unknown>;
+}
+
+/** A user's own push rule (migration 0008). */
+export interface PushRulesTable {
+  user_id: string;
+  kind: string;
+  rule_id: string;
+  priority: number;
+  conditions: unknown[] | null;
+  pattern: string | null;
+  actions: unknown[];
+  enabled: Generated<boolean>;
+}
+
+/** A user's change to a server-default push rule (migration 0008). */
+export interface PushRulesDefaultsTable {
+  user_id: string;
+  kind: string;
+  rule_id: string;
+  enabled: boolean | null;
+  actions: unknown[] | null;
+}
+
+/** One notification: an event whose push actions notify a user (migration 0008). */
+export interface EventPushActionsTable {
+  user_id: string;
+  room_id: string;
+  stream_ordering: number;
+  event_id: string;
+  thread_id: string;
+  actions: unknown[];
+  highlight: boolean;
+  ts: number;
+}
+
+/** A filter uploaded through POST /user/{userId}/filter (migration 0007). */
+export interface UserFiltersTable {
+  user_id: string;
+  filter_id: number;
+  filter_json: Record<string, unknown>;
+  created_ts: number;
+}
+
+export interface Schema {
+  user_filters: UserFiltersTable;
 }

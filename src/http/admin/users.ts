@@ -255,6 +255,8 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
         return { created: false };
       });
     auth.forgetUser(userId);
+    await ctx.services.rooms.partDeactivatedUsers();
+    if (!result.created && deactivate !== true && (displayname !== undefined || avatarUrl !== undefined)) await ctx.services.rooms.updateProfileInRooms(userId);
 
     const user = await getUser(db(), userId);
     if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User vanished');
@@ -272,6 +274,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
       .transaction()
       .execute((tx) => accounts.deactivate(tx, user.user_id, { erase: erase || user.erased }));
     auth.forgetUser(user.user_id);
+    await ctx.services.rooms.partDeactivatedUsers();
     return { id_server_unbind_result: 'success' };
   });
 

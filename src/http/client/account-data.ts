@@ -67,6 +67,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
       checkWritable(type);
       const content = contentOf(req);
       await db.transaction().execute((tx) => putAccountData(tx, userId, GLOBAL, type, content));
+      ctx.services.notifier.notifyUsers([userId]);
       return {};
     });
 
@@ -87,6 +88,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
       checkWritable(type);
       const content = contentOf(req);
       await db.transaction().execute((tx) => putAccountData(tx, userId, roomId, type, content));
+      ctx.services.notifier.notifyUsers([userId]);
       return {};
     });
 

@@ -110,6 +110,7 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         await deleteAllAccountData(tx, requester.userId);
       });
       auth.forgetUser(requester.userId);
+      await ctx.services.rooms.partDeactivatedUsers();
       req.log.info({ user_id: requester.userId, erase }, 'account deactivated');
       // Axon binds no third-party ids to identity servers, so it has nothing to unbind.
       return { id_server_unbind_result: 'no-support' };

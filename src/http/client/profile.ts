@@ -72,6 +72,8 @@ export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
     const updated = await db.transaction().execute((tx) => setProfileField(tx, userId, field, value));
     if (!updated) throw profileNotFound();
     req.log.info({ user_id: userId, field }, 'profile updated');
+    // As Synapse: the user's member event in each joined room carries the new profile.
+    await ctx.services.rooms.updateProfileInRooms(userId);
   }
 
   for (const prefix of CLIENT_PREFIXES) {

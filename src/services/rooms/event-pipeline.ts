@@ -25,6 +25,8 @@ import { advanceExtremities, forwardExtremities, getRoom, insertEdges, setRoomSt
 import type { Schema } from '../../storage/schema.js';
 import { createStateGroup, currentState, setCurrentState } from '../../storage/state.js';
 import type { ServerKeys } from '../server-keys.js';
+import { checkClientRedaction } from './redaction-rules.js';
+import { recordEventRelations } from './relations.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
@@ -43,16 +45,29 @@ export interface PersistedEvent {
   roomId: string;
 }
 
+/**
+ * Called for every persisted event, inside its transaction, after the event,
+ * its edges and the room's new state are written (push actions, typing).
+ * `stateGroupBefore` is the room's state group before the event.
+ */
+export type PersistHook = (tx: Db, room: RoomRow, event: PersistedEvent, stateGroupBefore: number | null) => Promise<void>;
+
 /** Most prev_events one local event cites, as Synapse caps them. */
 const MAX_PREV_EVENTS = 10;
 
 export class EventPipeline {
   private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly persistHooks: PersistHook[] = [];
 
   constructor(
     private readonly serverName: string,
     private readonly keys: ServerKeys,
   ) {}
+
+  /** Adds a hook run for every persisted event (see PersistHook). */
+  addPersistHook(hook: PersistHook): void {
+    this.persistHooks.push(hook);
+  }
 
   /**
    * Runs `fn` with the room's queue held: calls for one room run one after
@@ -94,9 +109,11 @@ export class EventPipeline {
     }
     const verdict = checkAuthAgainstState(rv, pdu, (t, k) => byKey.get(`${t}\u0000${k}`));
     if (!verdict.allowed) throw forbidden(verdict.reason ?? 'Event not allowed by the auth rules');
+    if (pdu.type === 'm.room.redaction') await checkClientRedaction(tx, rv, room.room_id, pdu, (t, k) => byKey.get(`${t}\u0000${k}`));
 
     const prevIds = refIds(pdu.prev_events);
     const authIds = refIds(pdu.auth_events);
+    const stateGroupBefore = room.current_state_group;
     const isState = pdu.state_key !== undefined;
     let groupAfter = room.current_state_group;
     if (isState) {
@@ -121,8 +138,15 @@ export class EventPipeline {
       const membership = pdu.type === 'm.room.member' && typeof pdu.content['membership'] === 'string' ? (pdu.content['membership'] as string) : null;
       await setCurrentState(tx, room.room_id, { type: pdu.type, state_key: pdu.state_key as string, event_id: id, membership, stream_ordering: streamOrdering });
     }
-    if (pdu.type === 'm.room.redaction') await this.applyRedaction(tx, rv, room.room_id, id, pdu);
-    return { eventId: id, streamOrdering, pdu, roomId: room.room_id };
+    const redacted = pdu.type === 'm.room.redaction' ? await this.applyRedaction(tx, rv, room.room_id, id, pdu) : undefined;
+    await recordEventRelations(
+      tx,
+      { eventId: id, roomId: room.room_id, type: pdu.type, sender, content: pdu.content, depth: pdu.depth, streamOrdering, originServerTs: pdu.origin_server_ts, redacted },
+      { validate: true },
+    );
+    const persisted: PersistedEvent = { eventId: id, streamOrdering, pdu, roomId: room.room_id };
+    for (const hook of this.persistHooks) await hook(tx, room, persisted, stateGroupBefore);
+    return persisted;
   }
 
   /** Loads the room or answers 404 M_NOT_FOUND. */
@@ -192,12 +216,14 @@ export class EventPipeline {
     return signed;
   }
 
-  private async applyRedaction(tx: Db, rv: RoomVersion, roomId: string, redactionId: string, pdu: PDU): Promise<void> {
+  /** Applies a redaction to its target; returns the target's id when it was applied. */
+  private async applyRedaction(tx: Db, rv: RoomVersion, roomId: string, redactionId: string, pdu: PDU): Promise<string | undefined> {
     const target = (rv.redactsInContent ? pdu.content['redacts'] : pdu.redacts) as string | undefined;
-    if (typeof target !== 'string') return;
+    if (typeof target !== 'string') return undefined;
     const found = (await getEvents(tx, [target])).get(target);
-    if (!found || found.room_id !== roomId || found.redacted_by) return;
+    if (!found || found.room_id !== roomId || found.redacted_by) return undefined;
     await markRedacted(tx, target, redactionId, redactWith(found.json, rv));
+    return target;
   }
 }
 

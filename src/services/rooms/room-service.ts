@@ -4,19 +4,25 @@
  * run in the room's queue; members are woken for sync after it commits.
  */
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
 import { roomIdFromCreateEvent } from '../../core/event-id.js';
 import type { JsonObject, PDU } from '../../core/pdu.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
-import { MatrixError } from '../../matrix-error.js';
-import { findTxn, getEvent, recordTxn, type StoredEvent } from '../../storage/events.js';
-import { insertRoom, setRoomPublic } from '../../storage/rooms.js';
+import { forbidden, MatrixError } from '../../matrix-error.js';
+import { getAlias, insertAlias } from '../../storage/aliases.js';
+import { findTxn, getEvents, recordTxn, type StoredEvent } from '../../storage/events.js';
+import { markForgotten, nextPendingDeactivation, removePendingDeactivation } from '../../storage/memberships.js';
+import { insertRoom } from '../../storage/rooms.js';
 import type { Schema } from '../../storage/schema.js';
-import { currentState, roomMembers } from '../../storage/state.js';
+import { currentState, roomMembers, roomsForUser } from '../../storage/state.js';
 import { getProfile } from '../../storage/users.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
+import { localAliasFromName } from './aliases.js';
+import { aliasCreationAllowed, publishingAllowed, type DirectorySettings } from './directory-rules.js';
 import type { EventDraft, EventPipeline, PersistedEvent } from './event-pipeline.js';
+import { planMembership, serverActingAs, type MembershipAction } from './membership.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
 
@@ -57,6 +63,29 @@ export interface RoomServiceDeps {
   defaultRoomVersion: string;
   pipeline: EventPipeline;
   notifier: Notifier;
+  /** The room-directory settings (alias and publication rules); without them everything is allowed. */
+  directory?: DirectorySettings;
+  /** Synapse's `block_non_admin_invites`. */
+  blockNonAdminInvites?: boolean;
+  logger?: Logger;
+}
+
+/** A room checked and ready to write (see RoomService.prepareRoom). */
+export interface PreparedRoom {
+  rv: RoomVersion;
+  roomId: string;
+  creator: string;
+  invitees: string[];
+  /** For random room ids, still open to changes until writeRoom builds the create event. */
+  createContent: JsonObject;
+  /** v12: the create event, built already because the room id is its hash. */
+  create?: PDU;
+  req: CreateRoomRequest;
+  rules: PresetRules;
+  alias?: string;
+  publish: boolean;
+  /** Invitees' display names and avatars, for their invite events (Synapse's include_profile_data_on_invite). */
+  inviteeProfiles: Map<string, JsonObject>;
 }
 
 export class RoomService {
@@ -68,6 +97,20 @@ export class RoomService {
 
   /** Creates a room as the spec's /createRoom describes; returns its id. */
   async createRoom(requester: Requester, req: CreateRoomRequest, now = Date.now()): Promise<{ roomId: string; events: PersistedEvent[] }> {
+    const prepared = await this.prepareRoom(requester, req, now);
+    const events = await this.d.db.transaction().execute((tx) => this.writeRoom(tx, prepared, now));
+    this.d.notifier.notifyUsers([prepared.creator, ...prepared.invitees]);
+    return { roomId: prepared.roomId, events };
+  }
+
+  /**
+   * Checks and computes what a new room needs before anything is written:
+   * its version, its id, its alias (`room_alias_name`: refused here when
+   * malformed, not allowed by `alias_creation_rules`, or taken), and whether
+   * it may be published (`room_list_publication_rules`; a room that may not
+   * is created unpublished, as Synapse does).
+   */
+  async prepareRoom(requester: Requester, req: CreateRoomRequest, now = Date.now()): Promise<PreparedRoom> {
     const versionId = req.room_version ?? this.d.defaultRoomVersion;
     const rv = roomVersion(versionId);
     if (!rv) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Your homeserver does not support the features required to create rooms of version ${versionId}`);
@@ -75,6 +118,16 @@ export class RoomService {
     const rules = PRESETS[preset];
     const creator = requester.userId;
     const invitees = [...new Set(req.invite ?? [])].filter((u) => u !== creator);
+    const alias = req.room_alias_name === undefined ? undefined : localAliasFromName(req.room_alias_name, this.d.serverName);
+    if (invitees.length > 0 && this.d.blockNonAdminInvites && !requester.isAdmin) throw forbidden('Invites have been disabled on this server');
+    const inviteeProfiles = new Map<string, JsonObject>();
+    for (const u of invitees) {
+      const profile = await getProfile(this.d.db, u);
+      const p: JsonObject = {};
+      if (profile?.displayname) p['displayname'] = profile.displayname;
+      if (profile?.avatar_url) p['avatar_url'] = profile.avatar_url;
+      inviteeProfiles.set(u, p);
+    }
 
     const createContent: JsonObject = { ...(req.creation_content ?? {}), room_version: rv.id };
     if (!rv.implicitRoomCreator) createContent['creator'] = creator;
@@ -83,26 +136,38 @@ export class RoomService {
 
     // v12: the room id is the create event's hash, known once it is built.
     const legacyId = rv.roomIdFromCreateEvent ? undefined : `!${randomId()}:${this.d.serverName}`;
-    const create = this.d.pipeline.buildCreateEvent(rv, legacyId, creator, createContent, now);
-    const roomId = legacyId ?? roomIdFromCreateEvent(create, rv.id);
-    const drafts = this.initialDrafts(rv, creator, invitees, rules, req);
+    const create = legacyId === undefined ? this.d.pipeline.buildCreateEvent(rv, undefined, creator, createContent, now) : undefined;
+    const roomId = legacyId ?? roomIdFromCreateEvent(create as PDU, rv.id);
 
-    const events = await this.d.db.transaction().execute(async (tx) => {
-      return this.d.pipeline.inRoomQueue(roomId, async () => {
-        await insertRoom(tx, { roomId, version: rv.id, creator, isPublic: req.visibility === 'public', now });
-        const room = await this.d.pipeline.room(tx, roomId);
-        const out: PersistedEvent[] = [];
-        out.push(await this.d.pipeline.persist(tx, room, creator, { type: 'm.room.create', state_key: '', content: createContent }, now, create));
-        for (const draft of drafts) out.push(await this.d.pipeline.persist(tx, room, creator, draft, now));
-        if (req.visibility === 'public') await setRoomPublic(tx, roomId, true);
-        return out;
-      });
-    });
-    this.d.notifier.notifyUsers([creator, ...invitees]);
-    return { roomId, events };
+    if (alias !== undefined) {
+      if (this.d.directory && !requester.isAdmin && !aliasCreationAllowed(this.d.directory, creator, roomId, alias)) throw forbidden('Not allowed to create alias');
+      if (await getAlias(this.d.db, alias)) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
+    }
+    const publish = req.visibility === 'public' && (!this.d.directory || publishingAllowed(this.d.directory, requester, roomId, alias ? [alias] : []));
+    return { rv, roomId, creator, invitees, createContent, create, req, rules, alias, publish, inviteeProfiles };
   }
 
-  private initialDrafts(rv: RoomVersion, creator: string, invitees: string[], rules: PresetRules, req: CreateRoomRequest): EventDraft[] {
+  /**
+   * Writes a prepared room in `tx`: the room row, its first events, and its
+   * alias (a taken alias, even one taken a moment ago, undoes it all with
+   * 400 M_ROOM_IN_USE).
+   */
+  async writeRoom(tx: Transaction<Schema>, p: PreparedRoom, now = Date.now()): Promise<PersistedEvent[]> {
+    return this.d.pipeline.inRoomQueue(p.roomId, async () => {
+      await insertRoom(tx, { roomId: p.roomId, version: p.rv.id, creator: p.creator, isPublic: p.publish, now });
+      const room = await this.d.pipeline.room(tx, p.roomId);
+      const create = p.create ?? this.d.pipeline.buildCreateEvent(p.rv, p.roomId, p.creator, p.createContent, now);
+      const out: PersistedEvent[] = [];
+      out.push(await this.d.pipeline.persist(tx, room, p.creator, { type: 'm.room.create', state_key: '', content: create.content }, now, create));
+      if (p.alias !== undefined && !(await insertAlias(tx, { alias: p.alias, roomId: p.roomId, creator: p.creator, now }))) {
+        throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
+      }
+      for (const draft of this.initialDrafts(p.rv, p.creator, p.invitees, p.rules, p.req, p.alias, p.inviteeProfiles)) out.push(await this.d.pipeline.persist(tx, room, p.creator, draft, now));
+      return out;
+    });
+  }
+
+  private initialDrafts(rv: RoomVersion, creator: string, invitees: string[], rules: PresetRules, req: CreateRoomRequest, alias?: string, inviteeProfiles?: Map<string, JsonObject>): EventDraft[] {
     const drafts: EventDraft[] = [{ type: 'm.room.member', state_key: creator, content: { membership: 'join' } }];
     const users: JsonObject = {};
     if (!rv.privilegedCreators) users[creator] = 100;
@@ -130,8 +195,12 @@ export class RoomService {
       notifications: { room: 50 },
       ...(req.power_level_content_override ?? {}),
     };
-    drafts.push({ type: 'm.room.power_levels', state_key: '', content: powerLevels });
     const initial = new Map((req.initial_state ?? []).map((s) => [`${s.type}\u0000${s.state_key ?? ''}`, s]));
+    // Power levels given in initial_state replace the defaults and the override, as in Synapse.
+    const initialPowerLevels = initial.get('m.room.power_levels\u0000');
+    initial.delete('m.room.power_levels\u0000');
+    drafts.push({ type: 'm.room.power_levels', state_key: '', content: initialPowerLevels?.content ?? powerLevels });
+    if (alias !== undefined && !initial.has('m.room.canonical_alias\u0000')) drafts.push({ type: 'm.room.canonical_alias', state_key: '', content: { alias } });
     const presetState: EventDraft[] = [
       { type: 'm.room.join_rules', state_key: '', content: { join_rule: rules.joinRule } },
       { type: 'm.room.history_visibility', state_key: '', content: { history_visibility: rules.historyVisibility } },
@@ -142,7 +211,7 @@ export class RoomService {
     if (req.name !== undefined) drafts.push({ type: 'm.room.name', state_key: '', content: { name: req.name } });
     if (req.topic !== undefined) drafts.push({ type: 'm.room.topic', state_key: '', content: { topic: req.topic } });
     for (const u of invitees) {
-      const content: JsonObject = { membership: 'invite' };
+      const content: JsonObject = { ...(inviteeProfiles?.get(u) ?? {}), membership: 'invite' };
       if (req.is_direct) content['is_direct'] = true;
       drafts.push({ type: 'm.room.member', state_key: u, content });
     }
@@ -194,21 +263,95 @@ export class RoomService {
     membership: 'join' | 'leave' | 'invite' | 'ban' | 'knock',
     extra: JsonObject = {},
   ): Promise<{ eventId: string }> {
-    const content: JsonObject = { ...extra, membership };
-    if (membership === 'join' || membership === 'knock') {
-      // Keep the profile in the member event, as clients show it from there.
-      const profile = await getProfile(this.d.db, target);
-      if (profile?.displayname && content['displayname'] === undefined) content['displayname'] = profile.displayname;
-      if (profile?.avatar_url && content['avatar_url'] === undefined) content['avatar_url'] = profile.avatar_url;
+    const action: MembershipAction = membership === 'leave' && target !== requester.userId ? 'kick' : membership;
+    return this.updateMembership(requester, roomId, target, action, extra);
+  }
+
+  /**
+   * Changes a membership the way the client API asks for it, with Synapse's
+   * checks before the auth rules (see membership.ts). A repeat of the
+   * current membership event returns that event.
+   */
+  async updateMembership(requester: Requester, roomId: string, target: string, action: MembershipAction, extra: JsonObject = {}, now = Date.now()): Promise<{ eventId: string }> {
+    const persisted = await this.d.pipeline.inRoomQueue(roomId, () =>
+      this.d.db.transaction().execute(async (tx) => {
+        const room = await this.d.pipeline.room(tx, roomId);
+        const plan = await planMembership(tx, roomId, requester, target, action, extra, { blockNonAdminInvites: this.d.blockNonAdminInvites ?? false });
+        if ('existing' in plan) return { eventId: plan.existing } as const;
+        return this.d.pipeline.persist(tx, room, requester.userId, plan.draft, now);
+      }),
+    );
+    if ('pdu' in persisted) await this.wake(roomId, persisted.pdu);
+    return { eventId: persisted.eventId };
+  }
+
+  /**
+   * Forgets a room the user has left or been banned from (400 M_UNKNOWN
+   * while they are in it, invited or knocking). A user who never was in the
+   * room forgets nothing, as in Synapse.
+   */
+  async forget(userId: string, roomId: string): Promise<void> {
+    await this.d.db.transaction().execute(async (tx) => {
+      const [row] = await currentState(tx, roomId, [['m.room.member', userId]]);
+      if (!row) return;
+      if (row.membership !== 'leave' && row.membership !== 'ban') throw new MatrixError(400, 'M_UNKNOWN', `User ${userId} in room ${roomId}`);
+      await markForgotten(tx, userId, roomId, row.event_id);
+    });
+  }
+
+  private parting: Promise<void> = Promise.resolve();
+
+  /**
+   * Parts every deactivated user still waiting (users_pending_deactivation,
+   * written in the deactivation's transaction): pending invites and knocks
+   * are rejected, joined rooms left and then forgotten, as Synapse does.
+   * Calls queue behind each other; each resolves once the queue is empty.
+   */
+  partDeactivatedUsers(): Promise<void> {
+    const run = this.parting.then(() => this.partPending());
+    this.parting = run.catch((err: unknown) => this.d.logger?.error({ err }, 'parting deactivated users failed'));
+    return run;
+  }
+
+  private async partPending(): Promise<void> {
+    for (;;) {
+      const userId = await nextPendingDeactivation(this.d.db);
+      if (userId === undefined) return;
+      const requester = serverActingAs(userId);
+      for (const r of await roomsForUser(this.d.db, userId, ['join', 'invite', 'knock'])) {
+        try {
+          await this.updateMembership(requester, r.room_id, userId, 'leave');
+          if (r.membership === 'join') await this.forget(userId, r.room_id);
+        } catch (err) {
+          this.d.logger?.warn({ err, user_id: userId, room_id: r.room_id }, 'could not part deactivated user from room');
+        }
+      }
+      await removePendingDeactivation(this.d.db, userId);
+      this.d.logger?.info({ user_id: userId }, 'deactivated user parted from their rooms');
     }
-    return this.send(requester, roomId, { type: 'm.room.member', state_key: target, content });
+  }
+
+  /**
+   * After a profile change: a new join event with the new display name and
+   * avatar in every room the user is joined to (skipped where nothing
+   * changed), sent as the user, as Synapse does.
+   */
+  async updateProfileInRooms(userId: string): Promise<void> {
+    const requester = serverActingAs(userId);
+    for (const r of await roomsForUser(this.d.db, userId, ['join'])) {
+      try {
+        await this.updateMembership(requester, r.room_id, userId, 'join');
+      } catch (err) {
+        this.d.logger?.warn({ err, user_id: userId, room_id: r.room_id }, 'could not update member event after a profile change');
+      }
+    }
   }
 
   /** The room's current state events. */
   async currentStateEvents(roomId: string): Promise<StoredEvent[]> {
     const rows = await currentState(this.d.db, roomId);
-    const events = await Promise.all(rows.map((r) => getEvent(this.d.db, r.event_id)));
-    return events.filter((e): e is StoredEvent => e !== undefined);
+    const events = await getEvents(this.d.db, rows.map((r) => r.event_id));
+    return rows.map((r) => events.get(r.event_id)).filter((e): e is StoredEvent => e !== undefined);
   }
 
   /** The user's membership in a room now, or undefined. */

@@ -65,3 +65,22 @@ export function decodeTimelineToken(s: string): { depth?: number; stream: number
   }
   return { stream: decodeStreamToken(s).events };
 }
+
+/*
+ * What a timeline token means (as Synapse's tokens do): `t<d>_<s>` is the
+ * point just after the event at (depth d, stream s). Paginating backwards
+ * from it returns that event and those before it; forwards returns the
+ * events after it. So a /sync timeline whose first event is at (d, s) has
+ * prev_batch `topoTokenBefore(d, s)`, and an event's own position is
+ * `topoTokenAfter(d, s)`.
+ */
+
+/** The token just after an event: backwards pagination from it starts with the event. */
+export function topoTokenAfter(depth: number, stream: number): string {
+  return encodeTopoToken({ depth, stream });
+}
+
+/** The token just before an event: backwards pagination from it starts with the event before. */
+export function topoTokenBefore(depth: number, stream: number): string {
+  return encodeTopoToken({ depth, stream: stream - 1 });
+}

@@ -1,0 +1,75 @@
+/**
+ * Membership endpoints beside the ones in rooms.ts, under r0 and v3:
+ * POST /join/{roomIdOrAlias}, POST /knock/{roomIdOrAlias} and
+ * POST /rooms/{roomId}/forget.
+ *
+ * An alias is resolved through this server's aliases. `via` and
+ * `server_name` name servers to join or knock through; they matter only
+ * for rooms this server is not in, which need federation: such rooms (a
+ * room id we do not hold, a remote alias) are answered 404 M_NOT_FOUND
+ * for now.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { JsonObject } from '../../core/pdu.js';
+import { MatrixError } from '../../matrix-error.js';
+import { parseRoomAliasOrThrow } from '../../services/rooms/aliases.js';
+import { getRoom } from '../../storage/rooms.js';
+import { requireUser } from '../auth.js';
+import type { PluginOptions } from '../context.js';
+import { directoryServices } from './directory.js';
+import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+
+type Params = { Params: { roomIdOrAlias: string } };
+
+const NO_FEDERATION = 'Axon does not federate yet, so it can only join and knock on rooms it already holds';
+
+/** The `reason` given in a membership request body. */
+function reasonOf(body: Record<string, unknown>): JsonObject {
+  const r = body['reason'];
+  if (r === undefined || r === null) return {};
+  if (typeof r !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
+  if (r.includes('\u0000')) throw new MatrixError(400, 'M_INVALID_PARAM', 'reason may not contain U+0000');
+  return { reason: r };
+}
+
+export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const rooms = ctx.services.rooms;
+  const db = ctx.database.db;
+  const { aliases } = directoryServices(ctx);
+
+  /** A room id, or a local alias resolved to one; 404 for rooms this server does not hold. */
+  async function resolveRoom(idOrAlias: string): Promise<string> {
+    if (idOrAlias.startsWith('#')) {
+      const p = parseRoomAliasOrThrow(idOrAlias);
+      if (!aliases.isLocal(p)) throw new MatrixError(404, 'M_NOT_FOUND', `Room alias ${p.alias} not found: ${NO_FEDERATION}`);
+      return (await aliases.resolve(p.alias)).room_id;
+    }
+    if (!idOrAlias.startsWith('!') || idOrAlias.length < 2) throw new MatrixError(400, 'M_INVALID_PARAM', `${idOrAlias} was not legal room ID or room alias`);
+    if (!(await getRoom(db, idOrAlias))) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${idOrAlias}: ${NO_FEDERATION}`);
+    return idOrAlias;
+  }
+
+  for (const p of CLIENT_PREFIXES) {
+    app.post<Params>(`${p}/join/:roomIdOrAlias`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      const body = objectBody(req, { emptyIsObject: true });
+      const roomId = await resolveRoom(req.params.roomIdOrAlias);
+      await rooms.updateMembership(requester, roomId, requester.userId, 'join', reasonOf(body));
+      return { room_id: roomId };
+    });
+
+    app.post<Params>(`${p}/knock/:roomIdOrAlias`, async (req) => {
+      const requester = await requireUser(ctx, req);
+      const body = objectBody(req, { emptyIsObject: true });
+      const roomId = await resolveRoom(req.params.roomIdOrAlias);
+      await rooms.updateMembership(requester, roomId, requester.userId, 'knock', reasonOf(body));
+      return { room_id: roomId };
+    });
+
+    app.post(`${p}/rooms/:roomId/forget`, async (req: FastifyRequest<{ Params: { roomId: string } }>) => {
+      const requester = await requireUser(ctx, req);
+      await rooms.forget(requester.userId, req.params.roomId);
+      return {};
+    });
+  }
+};

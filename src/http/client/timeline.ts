@@ -1,0 +1,93 @@
+/**
+ * Reading rooms: /messages, /context, /event, /members, /joined_members
+ * (r0 and v3) and /timestamp_to_event (v1).
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { MatrixError } from '../../matrix-error.js';
+import { parseRoomEventFilter } from '../../services/rooms/event-filter.js';
+import { getContext, getJoinedMembers, getMembers, getMessages, getRoomEvent, MEMBERSHIPS, type Membership, timestampToEvent } from '../../services/rooms/timeline.js';
+import { requireUser } from '../auth.js';
+import type { PluginOptions } from '../context.js';
+
+const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
+
+type Query = Record<string, unknown>;
+
+/** A query parameter's single value (the first, if repeated). */
+export function queryString(req: FastifyRequest, name: string): string | undefined {
+  const v = (req.query as Query | undefined)?.[name];
+  const one = Array.isArray(v) ? v[0] : v;
+  return typeof one === 'string' ? one : undefined;
+}
+
+/** A non-negative integer query parameter (as Synapse's parse_integer). */
+export function queryInteger(req: FastifyRequest, name: string, opts: { required?: boolean; allowNegative?: boolean } = {}): number | undefined {
+  const raw = queryString(req, name);
+  if (raw === undefined) {
+    if (opts.required) throw new MatrixError(400, 'M_MISSING_PARAM', `Missing required integer query parameter ${name}`);
+    return undefined;
+  }
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(Number(raw))) throw new MatrixError(400, 'M_INVALID_PARAM', `Query parameter ${name} must be an integer`);
+  const n = Number(raw);
+  if (n < 0 && !opts.allowNegative) throw new MatrixError(400, 'M_INVALID_PARAM', `Query parameter ${name} must be a positive integer`);
+  return n;
+}
+
+/** One of the allowed values, or the default; anything else is 400 M_INVALID_PARAM. */
+export function queryEnum<T extends string>(req: FastifyRequest, name: string, allowed: readonly T[], fallback?: T): T | undefined {
+  const raw = queryString(req, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new MatrixError(400, 'M_INVALID_PARAM', `Query parameter ${name} must be one of [${allowed.join(', ')}]`);
+  return raw as T;
+}
+
+export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const db = ctx.database.db;
+
+  for (const p of PREFIXES) {
+    app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/messages`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      // The spec makes `dir` required; Synapse reads a missing one as forwards.
+      const dir = queryEnum(req, 'dir', ['b', 'f'] as const, 'f') as 'b' | 'f';
+      return getMessages(db, requester.userId, req.params.roomId, {
+        dir,
+        from: queryString(req, 'from') || undefined,
+        to: queryString(req, 'to') || undefined,
+        limit: queryInteger(req, 'limit'),
+        filter: parseRoomEventFilter(queryString(req, 'filter')),
+      });
+    });
+
+    app.get<{ Params: { roomId: string; eventId: string } }>(`${p}/rooms/:roomId/context/:eventId`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      const limit = queryInteger(req, 'limit') ?? 10;
+      return getContext(db, requester.userId, req.params.roomId, req.params.eventId, limit, parseRoomEventFilter(queryString(req, 'filter')));
+    });
+
+    app.get<{ Params: { roomId: string; eventId: string } }>(`${p}/rooms/:roomId/event/:eventId`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      return getRoomEvent(db, requester.userId, req.params.roomId, req.params.eventId);
+    });
+
+    app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/members`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      return getMembers(db, requester.userId, req.params.roomId, {
+        at: queryString(req, 'at') || undefined,
+        membership: queryEnum<Membership>(req, 'membership', MEMBERSHIPS),
+        notMembership: queryEnum<Membership>(req, 'not_membership', MEMBERSHIPS),
+      });
+    });
+
+    app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/joined_members`, async (req) => {
+      const requester = await requireUser(ctx, req);
+      return getJoinedMembers(db, requester.userId, req.params.roomId);
+    });
+  }
+
+  app.get<{ Params: { roomId: string } }>('/_matrix/client/v1/rooms/:roomId/timestamp_to_event', async (req) => {
+    const requester = await requireUser(ctx, req);
+    const ts = queryInteger(req, 'ts', { required: true }) as number;
+    const dir = queryEnum(req, 'dir', ['f', 'b'] as const, 'f') as 'f' | 'b';
+    return timestampToEvent(db, requester.userId, req.params.roomId, ts, dir);
+  });
+};

@@ -1,0 +1,83 @@
+/**
+ * POST /_matrix/client/{r0,v3}/user_directory/search: users matching a term
+ * by user id or display name (case-insensitive, each word a prefix).
+ *
+ * As Synapse:
+ * - Results are the users who share a joined room with the searcher or are
+ *   joined to a public or world-readable room; with
+ *   `user_directory.search_all_users: true`, every local user but the
+ *   searcher. Deactivated, support and appservice users never appear;
+ *   locked ones only with `user_directory.show_locked_users`.
+ * - `user_directory.enabled: false` answers every search with no results.
+ * - `limit` defaults to 10 and is held within 0..50; `limited` says that
+ *   more users matched.
+ * - Guests may not search (403 M_GUEST_ACCESS_FORBIDDEN); searches count
+ *   against `rc_user_directory` (0.016/s, burst 200 by default).
+ * - Ranked by Synapse's weights: exact word matches over prefix matches,
+ *   display name over localpart over domain, users with a display name
+ *   and avatar first.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { RateLimitConfig } from '../../config/types.js';
+import { MatrixError } from '../../matrix-error.js';
+import { directoryQueries, searchUserDirectory } from '../../storage/user-directory.js';
+import { requireUser } from '../auth.js';
+import type { PluginOptions } from '../context.js';
+import { CLIENT_PREFIXES, objectBody, rejectNul } from './session-helpers.js';
+
+const MAX_LIMIT = 50;
+
+/**
+ * A rate limit Synapse reads but our config loader keeps only in `raw`:
+ * `{per_second, burst_count}` at `path`, each falling back to Synapse's
+ * default when absent or not a non-negative number.
+ */
+export function rawRateLimit(raw: Record<string, unknown>, path: readonly string[], def: RateLimitConfig): RateLimitConfig {
+  let v: unknown = raw;
+  for (const k of path) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
+  const o = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  const num = (x: unknown, d: number) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : d);
+  return { per_second: num(o['per_second'], def.per_second), burst_count: num(o['burst_count'], def.burst_count) };
+}
+
+export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const { config } = ctx;
+  const db = ctx.database.db;
+  const rc = rawRateLimit(config.raw, ['rc_user_directory'], { per_second: 0.016, burst_count: 200 });
+  const ud = config.raw['user_directory'];
+  const showLocked = ud !== null && typeof ud === 'object' && (ud as Record<string, unknown>)['show_locked_users'] === true;
+
+  for (const prefix of CLIENT_PREFIXES) {
+    app.post(`${prefix}/user_directory/search`, async (req) => {
+      const requester = await requireUser(ctx, req);
+      if (!config.user_directory.enabled) return { limited: false, results: [] };
+      ctx.services.rateLimiter.check(`user_directory:${requester.userId}`, rc);
+      const body = objectBody(req);
+      const term = body['search_term'];
+      if (term === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', '`search_term` is required field');
+      if (typeof term !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', '`search_term` must be a string');
+      rejectNul(term, 'search_term');
+      const rawLimit = body['limit'] ?? 10;
+      if (typeof rawLimit !== 'number' || !Number.isInteger(rawLimit)) throw new MatrixError(400, 'M_INVALID_PARAM', '`limit` must be an integer');
+      const limit = Math.max(0, Math.min(rawLimit, MAX_LIMIT));
+
+      const queries = directoryQueries(term);
+      if (!queries) return { limited: false, results: [] };
+      const rows = await searchUserDirectory(db, {
+        searcher: requester.userId,
+        ...queries,
+        limit: limit + 1,
+        searchAllUsers: config.user_directory.search_all_users,
+        showLockedUsers: showLocked,
+      });
+      return {
+        limited: rows.length > limit,
+        results: rows.slice(0, limit).map((r) => ({
+          user_id: r.user_id,
+          ...(r.display_name !== null ? { display_name: r.display_name } : {}),
+          ...(r.avatar_url !== null ? { avatar_url: r.avatar_url } : {}),
+        })),
+      };
+    });
+  }
+};

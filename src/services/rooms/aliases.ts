@@ -1,0 +1,207 @@
+/**
+ * Room aliases (`#name:server`), local ones only until federation exists:
+ * creating, resolving, listing and deleting them, with Synapse's rules.
+ *
+ * - Creating: the alias must be well formed (400 M_INVALID_PARAM), ours
+ *   (400 M_INVALID_PARAM), at most 255 bytes, allowed by
+ *   `alias_creation_rules` (403), and the creator must be in the room when
+ *   `require_membership_for_aliases` (the default) unless a server admin
+ *   (403). A taken alias is 409 M_ROOM_IN_USE.
+ * - Deleting: the alias's creator, a server admin, or a room member with
+ *   the power to send `m.room.canonical_alias` may delete it. If the alias
+ *   was the room's canonical alias or one of its alt_aliases, a new
+ *   `m.room.canonical_alias` without it is sent (best effort, as Synapse).
+ * - Resolving a remote alias needs federation: 404 M_NOT_FOUND for now.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import { sendLevel, userPowerLevel } from '../../core/auth/index.js';
+import type { JsonObject, PDU } from '../../core/pdu.js';
+import { requireRoomVersion } from '../../core/room-versions.js';
+import { forbidden, MatrixError } from '../../matrix-error.js';
+import { aliasesForRoom, deleteAlias, getAlias, insertAlias } from '../../storage/aliases.js';
+import { getEvents } from '../../storage/events.js';
+import { joinedServers } from '../../storage/memberships.js';
+import { getRoom } from '../../storage/rooms.js';
+import type { Schema } from '../../storage/schema.js';
+import { currentState } from '../../storage/state.js';
+import type { Requester } from '../auth.js';
+import { aliasCreationAllowed, type DirectorySettings } from './directory-rules.js';
+import type { RoomService } from './room-service.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+/** Synapse's MAX_ALIAS_LENGTH. */
+export const MAX_ALIAS_LENGTH = 255;
+
+const SERVER_NAME = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/;
+
+export interface ParsedAlias {
+  alias: string;
+  localpart: string;
+  server: string;
+}
+
+/** `#localpart:server` with a valid server name, or undefined. */
+export function parseRoomAlias(s: string): ParsedAlias | undefined {
+  if (!s.startsWith('#')) return undefined;
+  const colon = s.indexOf(':');
+  if (colon < 2) return undefined;
+  const localpart = s.slice(1, colon);
+  const server = s.slice(colon + 1);
+  if (!SERVER_NAME.test(server) || s.includes('\u0000')) return undefined;
+  return { alias: s, localpart, server };
+}
+
+export function parseRoomAliasOrThrow(s: string): ParsedAlias {
+  const p = parseRoomAlias(s);
+  if (!p) throw new MatrixError(400, 'M_INVALID_PARAM', 'Room alias invalid');
+  return p;
+}
+
+function checkLocalpart(localpart: string): void {
+  if (/\s/u.test(localpart)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid characters in room alias');
+  if (localpart.includes(':')) throw new MatrixError(400, 'M_INVALID_PARAM', "Invalid character in room alias localpart: ':'.");
+}
+
+function checkLength(alias: string): void {
+  if (Buffer.byteLength(alias) > MAX_ALIAS_LENGTH) throw new MatrixError(400, 'M_INVALID_PARAM', `Can't create aliases longer than ${MAX_ALIAS_LENGTH} characters`);
+}
+
+/** The full local alias for createRoom's `room_alias_name` (a localpart, not `#name:server`). */
+export function localAliasFromName(name: string, serverName: string): string {
+  if (name.includes(':')) {
+    throw new MatrixError(400, 'M_INVALID_PARAM', "':' is not permitted in the room alias name. Please note this expects a local part — 'wombat', not '#wombat:example.com'.");
+  }
+  if (name === '' || name.includes('\u0000')) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid room alias name');
+  checkLocalpart(name);
+  const alias = `#${name}:${serverName}`;
+  checkLength(alias);
+  return alias;
+}
+
+/** A state event's content from the room's current state, or undefined. */
+export async function currentStateContent(db: Db, roomId: string, type: string, stateKey = ''): Promise<JsonObject | undefined> {
+  const [row] = await currentState(db, roomId, [[type, stateKey]]);
+  if (!row) return undefined;
+  const e = (await getEvents(db, [row.event_id])).get(row.event_id);
+  return e?.json['content'] as JsonObject | undefined;
+}
+
+/**
+ * Synapse's check for changing the room's directory entry or deleting its
+ * aliases: server admins may; others must be joined (403 otherwise) and
+ * have the power to send `m.room.canonical_alias`.
+ */
+export async function canChangeRoomList(db: Db, requester: Requester, roomId: string): Promise<boolean> {
+  if (requester.isAdmin) return true;
+  const room = await getRoom(db, roomId);
+  const rows = await currentState(db, roomId, [['m.room.member', requester.userId], ['m.room.power_levels', ''], ['m.room.create', '']]);
+  const member = rows.find((r) => r.type === 'm.room.member');
+  if (!room || member?.membership !== 'join') throw forbidden(`User ${requester.userId} not in room ${roomId}`);
+  const events = await getEvents(db, rows.map((r) => r.event_id));
+  const byType = (t: string) => {
+    const row = rows.find((r) => r.type === t);
+    return row ? (events.get(row.event_id)?.json as PDU | undefined) : undefined;
+  };
+  const rv = requireRoomVersion(room.room_version);
+  const pl = byType('m.room.power_levels');
+  return userPowerLevel(rv, requester.userId, pl, byType('m.room.create')) >= sendLevel(rv, pl, 'm.room.canonical_alias', true);
+}
+
+export interface AliasServiceDeps {
+  db: Kysely<Schema>;
+  rooms: RoomService;
+  serverName: string;
+  directory: DirectorySettings;
+  logger?: Logger;
+}
+
+export class AliasService {
+  constructor(private readonly d: AliasServiceDeps) {}
+
+  isLocal(p: ParsedAlias): boolean {
+    return p.server === this.d.serverName;
+  }
+
+  /** GET /directory/room/{alias}: the room and the servers to join it through (ours first). */
+  async resolve(aliasStr: string): Promise<{ room_id: string; servers: string[] }> {
+    const p = parseRoomAliasOrThrow(aliasStr);
+    const notFound = () => new MatrixError(404, 'M_NOT_FOUND', `Room alias ${p.alias} not found`);
+    if (!this.isLocal(p)) throw notFound(); // remote aliases are resolved over federation, which Axon does not speak yet
+    const row = await getAlias(this.d.db, p.alias);
+    if (!row) throw notFound();
+    const servers = new Set(await joinedServers(this.d.db, row.room_id));
+    servers.delete(this.d.serverName);
+    return { room_id: row.room_id, servers: [this.d.serverName, ...[...servers].sort()] };
+  }
+
+  /** PUT /directory/room/{alias}. */
+  async create(requester: Requester, aliasStr: string, roomId: string, now = Date.now()): Promise<void> {
+    const p = parseRoomAliasOrThrow(aliasStr);
+    if (!(await getRoom(this.d.db, roomId))) throw new MatrixError(400, 'M_UNKNOWN', 'Room does not exist');
+    checkLength(p.alias);
+    if (!requester.isAdmin) {
+      if (this.d.directory.requireMembershipForAliases) {
+        const [m] = await currentState(this.d.db, roomId, [['m.room.member', requester.userId]]);
+        if (m?.membership !== 'join') throw forbidden('You must be in the room to create an alias for it');
+      }
+      if (!aliasCreationAllowed(this.d.directory, requester.userId, roomId, p.alias)) throw forbidden('Not allowed to create alias');
+    }
+    checkLocalpart(p.localpart);
+    if (!this.isLocal(p)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Room alias must be local');
+    const added = await this.d.db.transaction().execute((tx) => insertAlias(tx, { alias: p.alias, roomId, creator: requester.userId, now }));
+    if (!added) throw new MatrixError(409, 'M_ROOM_IN_USE', `Room alias ${p.alias} already exists`);
+  }
+
+  /** DELETE /directory/room/{alias}; returns the room it pointed at. */
+  async delete(requester: Requester, aliasStr: string): Promise<string> {
+    const p = parseRoomAliasOrThrow(aliasStr);
+    if (!this.isLocal(p)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Room alias must be local');
+    const row = await getAlias(this.d.db, p.alias);
+    if (!row) throw new MatrixError(404, 'M_NOT_FOUND', `Room alias ${p.alias} not found`);
+    const allowed = row.creator === requester.userId || (await canChangeRoomList(this.d.db, requester, row.room_id));
+    if (!allowed) throw forbidden("You don't have permission to delete the alias.");
+    const roomId = await this.d.db.transaction().execute((tx) => deleteAlias(tx, p.alias));
+    if (roomId === undefined) throw new MatrixError(404, 'M_NOT_FOUND', `Room alias ${p.alias} not found`);
+    await this.dropFromCanonicalAlias(requester, roomId, p.alias);
+    return roomId;
+  }
+
+  /** GET /rooms/{roomId}/aliases: for members (or anyone when the room is world-readable) and server admins. */
+  async listForRoom(requester: Requester, roomId: string): Promise<string[]> {
+    if (!requester.isAdmin) {
+      const [m] = await currentState(this.d.db, roomId, [['m.room.member', requester.userId]]);
+      if (m?.membership !== 'join') {
+        const hv = await currentStateContent(this.d.db, roomId, 'm.room.history_visibility');
+        if (hv?.['history_visibility'] !== 'world_readable') throw forbidden(`User ${requester.userId} not in room ${roomId}, and room previews are disabled`);
+      }
+    }
+    return aliasesForRoom(this.d.db, roomId);
+  }
+
+  private async dropFromCanonicalAlias(requester: Requester, roomId: string, alias: string): Promise<void> {
+    const content = await currentStateContent(this.d.db, roomId, 'm.room.canonical_alias');
+    if (!content) return;
+    const next: JsonObject = { ...content };
+    let changed = false;
+    if (content['alias'] === alias) {
+      delete next['alias'];
+      changed = true;
+    }
+    const alt = content['alt_aliases'];
+    if (Array.isArray(alt) && alt.includes(alias)) {
+      const kept = alt.filter((a) => a !== alias);
+      if (kept.length > 0) next['alt_aliases'] = kept;
+      else delete next['alt_aliases'];
+      changed = true;
+    }
+    if (!changed) return;
+    try {
+      await this.d.rooms.send(requester, roomId, { type: 'm.room.canonical_alias', state_key: '', content: next });
+    } catch (err) {
+      if (!(err instanceof MatrixError) || err.statusCode !== 403) throw err;
+      this.d.logger?.info({ room_id: roomId, alias }, `could not update the canonical alias after deleting an alias: ${err.message}`);
+    }
+  }
+}

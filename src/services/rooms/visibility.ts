@@ -1,0 +1,204 @@
+/**
+ * History visibility: which events of a room a user may read, by the spec's
+ * rules, applied to the state at each event (the state group before it,
+ * plus the event itself when it changes the key in question).
+ *
+ * For an event E, with `visibility` the room's `m.room.history_visibility`
+ * at E and `membership` the user's membership at E:
+ * 1. world_readable: allowed;
+ * 2. membership join: allowed;
+ * 3. shared: allowed when the user was joined at some point after E, that
+ *    is E comes before the end of the user's latest joined period (or the
+ *    user is joined now);
+ * 4. invited, with membership invite: allowed;
+ * 5. otherwise denied.
+ * A visibility event is judged by the less restrictive of the values before
+ * and after it; the user's own membership event by the "most joined" of the
+ * memberships before and after it (a leave from join or invite is always
+ * visible to them), as the spec and Synapse do.
+ *
+ * Room access for the reading endpoints (as Synapse): joined users, users
+ * who left (their history up to the leave), and anyone when the room is
+ * world_readable now; others get 403 M_FORBIDDEN.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import { forbidden } from '../../matrix-error.js';
+import { getEvent, getEvents, type StoredEvent } from '../../storage/events.js';
+import type { Schema } from '../../storage/schema.js';
+import { currentState, stateAtGroup } from '../../storage/state.js';
+import { getTimelineEvent, stateKeysAtGroups, type TimelineEvent } from '../../storage/timeline.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+const HISTORY_VISIBILITY = 'm.room.history_visibility';
+/** Least restrictive first. */
+const VISIBILITY_PRIORITY = ['world_readable', 'shared', 'invited', 'joined'] as const;
+/** Most joined first. */
+const MEMBERSHIP_PRIORITY = ['join', 'invite', 'knock', 'leave', 'ban'] as const;
+
+type Visibility = (typeof VISIBILITY_PRIORITY)[number];
+
+interface GroupState {
+  visibility: Visibility;
+  membership: string | undefined;
+}
+
+function membershipRank(m: string): number {
+  const i = (MEMBERSHIP_PRIORITY as readonly string[]).indexOf(m);
+  return i < 0 ? MEMBERSHIP_PRIORITY.length : i;
+}
+
+function visibilityOf(content: unknown): Visibility {
+  const v = (content as Record<string, unknown> | undefined)?.['history_visibility'];
+  return (VISIBILITY_PRIORITY as readonly unknown[]).includes(v) ? (v as Visibility) : 'shared';
+}
+
+function membershipOf(content: unknown): string {
+  const m = (content as Record<string, unknown> | undefined)?.['membership'];
+  return typeof m === 'string' && (MEMBERSHIP_PRIORITY as readonly string[]).includes(m) ? m : 'leave';
+}
+
+function contentOf(e: StoredEvent | undefined): Record<string, unknown> | undefined {
+  return e?.json['content'] as Record<string, unknown> | undefined;
+}
+
+export interface RoomAccess {
+  /** The user's current membership, if any. */
+  membership: string | undefined;
+  /** Their current membership event, when they left (pagination stops there). */
+  leaveEvent: TimelineEvent | undefined;
+  /** The room is world_readable now and the user is not a member (peeking). */
+  peeking: boolean;
+}
+
+/** The room's current history visibility. */
+export async function currentHistoryVisibility(db: Db, roomId: string): Promise<Visibility> {
+  const [row] = await currentState(db, roomId, [[HISTORY_VISIBILITY, '']]);
+  if (!row) return 'shared';
+  return visibilityOf(contentOf(await getEvent(db, row.event_id)));
+}
+
+/**
+ * Whether the user may read the room's history at all: joined, departed
+ * (left, not banned), or the room is world_readable now. Otherwise 403.
+ * `allowDeparted: false` admits only joined users (and peekers).
+ */
+export async function requireRoomAccess(db: Db, roomId: string, userId: string, opts: { allowDeparted: boolean } = { allowDeparted: true }): Promise<RoomAccess> {
+  const [row] = await currentState(db, roomId, [['m.room.member', userId]]);
+  const membership = row?.membership ?? undefined;
+  if (membership === 'join') return { membership, leaveEvent: undefined, peeking: false };
+  if (membership === 'leave' && opts.allowDeparted && row) {
+    const leaveEvent = await getTimelineEvent(db, row.event_id);
+    if (leaveEvent) return { membership, leaveEvent, peeking: false };
+  }
+  if ((await currentHistoryVisibility(db, roomId)) === 'world_readable') return { membership, leaveEvent: undefined, peeking: true };
+  throw forbidden(`User ${userId} not in room ${roomId}, and room previews are disabled`);
+}
+
+/**
+ * Decides visibility for one user in one room; caches state lookups, so
+ * one checker serves a whole request.
+ */
+export class VisibilityChecker {
+  private readonly groups = new Map<number, Promise<GroupState>>();
+  private joinedUntil: Promise<number> | undefined;
+
+  constructor(
+    private readonly db: Db,
+    readonly roomId: string,
+    readonly userId: string,
+  ) {}
+
+  /** The events the user may see, in the order given. */
+  async filter<E extends TimelineEvent>(events: readonly E[]): Promise<E[]> {
+    await this.loadGroups(events.map((e) => e.state_group_before).filter((g): g is number => g !== null));
+    const verdicts = await Promise.all(events.map((e) => this.canSee(e)));
+    return events.filter((_, i) => verdicts[i]);
+  }
+
+  async canSee(e: TimelineEvent): Promise<boolean> {
+    if (e.room_id !== this.roomId) return false;
+    const before = await this.stateBefore(e.state_group_before);
+    let visibility = before.visibility;
+    let membership = before.membership;
+    const content = contentOf(e);
+    if (e.type === HISTORY_VISIBILITY && e.state_key === '') {
+      const after = visibilityOf(content);
+      if (VISIBILITY_PRIORITY.indexOf(after) < VISIBILITY_PRIORITY.indexOf(visibility)) visibility = after;
+    }
+    if (e.type === 'm.room.member' && e.state_key === this.userId) {
+      const after = membershipOf(content);
+      const prev = membership ?? 'leave';
+      if (after === 'leave' && (prev === 'join' || prev === 'invite')) return true;
+      membership = membershipRank(prev) < membershipRank(after) ? prev : after;
+    }
+    if (visibility === 'world_readable') return true;
+    if (membership === 'join') return true;
+    if (visibility === 'shared') return e.stream_ordering < (await this.endOfLatestJoin());
+    if (visibility === 'invited') return membership === 'invite';
+    return false;
+  }
+
+  /** Looks up the state before many events at once (one query for all their groups). */
+  private async loadGroups(groups: readonly number[]): Promise<void> {
+    const missing = [...new Set(groups)].filter((g) => !this.groups.has(g));
+    if (missing.length === 0) return;
+    const loaded = this.readGroups(missing);
+    for (const g of missing) this.groups.set(g, loaded.then((m) => m.get(g) ?? { visibility: 'shared', membership: undefined }));
+    await loaded;
+  }
+
+  private async readGroups(groups: readonly number[]): Promise<Map<number, GroupState>> {
+    const keys: [string, string][] = [
+      [HISTORY_VISIBILITY, ''],
+      ['m.room.member', this.userId],
+    ];
+    const byGroup = await stateKeysAtGroups(this.db, groups, keys);
+    const ids = new Set<string>();
+    for (const m of byGroup.values()) for (const id of m.values()) ids.add(id);
+    const events = await getEvents(this.db, [...ids]);
+    const out = new Map<number, GroupState>();
+    for (const [g, m] of byGroup) {
+      const visId = m.get(`${HISTORY_VISIBILITY}\u0000`);
+      const memberId = m.get(`m.room.member\u0000${this.userId}`);
+      out.set(g, {
+        visibility: visId ? visibilityOf(contentOf(events.get(visId))) : 'shared',
+        membership: memberId ? membershipOf(contentOf(events.get(memberId))) : undefined,
+      });
+    }
+    return out;
+  }
+
+  /** History visibility and the user's membership in the state before an event. */
+  private async stateBefore(group: number | null): Promise<GroupState> {
+    if (group === null) return { visibility: 'shared', membership: undefined };
+    await this.loadGroups([group]);
+    return this.groups.get(group) as Promise<GroupState>;
+  }
+
+  /**
+   * The stream position where the user's latest joined period ended:
+   * Infinity while joined, -Infinity when they never joined.
+   */
+  endOfLatestJoin(): Promise<number> {
+    this.joinedUntil ??= (async () => {
+      const [row] = await currentState(this.db, this.roomId, [['m.room.member', this.userId]]);
+      if (!row) return -Infinity;
+      if (row.membership === 'join') return Infinity;
+      // Walk back through the user's membership events to the one that ended a join.
+      let eventId: string | undefined = row.event_id;
+      for (let hops = 0; eventId !== undefined && hops < 50; hops++) {
+        const ev = await getTimelineEvent(this.db, eventId);
+        if (!ev || ev.state_group_before === null) return -Infinity;
+        const prev = await stateAtGroup(this.db, ev.state_group_before, [['m.room.member', this.userId]]);
+        const prevId = prev.get(`m.room.member\u0000${this.userId}`);
+        if (prevId === undefined) return -Infinity;
+        const prevEvent = await getEvent(this.db, prevId);
+        if (membershipOf(contentOf(prevEvent)) === 'join') return ev.stream_ordering;
+        eventId = prevId;
+      }
+      return -Infinity;
+    })();
+    return this.joinedUntil;
+  }
+}

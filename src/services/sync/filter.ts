@@ -1,0 +1,230 @@
+/**
+ * Filters (the spec's Filter / RoomFilter / RoomEventFilter / EventFilter):
+ * validation of what a client uploads or passes inline, the parsed form
+ * /sync works with, and matching.
+ *
+ * Validation follows Synapse's filter schema: unknown keys are allowed (for
+ * forward compatibility); known keys must have the right type; `senders`
+ * must be user ids and `rooms` room ids. A bad filter is 400
+ * M_INVALID_PARAM naming the offending key.
+ *
+ * Type patterns: `*` matches any sequence of characters, anywhere in the
+ * pattern, as the spec says (Synapse only honours a trailing `*`; every
+ * pattern it accepts means the same here).
+ */
+import { MatrixError } from '../../matrix-error.js';
+
+export interface EventFilter {
+  limit?: number;
+  types?: string[];
+  notTypes: string[];
+  senders?: string[];
+  notSenders: string[];
+}
+
+export interface RoomEventFilter extends EventFilter {
+  rooms?: string[];
+  notRooms: string[];
+  containsUrl?: boolean;
+  lazyLoadMembers: boolean;
+  includeRedundantMembers: boolean;
+  unreadThreadNotifications: boolean;
+}
+
+export interface SyncFilter {
+  eventFields?: string[];
+  eventFormat: 'client' | 'federation';
+  presence: EventFilter;
+  accountData: EventFilter;
+  room: {
+    rooms?: string[];
+    notRooms: string[];
+    includeLeave: boolean;
+    timeline: RoomEventFilter;
+    state: RoomEventFilter;
+    ephemeral: RoomEventFilter;
+    accountData: RoomEventFilter;
+  };
+}
+
+/** Synapse's default timeline limit when a filter names none. */
+export const DEFAULT_TIMELINE_LIMIT = 10;
+
+/** Synapse's `filter_timeline_limit` default: the most events a timeline filter may ask for. */
+export const DEFAULT_FILTER_TIMELINE_LIMIT = 100;
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function invalid(path: string, what: string): MatrixError {
+  return new MatrixError(400, 'M_INVALID_PARAM', `Invalid filter: '${path}' ${what}`);
+}
+
+const USER_ID_RE = /^@[^:]+:.+$/;
+
+/** Room ids as Synapse accepts them: `!opaque:server`, or (v12) `!` + a hash with no server part. */
+function isRoomId(s: string): boolean {
+  return s.length >= 2 && s.length <= 255 && s[0] === '!' && !s.includes('\u0000');
+}
+
+function checkStringArray(o: Json, key: string, path: string, item?: (s: string) => boolean, itemWhat = 'a string'): void {
+  const v = o[key];
+  if (v === undefined) return;
+  if (!Array.isArray(v)) throw invalid(`${path}${key}`, 'must be an array');
+  for (const x of v) {
+    if (typeof x !== 'string') throw invalid(`${path}${key}`, 'must hold strings only');
+    if (x.includes('\u0000')) throw invalid(`${path}${key}`, 'may not contain U+0000');
+    if (item && !item(x)) throw invalid(`${path}${key}`, `must hold only ${itemWhat}s (got ${JSON.stringify(x).slice(0, 100)})`);
+  }
+}
+
+function checkBool(o: Json, key: string, path: string): void {
+  if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalid(`${path}${key}`, 'must be true or false');
+}
+
+function checkEventFilter(v: unknown, path: string): void {
+  if (v === undefined) return;
+  if (!isObject(v)) throw invalid(path.slice(0, -1), 'must be an object');
+  if (v['limit'] !== undefined) {
+    const l = v['limit'];
+    if (typeof l !== 'number' || !Number.isInteger(l) || l < 0) throw invalid(`${path}limit`, 'must be a non-negative integer');
+  }
+  checkStringArray(v, 'types', path);
+  checkStringArray(v, 'not_types', path);
+  checkStringArray(v, 'senders', path, (s) => USER_ID_RE.test(s), 'user id');
+  checkStringArray(v, 'not_senders', path, (s) => USER_ID_RE.test(s), 'user id');
+}
+
+function checkRoomEventFilter(v: unknown, path: string): void {
+  checkEventFilter(v, path);
+  if (v === undefined || !isObject(v)) return;
+  checkStringArray(v, 'rooms', path, isRoomId, 'room id');
+  checkStringArray(v, 'not_rooms', path, isRoomId, 'room id');
+  for (const k of ['contains_url', 'lazy_load_members', 'include_redundant_members', 'unread_thread_notifications']) checkBool(v, k, path);
+}
+
+/** Throws 400 M_INVALID_PARAM unless `json` is a valid filter definition. */
+export function validateFilter(json: unknown): asserts json is Json {
+  if (!isObject(json)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid filter: must be a JSON object');
+  checkStringArray(json, 'event_fields', '');
+  if (json['event_format'] !== undefined && json['event_format'] !== 'client' && json['event_format'] !== 'federation') {
+    throw invalid('event_format', 'must be "client" or "federation"');
+  }
+  checkEventFilter(json['presence'], 'presence.');
+  checkEventFilter(json['account_data'], 'account_data.');
+  const room = json['room'];
+  if (room !== undefined) {
+    if (!isObject(room)) throw invalid('room', 'must be an object');
+    checkStringArray(room, 'rooms', 'room.', isRoomId, 'room id');
+    checkStringArray(room, 'not_rooms', 'room.', isRoomId, 'room id');
+    checkBool(room, 'include_leave', 'room.');
+    for (const k of ['timeline', 'state', 'ephemeral', 'account_data']) checkRoomEventFilter(room[k], `room.${k}.`);
+  }
+}
+
+/** Caps `room.timeline.limit` at the server's maximum, as Synapse does before storing or using a filter. */
+export function capTimelineLimit(json: Json, max: number): Json {
+  if (max < 0) return json;
+  const room = json['room'];
+  if (!isObject(room)) return json;
+  const timeline = room['timeline'];
+  if (!isObject(timeline) || typeof timeline['limit'] !== 'number' || timeline['limit'] <= max) return json;
+  return { ...json, room: { ...room, timeline: { ...timeline, limit: max } } };
+}
+
+function strings(v: unknown): string[] | undefined {
+  return Array.isArray(v) ? (v as string[]) : undefined;
+}
+
+function parseEventFilter(v: unknown): EventFilter {
+  const o = isObject(v) ? v : {};
+  return {
+    limit: typeof o['limit'] === 'number' ? o['limit'] : undefined,
+    types: strings(o['types']),
+    notTypes: strings(o['not_types']) ?? [],
+    senders: strings(o['senders']),
+    notSenders: strings(o['not_senders']) ?? [],
+  };
+}
+
+function parseRoomEventFilter(v: unknown): RoomEventFilter {
+  const o = isObject(v) ? v : {};
+  return {
+    ...parseEventFilter(o),
+    rooms: strings(o['rooms']),
+    notRooms: strings(o['not_rooms']) ?? [],
+    containsUrl: typeof o['contains_url'] === 'boolean' ? o['contains_url'] : undefined,
+    lazyLoadMembers: o['lazy_load_members'] === true,
+    includeRedundantMembers: o['include_redundant_members'] === true,
+    unreadThreadNotifications: o['unread_thread_notifications'] === true || o['org.matrix.msc3773.unread_thread_notifications'] === true,
+  };
+}
+
+/** The parsed form of a filter that passed validateFilter. */
+export function parseFilter(json: Json): SyncFilter {
+  const room = isObject(json['room']) ? json['room'] : {};
+  return {
+    eventFields: strings(json['event_fields']),
+    eventFormat: json['event_format'] === 'federation' ? 'federation' : 'client',
+    presence: parseEventFilter(json['presence']),
+    accountData: parseEventFilter(json['account_data']),
+    room: {
+      rooms: strings(room['rooms']),
+      notRooms: strings(room['not_rooms']) ?? [],
+      includeLeave: room['include_leave'] === true,
+      timeline: parseRoomEventFilter(room['timeline']),
+      state: parseRoomEventFilter(room['state']),
+      ephemeral: parseRoomEventFilter(room['ephemeral']),
+      accountData: parseRoomEventFilter(room['account_data']),
+    },
+  };
+}
+
+export const DEFAULT_FILTER: SyncFilter = parseFilter({});
+
+const globCache = new Map<string, RegExp>();
+
+/** Whether an event type matches a filter pattern (`*` matches any sequence of characters). */
+export function typeMatches(pattern: string, type: string): boolean {
+  if (!pattern.includes('*')) return pattern === type;
+  let re = globCache.get(pattern);
+  if (!re) {
+    re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's');
+    if (globCache.size > 1000) globCache.clear();
+    globCache.set(pattern, re);
+  }
+  return re.test(type);
+}
+
+/** Whether a room passes a room list (`rooms` / `not_rooms`). */
+export function roomAllowed(f: { rooms?: string[]; notRooms: string[] }, roomId: string): boolean {
+  if (f.notRooms.includes(roomId)) return false;
+  return f.rooms === undefined || f.rooms.includes(roomId);
+}
+
+/** Whether an event (or account-data entry, or presence update) passes a filter. */
+export function eventMatches(
+  f: EventFilter & { rooms?: string[]; notRooms?: string[]; containsUrl?: boolean },
+  e: { type: string; sender?: string; roomId?: string; content?: unknown },
+): boolean {
+  if (f.notTypes.some((p) => typeMatches(p, e.type))) return false;
+  if (f.types !== undefined && !f.types.some((p) => typeMatches(p, e.type))) return false;
+  if (e.sender !== undefined) {
+    if (f.notSenders.includes(e.sender)) return false;
+    if (f.senders !== undefined && !f.senders.includes(e.sender)) return false;
+  }
+  if (e.roomId !== undefined && f.notRooms !== undefined && !roomAllowed({ rooms: f.rooms, notRooms: f.notRooms }, e.roomId)) return false;
+  if (f.containsUrl !== undefined) {
+    const url = isObject(e.content) ? e.content['url'] : undefined;
+    if ((typeof url === 'string') !== f.containsUrl) return false;
+  }
+  return true;
+}
+
+/** True when the filter can let nothing through (Synapse's `filters_all_types/senders`). */
+export function blocksAll(f: EventFilter & { rooms?: string[]; notRooms?: string[] }): boolean {
+  return f.types?.length === 0 || f.notTypes.includes('*') || f.senders?.length === 0 || f.rooms?.length === 0 || (f.notRooms ?? []).includes('*');
+}

@@ -1,0 +1,82 @@
+/**
+ * Event shapes particular to /sync: events without `room_id` (the spec's
+ * ClientEventWithoutRoomID), a filter's `event_fields` (dot-separated
+ * paths, `\.` for a literal dot), the `federation` event format, and
+ * stripped state for invites and knocks.
+ */
+import type { ClientEvent } from '../rooms/client-event.js';
+
+/** Splits a dot-separated path, honouring `\.` and `\\` escapes (the spec's appendix). */
+export function splitFieldPath(path: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < path.length; i++) {
+    const c = path[i] as string;
+    if (c === '\\' && (path[i + 1] === '.' || path[i + 1] === '\\')) {
+      cur += path[i + 1];
+      i++;
+    } else if (c === '.') {
+      out.push(cur);
+      cur = '';
+    } else {
+      cur += c;
+    }
+  }
+  out.push(cur);
+  return out;
+}
+
+/** Keeps only the listed fields of an event (a path to an object keeps all of it). */
+export function projectFields(event: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) {
+    const path = splitFieldPath(f);
+    let src: unknown = event;
+    for (const p of path) {
+      if (src === null || typeof src !== 'object' || Array.isArray(src) || !(p in (src as object))) {
+        src = undefined;
+        break;
+      }
+      src = (src as Record<string, unknown>)[p];
+    }
+    if (src === undefined) continue;
+    let dst = out;
+    for (let i = 0; i < path.length - 1; i++) {
+      const p = path[i] as string;
+      const next = dst[p];
+      if (next === null || typeof next !== 'object' || Array.isArray(next)) dst[p] = {};
+      dst = dst[p] as Record<string, unknown>;
+    }
+    dst[path[path.length - 1] as string] = src;
+  }
+  return out;
+}
+
+/** A client event as /sync sends it: without `room_id`, and trimmed to `event_fields` when given. */
+export function syncClientEvent(e: ClientEvent, fields: readonly string[] | undefined): Record<string, unknown> {
+  const { room_id: _roomId, ...rest } = e;
+  return fields ? projectFields(rest, fields) : rest;
+}
+
+export interface StrippedStateEvent {
+  type: string;
+  state_key: string;
+  sender: string;
+  content: Record<string, unknown>;
+}
+
+export function stripped(e: { type: string; state_key: string; sender: string; content: unknown }): StrippedStateEvent {
+  const content = e.content !== null && typeof e.content === 'object' && !Array.isArray(e.content) ? (e.content as Record<string, unknown>) : {};
+  return { type: e.type, state_key: e.state_key, sender: e.sender, content };
+}
+
+/** The state shown to invitees and knockers, as Synapse's default `room_prejoin_state` (the spec's list). */
+export const STRIPPED_STATE_TYPES = [
+  'm.room.create',
+  'm.room.join_rules',
+  'm.room.name',
+  'm.room.avatar',
+  'm.room.topic',
+  'm.room.canonical_alias',
+  'm.room.encryption',
+] as const;

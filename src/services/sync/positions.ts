@@ -1,0 +1,101 @@
+/**
+ * The positions a /sync may report as `next_batch` for the database
+ * streams (events, account data). A position may only be handed out once
+ * every position below it is settled: stream positions are taken from a
+ * sequence when a row is inserted, so two transactions can commit out of
+ * order (a send in room A takes 10, a send in room B takes 11 and commits
+ * first). Reporting 11 before 10 is visible would skip 10 for good.
+ *
+ * So, for each stream, the newest settled position is kept:
+ * - Usually every position above it up to the newest committed one is
+ *   present (count equals distance), and that newest one becomes settled:
+ *   one small index query, no locks.
+ * - When positions are missing (still being written, rolled back, or an
+ *   account-data row overwritten), a SHARE lock on the tables waits for the
+ *   transactions writing them, and the maxima read then are settled. The
+ *   wait is bounded (it holds new writers back while it lasts); when it
+ *   runs out, positions advance only to the first missing one, `held` is
+ *   set so waiting syncs poll again shortly, and the lock is not tried
+ *   again for a second, so a long transaction does not stall other writers.
+ *
+ * Concurrent callers share one computation, and a caller arriving while
+ * one runs gets the next one (started after it asked), so a sync woken by a
+ * commit always sees that commit. Positions live in the database, so they
+ * survive a restart.
+ */
+import type { Kysely } from 'kysely';
+import type { Schema } from '../../storage/schema.js';
+import { contiguousUpTo, settledStreamMax, streamHighWater } from '../../storage/sync.js';
+
+export interface DbPositions {
+  events: number;
+  accountData: number;
+}
+
+/** How long one computation may wait for writers before giving up. */
+const LOCK_TIMEOUT_MS = 300;
+/** After a wait ran out, how long before the lock is tried again. */
+const LOCK_BACKOFF_MS = 1000;
+
+export class StreamPositions {
+  private settled: DbPositions | undefined;
+  private running: Promise<DbPositions> | undefined;
+  private next: Promise<DbPositions> | undefined;
+  private lockAfter = 0;
+  /** The last computation could not settle every committed position (writers still running). */
+  held = false;
+
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  current(): Promise<DbPositions> {
+    if (!this.running) {
+      const run = this.compute().finally(() => {
+        if (this.running === run) this.running = undefined;
+      });
+      this.running = run;
+      return run;
+    }
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.current();
+      });
+    return this.next;
+  }
+
+  private async compute(): Promise<DbPositions> {
+    if (!this.settled) {
+      // First use: wait (as long as it takes) for writers once.
+      for (let timeout = 1000; ; timeout = Math.min(timeout * 2, 30_000)) {
+        const s = await settledStreamMax(this.db, timeout);
+        if (s) {
+          this.settled = s;
+          this.held = false;
+          return s;
+        }
+      }
+    }
+    const base = this.settled;
+    const hw = await streamHighWater(this.db, base.events, base.accountData);
+    const eventsOk = hw.eventsMax === null || hw.eventsCount === hw.eventsMax - base.events;
+    const accountDataOk = hw.accountDataMax === null || hw.accountDataCount === hw.accountDataMax - base.accountData;
+    let events = eventsOk ? (hw.eventsMax ?? base.events) : base.events;
+    let accountData = accountDataOk ? (hw.accountDataMax ?? base.accountData) : base.accountData;
+    this.held = false;
+    if (!eventsOk || !accountDataOk) {
+      const s = Date.now() >= this.lockAfter ? await settledStreamMax(this.db, LOCK_TIMEOUT_MS) : undefined;
+      if (s) {
+        events = Math.max(events, s.events);
+        accountData = Math.max(accountData, s.accountData);
+      } else {
+        if (Date.now() >= this.lockAfter) this.lockAfter = Date.now() + LOCK_BACKOFF_MS;
+        if (!eventsOk) events = await contiguousUpTo(this.db, 'events', base.events);
+        if (!accountDataOk) accountData = await contiguousUpTo(this.db, 'account_data', base.accountData);
+        this.held = true;
+      }
+    }
+    this.settled = { events, accountData };
+    return this.settled;
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Push rules and notifications (migration 0008): users' own rules and their
+ * changes to the server-default ones; the push actions each event produced
+ * for each user; the read positions that unread counts start from.
+ */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Schema } from './schema.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+const json = (v: unknown) => sql<never>`${JSON.stringify(v)}::jsonb`;
+
+export interface UserRuleRow {
+  user_id: string;
+  kind: string;
+  rule_id: string;
+  priority: number;
+  conditions: unknown[] | null;
+  pattern: string | null;
+  actions: unknown[];
+  enabled: boolean;
+}
+
+export interface DefaultOverrideRow {
+  user_id: string;
+  kind: string;
+  rule_id: string;
+  enabled: boolean | null;
+  actions: unknown[] | null;
+}
+
+/** The own rules of these users. */
+export async function userRules(db: Db, userIds: readonly string[]): Promise<UserRuleRow[]> {
+  if (userIds.length === 0) return [];
+  return db
+    .selectFrom('push_rules')
+    .select(['user_id', 'kind', 'rule_id', 'priority', 'conditions', 'pattern', 'actions', 'enabled'])
+    .where('user_id', 'in', [...new Set(userIds)])
+    .execute();
+}
+
+/** These users' changes to server-default rules. */
+export async function defaultOverrides(db: Db, userIds: readonly string[]): Promise<DefaultOverrideRow[]> {
+  if (userIds.length === 0) return [];
+  return db.selectFrom('push_rules_defaults').select(['user_id', 'kind', 'rule_id', 'enabled', 'actions']).where('user_id', 'in', [...new Set(userIds)]).execute();
+}
+
+export async function getUserRule(db: Db, userId: string, kind: string, ruleId: string): Promise<UserRuleRow | undefined> {
+  return db
+    .selectFrom('push_rules')
+    .select(['user_id', 'kind', 'rule_id', 'priority', 'conditions', 'pattern', 'actions', 'enabled'])
+    .where('user_id', '=', userId)
+    .where('kind', '=', kind)
+    .where('rule_id', '=', ruleId)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+/** The highest priority among the user's rules of a kind, or undefined when there are none. */
+export async function maxPriority(db: Db, userId: string, kind: string): Promise<number | undefined> {
+  const r = await db
+    .selectFrom('push_rules')
+    .select((eb) => eb.fn.max('priority').as('m'))
+    .where('user_id', '=', userId)
+    .where('kind', '=', kind)
+    .executeTakeFirst();
+  return r?.m === null || r?.m === undefined ? undefined : Number(r.m);
+}
+
+/** Moves every rule of the kind at or above `from` one step up, to make room at `from`. */
+export async function shiftPriorities(db: Db, userId: string, kind: string, from: number): Promise<void> {
+  await db
+    .updateTable('push_rules')
+    .set((eb) => ({ priority: eb('priority', '+', 1) }))
+    .where('user_id', '=', userId)
+    .where('kind', '=', kind)
+    .where('priority', '>=', from)
+    .execute();
+}
+
+/** Inserts or replaces a rule's definition and priority; a new rule is enabled, an existing one keeps its enabled state. */
+export async function putUserRule(
+  db: Db,
+  r: { userId: string; kind: string; ruleId: string; priority: number; conditions: unknown[] | null; pattern: string | null; actions: unknown[] },
+): Promise<void> {
+  await db
+    .insertInto('push_rules')
+    .values({
+      user_id: r.userId,
+      kind: r.kind,
+      rule_id: r.ruleId,
+      priority: r.priority,
+      conditions: r.conditions === null ? null : json(r.conditions),
+      pattern: r.pattern,
+      actions: json(r.actions),
+      enabled: true,
+    })
+    .onConflict((oc) =>
+      oc.columns(['user_id', 'kind', 'rule_id']).doUpdateSet((eb) => ({
+        priority: eb.ref('excluded.priority'),
+        conditions: eb.ref('excluded.conditions'),
+        pattern: eb.ref('excluded.pattern'),
+        actions: eb.ref('excluded.actions'),
+      })),
+    )
+    .execute();
+}
+
+/** Deletes one of the user's rules; returns whether it existed. */
+export async function deleteUserRule(db: Db, userId: string, kind: string, ruleId: string): Promise<boolean> {
+  const r = await db.deleteFrom('push_rules').where('user_id', '=', userId).where('kind', '=', kind).where('rule_id', '=', ruleId).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}
+
+/** Changes `enabled` or `actions` of one of the user's rules; returns whether it existed. */
+export async function updateUserRule(db: Db, userId: string, kind: string, ruleId: string, change: { enabled?: boolean; actions?: unknown[] }): Promise<boolean> {
+  const r = await db
+    .updateTable('push_rules')
+    .set({
+      ...(change.enabled !== undefined ? { enabled: change.enabled } : {}),
+      ...(change.actions !== undefined ? { actions: json(change.actions) } : {}),
+    }).where('user_id', '=', userId).where('kind', '=', kind).where('rule_id', '=', ruleId).executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+/** Records a user's change to a server-default rule, keeping the other field as it was. */
+export async function putDefaultOverride(db: Db, userId: string, kind: string, ruleId: string, change: { enabled?: boolean; actions?: unknown[] }): Promise<void> {
+  const enabled = change.enabled ?? null;
+  const actions = change.actions === undefined ? null : json(change.actions);
+  await db
+    .insertInto('push_rules_defaults')
+    .values({ user_id: userId, kind, rule_id: ruleId, enabled, actions })
+    .onConflict((oc) =>
+      oc.columns(['user_id', 'kind', 'rule_id']).doUpdateSet((eb) => ({
+        enabled: change.enabled === undefined ? eb.ref('push_rules_defaults.enabled') : eb.ref('excluded.enabled'),
+        actions: change.actions === undefined ? eb.ref('push_rules_defaults.actions') : eb.ref('excluded.actions'),
+      })),
+    )
+    .execute();
+}
+
+export interface PushActionRow {
+  user_id: string;
+  room_id: string;
+  stream_ordering: number;
+  event_id: string;
+  thread_id: string;
+  actions: unknown[];
+  highlight: boolean;
+  ts: number;
+}
+
+/**
+ * Stores the notifications one event produced, in one statement. Columns go
+ * in as arrays (`unnest`): for 200 rows that is ~2.5x faster on PostgreSQL
+ * than a multi-row VALUES with 1,600 parameters.
+ */
+export async function insertPushActions(db: Db, rows: readonly PushActionRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const col = <T>(f: (r: PushActionRow) => T): T[] => rows.map(f);
+  await sql`
+    INSERT INTO event_push_actions (user_id, room_id, stream_ordering, event_id, thread_id, actions, highlight, ts)
+    SELECT * FROM unnest(
+      ${col((r) => r.user_id)}::text[], ${col((r) => r.room_id)}::text[], ${col((r) => r.stream_ordering)}::bigint[],
+      ${col((r) => r.event_id)}::text[], ${col((r) => r.thread_id)}::text[], ${col((r) => JSON.stringify(r.actions))}::jsonb[],
+      ${col((r) => r.highlight)}::boolean[], ${col((r) => r.ts)}::bigint[])
+    ON CONFLICT DO NOTHING`.execute(db);
+}
+
+/** A redacted event no longer notifies anyone. */
+export async function deletePushActionsForEvent(db: Db, eventId: string): Promise<void> {
+  await db.deleteFrom('event_push_actions').where('event_id', '=', eventId).execute();
+}
+
+/** The user's own latest event in a room's thread: everything up to it counts as read. */
+export async function putReadMark(db: Db, userId: string, roomId: string, threadId: string, streamOrdering: number): Promise<void> {
+  await db
+    .insertInto('push_read_marks')
+    .values({ user_id: userId, room_id: roomId, thread_id: threadId, stream_ordering: streamOrdering })
+    .onConflict((oc) =>
+      oc
+        .columns(['user_id', 'room_id', 'thread_id'])
+        .doUpdateSet((eb) => ({ stream_ordering: eb.ref('excluded.stream_ordering') }))
+        .where('push_read_marks.stream_ordering', '<', (eb) => eb.ref('excluded.stream_ordering')),
+    )
+    .execute();
+}
+
+/**
+ * Where the user has read up to, per room and thread: the furthest of their
+ * `m.read` and `m.read.private` receipts and their own latest event. Thread
+ * '' is an unthreaded receipt (it covers every thread).
+ */
+export async function readPositions(db: Db, userId: string, roomIds: readonly string[]): Promise<{ room_id: string; thread_id: string; pos: number }[]> {
+  if (roomIds.length === 0) return [];
+  const rooms = [...new Set(roomIds)];
+  const receipts = await db
+    .selectFrom('receipts')
+    .select(['room_id', 'thread_id'])
+    .select((eb) => eb.fn.max('event_stream_ordering').as('pos'))
+    .where('user_id', '=', userId)
+    .where('room_id', 'in', rooms)
+    .where('receipt_type', 'in', ['m.read', 'm.read.private'])
+    .groupBy(['room_id', 'thread_id'])
+    .execute();
+  const marks = await db
+    .selectFrom('push_read_marks')
+    .select(['room_id', 'thread_id', 'stream_ordering as pos'])
+    .where('user_id', '=', userId)
+    .where('room_id', 'in', rooms)
+    .execute();
+  return [...receipts, ...marks].map((r) => ({ room_id: r.room_id, thread_id: r.thread_id, pos: Number(r.pos) }));
+}
+
+/**
+ * Unread notifications per room and thread: rows after the room's
+ * unthreaded position and after their thread's own position. `threads`
+ * maps thread id to that thread's position.
+ */
+export async function unreadCounts(
+  db: Db,
+  userId: string,
+  rooms: readonly { roomId: string; pos: number; threads: Record<string, number> }[],
+): Promise<{ room_id: string; thread_id: string; notifications: number; highlights: number }[]> {
+  if (rooms.length === 0) return [];
+  const values = sql.join(rooms.map((r) => sql`(${r.roomId}::text, ${r.pos}::bigint, ${JSON.stringify(r.threads)}::jsonb)`));
+  const res = await sql<{ room_id: string; thread_id: string; n: number | string; h: number | string }>`
+    SELECT r.room_id, a.thread_id, count(*) AS n, count(*) FILTER (WHERE a.highlight) AS h
+    FROM (VALUES ${values}) AS r(room_id, pos, threads)
+    JOIN event_push_actions a ON a.user_id = ${userId} AND a.room_id = r.room_id AND a.stream_ordering > r.pos
+    WHERE a.stream_ordering > COALESCE((r.threads ->> a.thread_id)::bigint, 0)
+    GROUP BY r.room_id, a.thread_id`.execute(db);
+  return res.rows.map((r) => ({ room_id: r.room_id, thread_id: r.thread_id, notifications: Number(r.n), highlights: Number(r.h) }));
+}
+
+/** The user's notifications, newest first, before stream position `before` (exclusive) when given. */
+export async function notificationsForUser(db: Db, userId: string, opts: { before?: number; limit: number; onlyHighlight: boolean }): Promise<PushActionRow[]> {
+  let q = db
+    .selectFrom('event_push_actions')
+    .select(['user_id', 'room_id', 'stream_ordering', 'event_id', 'thread_id', 'actions', 'highlight', 'ts'])
+    .where('user_id', '=', userId);
+  if (opts.before !== undefined) q = q.where('stream_ordering', '<', opts.before);
+  if (opts.onlyHighlight) q = q.where('highlight', '=', true);
+  return q.orderBy('stream_ordering', 'desc').limit(opts.limit).execute();
+}
+
+/**
+ * What push evaluation needs of a room's members: how many are joined, and
+ * the local joined members with their display name in the room (read from
+ * their member events, without loading whole events).
+ */
+export async function roomPushMembers(db: Db, roomId: string, serverName: string): Promise<{ joined: number; local: { user_id: string; displayname: string | null }[] }> {
+  const count = await db
+    .selectFrom('current_state')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('room_id', '=', roomId)
+    .where('type', '=', 'm.room.member')
+    .where('membership', '=', 'join')
+    .executeTakeFirst();
+  const suffix = `%:${serverName.replace(/[\\%_]/g, '\\$&')}`;
+  const local = await sql<{ user_id: string; displayname: string | null }>`
+    SELECT cs.state_key AS user_id,
+           CASE WHEN jsonb_typeof(e.json->'content'->'displayname') = 'string' THEN e.json->'content'->>'displayname' END AS displayname
+    FROM current_state cs JOIN events e ON e.event_id = cs.event_id
+    WHERE cs.room_id = ${roomId} AND cs.type = 'm.room.member' AND cs.membership = 'join' AND cs.state_key LIKE ${suffix}`.execute(db);
+  return { joined: Number(count?.n ?? 0), local: local.rows };
+}

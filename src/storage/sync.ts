@@ -1,0 +1,521 @@
+/**
+ * The queries /sync runs. Each one covers every room of the sync at once
+ * (arrays and LATERAL joins), so that a user in 200 rooms costs a handful
+ * of queries, not hundreds; each one is an index scan (see migrations 0004
+ * and 0007).
+ */
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import type { Schema } from './schema.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+/** An event as sync reads it: the stored event plus the state group before it. */
+export interface SyncEventRow {
+  event_id: string;
+  room_id: string;
+  type: string;
+  state_key: string | null;
+  sender: string;
+  depth: number;
+  origin_server_ts: number;
+  stream_ordering: number;
+  json: Record<string, unknown>;
+  redacted_by: string | null;
+  rejected_reason: string | null;
+  state_group_before: number | null;
+}
+
+const EVENT_COLS = sql.raw(
+  'e.event_id, e.room_id, e.type, e.state_key, e.sender, e.depth, e.origin_server_ts, e.stream_ordering, e.json, e.redacted_by, e.rejected_reason, e.state_group_before',
+);
+
+function textArray(values: readonly string[]): RawBuilder<string[]> {
+  return sql`${sql.val([...values])}::text[]`;
+}
+
+function bigintArray(values: readonly number[]): RawBuilder<number[]> {
+  return sql`${sql.val([...values])}::bigint[]`;
+}
+
+const num = (v: unknown): number => Number(v);
+
+function normalise(r: SyncEventRow): SyncEventRow {
+  return {
+    ...r,
+    depth: num(r.depth),
+    origin_server_ts: num(r.origin_server_ts),
+    stream_ordering: num(r.stream_ordering),
+    state_group_before: r.state_group_before === null ? null : num(r.state_group_before),
+  };
+}
+
+// ---------------------------------------------------------------- positions
+
+export interface StreamHighWater {
+  eventsMax: number | null;
+  eventsCount: number;
+  accountDataMax: number | null;
+  accountDataCount: number;
+}
+
+/**
+ * The newest committed positions above `eventsAfter` / `accountDataAfter`,
+ * and how many rows lie above them: when the count equals the distance, no
+ * position below the maximum is missing (none is still being written).
+ */
+export async function streamHighWater(db: Db, eventsAfter: number, accountDataAfter: number): Promise<StreamHighWater> {
+  const res = await sql<{ emax: number | null; en: number; amax: number | null; an: number }>`
+    SELECT (SELECT max(stream_ordering) FROM events WHERE stream_ordering > ${eventsAfter}) AS emax,
+           (SELECT count(*) FROM events WHERE stream_ordering > ${eventsAfter}) AS en,
+           (SELECT max(stream_id) FROM account_data WHERE stream_id > ${accountDataAfter}) AS amax,
+           (SELECT count(*) FROM account_data WHERE stream_id > ${accountDataAfter}) AS an`.execute(db);
+  const r = res.rows[0];
+  return {
+    eventsMax: r?.emax === null || r?.emax === undefined ? null : num(r.emax),
+    eventsCount: num(r?.en ?? 0),
+    accountDataMax: r?.amax === null || r?.amax === undefined ? null : num(r.amax),
+    accountDataCount: num(r?.an ?? 0),
+  };
+}
+
+/**
+ * The last position of the unbroken run of committed positions just above
+ * `after` (up to 10,000 of them): everything at or below it is settled
+ * whatever is still being written above it.
+ */
+export async function contiguousUpTo(db: Db, table: 'events' | 'account_data', after: number): Promise<number> {
+  const col = table === 'events' ? sql.ref('stream_ordering') : sql.ref('stream_id');
+  const res = await sql<{ p: number }>`SELECT ${col} AS p FROM ${sql.table(table)} WHERE ${col} > ${after} ORDER BY ${col} LIMIT 10000`.execute(db);
+  let last = after;
+  for (const r of res.rows) {
+    const p = num(r.p);
+    if (p !== last + 1) break;
+    last = p;
+  }
+  return last;
+}
+
+/**
+ * The newest positions once every transaction still writing to these tables
+ * has finished: a SHARE lock waits for them (and holds new writers back
+ * only while the maxima are read). Undefined when the lock is not granted
+ * within `lockTimeoutMs`.
+ */
+export async function settledStreamMax(db: Kysely<Schema>, lockTimeoutMs: number): Promise<{ events: number; accountData: number } | undefined> {
+  try {
+    return await db.transaction().execute(async (tx) => {
+      await sql`SELECT set_config('lock_timeout', ${`${Math.max(1, Math.floor(lockTimeoutMs))}ms`}, true)`.execute(tx);
+      await sql`LOCK TABLE events, account_data IN SHARE MODE`.execute(tx);
+      const res = await sql<{ e: number | null; a: number | null }>`
+        SELECT (SELECT max(stream_ordering) FROM events) AS e, (SELECT max(stream_id) FROM account_data) AS a`.execute(tx);
+      const r = res.rows[0];
+      return { events: num(r?.e ?? 0), accountData: num(r?.a ?? 0) };
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code === '55P03') return undefined;
+    throw err;
+  }
+}
+
+// -------------------------------------------------------------- memberships
+
+export interface MembershipRow {
+  room_id: string;
+  membership: string;
+  event_id: string;
+  stream_ordering: number;
+  sender: string;
+}
+
+/** The user's current membership in every room where they have one. */
+export async function userMemberships(db: Db, userId: string): Promise<MembershipRow[]> {
+  const res = await sql<MembershipRow>`
+    SELECT c.room_id, c.membership, c.event_id, c.stream_ordering, e.sender
+    FROM current_state c JOIN events e ON e.event_id = c.event_id
+    WHERE c.type = 'm.room.member' AND c.state_key = ${userId} AND c.membership IS NOT NULL`.execute(db);
+  return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
+}
+
+/** The user's own membership events with a position in (after, upto], oldest first. */
+export async function userMembershipEvents(db: Db, userId: string, after: number, upto: number): Promise<MembershipRow[]> {
+  const res = await sql<MembershipRow>`
+    SELECT room_id, event_id, stream_ordering, sender, coalesce(json->'content'->>'membership', '') AS membership
+    FROM events
+    WHERE type = 'm.room.member' AND state_key = ${userId} AND stream_ordering > ${after} AND stream_ordering <= ${upto}
+      AND NOT outlier AND rejected_reason IS NULL
+    ORDER BY stream_ordering`.execute(db);
+  return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
+}
+
+/** Per room, the user's membership as of position `pos` (from their last membership event at or before it). */
+export async function membershipAt(db: Db, userId: string, roomIds: readonly string[], pos: number): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (roomIds.length === 0) return out;
+  const res = await sql<{ room_id: string; membership: string }>`
+    SELECT DISTINCT ON (room_id) room_id, coalesce(json->'content'->>'membership', '') AS membership
+    FROM events
+    WHERE type = 'm.room.member' AND state_key = ${userId} AND stream_ordering <= ${pos}
+      AND room_id = ANY(${textArray(roomIds)}) AND NOT outlier AND rejected_reason IS NULL
+    ORDER BY room_id, stream_ordering DESC`.execute(db);
+  for (const r of res.rows) out.set(r.room_id, r.membership);
+  return out;
+}
+
+/** All of the user's membership events in these rooms (position and membership), oldest first. */
+export async function userMembershipHistory(db: Db, userId: string, roomIds: readonly string[]): Promise<{ room_id: string; stream_ordering: number; membership: string }[]> {
+  if (roomIds.length === 0) return [];
+  const res = await sql<{ room_id: string; stream_ordering: number; membership: string }>`
+    SELECT room_id, stream_ordering, coalesce(json->'content'->>'membership', '') AS membership
+    FROM events
+    WHERE type = 'm.room.member' AND state_key = ${userId} AND room_id = ANY(${textArray(roomIds)})
+      AND NOT outlier AND rejected_reason IS NULL
+    ORDER BY stream_ordering`.execute(db);
+  return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
+}
+
+// ----------------------------------------------------------------- timeline
+
+/** The SQL-expressible part of a timeline filter. */
+export interface EventSqlFilter {
+  types?: string[];
+  notTypes: string[];
+  senders?: string[];
+  notSenders: string[];
+  containsUrl?: boolean;
+}
+
+function likePattern(glob: string): string {
+  return glob.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
+}
+
+function typeCondition(patterns: readonly string[]): RawBuilder<boolean> {
+  const exact = patterns.filter((p) => !p.includes('*'));
+  const likes = patterns.filter((p) => p.includes('*')).map(likePattern);
+  const parts: RawBuilder<boolean>[] = [];
+  if (exact.length > 0) parts.push(sql<boolean>`e.type = ANY(${textArray(exact)})`);
+  for (const l of likes) parts.push(sql<boolean>`e.type LIKE ${l} ESCAPE '\\'`);
+  if (parts.length === 0) return sql<boolean>`false`;
+  return sql<boolean>`(${sql.join(parts, sql` OR `)})`;
+}
+
+function filterCondition(f: EventSqlFilter | undefined): RawBuilder<boolean> {
+  const parts: RawBuilder<boolean>[] = [sql<boolean>`NOT e.outlier`, sql<boolean>`e.rejected_reason IS NULL`];
+  if (f) {
+    if (f.types !== undefined) parts.push(typeCondition(f.types));
+    if (f.notTypes.length > 0) parts.push(sql<boolean>`NOT ${typeCondition(f.notTypes)}`);
+    if (f.senders !== undefined) parts.push(f.senders.length === 0 ? sql<boolean>`false` : sql<boolean>`e.sender = ANY(${textArray(f.senders)})`);
+    if (f.notSenders.length > 0) parts.push(sql<boolean>`NOT (e.sender = ANY(${textArray(f.notSenders)}))`);
+    if (f.containsUrl === true) parts.push(sql<boolean>`jsonb_typeof(e.json->'content'->'url') = 'string'`);
+    if (f.containsUrl === false) parts.push(sql<boolean>`jsonb_typeof(e.json->'content'->'url') IS DISTINCT FROM 'string'`);
+  }
+  return sql<boolean>`${sql.join(parts, sql` AND `)}`;
+}
+
+/**
+ * The newest `limit` events (that pass the filter) of each room with a
+ * position in (after, upto], oldest first. One LATERAL index scan per room.
+ */
+export async function recentEvents(
+  db: Db,
+  rooms: readonly { roomId: string; after: number; upto: number }[],
+  limit: number,
+  filter?: EventSqlFilter,
+): Promise<Map<string, SyncEventRow[]>> {
+  const out = new Map<string, SyncEventRow[]>();
+  if (rooms.length === 0 || limit <= 0) return out;
+  const res = await sql<SyncEventRow>`
+    SELECT ${EVENT_COLS}
+    FROM unnest(${textArray(rooms.map((r) => r.roomId))}, ${bigintArray(rooms.map((r) => r.after))}, ${bigintArray(rooms.map((r) => r.upto))})
+      AS r(room_id, after_pos, upto_pos)
+    CROSS JOIN LATERAL (
+      SELECT * FROM events e
+      WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto_pos AND ${filterCondition(filter)}
+      ORDER BY e.stream_ordering DESC
+      LIMIT ${limit}
+    ) e`.execute(db);
+  for (const raw of res.rows) {
+    const r = normalise(raw);
+    let list = out.get(r.room_id);
+    if (!list) out.set(r.room_id, (list = []));
+    list.push(r);
+  }
+  for (const list of out.values()) list.sort((a, b) => a.stream_ordering - b.stream_ordering);
+  return out;
+}
+
+/**
+ * Every event (that passes the filter) of these rooms in the window
+ * (after, upto], oldest first: one scan of the stream index over the window,
+ * for short windows (a long-poll woken by a new event).
+ */
+export async function eventsInWindow(db: Db, roomIds: readonly string[], after: number, upto: number, filter?: EventSqlFilter): Promise<SyncEventRow[]> {
+  if (roomIds.length === 0 || upto <= after) return [];
+  const res = await sql<SyncEventRow>`
+    SELECT ${EVENT_COLS} FROM events e
+    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND e.room_id = ANY(${textArray(roomIds)}) AND ${filterCondition(filter)}
+    ORDER BY e.stream_ordering`.execute(db);
+  return res.rows.map(normalise);
+}
+
+/**
+ * Every timeline event of every room in the window (after, upto], oldest
+ * first: one scan of the stream index. Syncs woken by the same commit share
+ * one such read and pick their rooms from it.
+ */
+export async function eventsBetween(db: Db, after: number, upto: number): Promise<SyncEventRow[]> {
+  if (upto <= after) return [];
+  const res = await sql<SyncEventRow>`
+    SELECT ${EVENT_COLS} FROM events e
+    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND NOT e.outlier AND e.rejected_reason IS NULL
+    ORDER BY e.stream_ordering`.execute(db);
+  return res.rows.map(normalise);
+}
+
+/** The rooms (of these) that have any timeline event in their window (after, upto]. */
+export async function roomsWithEvents(db: Db, rooms: readonly { roomId: string; after: number; upto: number }[]): Promise<Set<string>> {
+  const live = rooms.filter((r) => r.upto > r.after);
+  if (live.length === 0) return new Set();
+  const res = await sql<{ room_id: string }>`
+    SELECT r.room_id FROM unnest(${textArray(live.map((r) => r.roomId))}, ${bigintArray(live.map((r) => r.after))}, ${bigintArray(live.map((r) => r.upto))})
+      AS r(room_id, after_pos, upto_pos)
+    WHERE EXISTS (
+      SELECT 1 FROM events e
+      WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto_pos AND NOT e.outlier AND e.rejected_reason IS NULL
+    )`.execute(db);
+  return new Set(res.rows.map((r) => r.room_id));
+}
+
+/** Events by id, with their state group. */
+export async function loadEvents(db: Db, ids: readonly string[]): Promise<Map<string, SyncEventRow>> {
+  const out = new Map<string, SyncEventRow>();
+  const unique = [...new Set(ids)];
+  for (let i = 0; i < unique.length; i += 5000) {
+    const chunk = unique.slice(i, i + 5000);
+    const res = await sql<SyncEventRow>`SELECT ${EVENT_COLS} FROM events e WHERE e.event_id = ANY(${textArray(chunk)})`.execute(db);
+    for (const r of res.rows) out.set(r.event_id, normalise(r));
+  }
+  return out;
+}
+
+/** The transaction ids this device gave its own events (for `unsigned.transaction_id`). */
+export async function transactionIds(db: Db, userId: string, deviceId: string, eventIds: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (eventIds.length === 0) return out;
+  const rows = await db
+    .selectFrom('event_txn_ids')
+    .select(['event_id', 'txn_id'])
+    .where(sql<boolean>`event_id = ANY(${textArray(eventIds)})`)
+    .where('user_id', '=', userId)
+    .where('device_id', '=', deviceId)
+    .execute();
+  for (const r of rows) out.set(r.event_id, r.txn_id);
+  return out;
+}
+
+// -------------------------------------------------------------------- state
+
+export interface StateRow {
+  room_id: string;
+  type: string;
+  state_key: string;
+  event_id: string;
+  stream_ordering: number;
+}
+
+/**
+ * Current state rows of these rooms. With `members`, member rows only for
+ * those (room, user) pairs (lazy loading) and every other row in full.
+ */
+export async function currentStateRows(db: Db, roomIds: readonly string[], members?: readonly { roomId: string; userId: string }[]): Promise<StateRow[]> {
+  if (roomIds.length === 0) return [];
+  const rows: StateRow[] = [];
+  if (!members) {
+    const res = await sql<StateRow>`
+      SELECT room_id, type, state_key, event_id, stream_ordering FROM current_state WHERE room_id = ANY(${textArray(roomIds)})`.execute(db);
+    rows.push(...res.rows);
+  } else {
+    const res = await sql<StateRow>`
+      SELECT room_id, type, state_key, event_id, stream_ordering FROM current_state
+      WHERE room_id = ANY(${textArray(roomIds)}) AND type <> 'm.room.member'`.execute(db);
+    rows.push(...res.rows);
+    rows.push(...(await memberRows(db, members)));
+  }
+  return rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
+}
+
+/** The current member rows of these (room, user) pairs. */
+export async function memberRows(db: Db, pairs: readonly { roomId: string; userId: string }[]): Promise<StateRow[]> {
+  if (pairs.length === 0) return [];
+  const res = await sql<StateRow>`
+    SELECT c.room_id, c.type, c.state_key, c.event_id, c.stream_ordering
+    FROM unnest(${textArray(pairs.map((x) => x.roomId))}, ${textArray(pairs.map((x) => x.userId))}) AS w(room_id, user_id)
+    JOIN current_state c ON c.room_id = w.room_id AND c.type = 'm.room.member' AND c.state_key = w.user_id`.execute(db);
+  return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
+}
+
+/** The joined members of these rooms. */
+export async function joinedMembers(db: Db, roomIds: readonly string[]): Promise<string[]> {
+  if (roomIds.length === 0) return [];
+  const res = await sql<{ user_id: string }>`
+    SELECT DISTINCT state_key AS user_id FROM current_state
+    WHERE room_id = ANY(${textArray(roomIds)}) AND type = 'm.room.member' AND membership = 'join'`.execute(db);
+  return res.rows.map((r) => r.user_id);
+}
+
+export interface StateLookup {
+  group: number;
+  type: string;
+  stateKey: string;
+}
+
+/**
+ * The event holding each wanted (type, state_key) in each wanted state
+ * group, walking each group's delta chain (bounded by
+ * STATE_DELTA_CHAIN_MAX): group → `type NUL state_key` → event id. A key
+ * absent from a group's state is absent from its map.
+ */
+export async function stateAtGroupsForKeys(db: Db, wanted: readonly StateLookup[]): Promise<Map<number, Map<string, string>>> {
+  const out = new Map<number, Map<string, string>>();
+  for (let i = 0; i < wanted.length; i += 2000) {
+    const chunk = wanted.slice(i, i + 2000);
+    // Each group's chain as an array (nearest first), then one primary-key probe per (key, group in chain):
+    // written so that no plan can join the wanted keys against the whole of state_groups_state.
+    const res = await sql<{ root: number; type: string; state_key: string; event_id: string }>`
+      WITH RECURSIVE wanted(root, type, state_key) AS (
+        SELECT * FROM unnest(${bigintArray(chunk.map((w) => w.group))}, ${textArray(chunk.map((w) => w.type))}, ${textArray(chunk.map((w) => w.stateKey))})
+      ),
+      chain(root, id, prev_group, hop) AS (
+        SELECT g.id, g.id, g.prev_group, 0 FROM state_groups g WHERE g.id = ANY(${bigintArray([...new Set(chunk.map((w) => w.group))])})
+        UNION ALL
+        SELECT c.root, g.id, g.prev_group, c.hop + 1 FROM chain c JOIN state_groups g ON g.id = c.prev_group
+      ),
+      chains AS (SELECT root, array_agg(id ORDER BY hop) AS ids FROM chain GROUP BY root)
+      SELECT w.root, w.type, w.state_key, x.event_id
+      FROM wanted w
+      JOIN chains ch ON ch.root = w.root
+      CROSS JOIN LATERAL (
+        SELECT s.event_id FROM state_groups_state s
+        WHERE s.state_group = ANY(ch.ids) AND s.type = w.type AND s.state_key = w.state_key
+        ORDER BY array_position(ch.ids, s.state_group)
+        LIMIT 1
+      ) x`.execute(db);
+    for (const r of res.rows) {
+      const g = num(r.root);
+      let m = out.get(g);
+      if (!m) out.set(g, (m = new Map()));
+      m.set(`${r.type}\u0000${r.state_key}`, r.event_id);
+    }
+  }
+  return out;
+}
+
+/** The (type, state_key) pairs of state events in each room with a position in (after, before). */
+export async function stateKeysChanged(
+  db: Db,
+  rooms: readonly { roomId: string; after: number; before: number }[],
+): Promise<Map<string, { type: string; state_key: string }[]>> {
+  const out = new Map<string, { type: string; state_key: string }[]>();
+  const live = rooms.filter((r) => r.before - 1 > r.after);
+  if (live.length === 0) return out;
+  const res = await sql<{ room_id: string; type: string; state_key: string }>`
+    SELECT DISTINCT r.room_id, e.type, e.state_key
+    FROM unnest(${textArray(live.map((r) => r.roomId))}, ${bigintArray(live.map((r) => r.after))}, ${bigintArray(live.map((r) => r.before))})
+      AS r(room_id, after_pos, before_pos)
+    JOIN events e ON e.room_id = r.room_id AND e.state_key IS NOT NULL
+      AND e.stream_ordering > r.after_pos AND e.stream_ordering < r.before_pos
+      AND NOT e.outlier AND e.rejected_reason IS NULL`.execute(db);
+  for (const r of res.rows) {
+    let list = out.get(r.room_id);
+    if (!list) out.set(r.room_id, (list = []));
+    list.push({ type: r.type, state_key: r.state_key });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ summary
+
+/** Joined and invited member counts per room. */
+export async function memberCounts(db: Db, roomIds: readonly string[]): Promise<Map<string, { joined: number; invited: number }>> {
+  const out = new Map<string, { joined: number; invited: number }>();
+  if (roomIds.length === 0) return out;
+  const res = await sql<{ room_id: string; membership: string; n: number }>`
+    SELECT room_id, membership, count(*) AS n FROM current_state
+    WHERE type = 'm.room.member' AND room_id = ANY(${textArray(roomIds)}) AND membership IN ('join', 'invite')
+    GROUP BY room_id, membership`.execute(db);
+  for (const r of res.rows) {
+    let c = out.get(r.room_id);
+    if (!c) out.set(r.room_id, (c = { joined: 0, invited: 0 }));
+    if (r.membership === 'join') c.joined = num(r.n);
+    else c.invited = num(r.n);
+  }
+  return out;
+}
+
+/**
+ * Up to `n` members of each room other than `userId`, in the order they got
+ * their membership: joined or invited ones, or, where there are none, those
+ * who left or were banned (the spec's heroes).
+ */
+export async function heroes(db: Db, roomIds: readonly string[], userId: string, n: number): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  if (roomIds.length === 0) return out;
+  const query = (ids: readonly string[], memberships: string[]) => sql<{ room_id: string; user_id: string }>`
+    SELECT r.room_id, m.state_key AS user_id
+    FROM unnest(${textArray(ids)}) AS r(room_id)
+    CROSS JOIN LATERAL (
+      SELECT c.state_key, c.stream_ordering FROM current_state c
+      WHERE c.room_id = r.room_id AND c.type = 'm.room.member' AND c.membership = ANY(${textArray(memberships)}) AND c.state_key <> ${userId}
+      ORDER BY c.stream_ordering, c.state_key
+      LIMIT ${n}
+    ) m
+    ORDER BY r.room_id, m.stream_ordering, m.state_key`.execute(db);
+  for (const r of (await query(roomIds, ['join', 'invite'])).rows) {
+    let l = out.get(r.room_id);
+    if (!l) out.set(r.room_id, (l = []));
+    l.push(r.user_id);
+  }
+  const empty = roomIds.filter((id) => !out.has(id));
+  if (empty.length > 0) {
+    for (const r of (await query(empty, ['leave', 'ban'])).rows) {
+      let l = out.get(r.room_id);
+      if (!l) out.set(r.room_id, (l = []));
+      l.push(r.user_id);
+    }
+  }
+  return out;
+}
+
+/** The content of chosen current state events (name, alias, stripped state) per room. */
+export async function currentStateContents(
+  db: Db,
+  roomIds: readonly string[],
+  types: readonly string[],
+): Promise<{ room_id: string; type: string; state_key: string; event_id: string; sender: string; content: Record<string, unknown> }[]> {
+  if (roomIds.length === 0 || types.length === 0) return [];
+  const res = await sql<{ room_id: string; type: string; state_key: string; event_id: string; sender: string; content: Record<string, unknown> | null }>`
+    SELECT c.room_id, c.type, c.state_key, c.event_id, e.sender, e.json->'content' AS content
+    FROM current_state c JOIN events e ON e.event_id = c.event_id
+    WHERE c.room_id = ANY(${textArray(roomIds)}) AND c.type = ANY(${textArray(types)}) AND c.state_key = ''`.execute(db);
+  return res.rows.map((r) => ({ ...r, content: r.content ?? {} }));
+}
+
+// ------------------------------------------------------------- account data
+
+/** The user's account data written in (after, upto], oldest first (global entries have room_id ''). */
+export async function accountDataBetween(
+  db: Db,
+  userId: string,
+  after: number,
+  upto: number,
+): Promise<{ room_id: string; type: string; content: Record<string, unknown>; stream_id: number }[]> {
+  if (upto <= after) return [];
+  const rows = await db
+    .selectFrom('account_data')
+    .select(['room_id', 'type', 'content', 'stream_id'])
+    .where('user_id', '=', userId)
+    .where('stream_id', '>', after)
+    .where('stream_id', '<=', upto)
+    .orderBy('stream_id')
+    .execute();
+  return rows.map((r) => ({ ...r, stream_id: num(r.stream_id) }));
+}
