@@ -585,3 +585,21 @@ describe('bad parameters', () => {
     expect(typeof res.body.next_batch).toBe('string');
   });
 });
+
+describe('push rules in account data', () => {
+  it('an initial sync carries m.push_rules with the server defaults; a change arrives in the next incremental sync', async () => {
+    const u = await createUser(t, 'pushsync');
+    const initial = (await sync(u)) as { next_batch: string; account_data: { events: { type: string; content: { global: { override: { rule_id: string }[]; content: { rule_id: string }[] } } }[] } };
+    const rules = initial.account_data.events.find((e) => e.type === 'm.push_rules');
+    expect(rules?.content.global.override.map((r) => r.rule_id)).toContain('.m.rule.master');
+    expect(rules?.content.global.content.map((r) => r.rule_id)).toContain('.m.rule.contains_user_name');
+    const quiet = (await sync(u, { since: initial.next_batch })) as { account_data: { events: { type: string }[] } };
+    expect(quiet.account_data.events.map((e) => e.type)).not.toContain('m.push_rules');
+    const put = await api(t, 'PUT', '/_matrix/client/v3/pushrules/global/content/mykeyword', { token: u.accessToken, body: { pattern: 'cake', actions: ['notify'] } });
+    expect(put.status).toBe(200);
+    const next = (await sync(u, { since: initial.next_batch })) as typeof initial;
+    const changed = next.account_data.events.find((e) => e.type === 'm.push_rules');
+    expect(changed?.content.global.content.map((r) => r.rule_id)).toContain('mykeyword');
+    expect(changed?.content.global.override.map((r) => r.rule_id)).toContain('.m.rule.master');
+  });
+});

@@ -352,7 +352,17 @@ export class SyncService {
     }
 
     const globalAd = adRows.filter((r) => r.room_id === GLOBAL && eventMatches(f.accountData, { type: r.type }));
-    (body['account_data'] as { events: Json[] }).events = globalAd.map((r) => ({ type: r.type, content: r.content }));
+    const globalEvents: Json[] = globalAd.map((r) => ({ type: r.type, content: r.content }));
+    // Push rules as the server applies them (defaults included), on every
+    // initial sync as Synapse sends them, and whenever the user changed them.
+    const pushRulesChanged = globalAd.some((r) => r.type === 'm.push_rules');
+    if (this.d.push && (!since || pushRulesChanged) && eventMatches(f.accountData, { type: 'm.push_rules' })) {
+      const live = { type: 'm.push_rules', content: (await this.d.push.pushRulesContent(userId)) as unknown as Json };
+      const i = globalEvents.findIndex((e) => (e as { type?: string }).type === 'm.push_rules');
+      if (i >= 0) globalEvents[i] = live;
+      else globalEvents.push(live);
+    }
+    (body['account_data'] as { events: Json[] }).events = globalEvents;
     const roomAd = new Map<string, Json[]>();
     const addRoomAd = (rows: typeof adRows) => {
       for (const r of rows) {
