@@ -387,7 +387,8 @@ export async function stateAtGroupsForKeys(db: Db, wanted: readonly StateLookup[
       chain(root, id, prev_group, hop) AS (
         SELECT g.id, g.id, g.prev_group, 0 FROM state_groups g WHERE g.id = ANY(${bigintArray([...new Set(chunk.map((w) => w.group))])})
         UNION ALL
-        SELECT c.root, g.id, g.prev_group, c.hop + 1 FROM chain c JOIN state_groups g ON g.id = c.prev_group
+        SELECT c.root, g.id, g.prev_group, c.hop + 1
+        FROM chain c CROSS JOIN LATERAL (SELECT id, prev_group FROM state_groups WHERE id = c.prev_group OFFSET 0) g
       ),
       chains AS (SELECT root, array_agg(id ORDER BY hop) AS ids FROM chain GROUP BY root)
       SELECT w.root, w.type, w.state_key, x.event_id

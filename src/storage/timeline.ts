@@ -170,7 +170,8 @@ export async function stateOfTypeAtGroup(db: Db, group: number, type: string): P
     WITH RECURSIVE chain(id, prev_group, hop) AS (
       SELECT id, prev_group, 0 FROM state_groups WHERE id = ${group}
       UNION ALL
-      SELECT g.id, g.prev_group, c.hop + 1 FROM state_groups g JOIN chain c ON g.id = c.prev_group
+      SELECT g.id, g.prev_group, c.hop + 1
+      FROM chain c CROSS JOIN LATERAL (SELECT id, prev_group FROM state_groups WHERE id = c.prev_group OFFSET 0) g
     )
     SELECT DISTINCT ON (s.state_key) s.state_key, s.event_id
     FROM state_groups_state s JOIN chain c ON s.state_group = c.id
@@ -194,7 +195,8 @@ export async function stateKeysAtGroups(db: Db, groups: readonly number[], keys:
     WITH RECURSIVE chain(start, id, prev_group, hop) AS (
       SELECT id, id, prev_group, 0 FROM state_groups WHERE id IN (${sql.join([...new Set(groups)])})
       UNION ALL
-      SELECT c.start, g.id, g.prev_group, c.hop + 1 FROM state_groups g JOIN chain c ON g.id = c.prev_group
+      SELECT c.start, g.id, g.prev_group, c.hop + 1
+      FROM chain c CROSS JOIN LATERAL (SELECT id, prev_group FROM state_groups WHERE id = c.prev_group OFFSET 0) g
     )
     SELECT DISTINCT ON (c.start, s.type, s.state_key) c.start, s.type, s.state_key, s.event_id
     FROM state_groups_state s JOIN chain c ON s.state_group = c.id
