@@ -12,6 +12,8 @@ import * as m0006 from './0006_relations.js';
 import * as m0007 from './0007_sync.js';
 import * as m0008 from './0008_receipts_push.js';
 import * as m0009 from './0009_directory_presence.js';
+import * as m0010 from './0010_e2ee.js';
+import * as m0011 from './0011_media.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
@@ -23,4 +25,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0007_sync': m0007,
   '0008_receipts_push': m0008,
   '0009_directory_presence': m0009,
+  '0010_e2ee': m0010,
+  '0011_media': m0011,
 };

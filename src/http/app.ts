@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { ListenerConfig } from '../config/types.js';
 import { adminDevicesPlugin } from './admin/devices.js';
+import { adminMediaPlugin } from './admin/media.js';
 import { adminRegistrationTokensPlugin } from './admin/registration-tokens.js';
 import { adminServerPlugin } from './admin/server.js';
 import { sharedSecretRegisterPlugin } from './admin/shared-secret-register.js';
@@ -23,6 +24,9 @@ import { registerPlugin } from './client/register.js';
 import { roomsPlugin } from './client/rooms.js';
 import { syncPlugin } from './client/sync.js';
 import { filterPlugin } from './client/filter.js';
+import { keysPlugin } from './client/keys.js';
+import { roomKeysPlugin } from './client/room-keys.js';
+import { toDevicePlugin } from './client/to-device.js';
 import { membershipPlugin } from './client/membership.js';
 import { directoryPlugin } from './client/directory.js';
 import { upgradePlugin } from './client/upgrade.js';
@@ -44,6 +48,8 @@ import { keyServerPlugin } from './federation/keys.js';
 import { federationVersionPlugin } from './federation/version.js';
 import { healthPlugin, landingPlugin } from './health.js';
 import { installJsonBodyParser } from './json-body.js';
+import { mediaPlugin } from './media/media.js';
+import { previewUrlPlugin } from './media/preview-url.js';
 import { RequestLogController } from './request-log.js';
 import { wellKnownPlugin } from './wellknown.js';
 
@@ -97,12 +103,19 @@ const CLIENT_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   presencePlugin,
   syncPlugin,
   filterPlugin,
+  keysPlugin,
+  toDevicePlugin,
+  roomKeysPlugin,
   adminServerPlugin,
   adminRegistrationTokensPlugin,
   adminUsersPlugin,
   adminDevicesPlugin,
+  adminMediaPlugin,
   sharedSecretRegisterPlugin,
 ];
+
+/** What a `media` listener serves (a `client` one too): the media repository. */
+const MEDIA_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [mediaPlugin, previewUrlPlugin];
 
 export interface BuildOptions {
   /** Further plugins registered after ours, on every listener (for embedding and tests). */
@@ -145,6 +158,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
   const areas = resourceAreas(listener);
   await app.register(healthPlugin, opts);
   if (areas.has('client')) for (const plugin of CLIENT_PLUGINS) await app.register(plugin, opts);
+  if (areas.has('media')) for (const plugin of MEDIA_PLUGINS) await app.register(plugin, opts);
   if (areas.has('federation')) await app.register(federationVersionPlugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);
   for (const plugin of options.extraPlugins ?? []) await app.register(plugin, opts);

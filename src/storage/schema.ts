@@ -295,3 +295,78 @@ export interface UserFiltersTable {
 export interface Schema {
   user_filters: UserFiltersTable;
 }
+
+// Migration 0010's tables (end-to-end encryption plumbing), merged into Schema.
+export interface Schema {
+  e2e_device_keys: { user_id: string; device_id: string; key_json: Record<string, unknown>; ts: number };
+  e2e_one_time_keys: { user_id: string; device_id: string; algorithm: string; key_id: string; key_json: unknown; ts: number };
+  e2e_fallback_keys: { user_id: string; device_id: string; algorithm: string; key_id: string; key_json: unknown; used: Generated<boolean> };
+  device_lists_stream: { stream_id: Generated<number>; user_id: string; device_id: Generated<string>; ts: number };
+  e2e_cross_signing_keys: { user_id: string; key_type: string; key_json: Record<string, unknown>; stream_id: number };
+  e2e_cross_signing_signatures: { user_id: string; key_id: string; target_user_id: string; target_device_id: string; signature: string };
+  device_inbox: { stream_id: Generated<number>; user_id: string; device_id: string; message_json: Record<string, unknown>; ts: number };
+  to_device_txns: { user_id: string; device_id: string; txn_id: string; ts: number };
+  e2e_room_keys_versions: E2eRoomKeysVersionsTable;
+  e2e_room_keys: E2eRoomKeysTable;
+}
+
+/** A key backup version (migration 0010). */
+export interface E2eRoomKeysVersionsTable {
+  user_id: string;
+  version: number;
+  algorithm: string;
+  auth_data: Record<string, unknown>;
+  etag: Generated<number>;
+  deleted: Generated<boolean>;
+}
+
+/** One backed-up room key session (migration 0010). */
+export interface E2eRoomKeysTable {
+  user_id: string;
+  version: number;
+  room_id: string;
+  session_id: string;
+  first_message_index: number;
+  forwarded_count: number;
+  is_verified: boolean;
+  session_data: Record<string, unknown>;
+}
+
+// Migration 0011's tables (media repository), merged into Schema.
+export interface Schema {
+  local_media: LocalMediaTable;
+  local_media_thumbnails: { media_id: string; width: number; height: number; type: string; method: string; length: number };
+  remote_media: RemoteMediaTable;
+  remote_media_thumbnails: { media_origin: string; media_id: string; width: number; height: number; type: string; method: string; length: number };
+}
+
+/** Media uploaded to this server (migration 0011). */
+export interface LocalMediaTable {
+  media_id: string;
+  media_type: string | null;
+  media_length: number | null;
+  upload_name: string | null;
+  user_id: string | null;
+  created_ts: number;
+  last_access_ts: number | null;
+  unused_expires_at: number | null;
+  quarantined_by: string | null;
+  safe_from_quarantine: Generated<boolean>;
+  authenticated: Generated<boolean>;
+  sha256: string | null;
+}
+
+/** A cached copy of another server's media (migration 0011). */
+export interface RemoteMediaTable {
+  media_origin: string;
+  media_id: string;
+  filesystem_id: string;
+  media_type: string | null;
+  media_length: number | null;
+  upload_name: string | null;
+  created_ts: number;
+  last_access_ts: number | null;
+  quarantined_by: string | null;
+  authenticated: Generated<boolean>;
+  sha256: string | null;
+}

@@ -51,31 +51,46 @@ function normalise(r: SyncEventRow): SyncEventRow {
 
 // ---------------------------------------------------------------- positions
 
+/** The database streams a sync token carries, each a table and its position column. */
+export const DB_STREAMS = {
+  events: { table: 'events', column: 'stream_ordering' },
+  accountData: { table: 'account_data', column: 'stream_id' },
+  toDevice: { table: 'device_inbox', column: 'stream_id' },
+  deviceLists: { table: 'device_lists_stream', column: 'stream_id' },
+} as const;
+
+export type DbStream = keyof typeof DB_STREAMS;
+export const DB_STREAM_NAMES = Object.keys(DB_STREAMS) as DbStream[];
+export type DbPositions = Record<DbStream, number>;
+
 export interface StreamHighWater {
-  eventsMax: number | null;
-  eventsCount: number;
-  accountDataMax: number | null;
-  accountDataCount: number;
+  /** The newest committed position above the one given, or null when there is none. */
+  max: number | null;
+  /** How many rows lie above the position given. */
+  count: number;
 }
 
 /**
- * The newest committed positions above `eventsAfter` / `accountDataAfter`,
- * and how many rows lie above them: when the count equals the distance, no
+ * For each stream, the newest committed position above the one given and
+ * how many rows lie above it: when the count equals the distance, no
  * position below the maximum is missing (none is still being written).
  */
-export async function streamHighWater(db: Db, eventsAfter: number, accountDataAfter: number): Promise<StreamHighWater> {
-  const res = await sql<{ emax: number | null; en: number; amax: number | null; an: number }>`
-    SELECT (SELECT max(stream_ordering) FROM events WHERE stream_ordering > ${eventsAfter}) AS emax,
-           (SELECT count(*) FROM events WHERE stream_ordering > ${eventsAfter}) AS en,
-           (SELECT max(stream_id) FROM account_data WHERE stream_id > ${accountDataAfter}) AS amax,
-           (SELECT count(*) FROM account_data WHERE stream_id > ${accountDataAfter}) AS an`.execute(db);
-  const r = res.rows[0];
-  return {
-    eventsMax: r?.emax === null || r?.emax === undefined ? null : num(r.emax),
-    eventsCount: num(r?.en ?? 0),
-    accountDataMax: r?.amax === null || r?.amax === undefined ? null : num(r.amax),
-    accountDataCount: num(r?.an ?? 0),
-  };
+export async function streamHighWater(db: Db, after: DbPositions): Promise<Record<DbStream, StreamHighWater>> {
+  const parts = DB_STREAM_NAMES.map((name) => {
+    const { table, column } = DB_STREAMS[name];
+    const t = sql.table(table);
+    const c = sql.ref(column);
+    return sql`(SELECT max(${c}) FROM ${t} WHERE ${c} > ${after[name]}) AS ${sql.ref(`${name}_max`)},
+           (SELECT count(*) FROM ${t} WHERE ${c} > ${after[name]}) AS ${sql.ref(`${name}_n`)}`;
+  });
+  const res = await sql<Record<string, unknown>>`SELECT ${sql.join(parts)}`.execute(db);
+  const r = res.rows[0] ?? {};
+  const out = {} as Record<DbStream, StreamHighWater>;
+  for (const name of DB_STREAM_NAMES) {
+    const max = r[`${name}_max`];
+    out[name] = { max: max === null || max === undefined ? null : num(max), count: num(r[`${name}_n`] ?? 0) };
+  }
+  return out;
 }
 
 /**
@@ -83,8 +98,9 @@ export async function streamHighWater(db: Db, eventsAfter: number, accountDataAf
  * `after` (up to 10,000 of them): everything at or below it is settled
  * whatever is still being written above it.
  */
-export async function contiguousUpTo(db: Db, table: 'events' | 'account_data', after: number): Promise<number> {
-  const col = table === 'events' ? sql.ref('stream_ordering') : sql.ref('stream_id');
+export async function contiguousUpTo(db: Db, stream: DbStream, after: number): Promise<number> {
+  const { table, column } = DB_STREAMS[stream];
+  const col = sql.ref(column);
   const res = await sql<{ p: number }>`SELECT ${col} AS p FROM ${sql.table(table)} WHERE ${col} > ${after} ORDER BY ${col} LIMIT 10000`.execute(db);
   let last = after;
   for (const r of res.rows) {
@@ -101,15 +117,18 @@ export async function contiguousUpTo(db: Db, table: 'events' | 'account_data', a
  * only while the maxima are read). Undefined when the lock is not granted
  * within `lockTimeoutMs`.
  */
-export async function settledStreamMax(db: Kysely<Schema>, lockTimeoutMs: number): Promise<{ events: number; accountData: number } | undefined> {
+export async function settledStreamMax(db: Kysely<Schema>, lockTimeoutMs: number): Promise<DbPositions | undefined> {
   try {
     return await db.transaction().execute(async (tx) => {
       await sql`SELECT set_config('lock_timeout', ${`${Math.max(1, Math.floor(lockTimeoutMs))}ms`}, true)`.execute(tx);
-      await sql`LOCK TABLE events, account_data IN SHARE MODE`.execute(tx);
-      const res = await sql<{ e: number | null; a: number | null }>`
-        SELECT (SELECT max(stream_ordering) FROM events) AS e, (SELECT max(stream_id) FROM account_data) AS a`.execute(tx);
-      const r = res.rows[0];
-      return { events: num(r?.e ?? 0), accountData: num(r?.a ?? 0) };
+      const tables = DB_STREAM_NAMES.map((n) => sql.table(DB_STREAMS[n].table));
+      await sql`LOCK TABLE ${sql.join(tables)} IN SHARE MODE`.execute(tx);
+      const parts = DB_STREAM_NAMES.map((n) => sql`(SELECT max(${sql.ref(DB_STREAMS[n].column)}) FROM ${sql.table(DB_STREAMS[n].table)}) AS ${sql.ref(n)}`);
+      const res = await sql<Record<string, unknown>>`SELECT ${sql.join(parts)}`.execute(tx);
+      const r = res.rows[0] ?? {};
+      const out = {} as DbPositions;
+      for (const n of DB_STREAM_NAMES) out[n] = num(r[n] ?? 0);
+      return out;
     });
   } catch (err) {
     if ((err as { code?: string }).code === '55P03') return undefined;

@@ -1,6 +1,7 @@
 /**
  * The positions a /sync may report as `next_batch` for the database
- * streams (events, account data). A position may only be handed out once
+ * streams (events, account data, to-device messages, device-list changes;
+ * storage/sync.ts DB_STREAMS). A position may only be handed out once
  * every position below it is settled: stream positions are taken from a
  * sequence when a row is inserted, so two transactions can commit out of
  * order (a send in room A takes 10, a send in room B takes 11 and commits
@@ -25,12 +26,9 @@
  */
 import type { Kysely } from 'kysely';
 import type { Schema } from '../../storage/schema.js';
-import { contiguousUpTo, settledStreamMax, streamHighWater } from '../../storage/sync.js';
+import { contiguousUpTo, DB_STREAM_NAMES, type DbPositions, settledStreamMax, streamHighWater } from '../../storage/sync.js';
 
-export interface DbPositions {
-  events: number;
-  accountData: number;
-}
+export type { DbPositions } from '../../storage/sync.js';
 
 /** How long one computation may wait for writers before giving up. */
 const LOCK_TIMEOUT_MS = 300;
@@ -77,25 +75,30 @@ export class StreamPositions {
       }
     }
     const base = this.settled;
-    const hw = await streamHighWater(this.db, base.events, base.accountData);
-    const eventsOk = hw.eventsMax === null || hw.eventsCount === hw.eventsMax - base.events;
-    const accountDataOk = hw.accountDataMax === null || hw.accountDataCount === hw.accountDataMax - base.accountData;
-    let events = eventsOk ? (hw.eventsMax ?? base.events) : base.events;
-    let accountData = accountDataOk ? (hw.accountDataMax ?? base.accountData) : base.accountData;
+    const hw = await streamHighWater(this.db, base);
+    const next = { ...base };
+    const gaps = DB_STREAM_NAMES.filter((n) => {
+      const h = hw[n];
+      if (h.max === null) return false;
+      if (h.count === h.max - base[n]) {
+        next[n] = h.max;
+        return false;
+      }
+      return true;
+    });
     this.held = false;
-    if (!eventsOk || !accountDataOk) {
+    if (gaps.length > 0) {
       const s = Date.now() >= this.lockAfter ? await settledStreamMax(this.db, LOCK_TIMEOUT_MS) : undefined;
       if (s) {
-        events = Math.max(events, s.events);
-        accountData = Math.max(accountData, s.accountData);
+        // Rows can be deleted (to-device messages of a removed device), so a maximum never moves a position back.
+        for (const n of DB_STREAM_NAMES) next[n] = Math.max(next[n], s[n]);
       } else {
         if (Date.now() >= this.lockAfter) this.lockAfter = Date.now() + LOCK_BACKOFF_MS;
-        if (!eventsOk) events = await contiguousUpTo(this.db, 'events', base.events);
-        if (!accountDataOk) accountData = await contiguousUpTo(this.db, 'account_data', base.accountData);
+        for (const n of gaps) next[n] = await contiguousUpTo(this.db, n, base[n]);
         this.held = true;
       }
     }
-    this.settled = { events, accountData };
-    return this.settled;
+    this.settled = next;
+    return next;
   }
 }

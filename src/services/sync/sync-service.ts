@@ -183,8 +183,8 @@ export class SyncService {
       accountData: db.accountData,
       receipts,
       typing: this.d.typing?.position() ?? 0,
-      toDevice: 0,
-      deviceLists: 0,
+      toDevice: db.toDevice,
+      deviceLists: db.deviceLists,
       presence: this.d.presence?.position ?? 0,
     };
   }
