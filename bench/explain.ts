@@ -10,7 +10,14 @@
  * request, and prints EXPLAIN (ANALYZE, BUFFERS) for each distinct one,
  * flagging sequential scans on large tables. It asserts nothing.
  *
- *   npx tsx bench/explain.ts [--members 5000] [--events 100000] [--small-rooms 300] [--background 2000] [--quiet] [--keep]
+ *   npx tsx bench/explain.ts [--members 5000] [--events 100000] [--small-rooms 300] [--background 2000] [--sends 30] [--quiet] [--keep]
+ *
+ * --random-page-cost X sets that planner cost on the database before the
+ * scenarios run (1.1 is the usual value for SSDs; PostgreSQL's default is 4).
+ *
+ * --sends N: after the plans, times N sequential message sends into the big
+ * room (each runs the push rules for every member and stores their
+ * notifications in the send's transaction) and prints median, p90 and max.
  *
  * --background N first fills the tables with N other rooms (20 members and
  * 50 events each, plain SQL rows that nobody in the scenarios belongs to),
@@ -31,6 +38,7 @@ import type { JsonObject, PDU } from '../src/core/pdu.js';
 import { requireRoomVersion } from '../src/core/room-versions.js';
 import type { Requester } from '../src/services/auth.js';
 import type { EventDraft } from '../src/services/rooms/event-pipeline.js';
+import { txnScope } from '../src/services/rooms/room-service.js';
 import { recordTxn } from '../src/storage/events.js';
 import { forwardExtremities, getRoom } from '../src/storage/rooms.js';
 import { createStateGroup, currentState } from '../src/storage/state.js';
@@ -43,6 +51,8 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '100000' },
     'small-rooms': { type: 'string', default: '300' },
     background: { type: 'string', default: '2000' },
+    sends: { type: 'string', default: '30' },
+    'random-page-cost': { type: 'string' },
     quiet: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
   },
@@ -52,6 +62,7 @@ const EVENTS = Number(args.events);
 const SMALL_ROOMS = Number(args['small-rooms']);
 const BACKGROUND_ROOMS = Number(args.background);
 const QUIET = args.quiet ?? false;
+const SENDS = Number(args.sends);
 const SERVER = 'bench.local';
 /** Tables with more rows than this are "large": a sequential scan on them is flagged. */
 const LARGE = 10_000;
@@ -121,7 +132,7 @@ async function persistMany(t: TestServer, roomId: string, drafts: Iterable<{ sen
         const room = await pipeline.room(tx, roomId);
         for (const { sender, draft, txn } of chunk) {
           const p = await pipeline.persist(tx, room, sender, draft);
-          if (txn) await recordTxn(tx, sender, 'BENCH', txn, p.eventId, Date.now());
+          if (txn) await recordTxn(tx, { userId: sender, deviceId: 'BENCH', scope: txnScope.send(roomId, draft.type), txnId: txn }, p.eventId, Date.now());
           ids.push(p.eventId);
         }
       }),
@@ -187,7 +198,10 @@ async function bulkAppend(t: TestServer, roomId: string, items: Iterable<{ sende
       await tx.insertInto('event_auth_edges').values(chunk.flatMap((r) => r.auth.map((a) => ({ event_id: r.id, auth_id: a })))).execute();
       const txns = chunk.filter((r) => r.txn);
       if (txns.length > 0) {
-        await tx.insertInto('event_txn_ids').values(txns.map((r) => ({ user_id: r.sender, device_id: 'BENCH', txn_id: r.txn as string, event_id: r.id, created_ts: Date.now() }))).execute();
+        await tx
+          .insertInto('event_txn_ids')
+          .values(txns.map((r) => ({ user_id: r.sender, device_id: 'BENCH', txn_id: r.txn as string, scope: txnScope.send(roomId, r.pdu.type), event_id: r.id, created_ts: Date.now() })))
+          .execute();
       }
       // Current state: the last event per key in this chunk.
       const cs = new Map<string, Row>();
@@ -363,6 +377,7 @@ async function explainAll(pool: pg.Pool, scenario: string, queries: Captured[]):
     seen.add(`${scenario}\u0000${key}`);
     const client = await pool.connect();
     try {
+      if (args['random-page-cost'] !== undefined) await client.query(`SET random_page_cost = ${Number(args['random-page-cost'])}`);
       // Writes are measured and then undone.
       await client.query('BEGIN');
       const res = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${q.text}`, q.values);
@@ -420,11 +435,20 @@ async function main(): Promise<void> {
   });
   const dbCfg = t.config.database as { database?: string; host?: string; port?: number; user?: string };
   const pool = new pg.Pool({ host: dbCfg.host, port: dbCfg.port, user: dbCfg.user, database: dbCfg.database, max: 2 });
+  pool.on('error', () => undefined); // an idle connection closed by --random-page-cost
   try {
     const t0 = performance.now();
     const { bigRoom, smallRooms } = await build(t);
     out(`  built in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     await loadTableSizes(pool);
+    if (args['random-page-cost'] !== undefined) {
+      const cost = Number(args['random-page-cost']);
+      if (!(cost > 0)) throw new Error('--random-page-cost wants a positive number');
+      // New connections get it; the server's idle ones are closed (its pool drops them and opens new ones).
+      await pool.query(`ALTER DATABASE ${pg.escapeIdentifier(String(dbCfg.database))} SET random_page_cost = ${cost}`);
+      await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      out(`random_page_cost = ${cost}`);
+    }
     out(`\nTable sizes: ${[...tableRows].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
 
     const db = t.server.ctx.database.db;
@@ -498,6 +522,18 @@ async function main(): Promise<void> {
       perScenario.push([name, queries]);
     }
     for (const [name, queries] of perScenario) await explainAll(pool, name, queries);
+
+    // Sends into the big room, timed one by one: each stores a notification row for every other local member.
+    const sendTimes: number[] = [];
+    for (let n = 0; n < SENDS; n++) {
+      const t1 = performance.now();
+      const r = await call(t, 'PUT', `/_matrix/client/v3/rooms/${big}/send/m.room.message/timed-${n}-${Date.now()}`, busy, { msgtype: 'm.text', body: `timed ${n}` });
+      if (r.status !== 200) throw new Error(`timed send answered ${r.status}`);
+      sendTimes.push(performance.now() - t1);
+    }
+    sendTimes.sort((a, b) => a - b);
+    const at = (q: number) => (sendTimes[Math.min(sendTimes.length - 1, Math.floor(q * sendTimes.length))] ?? NaN).toFixed(0);
+    if (SENDS > 0) out(`\n${SENDS} sequential sends into the ${MEMBERS}-member room: median ${at(0.5)} ms, p90 ${at(0.9)} ms, max ${at(1)} ms`);
 
     let scenario = '';
     if (!QUIET) {

@@ -37,6 +37,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     user_id text NOT NULL, device_id text NOT NULL, algorithm text NOT NULL, key_id text NOT NULL,
     key_json jsonb NOT NULL, ts bigint NOT NULL,
     PRIMARY KEY (user_id, device_id, algorithm, key_id))`.execute(db);
+  // Claims take a device's oldest key first: this order lets one skip to it (and past rows locked by concurrent claims).
+  await sql`CREATE INDEX e2e_one_time_keys_order ON e2e_one_time_keys (user_id, device_id, algorithm, ts, key_id)`.execute(db);
   await sql`CREATE TABLE e2e_fallback_keys (
     user_id text NOT NULL, device_id text NOT NULL, algorithm text NOT NULL, key_id text NOT NULL,
     key_json jsonb NOT NULL, used boolean NOT NULL DEFAULT false,

@@ -14,6 +14,10 @@ import * as m0008 from './0008_receipts_push.js';
 import * as m0009 from './0009_directory_presence.js';
 import * as m0010 from './0010_e2ee.js';
 import * as m0011 from './0011_media.js';
+import * as m0012 from './0012_txn_scope.js';
+import * as m0013 from './0013_push_actions_index.js';
+import * as m0014 from './0014_pushers.js';
+import * as m0015 from './0015_replaces_state.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
@@ -27,4 +31,8 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0009_directory_presence': m0009,
   '0010_e2ee': m0010,
   '0011_media': m0011,
+  '0012_txn_scope': m0012,
+  '0013_push_actions_index': m0013,
+  '0014_pushers': m0014,
+  '0015_replaces_state': m0015,
 };

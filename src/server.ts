@@ -14,6 +14,7 @@ import { AuthService } from './services/auth.js';
 import { Notifier } from './services/notifier.js';
 import { PresenceService, presenceOptions } from './services/presence.js';
 import { PushService } from './services/push/push-service.js';
+import { PusherService, pusherConfig } from './services/push/pushers.js';
 import { RateLimiter } from './services/rate-limit.js';
 import { ReceiptsService } from './services/receipts.js';
 import { EventPipeline } from './services/rooms/event-pipeline.js';
@@ -64,6 +65,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   const extraServers: Server[] = [];
   let passwordsToClose: { close(): Promise<void> } | undefined;
   let presenceToClose: PresenceService | undefined;
+  let pushersToClose: PusherService | undefined;
   const closeAll = async () => {
     // Stop accepting, let requests in flight finish, then close the database.
     for (const mark of markClosing) mark();
@@ -79,6 +81,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     ]);
     await passwordsToClose?.close();
     await presenceToClose?.close();
+    await pushersToClose?.close();
     await database.close();
   };
   try {
@@ -109,6 +112,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     presenceToClose = presence;
     const typing = new TypingService({ db: database.db, notifier, logger });
     const push = new PushService({ db: database.db, serverName: config.server_name, notifier });
+    const pushers = new PusherService({ db: database.db, notifier, push, logger, config: pusherConfig(config) });
     const services: Services = {
       auth,
       passwords,
@@ -120,6 +124,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       typing,
       receipts: new ReceiptsService({ db: database.db, notifier }),
       push,
+      pushers,
       rooms: new RoomService({
         db: database.db,
         serverName: config.server_name,
@@ -135,6 +140,9 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     services.rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
     services.rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
     const ctx: AppContext = { config, database, keys, logger, services };
+    // Sends to push gateways in the background; stopped before the database closes.
+    pushersToClose = pushers;
+    await pushers.start();
     const urls: string[] = [];
     for (const listener of config.listeners) {
       if (listener.type !== 'http') {

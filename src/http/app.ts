@@ -36,6 +36,7 @@ import { relationsPlugin } from './client/relations.js';
 import { typingPlugin } from './client/typing.js';
 import { receiptsPlugin } from './client/receipts.js';
 import { pushRulesPlugin } from './client/pushrules.js';
+import { pushersPlugin } from './client/pushers.js';
 import { notificationsPlugin } from './client/notifications.js';
 import { versionsPlugin } from './client/versions.js';
 import { voipPlugin } from './client/voip.js';
@@ -98,6 +99,7 @@ const CLIENT_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   typingPlugin,
   receiptsPlugin,
   pushRulesPlugin,
+  pushersPlugin,
   notificationsPlugin,
   userDirectoryPlugin,
   presencePlugin,

@@ -7,6 +7,7 @@ import type { RateLimiter } from '../services/rate-limit.js';
 import type { Notifier } from '../services/notifier.js';
 import type { PresenceService } from '../services/presence.js';
 import type { PushService } from '../services/push/push-service.js';
+import type { PusherService } from '../services/push/pushers.js';
 import type { ReceiptsService } from '../services/receipts.js';
 import type { RoomService } from '../services/rooms/room-service.js';
 import type { TypingService } from '../services/typing.js';
@@ -36,6 +37,7 @@ export interface Services {
   readonly typing: TypingService;
   readonly receipts: ReceiptsService;
   readonly push: PushService;
+  readonly pushers: PusherService;
 }
 
 export interface PluginOptions {

@@ -5,6 +5,7 @@
  */
 export class Notifier {
   private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly listeners = new Set<(userIds: readonly string[]) => void>();
 
   /** Resolves when `userId` is notified, the timeout passes, or `signal` aborts; true when notified. */
   wait(userId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
@@ -28,10 +29,27 @@ export class Notifier {
   }
 
   notifyUsers(userIds: Iterable<string>): void {
-    for (const u of userIds) {
+    const users = this.listeners.size > 0 ? [...userIds] : userIds;
+    for (const u of users) {
       const set = this.waiting.get(u);
       if (set) for (const wake of [...set]) wake();
     }
+    for (const listener of this.listeners) {
+      try {
+        listener(users as string[]);
+      } catch {
+        // A listener's failure is its own; the waiting syncs are already woken.
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` with the users of every notifyUsers call (each made
+   * after a commit), e.g. so the pusher loop wakes; returns the unsubscribe.
+   */
+  onNotify(listener: (userIds: readonly string[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
   }
 
   /** How many requests are waiting (for tests and metrics). */

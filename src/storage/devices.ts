@@ -1,6 +1,10 @@
 /** Queries on devices and client IPs (for whois and the devices API). */
 import type { Kysely, Transaction } from 'kysely';
 import type { Schema } from './schema.js';
+import { recordDeviceListChange } from './device-lists.js';
+import { deleteKeysOfDevices } from './e2e-keys.js';
+import { deleteAllPushersOfUser, deletePushersOfDevices } from './pushers.js';
+import { deleteToDeviceForDevices } from './to-device.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
@@ -85,7 +89,10 @@ export async function setDeviceDisplayName(db: Db, userId: string, deviceId: str
     .where('device_id', '=', deviceId)
     .where('hidden', '=', false)
     .executeTakeFirst();
-  return Number(r.numUpdatedRows) > 0;
+  const updated = Number(r.numUpdatedRows) > 0;
+  // The name is part of what /keys/query shows (unsigned.device_display_name), as Synapse announces a rename.
+  if (updated) await recordDeviceListChange(db, userId, [deviceId], Date.now());
+  return updated;
 }
 
 /** Deletes device rows: the given ones, or all the user's (but `exceptDeviceId`). Returns the ids deleted. */
@@ -97,5 +104,16 @@ export async function deleteDeviceRows(db: Db, userId: string, opts: { deviceIds
   }
   if (opts.exceptDeviceId) q = q.where('device_id', '!=', opts.exceptDeviceId);
   const rows = await q.returning('device_id').execute();
-  return rows.map((r) => r.device_id);
+  const ids = rows.map((r) => r.device_id);
+  // Their pending to-device messages (and to-device transaction ids) go with them.
+  await deleteToDeviceForDevices(db, userId, ids);
+  // So do their keys; others tracking the user learn of it from the device-list stream.
+  if (ids.length > 0) {
+    await deleteKeysOfDevices(db, userId, ids);
+    await recordDeviceListChange(db, userId, ids, Date.now());
+  }
+  // And the pushers they set (as Synapse); with every device going, all the user's pushers.
+  if (!opts.deviceIds && !opts.exceptDeviceId) await deleteAllPushersOfUser(db, userId);
+  else await deletePushersOfDevices(db, userId, ids);
+  return ids;
 }

@@ -22,7 +22,7 @@ const COLUMNS = ['event_id', 'room_id', 'type', 'state_key', 'sender', 'depth', 
 
 export async function insertEvent(
   db: Db,
-  e: { eventId: string; roomId: string; type: string; stateKey: string | null; sender: string; depth: number; ts: number; json: object; stateGroupBefore: number | null },
+  e: { eventId: string; roomId: string; type: string; stateKey: string | null; sender: string; depth: number; ts: number; json: object; stateGroupBefore: number | null; replacesState?: string | null },
 ): Promise<number> {
   const row = await db
     .insertInto('events')
@@ -38,6 +38,7 @@ export async function insertEvent(
       rejected_reason: null,
       state_group_before: e.stateGroupBefore,
       redacted_by: null,
+      replaces_state: e.replacesState ?? null,
     })
     .returning('stream_ordering')
     .executeTakeFirstOrThrow();
@@ -77,17 +78,59 @@ export async function markRedacted(db: Db, eventId: string, redactedBy: string, 
     .execute();
 }
 
-export async function findTxn(db: Db, userId: string, deviceId: string, txnId: string): Promise<string | undefined> {
+/**
+ * Transaction ids: a client's (device, endpoint path, txn id) names one
+ * event. `scope` is the path without its version prefix and txn id (see
+ * services/rooms/room-service.ts txnScope).
+ */
+export interface TxnKey {
+  userId: string;
+  deviceId: string;
+  scope: string;
+  txnId: string;
+}
+
+export async function findTxn(db: Db, k: TxnKey): Promise<string | undefined> {
   const r = await db
     .selectFrom('event_txn_ids')
     .select('event_id')
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
-    .where('txn_id', '=', txnId)
+    .where('user_id', '=', k.userId)
+    .where('device_id', '=', k.deviceId)
+    .where('txn_id', '=', k.txnId)
+    .where('scope', '=', k.scope)
     .executeTakeFirst();
   return r?.event_id;
 }
 
-export async function recordTxn(db: Db, userId: string, deviceId: string, txnId: string, eventId: string, now: number): Promise<void> {
-  await db.insertInto('event_txn_ids').values({ user_id: userId, device_id: deviceId, txn_id: txnId, event_id: eventId, created_ts: now }).execute();
+export async function recordTxn(db: Db, k: TxnKey, eventId: string, now: number): Promise<void> {
+  await db.insertInto('event_txn_ids').values({ user_id: k.userId, device_id: k.deviceId, txn_id: k.txnId, scope: k.scope, event_id: eventId, created_ts: now }).execute();
+}
+
+/** The transaction ids this device gave these events, of those it sent (for `unsigned.transaction_id`). */
+export async function transactionIds(db: Db, userId: string, deviceId: string, eventIds: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (eventIds.length === 0) return out;
+  const rows = await db
+    .selectFrom('event_txn_ids')
+    .select(['event_id', 'txn_id'])
+    .where(sql<boolean>`event_id = ANY(${sql.val([...eventIds])}::text[])`)
+    .where('user_id', '=', userId)
+    .where('device_id', '=', deviceId)
+    .execute();
+  for (const r of rows) out.set(r.event_id, r.txn_id);
+  return out;
+}
+
+/** `replaces_state` of these events, where recorded ('' when the event replaced nothing). */
+export async function recordedReplacedState(db: Db, eventIds: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (eventIds.length === 0) return out;
+  const rows = await db
+    .selectFrom('events')
+    .select(['event_id', 'replaces_state'])
+    .where('event_id', '=', sql<string>`ANY(${sql.val([...new Set(eventIds)])}::text[])`)
+    .where('replaces_state', 'is not', null)
+    .execute();
+  for (const r of rows) out.set(r.event_id, r.replaces_state as string);
+  return out;
 }

@@ -21,28 +21,24 @@ export async function markForgotten(db: Db, userId: string, roomId: string, memb
  * since: their current membership is still the one they forgot at.
  */
 export async function forgottenRoomIds(db: Db, userId: string): Promise<Set<string>> {
-  const rows = await db
+  const rows = await forgottenQuery(db, userId).execute();
+  return new Set(rows.map((r) => r.room_id));
+}
+
+/** The user's forgotten rooms whose forgotten membership is still their current one. */
+function forgottenQuery(db: Db, userId: string) {
+  return db
     .selectFrom('room_forgotten as f')
     .innerJoin('current_state as c', (j) =>
       j.onRef('c.room_id', '=', 'f.room_id').on('c.type', '=', 'm.room.member').onRef('c.state_key', '=', 'f.user_id').onRef('c.event_id', '=', 'f.event_id'),
     )
     .select('f.room_id')
-    .where('f.user_id', '=', userId)
-    .execute();
-  return new Set(rows.map((r) => r.room_id));
+    .where('f.user_id', '=', userId);
 }
 
 /** Whether the user has forgotten this room (see forgottenRoomIds). */
 export async function isForgotten(db: Db, userId: string, roomId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('room_forgotten as f')
-    .innerJoin('current_state as c', (j) =>
-      j.onRef('c.room_id', '=', 'f.room_id').on('c.type', '=', 'm.room.member').onRef('c.state_key', '=', 'f.user_id').onRef('c.event_id', '=', 'f.event_id'),
-    )
-    .select('f.room_id')
-    .where('f.user_id', '=', userId)
-    .where('f.room_id', '=', roomId)
-    .executeTakeFirst();
+  const row = await forgottenQuery(db, userId).where('f.room_id', '=', roomId).executeTakeFirst();
   return row !== undefined;
 }
 

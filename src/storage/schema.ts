@@ -2,7 +2,7 @@
  * Table shapes for kysely. One interface per table, grouped by family; each
  * family's queries live in their own module beside this file.
  */
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 export interface ServerMetaTable {
   key: string;
@@ -33,6 +33,8 @@ export interface EventsTable {
   rejected_reason: string | null;
   state_group_before: number | null;
   redacted_by: string | null;
+  /** The state event this one replaced ('' none; NULL: stored before migration 0015). */
+  replaces_state: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface StateGroupsTable {
@@ -71,7 +73,8 @@ export interface Schema {
   state_groups: StateGroupsTable;
   state_groups_state: { state_group: number; type: string; state_key: string; event_id: string };
   current_state: CurrentStateTable;
-  event_txn_ids: { user_id: string; device_id: string; txn_id: string; event_id: string; created_ts: number };
+  /** Primary key (user_id, device_id, txn_id, scope); `scope` since 0012 (the endpoint path, see storage/events.ts). */
+  event_txn_ids: { user_id: string; device_id: string; txn_id: string; scope: Generated<string>; event_id: string; created_ts: number };
   registration_token_pending: RegistrationTokenPendingTable;
   room_aliases: RoomAliasesTable;
   room_forgotten: { user_id: string; room_id: string; event_id: string };
@@ -369,4 +372,28 @@ export interface RemoteMediaTable {
   quarantined_by: string | null;
   authenticated: Generated<boolean>;
   sha256: string | null;
+}
+
+// Migration 0014's table (pushers), merged into Schema.
+export interface Schema {
+  pushers: PushersTable;
+}
+
+/** A pusher set through POST /pushers/set, and how far it has sent (migration 0014). */
+export interface PushersTable {
+  id: Generated<number>;
+  user_id: string;
+  device_id: string | null;
+  kind: string;
+  app_id: string;
+  pushkey: string;
+  pushkey_ts: number;
+  app_display_name: string;
+  device_display_name: string;
+  profile_tag: Generated<string>;
+  lang: string;
+  data: Record<string, unknown>;
+  last_stream_ordering: number;
+  last_success: number | null;
+  failing_since: number | null;
 }

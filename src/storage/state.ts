@@ -45,12 +45,15 @@ export async function createStateGroup(db: Db, roomId: string, prevGroup: number
   return g.id;
 }
 
-/** The whole state at a group, as `type NUL state_key` → event id. */
-export async function stateAtGroup(db: Db, group: number, types?: readonly StateKeyTuple[]): Promise<Map<string, string>> {
+/**
+ * The state at a group, as `type NUL state_key` → event id: all of it, only
+ * the keys listed, or (`{ type }`) every key of one event type.
+ */
+export async function stateAtGroup(db: Db, group: number, only?: readonly StateKeyTuple[] | { type: string }): Promise<Map<string, string>> {
   // Walk the chain (bounded by STATE_DELTA_CHAIN_MAX) and keep, per key, the nearest group's entry.
-  const filter = types && types.length > 0
-    ? sql`AND (s.type, s.state_key) IN (${sql.join(types.map(([t, k]) => sql`(${t}, ${k})`))})`
-    : sql``;
+  let filter = sql``;
+  if (only !== undefined && 'type' in only) filter = sql`AND s.type = ${only.type}`;
+  else if (only !== undefined && only.length > 0) filter = sql`AND (s.type, s.state_key) IN (${sql.join(only.map(([t, k]) => sql`(${t}, ${k})`))})`;
   // Each step is a LATERAL primary-key probe: the planner misjudges a plain
   // recursive join here and scans whole tables (bench/explain.ts: 25-84 ms -> 0.4-26 ms).
   const res = await sql<{ type: string; state_key: string; event_id: string }>`
@@ -67,6 +70,54 @@ export async function stateAtGroup(db: Db, group: number, types?: readonly State
     ORDER BY s.type, s.state_key, c.hop ASC`.execute(db);
   const out = new Map<string, string>();
   for (const r of res.rows) out.set(`${r.type}\u0000${r.state_key}`, r.event_id);
+  return out;
+}
+
+export interface StateLookup {
+  group: number;
+  type: string;
+  stateKey: string;
+}
+
+/**
+ * The event holding each wanted (type, state_key) in each wanted state
+ * group, walking each group's delta chain (bounded by
+ * STATE_DELTA_CHAIN_MAX): group → `type NUL state_key` → event id. A key
+ * absent from a group's state is absent from its map.
+ */
+export async function stateAtGroupsForKeys(db: Db, wanted: readonly StateLookup[]): Promise<Map<number, Map<string, string>>> {
+  const out = new Map<number, Map<string, string>>();
+  for (let i = 0; i < wanted.length; i += 2000) {
+    const chunk = wanted.slice(i, i + 2000);
+    // Each group's chain as an array (nearest first), then one primary-key probe per (key, group in chain):
+    // written so that no plan can join the wanted keys against the whole of state_groups_state.
+    const res = await sql<{ root: number; type: string; state_key: string; event_id: string }>`
+      WITH RECURSIVE wanted(root, type, state_key) AS (
+        SELECT * FROM unnest(${sql.val(chunk.map((w) => w.group))}::bigint[], ${sql.val(chunk.map((w) => w.type))}::text[], ${sql.val(chunk.map((w) => w.stateKey))}::text[])
+      ),
+      chain(root, id, prev_group, hop) AS (
+        SELECT g.id, g.id, g.prev_group, 0 FROM state_groups g WHERE g.id = ANY(${sql.val([...new Set(chunk.map((w) => w.group))])}::bigint[])
+        UNION ALL
+        SELECT c.root, g.id, g.prev_group, c.hop + 1
+        FROM chain c CROSS JOIN LATERAL (SELECT id, prev_group FROM state_groups WHERE id = c.prev_group OFFSET 0) g
+      ),
+      chains AS (SELECT root, array_agg(id ORDER BY hop) AS ids FROM chain GROUP BY root)
+      SELECT w.root, w.type, w.state_key, x.event_id
+      FROM wanted w
+      JOIN chains ch ON ch.root = w.root
+      CROSS JOIN LATERAL (
+        SELECT s.event_id FROM state_groups_state s
+        WHERE s.state_group = ANY(ch.ids) AND s.type = w.type AND s.state_key = w.state_key
+        ORDER BY array_position(ch.ids, s.state_group)
+        LIMIT 1
+      ) x`.execute(db);
+    for (const r of res.rows) {
+      const g = Number(r.root);
+      let m = out.get(g);
+      if (!m) out.set(g, (m = new Map()));
+      m.set(`${r.type}\u0000${r.state_key}`, r.event_id);
+    }
+  }
   return out;
 }
 

@@ -5,25 +5,14 @@
  * and 0007).
  */
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { timelineCondition, type EventSqlFilter } from './event-filter-sql.js';
 import type { Schema } from './schema.js';
+import type { TimelineEvent } from './timeline.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
 /** An event as sync reads it: the stored event plus the state group before it. */
-export interface SyncEventRow {
-  event_id: string;
-  room_id: string;
-  type: string;
-  state_key: string | null;
-  sender: string;
-  depth: number;
-  origin_server_ts: number;
-  stream_ordering: number;
-  json: Record<string, unknown>;
-  redacted_by: string | null;
-  rejected_reason: string | null;
-  state_group_before: number | null;
-}
+export type SyncEventRow = TimelineEvent;
 
 const EVENT_COLS = sql.raw(
   'e.event_id, e.room_id, e.type, e.state_key, e.sender, e.depth, e.origin_server_ts, e.stream_ordering, e.json, e.redacted_by, e.rejected_reason, e.state_group_before',
@@ -194,42 +183,6 @@ export async function userMembershipHistory(db: Db, userId: string, roomIds: rea
 
 // ----------------------------------------------------------------- timeline
 
-/** The SQL-expressible part of a timeline filter. */
-export interface EventSqlFilter {
-  types?: string[];
-  notTypes: string[];
-  senders?: string[];
-  notSenders: string[];
-  containsUrl?: boolean;
-}
-
-function likePattern(glob: string): string {
-  return glob.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
-}
-
-function typeCondition(patterns: readonly string[]): RawBuilder<boolean> {
-  const exact = patterns.filter((p) => !p.includes('*'));
-  const likes = patterns.filter((p) => p.includes('*')).map(likePattern);
-  const parts: RawBuilder<boolean>[] = [];
-  if (exact.length > 0) parts.push(sql<boolean>`e.type = ANY(${textArray(exact)})`);
-  for (const l of likes) parts.push(sql<boolean>`e.type LIKE ${l} ESCAPE '\\'`);
-  if (parts.length === 0) return sql<boolean>`false`;
-  return sql<boolean>`(${sql.join(parts, sql` OR `)})`;
-}
-
-function filterCondition(f: EventSqlFilter | undefined): RawBuilder<boolean> {
-  const parts: RawBuilder<boolean>[] = [sql<boolean>`NOT e.outlier`, sql<boolean>`e.rejected_reason IS NULL`];
-  if (f) {
-    if (f.types !== undefined) parts.push(typeCondition(f.types));
-    if (f.notTypes.length > 0) parts.push(sql<boolean>`NOT ${typeCondition(f.notTypes)}`);
-    if (f.senders !== undefined) parts.push(f.senders.length === 0 ? sql<boolean>`false` : sql<boolean>`e.sender = ANY(${textArray(f.senders)})`);
-    if (f.notSenders.length > 0) parts.push(sql<boolean>`NOT (e.sender = ANY(${textArray(f.notSenders)}))`);
-    if (f.containsUrl === true) parts.push(sql<boolean>`jsonb_typeof(e.json->'content'->'url') = 'string'`);
-    if (f.containsUrl === false) parts.push(sql<boolean>`jsonb_typeof(e.json->'content'->'url') IS DISTINCT FROM 'string'`);
-  }
-  return sql<boolean>`${sql.join(parts, sql` AND `)}`;
-}
-
 /**
  * The newest `limit` events (that pass the filter) of each room with a
  * position in (after, upto], oldest first. One LATERAL index scan per room.
@@ -248,7 +201,7 @@ export async function recentEvents(
       AS r(room_id, after_pos, upto_pos)
     CROSS JOIN LATERAL (
       SELECT * FROM events e
-      WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto_pos AND ${filterCondition(filter)}
+      WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto_pos AND ${timelineCondition(filter)}
       ORDER BY e.stream_ordering DESC
       LIMIT ${limit}
     ) e`.execute(db);
@@ -271,7 +224,7 @@ export async function eventsInWindow(db: Db, roomIds: readonly string[], after: 
   if (roomIds.length === 0 || upto <= after) return [];
   const res = await sql<SyncEventRow>`
     SELECT ${EVENT_COLS} FROM events e
-    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND e.room_id = ANY(${textArray(roomIds)}) AND ${filterCondition(filter)}
+    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND e.room_id = ANY(${textArray(roomIds)}) AND ${timelineCondition(filter)}
     ORDER BY e.stream_ordering`.execute(db);
   return res.rows.map(normalise);
 }
@@ -302,33 +255,6 @@ export async function roomsWithEvents(db: Db, rooms: readonly { roomId: string; 
       WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto_pos AND NOT e.outlier AND e.rejected_reason IS NULL
     )`.execute(db);
   return new Set(res.rows.map((r) => r.room_id));
-}
-
-/** Events by id, with their state group. */
-export async function loadEvents(db: Db, ids: readonly string[]): Promise<Map<string, SyncEventRow>> {
-  const out = new Map<string, SyncEventRow>();
-  const unique = [...new Set(ids)];
-  for (let i = 0; i < unique.length; i += 5000) {
-    const chunk = unique.slice(i, i + 5000);
-    const res = await sql<SyncEventRow>`SELECT ${EVENT_COLS} FROM events e WHERE e.event_id = ANY(${textArray(chunk)})`.execute(db);
-    for (const r of res.rows) out.set(r.event_id, normalise(r));
-  }
-  return out;
-}
-
-/** The transaction ids this device gave its own events (for `unsigned.transaction_id`). */
-export async function transactionIds(db: Db, userId: string, deviceId: string, eventIds: readonly string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  if (eventIds.length === 0) return out;
-  const rows = await db
-    .selectFrom('event_txn_ids')
-    .select(['event_id', 'txn_id'])
-    .where(sql<boolean>`event_id = ANY(${textArray(eventIds)})`)
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
-    .execute();
-  for (const r of rows) out.set(r.event_id, r.txn_id);
-  return out;
 }
 
 // -------------------------------------------------------------------- state
@@ -379,54 +305,6 @@ export async function joinedMembers(db: Db, roomIds: readonly string[]): Promise
     SELECT DISTINCT state_key AS user_id FROM current_state
     WHERE room_id = ANY(${textArray(roomIds)}) AND type = 'm.room.member' AND membership = 'join'`.execute(db);
   return res.rows.map((r) => r.user_id);
-}
-
-export interface StateLookup {
-  group: number;
-  type: string;
-  stateKey: string;
-}
-
-/**
- * The event holding each wanted (type, state_key) in each wanted state
- * group, walking each group's delta chain (bounded by
- * STATE_DELTA_CHAIN_MAX): group → `type NUL state_key` → event id. A key
- * absent from a group's state is absent from its map.
- */
-export async function stateAtGroupsForKeys(db: Db, wanted: readonly StateLookup[]): Promise<Map<number, Map<string, string>>> {
-  const out = new Map<number, Map<string, string>>();
-  for (let i = 0; i < wanted.length; i += 2000) {
-    const chunk = wanted.slice(i, i + 2000);
-    // Each group's chain as an array (nearest first), then one primary-key probe per (key, group in chain):
-    // written so that no plan can join the wanted keys against the whole of state_groups_state.
-    const res = await sql<{ root: number; type: string; state_key: string; event_id: string }>`
-      WITH RECURSIVE wanted(root, type, state_key) AS (
-        SELECT * FROM unnest(${bigintArray(chunk.map((w) => w.group))}, ${textArray(chunk.map((w) => w.type))}, ${textArray(chunk.map((w) => w.stateKey))})
-      ),
-      chain(root, id, prev_group, hop) AS (
-        SELECT g.id, g.id, g.prev_group, 0 FROM state_groups g WHERE g.id = ANY(${bigintArray([...new Set(chunk.map((w) => w.group))])})
-        UNION ALL
-        SELECT c.root, g.id, g.prev_group, c.hop + 1
-        FROM chain c CROSS JOIN LATERAL (SELECT id, prev_group FROM state_groups WHERE id = c.prev_group OFFSET 0) g
-      ),
-      chains AS (SELECT root, array_agg(id ORDER BY hop) AS ids FROM chain GROUP BY root)
-      SELECT w.root, w.type, w.state_key, x.event_id
-      FROM wanted w
-      JOIN chains ch ON ch.root = w.root
-      CROSS JOIN LATERAL (
-        SELECT s.event_id FROM state_groups_state s
-        WHERE s.state_group = ANY(ch.ids) AND s.type = w.type AND s.state_key = w.state_key
-        ORDER BY array_position(ch.ids, s.state_group)
-        LIMIT 1
-      ) x`.execute(db);
-    for (const r of res.rows) {
-      const g = num(r.root);
-      let m = out.get(g);
-      if (!m) out.set(g, (m = new Map()));
-      m.set(`${r.type}\u0000${r.state_key}`, r.event_id);
-    }
-  }
-  return out;
 }
 
 /** The (type, state_key) pairs of state events in each room with a position in (after, before). */

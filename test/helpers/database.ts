@@ -5,7 +5,13 @@
  * the suite once each way). Each test server gets its own fresh database.
  */
 import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
+import { createLogger } from '../../src/logger.js';
+import { openDatabase } from '../../src/storage/database.js';
+import { migrateToLatest } from '../../src/storage/migrate.js';
 
 export const PG_ADMIN_URL = process.env.AXON_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
@@ -52,4 +58,33 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
     name,
     drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
   };
+}
+
+let template: Promise<string> | undefined;
+
+/**
+ * An embedded (PGlite) cluster with every migration applied and no server
+ * name claimed yet, made once per test process: copying it is far quicker
+ * than making a new cluster and migrating it for each test server (which
+ * is what a real first start does, and what the start-up tests still do).
+ */
+function embeddedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'axon-pglite-template-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'pglite');
+    const database = await openDatabase({ kind: 'embedded', path }, createLogger('silent'));
+    try {
+      await migrateToLatest(database.db);
+    } finally {
+      await database.close();
+    }
+    return path;
+  })();
+  return template;
+}
+
+/** Puts a fresh, migrated embedded cluster at `path` (a copy of this process's template). */
+export async function copyEmbeddedTemplate(path: string): Promise<void> {
+  cpSync(await embeddedTemplate(), path, { recursive: true });
 }

@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getEvent } from '../../src/storage/events.js';
+import { createUsers, roomHelpers, text } from '../helpers/rooms.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { api, type TestUser } from '../helpers/users.js';
 
 let t: TestServer;
 let alice: TestUser;
@@ -14,16 +15,17 @@ let bob: TestUser;
 let carol: TestUser;
 beforeAll(async () => {
   t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
+  [alice, bob, carol] = await createUsers(t, 'alice', 'bob', 'carol');
 });
 afterAll(async () => {
   await t?.close();
 });
 
 const enc = encodeURIComponent;
-let txn = 0;
+const rooms = roomHelpers(() => t);
+const { createRoom, join, leave } = rooms;
+/** Sends a text message; its event id. */
+const send = (token: string, roomId: string, body: string) => rooms.send(token, roomId, text(body));
 
 interface Ev {
   event_id: string;
@@ -36,18 +38,6 @@ interface Ev {
   unsigned: Record<string, unknown>;
 }
 
-async function createRoom(token: string, body: object = {}): Promise<string> {
-  const res = await api(t, 'POST', '/_matrix/client/v3/createRoom', { token, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-}
-
-async function send(token: string, roomId: string, body: string): Promise<string> {
-  const res = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/c${++txn}`, { token, body: { msgtype: 'm.text', body } });
-  expect(res.status).toBe(200);
-  return res.body.event_id as string;
-}
-
 const context = (token: string, roomId: string, eventId: string, query = '') => api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/context/${enc(eventId)}${query}`, { token });
 const getEventReq = (token: string, roomId: string, eventId: string, version = 'v3') => api(t, 'GET', `/_matrix/client/${version}/rooms/${enc(roomId)}/event/${enc(eventId)}`, { token });
 
@@ -56,7 +46,7 @@ describe('/context', () => {
   const ids: string[] = [];
   beforeAll(async () => {
     roomId = await createRoom(alice.accessToken, { preset: 'public_chat' });
-    expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join`, { token: bob.accessToken, body: {} })).status).toBe(200);
+    await join(bob, roomId);
     for (let i = 0; i < 10; i++) ids.push(await send(i % 2 === 0 ? alice.accessToken : bob.accessToken, roomId, `m${i}`));
   });
 
@@ -106,7 +96,7 @@ describe('/context', () => {
 
   it('lazy_load_members keeps only the members who sent the returned events (plus all other state)', async () => {
     const room = await createRoom(alice.accessToken, { preset: 'public_chat' });
-    expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(room)}/join`, { token: carol.accessToken, body: {} })).status).toBe(200);
+    await join(carol, room);
     await send(alice.accessToken, room, 'a');
     const b = await send(alice.accessToken, room, 'b');
     await send(alice.accessToken, room, 'c');
@@ -166,12 +156,12 @@ describe('/event', () => {
     expect(outsider.status).toBe(404);
     expect(outsider.body.errcode).toBe('M_NOT_FOUND');
     // Bob joins after it, under `joined` visibility: still hidden; what follows is his.
-    expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join`, { token: bob.accessToken, body: {} })).status).toBe(200);
+    await join(bob, roomId);
     expect((await getEventReq(bob.accessToken, roomId, early)).status).toBe(404);
     const later = await send(alice.accessToken, roomId, 'after bob');
     expect((await getEventReq(bob.accessToken, roomId, later)).status).toBe(200);
     // After leaving, bob still reads what he saw while joined, but nothing newer.
-    await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/leave`, { token: bob.accessToken, body: {} });
+    await leave(bob, roomId);
     const afterLeave = await send(alice.accessToken, roomId, 'after bob left');
     expect((await getEventReq(bob.accessToken, roomId, later)).status).toBe(200);
     expect((await getEventReq(bob.accessToken, roomId, afterLeave)).status).toBe(404);

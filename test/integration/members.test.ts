@@ -133,7 +133,12 @@ describe('/joined_members', () => {
     expect((await post(alice.accessToken, roomId, 'invite', { user_id: carol.userId })).status).toBe(200);
     const res = await api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/joined_members`, { token: alice.accessToken });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ joined: { [alice.userId]: {}, [bob.userId]: { display_name: 'Bobby', avatar_url: 'mxc://test.local/bob' } } });
+    // The creator's join carries their profile too (here the display name registration gave them).
+    const aliceProfile = await api(t, 'GET', `/_matrix/client/v3/profile/${enc(alice.userId)}`, { token: alice.accessToken });
+    const aliceName = aliceProfile.body.displayname as string | undefined;
+    expect(res.body).toEqual({
+      joined: { [alice.userId]: aliceName === undefined ? {} : { display_name: aliceName }, [bob.userId]: { display_name: 'Bobby', avatar_url: 'mxc://test.local/bob' } },
+    });
   });
 
   it('403 M_FORBIDDEN unless joined (invited and departed users included)', async () => {

@@ -6,8 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getEvent } from '../../src/storage/events.js';
+import { createUsers, roomHelpers, signIn, text } from '../helpers/rooms.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { api, type TestUser } from '../helpers/users.js';
 
 let t: TestServer;
 let alice: TestUser;
@@ -15,16 +16,14 @@ let bob: TestUser;
 let carol: TestUser;
 beforeAll(async () => {
   t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
+  [alice, bob, carol] = await createUsers(t, 'alice', 'bob', 'carol');
 });
 afterAll(async () => {
   await t?.close();
 });
 
 const enc = encodeURIComponent;
-let txn = 0;
+const { act, createRoom, leave, send, setState, join, messages, sync } = roomHelpers(() => t);
 
 interface Ev {
   event_id: string;
@@ -39,34 +38,6 @@ interface Page {
   start: string;
   end?: string;
   state?: Ev[];
-}
-
-async function createRoom(token: string, body: object = {}): Promise<string> {
-  const res = await api(t, 'POST', '/_matrix/client/v3/createRoom', { token, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-}
-
-async function send(token: string, roomId: string, content: object, type = 'm.room.message'): Promise<string> {
-  const res = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/${type}/m${++txn}`, { token, body: content });
-  expect(res.status).toBe(200);
-  return res.body.event_id as string;
-}
-
-async function setState(token: string, roomId: string, type: string, content: object, stateKey = ''): Promise<string> {
-  const res = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${type}/${enc(stateKey)}`, { token, body: content });
-  expect(res.status).toBe(200);
-  return res.body.event_id as string;
-}
-
-async function join(user: TestUser, roomId: string): Promise<void> {
-  expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join`, { token: user.accessToken, body: {} })).status).toBe(200);
-}
-
-async function messages(token: string, roomId: string, query: Record<string, string | number>): Promise<{ status: number; body: Page & Record<string, unknown> }> {
-  const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
-  const res = await api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?${qs}`, { token });
-  return { status: res.status, body: res.body as unknown as Page & Record<string, unknown> };
 }
 
 /** Every event of the room, paging with `limit`, in the direction given. */
@@ -224,6 +195,16 @@ describe('/messages filter', () => {
     expect(excluded.end).toBeUndefined();
   });
 
+  it('reads the parameter leniently (null is absent, ids unchecked) but refuses U+0000 and a limit below 1', async () => {
+    const lenient = await ofFilter({ types: null, not_types: null, limit: null, contains_url: null, not_senders: ['not-a-user-id'], not_rooms: ['#not-a-room'] });
+    expect(lenient.chunk.map((e) => e.content['body']).filter(Boolean)).toEqual(['a2', 'pic', 'a1']);
+    for (const filter of [{ types: ['m.room.message\u0000'] }, { senders: ['@a\u0000:x'] }, { limit: 0 }, { unread_thread_notifications: 'yes' }]) {
+      const res = await messages(alice, roomId, { dir: 'b', filter: JSON.stringify(filter) });
+      expect(res.status, JSON.stringify(filter)).toBe(400);
+      expect(res.body.errcode).toBe('M_INVALID_PARAM');
+    }
+  });
+
   it('lazy_load_members returns the member events of the senders in `state`', async () => {
     const body = await ofFilter({ lazy_load_members: true, types: ['m.room.message'] });
     const members = (body.state ?? []).map((e) => [e.type, e.state_key, e.content['membership']]);
@@ -231,8 +212,66 @@ describe('/messages filter', () => {
       ['m.room.member', alice.userId, 'join'],
       ['m.room.member', bob.userId, 'join'],
     ]);
-    const onlyBob = await ofFilter({ lazy_load_members: true, senders: [bob.userId], types: ['m.room.message'] });
+    const onlyBob = await ofFilter({ lazy_load_members: true, include_redundant_members: true, senders: [bob.userId], types: ['m.room.message'] });
     expect(onlyBob.state?.map((e) => e.state_key)).toEqual([bob.userId]);
+  });
+});
+
+describe('/messages lazy-loaded members, per device', () => {
+  let roomId: string;
+  const lazy = (extra: object = {}) => JSON.stringify({ lazy_load_members: true, types: ['m.room.message'], ...extra });
+  const members = (p: Page) => (p.state ?? []).map((e) => e.state_key).sort();
+  beforeAll(async () => {
+    roomId = await createRoom(alice, { preset: 'public_chat', name: 'lazy members' });
+    await join(bob, roomId);
+    await join(carol, roomId);
+    await send(alice, roomId, text('from alice'));
+    await send(bob, roomId, text('from bob'));
+    await send(carol, roomId, text('from carol'));
+  });
+
+  it('leaves out members already sent to the device; include_redundant_members and other devices get them all', async () => {
+    const device = await signIn(t, alice);
+    const first = await messages(device, roomId, { dir: 'b', filter: lazy() });
+    expect(first.status).toBe(200);
+    expect(members(first.body)).toEqual([alice.userId, bob.userId, carol.userId].sort());
+    // The same page again: this device has every one of them.
+    const again = await messages(device, roomId, { dir: 'b', filter: lazy() });
+    expect(again.body.chunk).toHaveLength(3);
+    expect(again.body.state).toEqual([]);
+    const redundant = await messages(device, roomId, { dir: 'b', filter: lazy({ include_redundant_members: true }) });
+    expect(members(redundant.body)).toEqual([alice.userId, bob.userId, carol.userId].sort());
+    // Another device of the same user has been sent nothing yet.
+    const other = await signIn(t, alice);
+    expect(members((await messages(other, roomId, { dir: 'b', filter: lazy() })).body)).toEqual([alice.userId, bob.userId, carol.userId].sort());
+    // Without lazy loading there is no `state` at all.
+    expect((await messages(device, roomId, { dir: 'b' })).body.state).toBeUndefined();
+  });
+
+  it('sends a member again once their member event changed', async () => {
+    const device = await signIn(t, alice);
+    expect(members((await messages(device, roomId, { dir: 'b', filter: lazy() })).body)).toHaveLength(3);
+    const renamed = await setState(bob, roomId, 'm.room.member', { membership: 'join', displayname: 'Bobby' }, bob.userId);
+    await send(bob, roomId, text('renamed'));
+    const page = await messages(device, roomId, { dir: 'b', filter: lazy() });
+    expect(page.body.state?.map((e) => e.event_id)).toEqual([renamed]);
+    expect(page.body.state?.[0]?.content['displayname']).toBe('Bobby');
+  });
+
+  it('leaves out the members /sync already sent to the device; an initial sync starts the record afresh', async () => {
+    const device = await signIn(t, alice);
+    const last = await send(carol, roomId, text('carol again'));
+    // A lazy initial sync whose timeline is carol's message: the state sends carol (the sender) and alice (the syncing user).
+    const filter = { room: { rooms: [roomId], timeline: { limit: 1 }, state: { lazy_load_members: true } } };
+    const body = await sync(device, { filter });
+    const joined = body.rooms.join[roomId];
+    expect(joined.timeline.events.map((e: Ev) => e.event_id)).toEqual([last]);
+    expect(joined.state.events.filter((e: Ev) => e.type === 'm.room.member').map((e: Ev) => e.state_key).sort()).toEqual([alice.userId, carol.userId].sort());
+    expect(members((await messages(device, roomId, { dir: 'b', filter: lazy() })).body)).toEqual([bob.userId]);
+    // Everything has been sent now. A new initial sync starts afresh (sending alice and carol again): bob is sent once more.
+    expect(members((await messages(device, roomId, { dir: 'b', filter: lazy() })).body)).toEqual([]);
+    await sync(device, { filter });
+    expect(members((await messages(device, roomId, { dir: 'b', filter: lazy() })).body)).toEqual([bob.userId]);
   });
 });
 
@@ -262,7 +301,7 @@ describe('history visibility in /messages', () => {
   it('invited: visible from the invite on, not before', async () => {
     const roomId = await createRoom(alice.accessToken, { preset: 'private_chat', initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'invited' } }] });
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'secret' });
-    expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/invite`, { token: alice.accessToken, body: { user_id: bob.userId } })).status).toBe(200);
+    await act(alice, roomId, 'invite', bob);
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'while invited' });
     await join(bob, roomId);
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'joined' });
@@ -273,7 +312,7 @@ describe('history visibility in /messages', () => {
     const roomId = await createRoom(alice.accessToken, { preset: 'public_chat' });
     await join(bob, roomId);
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'while there' });
-    expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/leave`, { token: bob.accessToken, body: {} })).status).toBe(200);
+    await leave(bob, roomId);
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'after leaving' });
     const back = await messages(bob.accessToken, roomId, { dir: 'b', limit: 50 });
     expect(back.status).toBe(200);

@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getEvent } from '../../src/storage/events.js';
+import { createUsers, roomHelpers } from '../helpers/rooms.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { api, type TestUser } from '../helpers/users.js';
 
 let t: TestServer;
 let alice: TestUser;
@@ -14,16 +15,13 @@ let bob: TestUser;
 let carol: TestUser;
 beforeAll(async () => {
   t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
+  [alice, bob, carol] = await createUsers(t, 'alice', 'bob', 'carol');
 });
 afterAll(async () => {
   await t?.close();
 });
 
 const enc = encodeURIComponent;
-let txn = 0;
 
 interface Ev {
   event_id: string;
@@ -34,24 +32,11 @@ interface Ev {
   unsigned: Record<string, unknown>;
 }
 
-async function createRoom(token: string, body: object = {}): Promise<string> {
-  const res = await api(t, 'POST', '/_matrix/client/v3/createRoom', { token, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-}
-
-async function send(token: string, roomId: string, content: object, type = 'm.room.message'): Promise<string> {
-  const res = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/${type}/r${++txn}`, { token, body: content });
-  expect(res.status).toBe(200);
-  return res.body.event_id as string;
-}
-
-const redact = (token: string, roomId: string, eventId: string, txnId: string, body: unknown = {}) =>
-  api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`, { token, body });
+const { createRoom, join, redact, send } = roomHelpers(() => t);
 
 async function publicRoomWithBob(version?: string): Promise<string> {
   const roomId = await createRoom(alice.accessToken, { preset: 'public_chat', ...(version ? { room_version: version } : {}) });
-  expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join`, { token: bob.accessToken, body: {} })).status).toBe(200);
+  await join(bob, roomId);
   return roomId;
 }
 

@@ -5,8 +5,9 @@
  * GET /v1/rooms/{roomId}/threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUsers, roomHelpers } from '../helpers/rooms.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { api, type TestUser } from '../helpers/users.js';
 
 let t: TestServer;
 let alice: TestUser;
@@ -14,16 +15,13 @@ let bob: TestUser;
 let carol: TestUser;
 beforeAll(async () => {
   t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
+  [alice, bob, carol] = await createUsers(t, 'alice', 'bob', 'carol');
 });
 afterAll(async () => {
   await t?.close();
 });
 
 const enc = encodeURIComponent;
-let txn = 0;
 
 interface Ev {
   event_id: string;
@@ -34,20 +32,7 @@ interface Ev {
 }
 type Relations = Record<string, unknown>;
 
-async function createRoom(token: string, body: object = {}): Promise<string> {
-  const res = await api(t, 'POST', '/_matrix/client/v3/createRoom', { token, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-}
-
-const sendRaw = (token: string, roomId: string, content: object, type = 'm.room.message') =>
-  api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/${type}/rel${++txn}`, { token, body: content });
-
-async function send(token: string, roomId: string, content: object, type = 'm.room.message'): Promise<string> {
-  const res = await sendRaw(token, roomId, content, type);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body.event_id as string;
-}
+const { createRoom, join, send, sendRaw } = roomHelpers(() => t);
 
 const text = (body: string, relatesTo?: object) => ({ msgtype: 'm.text', body, ...(relatesTo ? { 'm.relates_to': relatesTo } : {}) });
 const thread = (root: string) => ({ rel_type: 'm.thread', event_id: root });
@@ -59,7 +44,7 @@ async function relations(token: string, roomId: string, eventId: string, suffix 
 
 async function publicRoomWithBob(): Promise<string> {
   const roomId = await createRoom(alice.accessToken, { preset: 'public_chat' });
-  expect((await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join`, { token: bob.accessToken, body: {} })).status).toBe(200);
+  await join(bob, roomId);
   return roomId;
 }
 

@@ -11,6 +11,7 @@ import { getUser } from '../../storage/users.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody, localUserId, requireParams } from './params.js';
+import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 
 /** Synapse's MAX_DEVICE_DISPLAY_NAME_LEN. */
 const MAX_DEVICE_DISPLAY_NAME_LEN = 100;
@@ -49,6 +50,7 @@ export const adminDevicesPlugin: FastifyPluginAsync<PluginOptions> = async (app,
       });
     // Again after the commit, so no request in between can have cached a deleted token.
     auth.forgetUser(userId);
+    await announceDeviceListChange(db(), ctx.services.notifier, [userId], ctx.logger);
   }
 
   app.get<UserParams>(`${PREFIX}/devices`, async (req) => {

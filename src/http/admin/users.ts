@@ -23,6 +23,7 @@ import {
   USER_ORDER_BY,
   userConnections,
 } from '../../storage/admin-users.js';
+import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 import type { Schema } from '../../storage/schema.js';
 import { getProfile, getUser, type UserRow } from '../../storage/users.js';
 import { requireAdmin, requireUser } from '../auth.js';
@@ -255,6 +256,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
         return { created: false };
       });
     auth.forgetUser(userId);
+    await announceDeviceListChange(db(), ctx.services.notifier, [userId], ctx.logger);
     await ctx.services.rooms.partDeactivatedUsers();
     if (!result.created && deactivate !== true && (displayname !== undefined || avatarUrl !== undefined)) await ctx.services.rooms.updateProfileInRooms(userId);
 
@@ -274,6 +276,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
       .transaction()
       .execute((tx) => accounts.deactivate(tx, user.user_id, { erase: erase || user.erased }));
     auth.forgetUser(user.user_id);
+    await announceDeviceListChange(db(), ctx.services.notifier, [user.user_id], ctx.logger);
     await ctx.services.rooms.partDeactivatedUsers();
     return { id_server_unbind_result: 'success' };
   });

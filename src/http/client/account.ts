@@ -13,6 +13,7 @@ import { getUiaSession, setUiaServerValue } from '../../storage/uia.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, objectBody, optionalBool, optionalString, reauthenticate } from './session-helpers.js';
+import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 
 /** Synapse caps new passwords at 512 characters. */
 const MAX_PASSWORD_LENGTH = 512;
@@ -93,6 +94,7 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       });
       if (logoutDevices) {
         auth.forgetUser(requester.userId);
+        await announceDeviceListChange(ctx.database.db, ctx.services.notifier, [requester.userId], req.log);
       }
       req.log.info({ user_id: requester.userId, logout_devices: logoutDevices }, 'password changed');
       return {};
@@ -110,6 +112,7 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         await deleteAllAccountData(tx, requester.userId);
       });
       auth.forgetUser(requester.userId);
+      await announceDeviceListChange(ctx.database.db, ctx.services.notifier, [requester.userId], req.log);
       await ctx.services.rooms.partDeactivatedUsers();
       req.log.info({ user_id: requester.userId, erase }, 'account deactivated');
       // Axon binds no third-party ids to identity servers, so it has nothing to unbind.

@@ -6,6 +6,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
+import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 import { getDevice, listDevices, setDeviceDisplayName, type DeviceRow } from '../../storage/devices.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
@@ -57,6 +58,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       checkDeviceDisplayName(name);
       const updated = await db.transaction().execute((tx) => setDeviceDisplayName(tx, requester.userId, req.params.deviceId, name));
       if (!updated) throw notFound();
+      await announceDeviceListChange(db, ctx.services.notifier, [requester.userId], req.log);
       return {};
     });
 
@@ -67,6 +69,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       // Like Synapse, deleting a device that is already gone succeeds.
       await db.transaction().execute((tx) => removeDevices(ctx, tx, requester.userId, { deviceIds: [req.params.deviceId] }));
       auth.forgetUser(requester.userId);
+      await announceDeviceListChange(db, ctx.services.notifier, [requester.userId], req.log);
       req.log.info({ user_id: requester.userId, device_id: req.params.deviceId }, 'device deleted');
       return {};
     });
@@ -82,6 +85,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       await reauthenticate(ctx, req, requester, body);
       await db.transaction().execute((tx) => removeDevices(ctx, tx, requester.userId, { deviceIds: devices }));
       auth.forgetUser(requester.userId);
+      await announceDeviceListChange(db, ctx.services.notifier, [requester.userId], req.log);
       req.log.info({ user_id: requester.userId, devices: devices.length }, 'devices deleted');
       return {};
     });

@@ -1,7 +1,78 @@
-/** End-to-end keys: /keys/upload, /keys/query, /keys/claim, /keys/changes, cross-signing. */
-import type { FastifyPluginAsync } from 'fastify';
+/**
+ * End-to-end keys, under r0 and v3: POST /keys/upload, /keys/query,
+ * /keys/claim, GET /keys/changes, and cross-signing: POST
+ * /keys/device_signing/upload (UIA to replace keys) and
+ * /keys/signatures/upload. The rules are in services/e2ee.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { MatrixError } from '../../matrix-error.js';
+import { CrossSigningService, parseSigningKeys } from '../../services/e2ee/cross-signing.js';
+import { deviceListChanges } from '../../services/e2ee/device-lists.js';
+import { KeysService, parseClaim, parseQuery, parseUpload } from '../../services/e2ee/keys.js';
+import { decodeStreamToken, type StreamToken } from '../../services/sync/stream-token.js';
+import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { CLIENT_PREFIXES, objectBody, reauthenticate } from './session-helpers.js';
+import { syncArea } from './sync.js';
 
-export const keysPlugin: FastifyPluginAsync<PluginOptions> = async () => {
-  // Filled in by the work on issue 6.
+function queryParam(req: FastifyRequest, name: string): string | undefined {
+  const v = (req.query as Record<string, unknown> | undefined)?.[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', `Query parameter '${name}' must be given once`);
+  return v;
+}
+
+export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const { accounts, notifier } = ctx.services;
+  const deps = { db: ctx.database.db, notifier, isMine: (u: string) => accounts.isMine(u), logger: ctx.logger };
+  const keys = new KeysService(deps);
+  const crossSigning = new CrossSigningService(deps);
+
+  for (const prefix of CLIENT_PREFIXES) {
+    app.post(`${prefix}/keys/upload`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      const deviceId = KeysService.deviceOf(requester);
+      const upload = parseUpload(objectBody(req, { emptyIsObject: true }), requester, deviceId);
+      return { one_time_key_counts: await keys.upload(requester, upload) };
+    });
+
+    app.post(`${prefix}/keys/query`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      return keys.query(requester, parseQuery(objectBody(req)));
+    });
+
+    app.post(`${prefix}/keys/claim`, async (req) => {
+      await requireUser(ctx, req, { allowGuest: true });
+      return keys.claim(parseClaim(objectBody(req)));
+    });
+
+    app.get(`${prefix}/keys/changes`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      const fromParam = queryParam(req, 'from');
+      if (fromParam === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing string query parameter 'from'");
+      const toParam = queryParam(req, 'to');
+      const from = decodeStreamToken(fromParam);
+      const now = await syncArea(ctx).sync.currentToken();
+      // `to` is a hint (Synapse ignores it); a token from the future is brought back to the present.
+      const to: StreamToken = toParam === undefined ? now : decodeStreamToken(toParam);
+      const upto = { events: Math.min(to.events, now.events), deviceLists: Math.min(to.deviceLists, now.deviceLists) };
+      const after = { events: Math.min(from.events, upto.events), deviceLists: Math.min(from.deviceLists, upto.deviceLists) };
+      return deviceListChanges(ctx.database.db, requester.userId, after, upto);
+    });
+
+    app.post(`${prefix}/keys/device_signing/upload`, async (req) => {
+      const requester = await requireUser(ctx, req);
+      const body = objectBody(req);
+      const upload = parseSigningKeys(body, requester.userId);
+      await crossSigning.uploadKeys(requester, upload, async () => {
+        await reauthenticate(ctx, req, requester, body);
+      });
+      return {};
+    });
+
+    app.post(`${prefix}/keys/signatures/upload`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      return { failures: await crossSigning.uploadSignatures(requester, objectBody(req)) };
+    });
+  }
 };

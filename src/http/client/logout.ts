@@ -6,6 +6,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError, missingToken, unknownToken } from '../../matrix-error.js';
+import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 import { tokenHash } from '../../services/tokens.js';
 import { deleteAccessTokenById, findAccessToken } from '../../storage/tokens.js';
 import { accessTokenOf, requireUser } from '../auth.js';
@@ -49,6 +50,7 @@ export const logoutPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
       });
       // Once more after commit, so no request racing the transaction re-cached the token.
       auth.forgetUser(who.userId);
+      if (who.deviceId !== null) await announceDeviceListChange(ctx.database.db, ctx.services.notifier, [who.userId], req.log);
       req.log.info({ user_id: who.userId, device_id: who.deviceId }, 'logged out');
       return {};
     });
@@ -59,6 +61,7 @@ export const logoutPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
         await removeDevices(ctx, tx, who.userId, { allExceptDevice: null });
       });
       auth.forgetUser(who.userId);
+      await announceDeviceListChange(ctx.database.db, ctx.services.notifier, [who.userId], req.log);
       req.log.info({ user_id: who.userId }, 'logged out everywhere');
       return {};
     });

@@ -1,24 +1,18 @@
 /**
  * PUT /rooms/{roomId}/redact/{eventId}/{txnId} (r0 and v3): sends an
- * `m.room.redaction` through RoomService.send, idempotent per device and
- * transaction id. Who may redact what is checked as the event is built
- * (services/rooms/redaction-rules.ts); the pipeline then stores the
- * target's redacted form.
+ * `m.room.redaction` through RoomService.send, idempotent per device,
+ * endpoint (room and target) and transaction id. Who may redact what is
+ * checked as the event is built (services/rooms/redaction-rules.ts); the
+ * pipeline then stores the target's redacted form.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
+import { txnScope } from '../../services/rooms/room-service.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 
 const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
-
-/**
- * Transaction ids are scoped per endpoint (the spec; Synapse keys them by
- * the request path): a redaction's txn id must not meet a /send txn id in
- * the shared table, so it is stored with its room and target.
- */
-const TXN_SCOPE = '\u001fredact\u001f';
 
 export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;
@@ -31,7 +25,8 @@ export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
     if (content['reason'] !== undefined && typeof content['reason'] !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
     const { roomId, eventId, txnId } = req.params;
     if (!eventId.startsWith('$')) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid event id');
-    const sent = await rooms.send(requester, roomId, { type: 'm.room.redaction', content, redacts: eventId }, txnId === undefined ? undefined : `${TXN_SCOPE}${roomId}${TXN_SCOPE}${eventId}${TXN_SCOPE}${txnId}`);
+    const txn = txnId === undefined ? undefined : { scope: txnScope.redact(roomId, eventId), id: txnId };
+    const sent = await rooms.send(requester, roomId, { type: 'm.room.redaction', content, redacts: eventId }, txn);
     return { event_id: sent.eventId };
   };
 

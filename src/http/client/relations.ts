@@ -33,6 +33,7 @@ export const relationsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
       limit,
       dir: queryEnum(req, 'dir', ['b', 'f'] as const, 'b') as 'b' | 'f',
       recurse: queryBoolean(req, 'recurse') ?? queryBoolean(req, 'org.matrix.msc3981.recurse'),
+      deviceId: requester.deviceId,
     });
   };
   app.get(`${V1}/rooms/:roomId/relations/:eventId`, relations);
@@ -47,6 +48,7 @@ export const relationsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
       include: queryEnum(req, 'include', ['all', 'participated'] as const, 'all') as 'all' | 'participated',
       from: queryString(req, 'from') || undefined,
       limit,
+      deviceId: requester.deviceId,
     });
   });
 };

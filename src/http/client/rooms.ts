@@ -6,7 +6,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
-import type { CreateRoomRequest } from '../../services/rooms/room-service.js';
+import { txnScope, type CreateRoomRequest } from '../../services/rooms/room-service.js';
 import { toClientEvent } from '../../services/rooms/client-event.js';
 import { roomsForUser } from '../../storage/state.js';
 import { requireUser } from '../auth.js';
@@ -75,7 +75,8 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
     app.put<{ Params: { roomId: string; eventType: string; txnId: string } }>(`${p}/rooms/:roomId/send/:eventType/:txnId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const content = bodyObject(req);
-      const { eventId } = await rooms.send(requester, req.params.roomId, { type: req.params.eventType, content }, req.params.txnId);
+      const { roomId, eventType, txnId } = req.params;
+      const { eventId } = await rooms.send(requester, roomId, { type: eventType, content }, { scope: txnScope.send(roomId, eventType), id: txnId });
       return { event_id: eventId };
     });
 

@@ -9,8 +9,9 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { DEFAULT_FILTER_TIMELINE_LIMIT } from '../../services/sync/filter.js';
+import { DEFAULT_FILTER_TIMELINE_LIMIT } from '../../services/rooms/event-filter.js';
 import { FilterStore } from '../../services/sync/filter-store.js';
+import { LazyMemberCache } from '../../services/sync/lazy-members.js';
 import { SyncService } from '../../services/sync/sync-service.js';
 import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js';
 import { requireUser } from '../auth.js';
@@ -20,9 +21,11 @@ import { CLIENT_PREFIXES } from './session-helpers.js';
 interface SyncArea {
   sync: SyncService;
   filters: FilterStore;
+  /** Which member events each device was sent (lazy loading in /sync and /messages). */
+  lazyMembers: LazyMemberCache;
 }
 
-/** One sync service and filter store per server, shared by its listeners (their caches and positions are per server). */
+/** One sync service, filter store and lazy-member cache per server, shared by its listeners (their caches and positions are per server). */
 const areas = new WeakMap<AppContext, SyncArea>();
 
 export function syncArea(ctx: AppContext): SyncArea {
@@ -31,7 +34,9 @@ export function syncArea(ctx: AppContext): SyncArea {
     const raw = ctx.config.raw['filter_timeline_limit'];
     const maxTimeline = typeof raw === 'number' && Number.isInteger(raw) ? raw : DEFAULT_FILTER_TIMELINE_LIMIT;
     const s = ctx.services;
+    const lazyMembers = new LazyMemberCache();
     a = {
+      lazyMembers,
       sync: new SyncService({
         db: ctx.database.db,
         notifier: s.notifier,
@@ -40,6 +45,7 @@ export function syncArea(ctx: AppContext): SyncArea {
         receipts: s.receipts,
         presence: s.presence,
         push: s.push,
+        lazyMembers,
       }),
       filters: new FilterStore(ctx.database.db, maxTimeline),
     };

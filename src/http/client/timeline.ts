@@ -4,10 +4,11 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { parseRoomEventFilter } from '../../services/rooms/event-filter.js';
+import { parseRoomEventFilterParam } from '../../services/rooms/event-filter.js';
 import { getContext, getJoinedMembers, getMembers, getMessages, getRoomEvent, MEMBERSHIPS, type Membership, timestampToEvent } from '../../services/rooms/timeline.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { syncArea } from './sync.js';
 
 const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
 
@@ -43,6 +44,7 @@ export function queryEnum<T extends string>(req: FastifyRequest, name: string, a
 
 export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const db = ctx.database.db;
+  const { lazyMembers } = syncArea(ctx);
 
   for (const p of PREFIXES) {
     app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/messages`, async (req) => {
@@ -54,19 +56,22 @@ export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
         from: queryString(req, 'from') || undefined,
         to: queryString(req, 'to') || undefined,
         limit: queryInteger(req, 'limit'),
-        filter: parseRoomEventFilter(queryString(req, 'filter')),
+        filter: parseRoomEventFilterParam(queryString(req, 'filter')),
+        deviceId: requester.deviceId,
+        lazyMembers,
       });
     });
 
     app.get<{ Params: { roomId: string; eventId: string } }>(`${p}/rooms/:roomId/context/:eventId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const limit = queryInteger(req, 'limit') ?? 10;
-      return getContext(db, requester.userId, req.params.roomId, req.params.eventId, limit, parseRoomEventFilter(queryString(req, 'filter')));
+      const filter = parseRoomEventFilterParam(queryString(req, 'filter'));
+      return getContext(db, requester.userId, req.params.roomId, req.params.eventId, limit, filter, requester.deviceId);
     });
 
     app.get<{ Params: { roomId: string; eventId: string } }>(`${p}/rooms/:roomId/event/:eventId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      return getRoomEvent(db, requester.userId, req.params.roomId, req.params.eventId);
+      return getRoomEvent(db, requester.userId, req.params.roomId, req.params.eventId, requester.deviceId);
     });
 
     app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/members`, async (req) => {

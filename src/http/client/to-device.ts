@@ -1,7 +1,29 @@
-/** Send-to-device messaging: PUT /sendToDevice/{eventType}/{txnId}. */
+/**
+ * Send-to-device messaging, under r0 and v3: PUT
+ * /sendToDevice/{eventType}/{txnId} (guests too, as the spec lists it).
+ * The messages reach the devices' /sync (services/e2ee/to-device.ts).
+ */
 import type { FastifyPluginAsync } from 'fastify';
+import { parseSendToDevice, ToDeviceService } from '../../services/e2ee/to-device.js';
+import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
 
-export const toDevicePlugin: FastifyPluginAsync<PluginOptions> = async () => {
-  // Filled in by the work on issue 6.
+export const toDevicePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+  const toDevice = new ToDeviceService({
+    db: ctx.database.db,
+    notifier: ctx.services.notifier,
+    isMine: (userId) => ctx.services.accounts.isMine(userId),
+    logger: ctx.logger,
+  });
+
+  for (const prefix of CLIENT_PREFIXES) {
+    app.put<{ Params: { eventType: string; txnId: string } }>(`${prefix}/sendToDevice/:eventType/:txnId`, async (req) => {
+      const requester = await requireUser(ctx, req, { allowGuest: true });
+      const { eventType, txnId } = req.params;
+      const parsed = parseSendToDevice(eventType, txnId, objectBody(req));
+      await toDevice.send(requester, txnId, parsed);
+      return {};
+    });
+  }
 };

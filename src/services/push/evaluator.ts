@@ -12,7 +12,7 @@
  * do not apply to events that carry `m.mentions` (spec v1.7), as Synapse.
  */
 import type { JsonObject, JsonValue } from '../../core/pdu.js';
-import { RULE_KINDS, type PushAction, type PushCondition, type PushRule, type PushRuleset } from './rules.js';
+import { isUserIndependent, RULE_KINDS, type PushAction, type PushCondition, type PushRule, type PushRuleset } from './rules.js';
 
 export interface PushRoomContext {
   /** Joined members, local and remote. */
@@ -97,7 +97,8 @@ export function globMatcher(glob: string, word: boolean): Matcher {
     const longest = literals.reduce((a, b) => (b.length > a.length ? b : a), '');
     m = (s) => (longest === '' || s.includes(longest)) && runGlob(tokens, Array.from(s), word);
   }
-  if (globCache.size > 5000) globCache.clear();
+  // Big enough for a room of 20,000 local members' own localpart rules without thrashing.
+  if (globCache.size > 20_000) globCache.clear();
   globCache.set(cacheKey, m);
   return m;
 }
@@ -151,6 +152,8 @@ export class PushEvaluator {
   private readonly content: JsonObject;
   private readonly hasMentions: boolean;
   private lowerBody: string | undefined;
+  /** Whether each shared server-default rule matches this event: the same for every user, so thousands of members share one answer. */
+  private readonly sharedMemo = new Map<PushRule, boolean>();
 
   constructor(
     private readonly event: JsonObject,
@@ -167,8 +170,15 @@ export class PushEvaluator {
       for (const rule of ruleset[kind]) {
         if (!rule.enabled) continue;
         if (this.hasMentions && rule.default && LEGACY_MENTION_RULES.has(rule.rule_id)) continue;
-        if (this.ruleMatches(kind, rule, userId, displayName ?? undefined)) {
-          return rule.actions.filter((a) => !(typeof a === 'string' && LEGACY_ACTIONS.has(a)));
+        let hit: boolean | undefined;
+        if (isUserIndependent(rule)) {
+          hit = this.sharedMemo.get(rule);
+          if (hit === undefined) this.sharedMemo.set(rule, (hit = this.ruleMatches(kind, rule, userId, undefined)));
+        } else {
+          hit = this.ruleMatches(kind, rule, userId, displayName ?? undefined);
+        }
+        if (hit) {
+          return activeActions(rule);
         }
       }
     }
@@ -259,6 +269,15 @@ export class PushEvaluator {
     const v = propertyAt(this.event, key);
     return typeof v === 'string' && globMatcher(pattern, false)(v.toLowerCase());
   }
+}
+
+const ACTIVE_ACTIONS = new WeakMap<PushRule, PushAction[]>();
+
+/** A rule's actions without the legacy ones, computed once per rule object (callers must not change the array). */
+function activeActions(rule: PushRule): PushAction[] {
+  let a = ACTIVE_ACTIONS.get(rule);
+  if (!a) ACTIVE_ACTIONS.set(rule, (a = rule.actions.filter((x) => !(typeof x === 'string' && LEGACY_ACTIONS.has(x)))));
+  return a;
 }
 
 /** Whether `needle` occurs in `haystack` with a word boundary (or a non-word character) on each side. */

@@ -27,7 +27,7 @@ import { GLOBAL, putAccountData } from '../../storage/account-data.js';
 import { getEvent, getEvents, type StoredEvent } from '../../storage/events.js';
 import {
   defaultOverrides,
-  deletePushActionsForEvent,
+  deletePushActionsAt,
   deleteUserRule,
   getUserRule,
   insertPushActions,
@@ -277,7 +277,8 @@ export class PushService {
     const pdu = ev.pdu;
     if (pdu.type === 'm.room.redaction') {
       const target = typeof pdu.redacts === 'string' ? pdu.redacts : pdu.content['redacts'];
-      if (typeof target === 'string') await deletePushActionsForEvent(tx, target);
+      const redacted = typeof target === 'string' ? await getEvent(tx, target) : undefined;
+      if (redacted && redacted.room_id === room.room_id) await deletePushActionsAt(tx, redacted.stream_ordering);
     }
     const sender = pdu.sender;
     const recipients = new Map<string, string | null>();
@@ -314,24 +315,24 @@ export class PushService {
       notificationLevels: state.notificationLevels,
     });
     const rows: PushActionRow[] = [];
-    const now = Date.now();
+    // Users with the same rules get the same actions object back: each distinct list is stored once per insert.
+    const distinct = new Map<string, number>();
+    const lists: PushAction[][] = [];
     for (const [userId, displayName] of recipients) {
       const rs = rules.get(userId);
       if (!rs) continue;
       const actions = evaluator.run(rs, userId, displayName);
       if (!notifies(actions)) continue;
-      rows.push({
-        user_id: userId,
-        room_id: room.room_id,
-        stream_ordering: ev.streamOrdering,
-        event_id: ev.eventId,
-        thread_id: threadId,
-        actions,
-        highlight: highlights(actions),
-        ts: now,
-      });
+      const key = JSON.stringify(actions);
+      let i = distinct.get(key);
+      if (i === undefined) {
+        distinct.set(key, (i = lists.length));
+        lists.push(actions);
+      }
+      rows.push({ user_id: userId, actions: i, highlight: highlights(actions) });
     }
-    await insertPushActions(tx, rows);
+    const event = { room_id: room.room_id, stream_ordering: ev.streamOrdering, event_id: ev.eventId, thread_id: threadId, ts: Date.now() };
+    await insertPushActions(tx, event, lists, rows);
   }
 
   /**

@@ -100,6 +100,18 @@ const SHARED = deepFreeze({
   ],
 });
 
+/** Shared default rules whose match does not depend on the user (every one but contains_display_name). */
+const USER_INDEPENDENT: ReadonlySet<PushRule> = new Set(
+  [...Object.values(SHARED).filter((v): v is PushRule => !Array.isArray(v)), ...SHARED.underride].filter(
+    (r) => !(r.conditions ?? []).some((c) => c.kind === 'contains_display_name'),
+  ),
+);
+
+/** Whether a rule's match is the same for every user (a shared server default): an evaluator may answer it once per event. */
+export function isUserIndependent(rule: PushRule): boolean {
+  return USER_INDEPENDENT.has(rule);
+}
+
 /** The server-default rules for `userId` (user-specific patterns filled in), per kind, without `.m.rule.master`. */
 export function defaultRules(userId: string): PushRuleset {
   const localpart = userId.slice(1, userId.includes(':') ? userId.indexOf(':') : undefined);

@@ -5,19 +5,11 @@
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
 import type { PushAction, PushCondition, RuleKind } from './rules.js';
+import { containsNul, isJsonObject } from '../../json-values.js';
 
 const invalid = (msg: string) => new MatrixError(400, 'M_INVALID_PARAM', msg);
 
-function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
-function hasNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (Array.isArray(v)) return v.some(hasNul);
-  if (isObject(v)) return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
-  return false;
-}
 
 /**
  * Actions: `notify`, the legacy `dont_notify` and `coalesce` (accepted and
@@ -27,10 +19,10 @@ export function checkActions(v: unknown): PushAction[] {
   if (!Array.isArray(v)) throw invalid('actions must be a list');
   for (const a of v) {
     if (a === 'notify' || a === 'dont_notify' || a === 'coalesce') continue;
-    if (isObject(a) && typeof a['set_tweak'] === 'string') continue;
+    if (isJsonObject(a) && typeof a['set_tweak'] === 'string') continue;
     throw invalid(`Unrecognised action: ${JSON.stringify(a)}`);
   }
-  if (hasNul(v)) throw invalid('actions may not contain U+0000');
+  if (containsNul(v)) throw invalid('actions may not contain U+0000');
   return v as PushAction[];
 }
 
@@ -38,9 +30,9 @@ export function checkActions(v: unknown): PushAction[] {
 export function checkConditions(v: unknown): PushCondition[] {
   if (!Array.isArray(v)) throw invalid('conditions must be a list');
   for (const c of v) {
-    if (!isObject(c) || typeof c['kind'] !== 'string') throw invalid("Each condition must be an object with a string 'kind'");
+    if (!isJsonObject(c) || typeof c['kind'] !== 'string') throw invalid("Each condition must be an object with a string 'kind'");
   }
-  if (hasNul(v)) throw invalid('conditions may not contain U+0000');
+  if (containsNul(v)) throw invalid('conditions may not contain U+0000');
   return v as PushCondition[];
 }
 

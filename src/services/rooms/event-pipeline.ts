@@ -119,6 +119,13 @@ export class EventPipeline {
     if (isState) {
       groupAfter = await createStateGroup(tx, room.room_id, room.current_state_group, [{ type: pdu.type, state_key: pdu.state_key as string, event_id: id }]);
     }
+    // The event this one replaces in the state (served as unsigned.replaces_state / prev_content).
+    let replacesState: string | null = null;
+    if (isState) {
+      const k = `${pdu.type}\u0000${pdu.state_key as string}`;
+      const known = stateRows.find((r) => `${r.type}\u0000${r.state_key}` === k);
+      replacesState = known ? known.event_id : ((await currentState(tx, room.room_id, [[pdu.type, pdu.state_key as string]]))[0]?.event_id ?? '');
+    }
     const streamOrdering = await insertEvent(tx, {
       eventId: id,
       roomId: room.room_id,
@@ -129,6 +136,7 @@ export class EventPipeline {
       ts: pdu.origin_server_ts,
       json: pdu,
       stateGroupBefore: room.current_state_group,
+      replacesState,
     });
     await insertEdges(tx, id, prevIds, authIds);
     await advanceExtremities(tx, room.room_id, id, prevIds);

@@ -36,7 +36,7 @@ import { getTimelineEvent, getTimelineEvents, type TimelineEvent, type TopoPosit
 import { topoTokenAfter, topoTokenBefore } from '../sync/stream-token.js';
 import { toClientEvent, type ClientEvent } from './client-event.js';
 import { tokenPosition } from './positions.js';
-import { serializeEvents } from './serialize.js';
+import { serializeEvents, timelineOptions } from './serialize.js';
 import { requireRoomAccess, VisibilityChecker } from './visibility.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
@@ -206,6 +206,8 @@ export interface RelationsRequest {
   limit?: number;
   dir: 'b' | 'f';
   recurse?: boolean;
+  /** The requesting device (its own events carry their transaction id). */
+  deviceId?: string | null;
 }
 
 function notFound(): MatrixError {
@@ -238,7 +240,7 @@ export async function getRelations(db: Db, userId: string, roomId: string, paren
   const found = await getTimelineEvents(db, page.map((r) => r.event_id));
   const events = page.map((r) => found.get(r.event_id)).filter((e): e is TimelineEvent => e !== undefined);
   const visible = await checker.filter(events);
-  const res: Record<string, unknown> = { chunk: await serializeEvents(db, visible, { userId, aggregations: true }) };
+  const res: Record<string, unknown> = { chunk: await serializeEvents(db, visible, timelineOptions(userId, req.deviceId)) };
   const last = page[page.length - 1];
   if (rows.length > limit && last) res['next_batch'] = req.dir === 'b' ? topoTokenBefore(last.depth, last.stream_ordering) : topoTokenAfter(last.depth, last.stream_ordering);
   if (req.from !== undefined) res['prev_batch'] = req.from;
@@ -250,6 +252,8 @@ export interface ThreadsRequest {
   include: 'all' | 'participated';
   from?: string;
   limit?: number;
+  /** The requesting device (its own events carry their transaction id). */
+  deviceId?: string | null;
 }
 
 /** GET /rooms/{roomId}/threads: thread roots, latest reply first, with their aggregations. */
@@ -267,7 +271,7 @@ export async function getThreads(db: Db, userId: string, roomId: string, req: Th
   const found = await getTimelineEvents(db, page.map((r) => r.thread_id));
   const roots = page.map((r) => found.get(r.thread_id)).filter((e): e is TimelineEvent => e !== undefined && e.room_id === roomId);
   const visible = await new VisibilityChecker(db, roomId, userId).filter(roots);
-  const res: Record<string, unknown> = { chunk: await serializeEvents(db, visible, { userId, aggregations: true }) };
+  const res: Record<string, unknown> = { chunk: await serializeEvents(db, visible, timelineOptions(userId, req.deviceId)) };
   const last = page[page.length - 1];
   if (rows.length > limit && last) res['next_batch'] = topoTokenBefore(last.latest_depth, last.latest_stream_ordering);
   return res;

@@ -11,7 +11,7 @@ import type { JsonObject, PDU } from '../../core/pdu.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { forbidden, MatrixError } from '../../matrix-error.js';
 import { getAlias, insertAlias } from '../../storage/aliases.js';
-import { findTxn, getEvents, recordTxn, type StoredEvent } from '../../storage/events.js';
+import { findTxn, getEvents, recordTxn, type StoredEvent, type TxnKey } from '../../storage/events.js';
 import { markForgotten, nextPendingDeactivation, removePendingDeactivation } from '../../storage/memberships.js';
 import { insertRoom } from '../../storage/rooms.js';
 import type { Schema } from '../../storage/schema.js';
@@ -57,6 +57,17 @@ const PRESETS: Record<Preset, PresetRules> = {
 
 const ROOM_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
+/**
+ * Transaction id scopes: the spec scopes a txn id to the device and the
+ * endpoint's path, so an id reused in another room, for another event type
+ * or on another endpoint sends a new event. The scope is the path without
+ * its version prefix and txn id (migration 0012 builds the same strings).
+ */
+export const txnScope = {
+  send: (roomId: string, eventType: string): string => `/rooms/${roomId}/send/${eventType}`,
+  redact: (roomId: string, eventId: string): string => `/rooms/${roomId}/redact/${eventId}`,
+};
+
 export interface RoomServiceDeps {
   db: Kysely<Schema>;
   serverName: string;
@@ -84,7 +95,7 @@ export interface PreparedRoom {
   rules: PresetRules;
   alias?: string;
   publish: boolean;
-  /** Invitees' display names and avatars, for their invite events (Synapse's include_profile_data_on_invite). */
+  /** Invitees' display names and avatars, for their invite events (Synapse's include_profile_data_on_invite), and the creator's, for their join. */
   inviteeProfiles: Map<string, JsonObject>;
 }
 
@@ -110,7 +121,8 @@ export class RoomService {
    * it may be published (`room_list_publication_rules`; a room that may not
    * is created unpublished, as Synapse does).
    */
-  async prepareRoom(requester: Requester, req: CreateRoomRequest, now = Date.now()): Promise<PreparedRoom> {
+  // Inside a transaction, pass it as `db`: the embedded database has one connection, so a read outside it would wait forever.
+  async prepareRoom(requester: Requester, req: CreateRoomRequest, now = Date.now(), db: Kysely<Schema> | Transaction<Schema> = this.d.db): Promise<PreparedRoom> {
     const versionId = req.room_version ?? this.d.defaultRoomVersion;
     const rv = roomVersion(versionId);
     if (!rv) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Your homeserver does not support the features required to create rooms of version ${versionId}`);
@@ -121,8 +133,8 @@ export class RoomService {
     const alias = req.room_alias_name === undefined ? undefined : localAliasFromName(req.room_alias_name, this.d.serverName);
     if (invitees.length > 0 && this.d.blockNonAdminInvites && !requester.isAdmin) throw forbidden('Invites have been disabled on this server');
     const inviteeProfiles = new Map<string, JsonObject>();
-    for (const u of invitees) {
-      const profile = await getProfile(this.d.db, u);
+    for (const u of [creator, ...invitees]) {
+      const profile = await getProfile(db, u);
       const p: JsonObject = {};
       if (profile?.displayname) p['displayname'] = profile.displayname;
       if (profile?.avatar_url) p['avatar_url'] = profile.avatar_url;
@@ -141,7 +153,7 @@ export class RoomService {
 
     if (alias !== undefined) {
       if (this.d.directory && !requester.isAdmin && !aliasCreationAllowed(this.d.directory, creator, roomId, alias)) throw forbidden('Not allowed to create alias');
-      if (await getAlias(this.d.db, alias)) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
+      if (await getAlias(db, alias)) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
     }
     const publish = req.visibility === 'public' && (!this.d.directory || publishingAllowed(this.d.directory, requester, roomId, alias ? [alias] : []));
     return { rv, roomId, creator, invitees, createContent, create, req, rules, alias, publish, inviteeProfiles };
@@ -168,7 +180,8 @@ export class RoomService {
   }
 
   private initialDrafts(rv: RoomVersion, creator: string, invitees: string[], rules: PresetRules, req: CreateRoomRequest, alias?: string, inviteeProfiles?: Map<string, JsonObject>): EventDraft[] {
-    const drafts: EventDraft[] = [{ type: 'm.room.member', state_key: creator, content: { membership: 'join' } }];
+    // The creator's join carries their profile, as every other join does.
+    const drafts: EventDraft[] = [{ type: 'm.room.member', state_key: creator, content: { ...inviteeProfiles?.get(creator), membership: 'join' } }];
     const users: JsonObject = {};
     if (!rv.privilegedCreators) users[creator] = 100;
     if (rules.inviteesAreAdmins && !rv.privilegedCreators) for (const u of invitees) users[u] = 100;
@@ -220,23 +233,24 @@ export class RoomService {
 
   /**
    * Sends one event into a room. With a transaction id (client sends), the
-   * same (user, device, txn id) returns the first event instead of a second.
+   * same (user, device, endpoint scope, txn id) returns the first event
+   * instead of a second.
    */
-  async send(requester: Requester, roomId: string, draft: EventDraft, txnId?: string, now = Date.now()): Promise<{ eventId: string; streamOrdering?: number }> {
-    const deviceKey = requester.deviceId ?? '';
-    if (txnId !== undefined) {
-      const seen = await findTxn(this.d.db, requester.userId, deviceKey, txnId);
+  async send(requester: Requester, roomId: string, draft: EventDraft, txn?: { scope: string; id: string }, now = Date.now()): Promise<{ eventId: string; streamOrdering?: number }> {
+    const key: TxnKey | undefined = txn && { userId: requester.userId, deviceId: requester.deviceId ?? '', scope: txn.scope, txnId: txn.id };
+    if (key) {
+      const seen = await findTxn(this.d.db, key);
       if (seen) return { eventId: seen };
     }
     const persisted = await this.d.pipeline.inRoomQueue(roomId, () =>
       this.d.db.transaction().execute(async (tx) => {
-        if (txnId !== undefined) {
-          const seen = await findTxn(tx, requester.userId, deviceKey, txnId);
+        if (key) {
+          const seen = await findTxn(tx, key);
           if (seen) return { eventId: seen } as const;
         }
         const room = await this.d.pipeline.room(tx, roomId);
         const p = await this.d.pipeline.persist(tx, room, requester.userId, draft, now);
-        if (txnId !== undefined) await recordTxn(tx, requester.userId, deviceKey, txnId, p.eventId, now);
+        if (key) await recordTxn(tx, key, p.eventId, now);
         return p;
       }),
     );

@@ -18,16 +18,16 @@ import {
   getTimelineEvent,
   lastEventAtOrBefore,
   roomEndPosition,
-  stateOfTypeAtGroup,
   timelinePage,
   type TimelineEvent,
   type TopoPosition,
 } from '../../storage/timeline.js';
+import { lazyMemberDeviceKey, type LazyMemberCache } from '../sync/lazy-members.js';
 import { topoTokenAfter, topoTokenBefore } from '../sync/stream-token.js';
 import type { ClientEvent } from './client-event.js';
 import { eventMatches, roomAllowed, type RoomEventFilter } from './event-filter.js';
 import { minPosition, tokenPosition } from './positions.js';
-import { serializeEvent, serializeEvents } from './serialize.js';
+import { serializeEvent, serializeEvents, timelineOptions } from './serialize.js';
 import { requireRoomAccess, VisibilityChecker } from './visibility.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
@@ -42,6 +42,10 @@ export interface MessagesRequest {
   to?: string;
   limit?: number;
   filter?: RoomEventFilter;
+  /** The requesting device: its own events carry their transaction id, and lazy-loaded members it was sent are left out. */
+  deviceId?: string | null;
+  /** Which member events each device was sent (shared with /sync); without it every lazy-loaded member is sent. */
+  lazyMembers?: LazyMemberCache;
 }
 
 export interface MessagesResponse {
@@ -64,14 +68,7 @@ function positionOf(e: { depth: number; stream_ordering: number }): TopoPosition
  * is a state event. `type` restricts it to one event type.
  */
 async function stateAfter(db: Db, e: TimelineEvent, type?: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  if (e.state_group_before !== null) {
-    if (type !== undefined) {
-      for (const [k, id] of await stateOfTypeAtGroup(db, e.state_group_before, type)) out.set(`${type}\u0000${k}`, id);
-    } else {
-      for (const [k, id] of await stateAtGroup(db, e.state_group_before)) out.set(k, id);
-    }
-  }
+  const out = e.state_group_before === null ? new Map<string, string>() : await stateAtGroup(db, e.state_group_before, type === undefined ? undefined : { type });
   if (e.state_key !== null && (type === undefined || e.type === type)) out.set(`${e.type}\u0000${e.state_key}`, e.event_id);
   return out;
 }
@@ -129,10 +126,18 @@ export async function getMessages(db: Db, userId: string, roomId: string, req: M
     if (req.dir === 'f' && (more || (to === undefined && !clamped))) res.end = topoTokenAfter(last.depth, last.stream_ordering);
   }
   const visible = await new VisibilityChecker(db, roomId, userId).filter(page);
-  res.chunk = await serializeEvents(db, visible, { userId, aggregations: true });
+  res.chunk = await serializeEvents(db, visible, timelineOptions(userId, req.deviceId));
   const first = visible[0];
   if (req.filter?.lazyLoadMembers && first) {
-    res.state = await serializeEvents(db, await lazyMembers(db, first, visible.map((e) => e.sender)), { userId });
+    let members = await lazyMembers(db, first, visible.map((e) => e.sender));
+    const cache = req.lazyMembers;
+    if (cache) {
+      // Without include_redundant_members, members this device already has are left out (as /sync does).
+      const device = lazyMemberDeviceKey(userId, req.deviceId);
+      if (!req.filter.includeRedundantMembers) members = members.filter((m) => !cache.has(device, roomId, m.state_key as string, m.event_id));
+      for (const m of members) cache.remember(device, roomId, m.state_key as string, m.event_id);
+    }
+    res.state = await serializeEvents(db, members, { userId });
   }
   return res;
 }
@@ -147,7 +152,15 @@ export interface ContextResponse {
 }
 
 /** GET /rooms/{roomId}/context/{eventId}: the event, events around it, and the state at the last one. */
-export async function getContext(db: Db, userId: string, roomId: string, eventId: string, limit: number, filter: RoomEventFilter | undefined): Promise<ContextResponse> {
+export async function getContext(
+  db: Db,
+  userId: string,
+  roomId: string,
+  eventId: string,
+  limit: number,
+  filter: RoomEventFilter | undefined,
+  deviceId?: string | null,
+): Promise<ContextResponse> {
   const event = await getTimelineEvent(db, eventId);
   if (!event || event.room_id !== roomId || event.outlier || event.rejected_reason !== null) throw eventNotFound();
   const checker = new VisibilityChecker(db, roomId, userId);
@@ -178,12 +191,15 @@ export async function getContext(db: Db, userId: string, roomId: string, eventId
     stateIds = [...(await stateAfter(db, lastServed)).values()];
   }
   const stateEvents = await getEvents(db, stateIds);
-  const state = stateIds.map((id) => stateEvents.get(id)).filter((e): e is StoredEvent => e !== undefined && eventMatches(filter, e));
+  const state = stateIds
+    .map((id) => stateEvents.get(id))
+    .filter((e): e is StoredEvent => e !== undefined && eventMatches(filter, { type: e.type, sender: e.sender, content: e.json['content'] }));
 
+  const opts = timelineOptions(userId, deviceId);
   const [servedBefore, servedEvent, servedAfter, servedState] = await Promise.all([
-    serializeEvents(db, before, { userId, aggregations: true }),
-    serializeEvent(db, event, { userId, aggregations: true }),
-    serializeEvents(db, after, { userId, aggregations: true }),
+    serializeEvents(db, before, opts),
+    serializeEvent(db, event, opts),
+    serializeEvents(db, after, opts),
     serializeEvents(db, state, { userId }),
   ]);
   return {
@@ -197,11 +213,11 @@ export async function getContext(db: Db, userId: string, roomId: string, eventId
 }
 
 /** GET /rooms/{roomId}/event/{eventId}: 404 when missing, elsewhere, or not visible to the user. */
-export async function getRoomEvent(db: Db, userId: string, roomId: string, eventId: string): Promise<ClientEvent> {
+export async function getRoomEvent(db: Db, userId: string, roomId: string, eventId: string, deviceId?: string | null): Promise<ClientEvent> {
   const event = await getTimelineEvent(db, eventId);
   if (!event || event.room_id !== roomId || event.outlier || event.rejected_reason !== null) throw eventNotFound();
   if (!(await new VisibilityChecker(db, roomId, userId).canSee(event))) throw eventNotFound();
-  return serializeEvent(db, event, { userId, aggregations: true });
+  return serializeEvent(db, event, timelineOptions(userId, deviceId));
 }
 
 export const MEMBERSHIPS = ['join', 'invite', 'knock', 'leave', 'ban'] as const;

@@ -148,7 +148,7 @@ export class RoomUpgrader {
         const finalPl = oldPl ? withoutUsers(fixupPowerLevels(oldPl), creators) : undefined;
         if (finalPl) initialState.push({ type: 'm.room.power_levels', state_key: '', content: this.raisedForCopy(finalPl, requester.userId, rv) });
 
-        const prepared = await rooms.prepareRoom(requester, { room_version: rv.id, preset: 'private_chat', creation_content: creationContent, initial_state: initialState }, now);
+        const prepared = await rooms.prepareRoom(requester, { room_version: rv.id, preset: 'private_chat', creation_content: creationContent, initial_state: initialState }, now, tx);
         const newRoomId = prepared.roomId;
 
         // 1. The tombstone decides whether the requester may upgrade at all.

@@ -1,7 +1,10 @@
 /**
  * History visibility: which events of a room a user may read, by the spec's
  * rules, applied to the state at each event (the state group before it,
- * plus the event itself when it changes the key in question).
+ * plus the event itself when it changes the key in question). One
+ * implementation for every reader: VisibilityChecker serves the reading
+ * endpoints one room at a time; hiddenEvents serves /sync, all its rooms
+ * with one state lookup.
  *
  * For an event E, with `visibility` the room's `m.room.history_visibility`
  * at E and `membership` the user's membership at E:
@@ -23,10 +26,11 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import { forbidden } from '../../matrix-error.js';
-import { getEvent, getEvents, type StoredEvent } from '../../storage/events.js';
+import { getEvent } from '../../storage/events.js';
 import type { Schema } from '../../storage/schema.js';
-import { currentState, stateAtGroup } from '../../storage/state.js';
-import { getTimelineEvent, stateKeysAtGroups, type TimelineEvent } from '../../storage/timeline.js';
+import { currentState, stateAtGroupsForKeys } from '../../storage/state.js';
+import { userMembershipHistory } from '../../storage/sync.js';
+import { getTimelineEvent, getTimelineEvents, type TimelineEvent } from '../../storage/timeline.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
@@ -38,10 +42,13 @@ const MEMBERSHIP_PRIORITY = ['join', 'invite', 'knock', 'leave', 'ban'] as const
 
 type Visibility = (typeof VISIBILITY_PRIORITY)[number];
 
+/** What decides visibility in the state before an event. */
 interface GroupState {
   visibility: Visibility;
   membership: string | undefined;
 }
+
+const NO_STATE: GroupState = { visibility: 'shared', membership: undefined };
 
 function membershipRank(m: string): number {
   const i = (MEMBERSHIP_PRIORITY as readonly string[]).indexOf(m);
@@ -58,7 +65,7 @@ function membershipOf(content: unknown): string {
   return typeof m === 'string' && (MEMBERSHIP_PRIORITY as readonly string[]).includes(m) ? m : 'leave';
 }
 
-function contentOf(e: StoredEvent | undefined): Record<string, unknown> | undefined {
+function contentOf(e: { json: Record<string, unknown> } | undefined): Record<string, unknown> | undefined {
   return e?.json['content'] as Record<string, unknown> | undefined;
 }
 
@@ -96,6 +103,80 @@ export async function requireRoomAccess(db: Db, roomId: string, userId: string, 
 }
 
 /**
+ * History visibility and the user's membership in each of these state
+ * groups, with one state lookup for all of them (any rooms).
+ */
+async function groupStates(db: Db, userId: string, groups: readonly number[]): Promise<Map<number, GroupState>> {
+  const out = new Map<number, GroupState>();
+  if (groups.length === 0) return out;
+  const byGroup = await stateAtGroupsForKeys(
+    db,
+    groups.flatMap((group) => [
+      { group, type: HISTORY_VISIBILITY, stateKey: '' },
+      { group, type: 'm.room.member', stateKey: userId },
+    ]),
+  );
+  const ids = new Set<string>();
+  for (const m of byGroup.values()) for (const id of m.values()) ids.add(id);
+  const events = await getTimelineEvents(db, [...ids]);
+  for (const g of groups) {
+    const m = byGroup.get(g);
+    const visId = m?.get(`${HISTORY_VISIBILITY}\u0000`);
+    const memberId = m?.get(`m.room.member\u0000${userId}`);
+    out.set(g, {
+      visibility: visId ? visibilityOf(contentOf(events.get(visId))) : 'shared',
+      membership: memberId ? membershipOf(contentOf(events.get(memberId))) : undefined,
+    });
+  }
+  return out;
+}
+
+/**
+ * Per room, where the user's latest joined period ended: Infinity while
+ * joined, -Infinity when they never joined (from their membership events
+ * in stream order).
+ */
+async function joinPeriodEnds(db: Db, userId: string, roomIds: readonly string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (roomIds.length === 0) return out;
+  const state = new Map<string, string>();
+  for (const h of await userMembershipHistory(db, userId, roomIds)) {
+    if (state.get(h.room_id) === 'join' && h.membership !== 'join') out.set(h.room_id, h.stream_ordering);
+    state.set(h.room_id, h.membership);
+  }
+  for (const r of roomIds) {
+    if (state.get(r) === 'join') out.set(r, Infinity);
+    else if (!out.has(r)) out.set(r, -Infinity);
+  }
+  return out;
+}
+
+/**
+ * The verdict on one event given the state before it: allowed, denied, or
+ * `shared` (allowed when the event comes before the end of the user's
+ * latest joined period).
+ */
+function verdict(e: Pick<TimelineEvent, 'type' | 'state_key' | 'json'>, before: GroupState, userId: string): boolean | 'shared' {
+  let visibility = before.visibility;
+  let membership = before.membership;
+  const content = contentOf(e);
+  if (e.type === HISTORY_VISIBILITY && e.state_key === '') {
+    const after = visibilityOf(content);
+    if (VISIBILITY_PRIORITY.indexOf(after) < VISIBILITY_PRIORITY.indexOf(visibility)) visibility = after;
+  }
+  if (e.type === 'm.room.member' && e.state_key === userId) {
+    const after = membershipOf(content);
+    const prev = membership ?? 'leave';
+    if (after === 'leave' && (prev === 'join' || prev === 'invite')) return true;
+    membership = membershipRank(prev) < membershipRank(after) ? prev : after;
+  }
+  if (visibility === 'world_readable' || membership === 'join') return true;
+  if (visibility === 'shared') return 'shared';
+  if (visibility === 'invited') return membership === 'invite';
+  return false;
+}
+
+/**
  * Decides visibility for one user in one room; caches state lookups, so
  * one checker serves a whole request.
  */
@@ -118,87 +199,64 @@ export class VisibilityChecker {
 
   async canSee(e: TimelineEvent): Promise<boolean> {
     if (e.room_id !== this.roomId) return false;
-    const before = await this.stateBefore(e.state_group_before);
-    let visibility = before.visibility;
-    let membership = before.membership;
-    const content = contentOf(e);
-    if (e.type === HISTORY_VISIBILITY && e.state_key === '') {
-      const after = visibilityOf(content);
-      if (VISIBILITY_PRIORITY.indexOf(after) < VISIBILITY_PRIORITY.indexOf(visibility)) visibility = after;
-    }
-    if (e.type === 'm.room.member' && e.state_key === this.userId) {
-      const after = membershipOf(content);
-      const prev = membership ?? 'leave';
-      if (after === 'leave' && (prev === 'join' || prev === 'invite')) return true;
-      membership = membershipRank(prev) < membershipRank(after) ? prev : after;
-    }
-    if (visibility === 'world_readable') return true;
-    if (membership === 'join') return true;
-    if (visibility === 'shared') return e.stream_ordering < (await this.endOfLatestJoin());
-    if (visibility === 'invited') return membership === 'invite';
-    return false;
+    const v = verdict(e, await this.stateBefore(e.state_group_before), this.userId);
+    return v === 'shared' ? e.stream_ordering < (await this.endOfLatestJoin()) : v;
   }
 
   /** Looks up the state before many events at once (one query for all their groups). */
   private async loadGroups(groups: readonly number[]): Promise<void> {
     const missing = [...new Set(groups)].filter((g) => !this.groups.has(g));
     if (missing.length === 0) return;
-    const loaded = this.readGroups(missing);
-    for (const g of missing) this.groups.set(g, loaded.then((m) => m.get(g) ?? { visibility: 'shared', membership: undefined }));
+    const loaded = groupStates(this.db, this.userId, missing);
+    for (const g of missing) this.groups.set(g, loaded.then((m) => m.get(g) ?? NO_STATE));
     await loaded;
-  }
-
-  private async readGroups(groups: readonly number[]): Promise<Map<number, GroupState>> {
-    const keys: [string, string][] = [
-      [HISTORY_VISIBILITY, ''],
-      ['m.room.member', this.userId],
-    ];
-    const byGroup = await stateKeysAtGroups(this.db, groups, keys);
-    const ids = new Set<string>();
-    for (const m of byGroup.values()) for (const id of m.values()) ids.add(id);
-    const events = await getEvents(this.db, [...ids]);
-    const out = new Map<number, GroupState>();
-    for (const [g, m] of byGroup) {
-      const visId = m.get(`${HISTORY_VISIBILITY}\u0000`);
-      const memberId = m.get(`m.room.member\u0000${this.userId}`);
-      out.set(g, {
-        visibility: visId ? visibilityOf(contentOf(events.get(visId))) : 'shared',
-        membership: memberId ? membershipOf(contentOf(events.get(memberId))) : undefined,
-      });
-    }
-    return out;
   }
 
   /** History visibility and the user's membership in the state before an event. */
   private async stateBefore(group: number | null): Promise<GroupState> {
-    if (group === null) return { visibility: 'shared', membership: undefined };
+    if (group === null) return NO_STATE;
     await this.loadGroups([group]);
     return this.groups.get(group) as Promise<GroupState>;
   }
 
-  /**
-   * The stream position where the user's latest joined period ended:
-   * Infinity while joined, -Infinity when they never joined.
-   */
+  /** The stream position where the user's latest joined period ended (Infinity while joined). */
   endOfLatestJoin(): Promise<number> {
-    this.joinedUntil ??= (async () => {
-      const [row] = await currentState(this.db, this.roomId, [['m.room.member', this.userId]]);
-      if (!row) return -Infinity;
-      if (row.membership === 'join') return Infinity;
-      // Walk back through the user's membership events to the one that ended a join.
-      let eventId: string | undefined = row.event_id;
-      for (let hops = 0; eventId !== undefined && hops < 50; hops++) {
-        const ev = await getTimelineEvent(this.db, eventId);
-        if (!ev || ev.state_group_before === null) return -Infinity;
-        const prev = await stateAtGroup(this.db, ev.state_group_before, [['m.room.member', this.userId]]);
-        const prevId = prev.get(`m.room.member\u0000${this.userId}`);
-        if (prevId === undefined) return -Infinity;
-        const prevEvent = await getEvent(this.db, prevId);
-        if (membershipOf(contentOf(prevEvent)) === 'join') return ev.stream_ordering;
-        eventId = prevId;
-      }
-      return -Infinity;
-    })();
+    this.joinedUntil ??= joinPeriodEnds(this.db, this.userId, [this.roomId]).then((m) => m.get(this.roomId) ?? -Infinity);
     return this.joinedUntil;
   }
+}
+
+export interface VisibilityQuery {
+  roomId: string;
+  events: TimelineEvent[];
+  /** Events at or after this position are visible without a check (the user's current join), Infinity for none. */
+  checkedBelow: number;
+  /** The user is joined to the room now. */
+  joinedNow: boolean;
+}
+
+/**
+ * The ids of the events the user may not see, over all the rooms given
+ * (/sync): one state lookup for every event to check. Only events before
+ * the user's current membership event need checking in a room they are
+ * joined to: at every later event they were joined.
+ */
+export async function hiddenEvents(db: Db, userId: string, queries: readonly VisibilityQuery[]): Promise<Set<string>> {
+  const hidden = new Set<string>();
+  const toCheck = queries.map((q) => ({ ...q, events: q.events.filter((e) => e.stream_ordering < q.checkedBelow) })).filter((q) => q.events.length > 0);
+  if (toCheck.length === 0) return hidden;
+  const groups = new Set<number>();
+  for (const q of toCheck) for (const e of q.events) if (e.state_group_before !== null) groups.add(e.state_group_before);
+  const [states, joinEnds] = await Promise.all([
+    groupStates(db, userId, [...groups]),
+    joinPeriodEnds(db, userId, toCheck.filter((q) => !q.joinedNow).map((q) => q.roomId)),
+  ]);
+  for (const q of toCheck) {
+    const endOfJoin = q.joinedNow ? Infinity : (joinEnds.get(q.roomId) ?? -Infinity);
+    for (const e of q.events) {
+      const v = verdict(e, (e.state_group_before === null ? undefined : states.get(e.state_group_before)) ?? NO_STATE, userId);
+      if (!(v === 'shared' ? e.stream_ordering < endOfJoin : v)) hidden.add(e.event_id);
+    }
+  }
+  return hidden;
 }

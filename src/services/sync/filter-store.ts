@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import { MatrixError } from '../../matrix-error.js';
 import { addUserFilter, getUserFilter } from '../../storage/filters.js';
 import type { Schema } from '../../storage/schema.js';
-import { capTimelineLimit, DEFAULT_FILTER, parseFilter, validateFilter, type SyncFilter } from './filter.js';
+import { capTimelineLimit, DEFAULT_FILTER, parseFilter, validateFilter, type SyncFilter } from '../rooms/event-filter.js';
 
 const CACHE_MAX = 2000;
 

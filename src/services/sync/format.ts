@@ -1,36 +1,17 @@
 /**
  * Event shapes particular to /sync: events without `room_id` (the spec's
  * ClientEventWithoutRoomID), a filter's `event_fields` (dot-separated
- * paths, `\.` for a literal dot), the `federation` event format, and
- * stripped state for invites and knocks.
+ * paths, `\.` for a literal dot, split as push rule keys are), the
+ * `federation` event format, and stripped state for invites and knocks.
  */
+import { splitPropertyPath } from '../push/evaluator.js';
 import type { ClientEvent } from '../rooms/client-event.js';
-
-/** Splits a dot-separated path, honouring `\.` and `\\` escapes (the spec's appendix). */
-export function splitFieldPath(path: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < path.length; i++) {
-    const c = path[i] as string;
-    if (c === '\\' && (path[i + 1] === '.' || path[i + 1] === '\\')) {
-      cur += path[i + 1];
-      i++;
-    } else if (c === '.') {
-      out.push(cur);
-      cur = '';
-    } else {
-      cur += c;
-    }
-  }
-  out.push(cur);
-  return out;
-}
 
 /** Keeps only the listed fields of an event (a path to an object keeps all of it). */
 export function projectFields(event: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const f of fields) {
-    const path = splitFieldPath(f);
+    const path = splitPropertyPath(f);
     let src: unknown = event;
     for (const p of path) {
       if (src === null || typeof src !== 'object' || Array.isArray(src) || !(p in (src as object))) {

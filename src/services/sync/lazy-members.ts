@@ -1,14 +1,20 @@
 /**
  * Which membership events each device has already been sent, for
  * lazy-loading without `include_redundant_members`: an incremental sync
- * skips a member event the device already has (same event id), as the spec
- * allows ("redundant membership events"). An initial sync starts the
- * device's record afresh. The record is memory only and bounded (LRU on
- * devices and on entries per device): forgetting an entry only means the
- * event is sent again, which is always correct.
+ * and /messages skip a member event the device already has (same event
+ * id), as the spec allows ("redundant membership events"); both record
+ * what they send. One cache per server (http/client/sync.ts syncArea). An
+ * initial sync starts the device's record afresh. The record is memory only
+ * and bounded (LRU on devices and on entries per device): forgetting an
+ * entry only means the event is sent again, which is always correct.
  */
 const MAX_DEVICES = 512;
 const MAX_ENTRIES_PER_DEVICE = 2048;
+
+/** The cache key of a user's device (a requester without a device has one record per user). */
+export function lazyMemberDeviceKey(userId: string, deviceId: string | null | undefined): string {
+  return `${userId}\u0000${deviceId ?? ''}`;
+}
 
 export class LazyMemberCache {
   private readonly devices = new Map<string, Map<string, string>>();

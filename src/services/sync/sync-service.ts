@@ -21,8 +21,13 @@
  *    Lazy-loading keeps only the members who sent timeline events (and the
  *    user, and the heroes), minus those this device already has.
  * 5. Summary, ephemeral (typing, receipts), account data, unread counts,
- *    presence; to-device and device-list sections are present and empty
- *    until end-to-end encryption exists.
+ *    presence; for incremental syncs, `device_lists` (services/e2ee/
+ *    device-lists.ts: a change there makes the sync non-empty), and, as the
+ *    response goes out, the device's one-time key counts and unused
+ *    fallback key types (which never do).
+ * 6. To-device messages of the requesting device (services/e2ee/to-device.ts):
+ *    at most 100, next_batch stopping at the last one when more remain; the
+ *    `since` token acknowledges (deletes) those it covers, once per request.
  *
  * An incremental sync with nothing new answers after one positions query
  * (or waits on the notifier: a new event for the user wakes it at once and
@@ -32,8 +37,11 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { GLOBAL, getAccountData } from '../../storage/account-data.js';
 import { forgottenRoomIds } from '../../storage/memberships.js';
+import type { EventSqlFilter } from '../../storage/event-filter-sql.js';
+import { transactionIds } from '../../storage/events.js';
 import { usersSharingRoomWith } from '../../storage/presence.js';
 import type { Schema } from '../../storage/schema.js';
+import { stateAtGroupsForKeys, type StateLookup } from '../../storage/state.js';
 import {
   accountDataBetween,
   currentStateContents,
@@ -42,37 +50,36 @@ import {
   eventsInWindow,
   heroes as heroesOf,
   joinedMembers,
-  loadEvents,
   memberRows,
   memberCounts,
   membershipAt,
   recentEvents,
   roomsWithEvents,
-  stateAtGroupsForKeys,
   stateKeysChanged,
-  transactionIds,
   userMemberships,
   userMembershipEvents,
-  type EventSqlFilter,
   type MembershipRow,
-  type StateLookup,
   type SyncEventRow,
 } from '../../storage/sync.js';
+import { getTimelineEvents as loadEvents } from '../../storage/timeline.js';
 import type { Requester } from '../auth.js';
+import { acknowledgeToDevice, toDeviceForSync } from '../e2ee/to-device.js';
+import { deviceListChanges } from '../e2ee/device-lists.js';
+import { syncKeyCounts } from '../e2ee/keys.js';
 import type { Notifier } from '../notifier.js';
 import type { PresenceService, PresenceState } from '../presence.js';
 import type { PushService } from '../push/push-service.js';
 import type { ReceiptsService } from '../receipts.js';
 import { toClientEvent } from '../rooms/client-event.js';
-import { serializeEvents } from '../rooms/serialize.js';
+import { blocksAll, DEFAULT_TIMELINE_LIMIT, eventMatches, roomAllowed, type SyncFilter } from '../rooms/event-filter.js';
+import { replacedState, serializeEvents } from '../rooms/serialize.js';
+import { hiddenEvents } from '../rooms/visibility.js';
 import type { TypingService } from '../typing.js';
-import { blocksAll, DEFAULT_TIMELINE_LIMIT, eventMatches, roomAllowed, typeMatches, type SyncFilter } from './filter.js';
 import { STRIPPED_STATE_TYPES, stripped, syncClientEvent, type StrippedStateEvent } from './format.js';
-import { LazyMemberCache } from './lazy-members.js';
+import { lazyMemberDeviceKey, LazyMemberCache } from './lazy-members.js';
 import { StreamPositions } from './positions.js';
 import { SyncUserCache } from './user-cache.js';
 import { decodeStreamToken, encodeStreamToken, topoTokenBefore, type StreamToken } from './stream-token.js';
-import { hiddenEvents } from './visibility.js';
 
 export interface SyncServiceDeps {
   db: Kysely<Schema>;
@@ -82,6 +89,8 @@ export interface SyncServiceDeps {
   receipts?: ReceiptsService;
   presence?: PresenceService;
   push?: PushService;
+  /** Which member events each device was sent (shared with /messages). */
+  lazyMembers?: LazyMemberCache;
 }
 
 export interface SyncRequest {
@@ -144,7 +153,7 @@ const key = (type: string, stateKey: string) => `${type}\u0000${stateKey}`;
 
 export class SyncService {
   private readonly positions: StreamPositions;
-  private readonly lazyMembers = new LazyMemberCache();
+  private readonly lazyMembers: LazyMemberCache;
   private readonly userCache = new SyncUserCache();
   private readonly windows = new Map<string, { at: number; rows: Promise<SyncEventRow[]> }>();
   private tokenRun: Promise<StreamToken> | undefined;
@@ -152,6 +161,7 @@ export class SyncService {
 
   constructor(private readonly d: SyncServiceDeps) {
     this.positions = new StreamPositions(d.db);
+    this.lazyMembers = d.lazyMembers ?? new LazyMemberCache();
   }
 
   /**
@@ -195,6 +205,7 @@ export class SyncService {
     const release = this.d.presence ? await this.d.presence.userSyncing(userId, req.setPresence) : undefined;
     try {
       const deadline = Date.now() + Math.min(Math.max(req.timeoutMs, 0), MAX_SYNC_TIMEOUT_MS);
+      let acked = false;
       for (;;) {
         const remaining = deadline - Date.now();
         const mayWait = since !== undefined && !req.fullState && remaining > 0 && !req.signal?.aborted;
@@ -207,10 +218,15 @@ export class SyncService {
         try {
           const pos = await this.currentToken();
           const from = since ? clampToken(since, pos) : undefined;
+          // The token acknowledges the to-device messages it covers: they go (once per request).
+          if (from && !acked && req.requester.deviceId) {
+            acked = true;
+            await acknowledgeToDevice(this.d.db, userId, req.requester.deviceId, from.toDevice);
+          }
           const { body, empty } = await this.compute(req, from, pos);
-          if (!woken || !empty) return body;
+          if (!woken || !empty) return await this.withKeyCounts(req, body);
           await woken;
-          if (req.signal?.aborted || Date.now() >= deadline) return body;
+          if (req.signal?.aborted || Date.now() >= deadline) return await this.withKeyCounts(req, body);
         } finally {
           stop.abort();
           req.signal?.removeEventListener('abort', onAbort);
@@ -221,10 +237,20 @@ export class SyncService {
     }
   }
 
+  /**
+   * The device's one-time key counts and unused fallback key types, read
+   * as the response goes out (they never make a sync non-empty, and a
+   * long-poll that waited reports them as they are now).
+   */
+  private async withKeyCounts(req: SyncRequest, body: Json): Promise<Json> {
+    Object.assign(body, await syncKeyCounts(this.d.db, req.requester.userId, req.requester.deviceId));
+    return body;
+  }
+
   private async compute(req: SyncRequest, since: StreamToken | undefined, pos: Positions): Promise<{ body: Json; empty: boolean }> {
     const db = this.d.db;
     const userId = req.requester.userId;
-    const deviceKey = `${userId}\u0000${req.requester.deviceId ?? ''}`;
+    const deviceKey = lazyMemberDeviceKey(userId, req.requester.deviceId);
     const f = req.filter;
     const now = Date.now();
     const nextBatch = encodeStreamToken(pos);
@@ -240,6 +266,16 @@ export class SyncService {
       device_unused_fallback_key_types: [],
     };
     if (since && !req.fullState && sameToken(since, pos)) return { body, empty: true };
+
+    // ---- to-device messages for this device: at most 100; when more remain, next_batch stops at the last one sent
+    let toDeviceCount = 0;
+    const toDeviceId = req.requester.deviceId;
+    if (toDeviceId && (!since || since.toDevice < pos.toDevice)) {
+      const td = await toDeviceForSync(db, userId, toDeviceId, since?.toDevice ?? 0, pos.toDevice);
+      toDeviceCount = td.events.length;
+      body['to_device'] = { events: td.events };
+      if (td.position !== pos.toDevice) body['next_batch'] = encodeStreamToken({ ...pos, toDevice: td.position });
+    }
 
     // ---- account data (first: the ignored users shape the timeline query)
     const adFrom = since?.accountData ?? 0;
@@ -270,7 +306,7 @@ export class SyncService {
         if (changes.length === 0) {
           allMemberships = cached;
           const rooms = new Set(joinedIds);
-          prefetched = rows.filter((r) => rooms.has(r.room_id) && sqlFilterMatches(timelineSql, r));
+          prefetched = rows.filter((r) => rooms.has(r.room_id) && eventMatches(timelineSql, { type: r.type, sender: r.sender, content: r.json['content'] }));
         }
       } else {
         changes = await userMembershipEvents(db, userId, since.events, pos.events);
@@ -399,7 +435,7 @@ export class SyncService {
     const txnIds = await transactionIds(db, userId, req.requester.deviceId ?? '', ownIds);
     const allState = [...state.values()].flat();
     // prev_content for the timeline's state events (what clients render changes from); the state section goes without, as it can be a whole large room.
-    const prev = await this.prevContent(shown.flatMap((e) => e.events));
+    const prev = await replacedState(db, shown.flatMap((e) => e.events));
     const extra = new Map<string, Record<string, unknown>>();
     for (const [id, p] of prev) extra.set(id, { ...p });
     for (const [id, txn] of txnIds) extra.set(id, { ...extra.get(id), transaction_id: txn });
@@ -460,7 +496,14 @@ export class SyncService {
     const presence = await this.presenceEvents(since, pos, f, userId, entries);
     (body['presence'] as { events: Json[] }).events = presence;
 
+    // ---- device lists (incremental syncs): whose keys to query again, whom to stop tracking
+    const deviceLists = since ? await deviceListChanges(db, userId, since, pos) : undefined;
+    if (deviceLists) body['device_lists'] = deviceLists;
+    const deviceListNews = deviceLists !== undefined && (deviceLists.changed.length > 0 || deviceLists.left.length > 0);
+
     const empty =
+      !deviceListNews &&
+      toDeviceCount === 0 &&
       shown.length === 0 && shownInvites.length === 0 && knocks.length === 0 && globalAd.length === 0 && presence.length === 0;
     return { body, empty };
   }
@@ -769,29 +812,6 @@ export class SyncService {
     return { state, summaries };
   }
 
-  /** `unsigned.prev_content`, `prev_sender` and `replaces_state` of state events: the event each replaced. */
-  private async prevContent(events: readonly SyncEventRow[]): Promise<Map<string, Record<string, unknown>>> {
-    const out = new Map<string, Record<string, unknown>>();
-    const states = events.filter((e) => e.state_key !== null && e.state_group_before !== null);
-    if (states.length === 0) return out;
-    const found = await stateAtGroupsForKeys(
-      this.d.db,
-      states.map((e) => ({ group: e.state_group_before as number, type: e.type, stateKey: e.state_key as string })),
-    );
-    const prevIds = new Map<string, string>();
-    for (const e of states) {
-      const id = found.get(e.state_group_before as number)?.get(key(e.type, e.state_key as string));
-      if (id !== undefined && id !== e.event_id) prevIds.set(e.event_id, id);
-    }
-    const prevs = await loadEvents(this.d.db, [...prevIds.values()]);
-    for (const [id, prevId] of prevIds) {
-      const p = prevs.get(prevId);
-      if (!p) continue;
-      out.set(id, { prev_content: p.json['content'] ?? {}, prev_sender: p.sender, replaces_state: prevId });
-    }
-    return out;
-  }
-
   /**
    * Stripped state for invites and knocks: what the room shows to someone
    * outside (create, join rules, name, avatar, topic, alias, encryption),
@@ -855,19 +875,6 @@ export class SyncService {
 function membershipOf(e: SyncEventRow): string {
   const m = (e.json['content'] as Record<string, unknown> | undefined)?.['membership'];
   return typeof m === 'string' ? m : '';
-}
-
-/** The timeline filter's conditions, checked in memory (as filterCondition checks them in SQL). */
-function sqlFilterMatches(f: EventSqlFilter, e: SyncEventRow): boolean {
-  if (f.types !== undefined && !f.types.some((p) => typeMatches(p, e.type))) return false;
-  if (f.notTypes.some((p) => typeMatches(p, e.type))) return false;
-  if (f.senders !== undefined && !f.senders.includes(e.sender)) return false;
-  if (f.notSenders.includes(e.sender)) return false;
-  if (f.containsUrl !== undefined) {
-    const url = (e.json['content'] as Record<string, unknown> | undefined)?.['url'];
-    if ((typeof url === 'string') !== f.containsUrl) return false;
-  }
-  return true;
 }
 
 /** A token from the future (or from before a restart of an in-memory stream) is brought back to the present, as Synapse does. */

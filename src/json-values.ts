@@ -1,0 +1,18 @@
+/** Small checks on parsed JSON request bodies, shared by the API areas. */
+
+/** A JSON object (not null, not an array). */
+export function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Whether a value holds U+0000 anywhere (a string, a key, nested): valid
+ * JSON, but PostgreSQL text and jsonb cannot store it, so bodies carrying
+ * it are refused with the spec's 400 before anything is written.
+ */
+export function containsNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(containsNul);
+  if (isJsonObject(v)) return Object.entries(v).some(([k, x]) => k.includes('\u0000') || containsNul(x));
+  return false;
+}

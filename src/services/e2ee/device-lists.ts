@@ -1,0 +1,94 @@
+/**
+ * Device lists: who must fetch whose keys again. A user's device list
+ * changes when a device of theirs gets or changes identity keys, is
+ * renamed or deleted, or when their cross-signing keys (or signatures over
+ * their keys) change; each change is a row on the device-lists stream
+ * (storage/device-lists.ts), whose position sync tokens carry.
+ *
+ * Between two tokens, a user is told (in /sync's `device_lists` and in
+ * /keys/changes):
+ * - `changed`: themself and the users they share a room with whose device
+ *   list changed in the window; and users they newly share a room with
+ *   (the user joined a room, or someone joined one of the user's rooms:
+ *   their membership went from something else to `join` over the window),
+ *   since the client may hold an outdated list of them.
+ * - `left`: users who were in a room with the user that one of them left
+ *   over the window (or the user left), and who now share no room with the
+ *   user any more: the client may stop tracking them.
+ */
+import type { Kysely } from 'kysely';
+import {
+  changedDeviceListsVisibleTo,
+  joinedMembersByRoom,
+  memberChangesInWindow,
+  membershipsAt,
+  sharingARoomWith,
+  usersToTell,
+} from '../../storage/device-lists.js';
+import type { Schema } from '../../storage/schema.js';
+import type { Notifier } from '../notifier.js';
+
+/** The two stream positions of a sync token that device lists depend on. */
+export interface DeviceListPosition {
+  events: number;
+  deviceLists: number;
+}
+
+export interface DeviceListChanges {
+  changed: string[];
+  left: string[];
+}
+
+const pairKey = (roomId: string, userId: string) => `${roomId}\u0000${userId}`;
+
+/** `changed` and `left` for `userId` between two tokens (see the top of this file). */
+export async function deviceListChanges(db: Kysely<Schema>, userId: string, from: DeviceListPosition, to: DeviceListPosition): Promise<DeviceListChanges> {
+  const changed = new Set(await changedDeviceListsVisibleTo(db, userId, from.deviceLists, to.deviceLists));
+  const left = new Set<string>();
+  const rows = to.events > from.events ? await memberChangesInWindow(db, userId, from.events, to.events) : [];
+  if (rows.length > 0) {
+    // Membership at the end of the window: the last event of each (room, user) in it.
+    const after = new Map<string, { roomId: string; userId: string; membership: string }>();
+    for (const r of rows) after.set(pairKey(r.room_id, r.user_id), { roomId: r.room_id, userId: r.user_id, membership: r.membership });
+    const pairs = [...after.values()];
+    const before = await membershipsAt(db, pairs, from.events);
+    const joinedNow = new Set<string>();
+    const leftNow = new Set<string>();
+    const roomsJoined: string[] = [];
+    const roomsLeft: string[] = [];
+    for (const p of pairs) {
+      const was = before.get(pairKey(p.roomId, p.userId)) === 'join';
+      const is = p.membership === 'join';
+      if (was === is) continue;
+      if (p.userId === userId) (is ? roomsJoined : roomsLeft).push(p.roomId);
+      else (is ? joinedNow : leftNow).add(p.userId);
+    }
+    const members = await joinedMembersByRoom(db, [...roomsJoined, ...roomsLeft]);
+    for (const r of roomsJoined) for (const u of members.get(r) ?? []) joinedNow.add(u);
+    for (const r of roomsLeft) for (const u of members.get(r) ?? []) leftNow.add(u);
+    joinedNow.delete(userId);
+    leftNow.delete(userId);
+    if (joinedNow.size > 0 || leftNow.size > 0) {
+      const sharing = await sharingARoomWith(db, userId, [...new Set([...joinedNow, ...leftNow])]);
+      for (const u of joinedNow) if (sharing.has(u)) changed.add(u);
+      for (const u of leftNow) if (!sharing.has(u)) left.add(u);
+    }
+  }
+  return { changed: [...changed].sort(), left: [...left].sort() };
+}
+
+/**
+ * Wakes the syncs that a change to these users' device lists concerns:
+ * the users themselves and everyone sharing a room with them. Call after
+ * the change has committed. Failing to wake only delays the news to the
+ * next sync, so errors are logged, not thrown.
+ */
+export async function announceDeviceListChange(db: Kysely<Schema>, notifier: Notifier, userIds: Iterable<string>, logger?: { warn(obj: object, msg: string): void }): Promise<void> {
+  try {
+    const all = new Set<string>();
+    for (const u of new Set(userIds)) for (const x of await usersToTell(db, u)) all.add(x);
+    notifier.notifyUsers(all);
+  } catch (err) {
+    logger?.warn({ err: (err as Error).message }, 'could not wake syncs for a device list change');
+  }
+}

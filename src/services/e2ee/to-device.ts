@@ -1,0 +1,155 @@
+/**
+ * Send-to-device messaging: messages for devices of local users, queued in
+ * each device's inbox and handed out by /sync exactly once.
+ *
+ * - Sending (PUT /sendToDevice): `messages` maps user → device id (or `*`,
+ *   every visible device of the user) → content. Each device gets
+ *   `{type, sender, content}` at a new position on the to-device stream.
+ *   Unknown users and devices are skipped silently, as Synapse does; with
+ *   `*` the user's other entries are ignored (one message per device per
+ *   request). Users on other servers are skipped too until federation
+ *   exists. The transaction id is recorded in the same transaction as the
+ *   inbox rows, so a retry (same user, device and txn id) delivers nothing
+ *   again.
+ * - Receiving (/sync): up to 100 messages per response, oldest first, with
+ *   a position in (since, upto]; when more remain, next_batch stops at the
+ *   last one handed out. A sync from a token acknowledges (deletes) the
+ *   device's messages up to that token's position, so a client that
+ *   retries with an older token gets the unacknowledged ones again.
+ */
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { isValidUserId } from '../../core/auth/ids.js';
+import { MatrixError } from '../../matrix-error.js';
+import type { Schema } from '../../storage/schema.js';
+import { claimToDeviceTxn, deleteInboxUpTo, existingDevices, inboxMessages, insertInboxMessages } from '../../storage/to-device.js';
+import type { Requester } from '../auth.js';
+import type { Notifier } from '../notifier.js';
+import { containsNul, isJsonObject } from '../../json-values.js';
+
+type Json = Record<string, unknown>;
+
+/** Messages handed out per /sync response (the spec's recommendation, and Synapse's limit). */
+export const TO_DEVICE_SYNC_LIMIT = 100;
+/** The most message bytes one request may queue (fan-out with `*` multiplies the body). */
+export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** Event types are bounded like those of room events. */
+const MAX_TYPE_BYTES = 255;
+
+/** What a /sendToDevice body asks for: per user, either every device or named ones. */
+export interface ToDeviceRequest {
+  eventType: string;
+  /** user → `*` content, or device id → content. */
+  messages: Map<string, { all: Json } | { devices: Map<string, Json> }>;
+}
+
+
+
+/** Checks the path parameters and body of a /sendToDevice request (400 on anything malformed). */
+export function parseSendToDevice(eventType: string, txnId: string, body: Json): ToDeviceRequest {
+  if (eventType === '') throw new MatrixError(400, 'M_INVALID_PARAM', 'Event type may not be empty');
+  if (Buffer.byteLength(eventType) > MAX_TYPE_BYTES) throw new MatrixError(400, 'M_INVALID_PARAM', `Event type may not be longer than ${MAX_TYPE_BYTES} bytes`);
+  if (eventType.includes('\u0000') || txnId.includes('\u0000')) throw new MatrixError(400, 'M_INVALID_PARAM', 'Path parameters may not contain U+0000');
+  const raw = body['messages'];
+  if (raw === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: messages');
+  if (!isJsonObject(raw)) throw new MatrixError(400, 'M_BAD_JSON', 'messages must be an object');
+  if (containsNul(raw)) throw new MatrixError(400, 'M_BAD_JSON', 'messages may not contain U+0000');
+  const messages: ToDeviceRequest['messages'] = new Map();
+  for (const [userId, byDevice] of Object.entries(raw)) {
+    if (!isValidUserId(userId) || Buffer.byteLength(userId) > 255) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid user ID: ${userId.slice(0, 300)}`);
+    if (!isJsonObject(byDevice)) throw new MatrixError(400, 'M_BAD_JSON', `messages for ${userId} must be an object`);
+    const devices = new Map<string, Json>();
+    for (const [deviceId, content] of Object.entries(byDevice)) {
+      if (!isJsonObject(content)) throw new MatrixError(400, 'M_BAD_JSON', `The message for ${userId} ${deviceId.slice(0, 300)} must be an object`);
+      devices.set(deviceId, content);
+    }
+    const all = devices.get('*');
+    messages.set(userId, all ? { all } : { devices });
+  }
+  return { eventType, messages };
+}
+
+export interface ToDeviceServiceDeps {
+  db: Kysely<Schema>;
+  notifier: Notifier;
+  /** Whether a user id belongs to this server. */
+  isMine(userId: string): boolean;
+  logger: Logger;
+}
+
+export class ToDeviceService {
+  constructor(private readonly d: ToDeviceServiceDeps) {}
+
+  /**
+   * Queues the messages of one /sendToDevice request, unless this
+   * (user, device, txn id) was done before; wakes the recipients' syncs.
+   * Returns how many devices got a message (0 for a retry).
+   */
+  async send(requester: Requester, txnId: string, req: ToDeviceRequest, now = Date.now()): Promise<number> {
+    const sender = requester.userId;
+    const all: string[] = [];
+    const pairs: { userId: string; deviceId: string }[] = [];
+    let remote = 0;
+    for (const [userId, m] of req.messages) {
+      if (!this.d.isMine(userId)) {
+        remote++;
+        continue;
+      }
+      if ('all' in m) all.push(userId);
+      else for (const deviceId of m.devices.keys()) pairs.push({ userId, deviceId });
+    }
+    if (remote > 0) this.d.logger.debug({ sender, remote }, 'to-device messages for remote users skipped (no federation yet)');
+
+    const recipients = await this.d.db.transaction().execute(async (tx) => {
+      if (!(await claimToDeviceTxn(tx, sender, requester.deviceId ?? '', txnId, now))) return [];
+      const targets = await existingDevices(tx, all, pairs);
+      const rows: { userId: string; deviceId: string; json: string }[] = [];
+      const cache = new Map<string, string>();
+      let bytes = 0;
+      for (const t of targets) {
+        const m = req.messages.get(t.user_id);
+        if (!m) continue;
+        const content = 'all' in m ? m.all : m.devices.get(t.device_id);
+        if (!content) continue;
+        const cacheKey = 'all' in m ? t.user_id : `${t.user_id}\u0000${t.device_id}`;
+        let json = cache.get(cacheKey);
+        if (json === undefined) {
+          json = JSON.stringify({ type: req.eventType, sender, content });
+          cache.set(cacheKey, json);
+        }
+        bytes += json.length;
+        if (bytes > MAX_QUEUED_BYTES) throw new MatrixError(413, 'M_TOO_LARGE', 'Too many message bytes for these devices in one request');
+        rows.push({ userId: t.user_id, deviceId: t.device_id, json });
+      }
+      await insertInboxMessages(tx, rows, now);
+      return [...new Set(rows.map((r) => r.userId))];
+    });
+    if (recipients.length > 0) this.d.notifier.notifyUsers(recipients);
+    return recipients.length;
+  }
+}
+
+/**
+ * The to-device section of one /sync for a device: its messages with a
+ * position in (after, upto], at most TO_DEVICE_SYNC_LIMIT, oldest first,
+ * and the to-device position next_batch may carry (`upto`, or the last
+ * message handed out when more remain).
+ */
+export async function toDeviceForSync(
+  db: Kysely<Schema>,
+  userId: string,
+  deviceId: string,
+  after: number,
+  upto: number,
+): Promise<{ events: Json[]; position: number }> {
+  const rows = await inboxMessages(db, userId, deviceId, after, upto, TO_DEVICE_SYNC_LIMIT + 1);
+  const more = rows.length > TO_DEVICE_SYNC_LIMIT;
+  const shown = more ? rows.slice(0, TO_DEVICE_SYNC_LIMIT) : rows;
+  const last = shown[shown.length - 1];
+  return { events: shown.map((r) => r.message), position: more && last ? last.stream_id : upto };
+}
+
+/** A sync from a token acknowledges the device's messages up to the token's to-device position: they go. */
+export async function acknowledgeToDevice(db: Kysely<Schema>, userId: string, deviceId: string, upto: number): Promise<void> {
+  if (upto > 0) await deleteInboxUpTo(db, userId, deviceId, upto);
+}
