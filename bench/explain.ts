@@ -447,6 +447,8 @@ async function main(): Promise<void> {
       // New connections get it; the server's idle ones are closed (its pool drops them and opens new ones).
       await pool.query(`ALTER DATABASE ${pg.escapeIdentifier(String(dbCfg.database))} SET random_page_cost = ${cost}`);
       await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      // Give the pools time to see their idle connections close (they drop them and connect anew).
+      await new Promise((r) => setTimeout(r, 1000));
       out(`random_page_cost = ${cost}`);
     }
     out(`\nTable sizes: ${[...tableRows].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
