@@ -8,8 +8,8 @@
  * once the transaction has committed (a file left behind is harmless, a row
  * pointing at a missing file is not).
  */
-import { type Kysely, sql, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import type { LocalMediaTable, RemoteMediaTable, Schema } from './schema.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
@@ -87,19 +87,8 @@ export async function listUserMedia(db: Db, userId: string, page: UserMediaPage)
   };
 }
 
-export interface LocalMediaInfo {
-  media_id: string;
-  media_type: string | null;
-  media_length: number | null;
-  upload_name: string | null;
-  user_id: string | null;
-  created_ts: number;
-  last_access_ts: number | null;
-  quarantined_by: string | null;
-  safe_from_quarantine: boolean;
-  authenticated: boolean;
-  sha256: string | null;
-}
+/** A local media row as the admin API reports it (everything but the reservation's expiry). */
+export type LocalMediaInfo = Omit<Selectable<LocalMediaTable>, 'unused_expires_at'>;
 
 export async function getLocalMediaInfo(db: Db, mediaId: string): Promise<LocalMediaInfo | undefined> {
   const r = await db
@@ -123,19 +112,8 @@ export async function getLocalMediaInfo(db: Db, mediaId: string): Promise<LocalM
   return { ...r, media_length: numOrNull(r.media_length), created_ts: num(r.created_ts), last_access_ts: numOrNull(r.last_access_ts) };
 }
 
-export interface RemoteMediaInfo {
-  media_origin: string;
-  media_id: string;
-  filesystem_id: string;
-  media_type: string | null;
-  media_length: number | null;
-  upload_name: string | null;
-  created_ts: number;
-  last_access_ts: number | null;
-  quarantined_by: string | null;
-  authenticated: boolean;
-  sha256: string | null;
-}
+/** A cached remote media row. */
+export type RemoteMediaInfo = Selectable<RemoteMediaTable>;
 
 export async function getRemoteMediaInfo(db: Db, origin: string, mediaId: string): Promise<RemoteMediaInfo | undefined> {
   const r = await db
