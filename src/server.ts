@@ -15,6 +15,7 @@ import { Notifier } from './services/notifier.js';
 import { PresenceService, presenceOptions } from './services/presence.js';
 import { PushService } from './services/push/push-service.js';
 import { PusherService, pusherConfig } from './services/push/pushers.js';
+import { StreamPositions } from './services/sync/positions.js';
 import { RateLimiter } from './services/rate-limit.js';
 import { ReceiptsService } from './services/receipts.js';
 import { EventPipeline } from './services/rooms/event-pipeline.js';
@@ -112,7 +113,9 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     presenceToClose = presence;
     const typing = new TypingService({ db: database.db, notifier, logger });
     const push = new PushService({ db: database.db, serverName: config.server_name, notifier });
-    const pushers = new PusherService({ db: database.db, notifier, push, logger, config: pusherConfig(config) });
+    // One reading of the settled stream positions for /sync and the pusher loop.
+    const positions = new StreamPositions(database.db);
+    const pushers = new PusherService({ db: database.db, notifier, push, logger, config: pusherConfig(config), positions });
     const services: Services = {
       auth,
       passwords,
@@ -125,6 +128,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       receipts: new ReceiptsService({ db: database.db, notifier }),
       push,
       pushers,
+      positions,
       rooms: new RoomService({
         db: database.db,
         serverName: config.server_name,

@@ -7,6 +7,7 @@ import type { RateLimiter } from '../services/rate-limit.js';
 import type { Notifier } from '../services/notifier.js';
 import type { PresenceService } from '../services/presence.js';
 import type { PushService } from '../services/push/push-service.js';
+import type { StreamPositions } from '../services/sync/positions.js';
 import type { PusherService } from '../services/push/pushers.js';
 import type { ReceiptsService } from '../services/receipts.js';
 import type { RoomService } from '../services/rooms/room-service.js';
@@ -37,6 +38,8 @@ export interface Services {
   readonly typing: TypingService;
   readonly receipts: ReceiptsService;
   readonly push: PushService;
+  /** Settled stream positions, shared by /sync and the pusher loop. */
+  readonly positions: StreamPositions;
   readonly pushers: PusherService;
 }
 

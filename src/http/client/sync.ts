@@ -46,6 +46,7 @@ export function syncArea(ctx: AppContext): SyncArea {
         presence: s.presence,
         push: s.push,
         lazyMembers,
+        positions: s.positions,
       }),
       filters: new FilterStore(ctx.database.db, maxTimeline),
     };

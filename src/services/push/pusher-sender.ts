@@ -76,6 +76,8 @@ export interface PusherSenderDeps {
   gateway: GatewayClient;
   logger: Logger;
   options: PusherSenderOptions;
+  /** The server's settled stream positions (the ones /sync hands out). */
+  positions: StreamPositions;
 }
 
 /** Requests in flight to one gateway (origin). */
@@ -114,7 +116,7 @@ export class PusherSender {
   private readonly gatewaySlots = new Map<string, Semaphore>();
 
   constructor(private readonly d: PusherSenderDeps) {
-    this.positions = new StreamPositions(d.db);
+    this.positions = d.positions;
   }
 
   async start(): Promise<void> {

@@ -29,6 +29,7 @@ import { DEFAULT_IP_RANGE_BLACKLIST, GatewayClient } from './gateway-client.js';
 import type { PushService } from './push-service.js';
 import { PUSHER_SENDER_DEFAULTS, PusherSender, type PusherSenderOptions } from './pusher-sender.js';
 import { containsNul } from '../../json-values.js';
+import type { StreamPositions } from '../sync/positions.js';
 
 export const NOTIFY_PATH = '/_matrix/push/v1/notify';
 const MAX_PUSHKEY_BYTES = 512;
@@ -168,6 +169,7 @@ export interface PusherServiceDeps {
   push: PushService;
   logger: Logger;
   config: PusherConfig;
+  positions: StreamPositions;
 }
 
 export class PusherService {
@@ -185,7 +187,7 @@ export class PusherService {
       timeoutMs: GATEWAY_TIMEOUT_MS,
       userAgent: `${SERVER_NAME_TAG}/${SERVER_VERSION}`,
     });
-    this.sender = new PusherSender({ db: this.d.db, notifier: this.d.notifier, push: this.d.push, gateway: this.gateway, logger: this.d.logger, options: this.d.config.sender });
+    this.sender = new PusherSender({ db: this.d.db, notifier: this.d.notifier, push: this.d.push, gateway: this.gateway, logger: this.d.logger, options: this.d.config.sender, positions: this.d.positions });
     await this.sender.start();
   }
 

@@ -91,6 +91,8 @@ export interface SyncServiceDeps {
   push?: PushService;
   /** Which member events each device was sent (shared with /messages). */
   lazyMembers?: LazyMemberCache;
+  /** The server's settled stream positions (shared with the pusher loop, so the two compute them once). */
+  positions?: StreamPositions;
 }
 
 export interface SyncRequest {
@@ -160,7 +162,7 @@ export class SyncService {
   private tokenNext: Promise<StreamToken> | undefined;
 
   constructor(private readonly d: SyncServiceDeps) {
-    this.positions = new StreamPositions(d.db);
+    this.positions = d.positions ?? new StreamPositions(d.db);
     this.lazyMembers = d.lazyMembers ?? new LazyMemberCache();
   }
 
