@@ -9,6 +9,7 @@
  * pointing at a missing file is not).
  */
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { getLocalMedia } from './media.js';
 import type { LocalMediaTable, RemoteMediaTable, Schema } from './schema.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
@@ -91,25 +92,10 @@ export async function listUserMedia(db: Db, userId: string, page: UserMediaPage)
 export type LocalMediaInfo = Omit<Selectable<LocalMediaTable>, 'unused_expires_at'>;
 
 export async function getLocalMediaInfo(db: Db, mediaId: string): Promise<LocalMediaInfo | undefined> {
-  const r = await db
-    .selectFrom('local_media')
-    .select([
-      'media_id',
-      'media_type',
-      'media_length',
-      'upload_name',
-      'user_id',
-      'created_ts',
-      'last_access_ts',
-      'quarantined_by',
-      'safe_from_quarantine',
-      'authenticated',
-      'sha256',
-    ])
-    .where('media_id', '=', mediaId)
-    .executeTakeFirst();
-  if (!r) return undefined;
-  return { ...r, media_length: numOrNull(r.media_length), created_ts: num(r.created_ts), last_access_ts: numOrNull(r.last_access_ts) };
+  const m = await getLocalMedia(db, mediaId);
+  if (!m) return undefined;
+  const { unused_expires_at: _, ...info } = m;
+  return info;
 }
 
 /** A cached remote media row. */

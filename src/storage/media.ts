@@ -4,26 +4,13 @@
  * live under `media_store_path` (see services/media/layout.ts); nothing here
  * touches them. The admin API's bulk queries are in media-admin.ts.
  */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { LocalMediaTable, Schema } from './schema.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
-export interface LocalMedia {
-  media_id: string;
-  media_type: string | null;
-  /** Null while a `/create` reservation waits for its content. */
-  media_length: number | null;
-  upload_name: string | null;
-  user_id: string | null;
-  created_ts: number;
-  last_access_ts: number | null;
-  unused_expires_at: number | null;
-  quarantined_by: string | null;
-  safe_from_quarantine: boolean;
-  authenticated: boolean;
-  sha256: string | null;
-}
+/** A local media row (`media_length` is null while a `/create` reservation waits for its content). */
+export type LocalMedia = Selectable<LocalMediaTable>;
 
 export interface ThumbnailInfo {
   width: number;

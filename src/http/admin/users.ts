@@ -256,7 +256,10 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
         return { created: false };
       });
     auth.forgetUser(userId);
-    await announceDeviceListChange(db(), ctx.services.notifier, [userId], ctx.logger);
+    // Devices went only with a password change that logs out, or a deactivation.
+    if (!result.created && ((typeof password === 'string' && logoutDevices) || deactivate === true)) {
+      await announceDeviceListChange(db(), ctx.services.notifier, [userId], ctx.logger);
+    }
     await ctx.services.rooms.partDeactivatedUsers();
     if (!result.created && deactivate !== true && (displayname !== undefined || avatarUrl !== undefined)) await ctx.services.rooms.updateProfileInRooms(userId);
 
