@@ -27,6 +27,9 @@ COPY --from=build --chown=root:root /app/package.json ./
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --chown=root:root config ./config
+# axon, axonctl and register_new_matrix_user on PATH, as the README's install does:
+#   docker exec -it axon register_new_matrix_user -c /data/homeserver.yaml http://localhost:8008
+RUN npm install --global --offline --no-audit --no-fund /app
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data

@@ -2,15 +2,17 @@
 /**
  * Entry point: `npm start -- <Synapse-style arguments>`; see cli/args.ts.
  */
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseCliArgs, USAGE, UsageError } from './cli/args.js';
 import { generateFiles } from './cli/generate.js';
+import { removePidFile, writePidFile } from './cli/pid-file.js';
 import { installShutdown } from './cli/shutdown.js';
+import { checkWritablePaths } from './cli/writable-paths.js';
 import { ConfigError } from './config/errors.js';
 import { loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
-import { startServer } from './server.js';
+import { type RunningServer, startServer } from './server.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { SERVER_NAME_TAG, SERVER_VERSION } from './version.js';
@@ -61,19 +63,29 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const server = await startServer(config, logger);
-  if (config.pid_file) {
-    writeFileSync(config.pid_file, `${process.pid}\n`);
-  }
+  // From here on a signal always shuts down cleanly, whatever start-up has reached.
+  const pidFile = config.pid_file;
+  let started: Promise<RunningServer> | undefined;
   installShutdown(
     {
       close: async () => {
-        await server.close();
-        if (config.pid_file) rmSync(config.pid_file, { force: true });
+        const server = await started?.catch(() => undefined);
+        await server?.close();
+        if (pidFile) removePidFile(pidFile);
       },
     },
     logger,
   );
+  // Every path the server writes, checked before anything listens.
+  checkWritablePaths(config);
+  if (pidFile) writePidFile(pidFile);
+  started = startServer(config, logger);
+  try {
+    await started;
+  } catch (err) {
+    if (pidFile) removePidFile(pidFile);
+    throw err;
+  }
   return -1; // keep running
 }
 

@@ -34,7 +34,12 @@ export interface StartOptions {
   portOverride?: number;
   /** Further plugins on every listener (for embedding and tests). */
   extraPlugins?: BuildOptions['extraPlugins'];
+  /** How long close() lets requests in flight finish before cutting their connections. */
+  drainMs?: number;
 }
+
+/** Within systemd's and docker's stop timeouts, and the 10 s an operator expects. */
+const DRAIN_MS = 7_000;
 
 export interface RunningServer {
   readonly ctx: AppContext;
@@ -67,10 +72,13 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   let passwordsToClose: { close(): Promise<void> } | undefined;
   let presenceToClose: PresenceService | undefined;
   let pushersToClose: PusherService | undefined;
+  let notifierToClose: Notifier | undefined;
   const closeAll = async () => {
-    // Stop accepting, let requests in flight finish, then close the database.
+    // Stop accepting, answer long-polls now, let requests in flight finish
+    // (for at most drainMs, then cut them), then close the database.
     for (const mark of markClosing) mark();
-    await Promise.all([
+    notifierToClose?.close();
+    const drained = Promise.all([
       ...apps.map((a) => a.close()),
       ...extraServers.map(
         (s) =>
@@ -80,6 +88,18 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
           }),
       ),
     ]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), opts.drainMs ?? DRAIN_MS))),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      logger.warn({ drain_ms: opts.drainMs ?? DRAIN_MS }, 'requests still running at the end of the shutdown grace period; closing their connections');
+      for (const a of apps) a.server.closeAllConnections();
+      for (const s of extraServers) s.closeAllConnections();
+      await drained;
+    }
     await passwordsToClose?.close();
     await presenceToClose?.close();
     await pushersToClose?.close();
@@ -108,6 +128,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     passwordsToClose = passwords;
     const uia = new UiaService(database.db);
     const notifier = new Notifier();
+    notifierToClose = notifier;
     const presence = new PresenceService({ db: database.db, notifier, logger, options: presenceOptions(config) });
     await presence.start();
     presenceToClose = presence;

@@ -3,7 +3,7 @@
  * spells them, so the guides' commands carry over:
  *   -c/--config-path (repeatable; a directory means its *.yaml files)
  *   --generate-config, --generate-keys, -H/--server-name, --report-stats=yes|no
- *   --data-directory / --config-directory, --keys-directory
+ *   --data-directory, --config-directory (= --keys-directory)
  * and one optional command word: `start` (the default) or `migrate`.
  */
 import { parseArgs } from 'node:util';
@@ -30,8 +30,12 @@ export const USAGE = `Usage: axon [start|migrate] [options]
       --generate-keys        write any missing signing key and exit
   -H, --server-name NAME     the server name, with --generate-config
       --report-stats yes|no  with --generate-config
-      --data-directory DIR   where generated data paths point (default: the config's directory)
-      --keys-directory DIR   where the signing key is written (default: the config's directory)
+      --data-directory DIR   with --generate-config: where the media store, pid file
+                             and embedded database go (default: the config's directory);
+                             for a service, the directory its user owns, e.g. /var/lib/axon
+      --config-directory DIR, --keys-directory DIR
+                             with --generate-*: where the signing key and log config
+                             go (default: the config file's directory)
       --open-private-ports   with --generate-config: listen on all addresses, not
                              only loopback (for containers)
   -h, --help                 this text
@@ -85,8 +89,9 @@ export function parseCliArgs(argv: string[]): CliArgs {
     generateKeys: (values['generate-keys'] ?? false) || (values['generate-missing-configs'] ?? false),
     serverName: values['server-name'],
     reportStats: yesNo(values['report-stats']),
-    dataDirectory: values['data-directory'] ?? values['config-directory'],
-    keysDirectory: values['keys-directory'],
+    dataDirectory: values['data-directory'],
+    // Synapse: --config-directory is another name for --keys-directory.
+    keysDirectory: values['keys-directory'] ?? values['config-directory'],
     openPrivatePorts: values['open-private-ports'] ?? false,
   };
 }

@@ -1,7 +1,7 @@
 /**
- * SIGTERM/SIGINT: stop accepting, finish the requests in flight, close the
- * database, exit 0 — what systemd's `systemctl stop` expects. A second
- * signal while closing exits at once.
+ * SIGTERM/SIGINT: stop accepting, answer long-polls at once, finish the
+ * requests in flight, close the database, exit 0 — what systemd's
+ * `systemctl stop` expects. A second signal while closing exits at once.
  */
 import type { Logger } from 'pino';
 
@@ -9,7 +9,15 @@ export interface Closable {
   close(): Promise<void>;
 }
 
-export function installShutdown(server: Closable, logger: Logger, exit: (code: number) => void = (c) => process.exit(c)): () => void {
+/** Past this, a shutdown that has not finished exits anyway (systemd would SIGKILL later; operators expect 10 s). */
+const HARD_LIMIT_MS = 9_500;
+
+export function installShutdown(
+  server: Closable,
+  logger: Logger,
+  exit: (code: number) => void = (c) => process.exit(c),
+  hardLimitMs = HARD_LIMIT_MS,
+): () => void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (closing) {
@@ -19,13 +27,21 @@ export function installShutdown(server: Closable, logger: Logger, exit: (code: n
     }
     closing = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
+    // The server cuts requests that outlast its grace period; this is the last resort if closing itself hangs.
+    const guard = setTimeout(() => {
+      logger.error({ signal, after_ms: hardLimitMs }, 'shutdown did not finish in time; exiting now');
+      exit(1);
+    }, hardLimitMs);
+    guard.unref();
     server.close().then(
       () => {
+        clearTimeout(guard);
         logger.info('shut down cleanly');
         logger.flush?.();
         exit(0);
       },
       (err: unknown) => {
+        clearTimeout(guard);
         logger.error({ err }, 'error while shutting down');
         exit(1);
       },

@@ -3,8 +3,8 @@
  * fresh secrets, a signing key, and a small Python-logging-style log config,
  * laid out as Synapse's `--generate-config` lays them out:
  *   <config dir>/homeserver.yaml
- *   <keys dir, default config dir>/<server_name>.signing.key
- *   <config dir>/<server_name>.log.config
+ *   <keys dir (--config-directory), default config dir>/<server_name>.signing.key
+ *   <keys dir (--config-directory), default config dir>/<server_name>.log.config
  *   <data dir, default config dir>/media_store, homeserver.pid, and the database
  *
  * Existing files are never overwritten.
@@ -23,7 +23,7 @@ export interface GenerateConfigOptions {
   configPath: string;
   /** Where data paths (media store, pid file, database) point; defaults to the config directory. */
   dataDir?: string;
-  /** Where the signing key goes (Synapse's --keys-directory); defaults to the config directory. */
+  /** Where the signing key and log config go (Synapse's --keys-directory / --config-directory); defaults to the config directory. */
   keysDir?: string;
   reportStats: boolean;
   /**
@@ -69,7 +69,7 @@ function paths(opts: GenerateConfigOptions) {
     pidFile: join(dataDir, 'homeserver.pid'),
     sqlitePath: join(dataDir, 'homeserver.db'),
     mediaStore: join(dataDir, 'media_store'),
-    logConfig: join(configDir, `${opts.serverName}.log.config`),
+    logConfig: join(keysDir, `${opts.serverName}.log.config`),
     signingKey: join(keysDir, `${opts.serverName}.signing.key`),
   };
 }
@@ -272,6 +272,13 @@ export function writeGeneratedFiles(
         ? `A config file has been generated in ${p.configPath} for server name ${opts.serverName}. Please review it and customise it to your needs.`
         : `Config file ${p.configPath} already exists; leaving it as it is and generating any missing files.`,
     );
+    if (configWritten && opts.dataDir === undefined && p.configDir !== process.cwd()) {
+      messages.push(
+        `No --data-directory was given, so the media store, pid file and database point into ${p.configDir}. ` +
+          'A server run as a service user usually cannot write there: generate with --data-directory /var/lib/axon ' +
+          '(a directory that user owns), or change pid_file, media_store_path and database.args.database.',
+      );
+    }
   }
 
   // Synapse's generate_files: a registration_shared_secret_path that does not exist yet is created.

@@ -6,9 +6,22 @@
 export class Notifier {
   private readonly waiting = new Map<string, Set<() => void>>();
   private readonly listeners = new Set<(userIds: readonly string[]) => void>();
+  private shutDown = false;
+
+  /** True once the server is shutting down: long-polls answer at once instead of waiting. */
+  get closed(): boolean {
+    return this.shutDown;
+  }
+
+  /** Wakes every waiting request, and makes later waits return at once (shutdown). */
+  close(): void {
+    this.shutDown = true;
+    for (const set of [...this.waiting.values()]) for (const wake of [...set]) wake();
+  }
 
   /** Resolves when `userId` is notified, the timeout passes, or `signal` aborts; true when notified. */
   wait(userId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.shutDown) return Promise.resolve(true);
     return new Promise((resolve) => {
       let set = this.waiting.get(userId);
       if (!set) this.waiting.set(userId, (set = new Set()));

@@ -51,7 +51,7 @@ describe('generateConfig', () => {
     expect(c.infos).toEqual([]);
   });
 
-  it('points data paths at dataDir and the key at keysDir', () => {
+  it('points data paths at dataDir and the key and log config at keysDir (Synapse's --keys-directory / --config-directory)', () => {
     const t = tempTree();
     const configPath = join(t, 'etc', 'homeserver.yaml');
     const text = generateConfig({
@@ -66,7 +66,7 @@ describe('generateConfig', () => {
     expect(doc['pid_file']).toBe(join(t, 'var', 'homeserver.pid'));
     expect(doc['database']).toEqual({ name: 'sqlite3', args: { database: join(t, 'var', 'homeserver.db') } });
     expect(doc['signing_key_path']).toBe(join(t, 'keys', 'example.com.signing.key'));
-    expect(doc['log_config']).toBe(join(t, 'etc', 'example.com.log.config'));
+    expect(doc['log_config']).toBe(join(t, 'keys', 'example.com.log.config'));
   });
 
   it('openPrivatePorts leaves the listener on all interfaces, as Synapse --open-private-ports', () => {

@@ -4,7 +4,8 @@
  * max_upload_size, coturn's secret equals turn_shared_secret, and the unit
  * and Dockerfile start the server the way the brief says.
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSize } from '../../src/config/durations.js';
@@ -108,6 +109,23 @@ describe('config/systemd/axon.service', () => {
     expect(one('TimeoutStopSec')).toBeDefined();
   });
 
+  it('passes systemd-analyze verify', () => {
+    if (!existsSync('/usr/bin/systemd-analyze')) return;
+    // Prints nothing for a unit it finds sound; unknown directives and missing programs are reported.
+    const run = spawnSync('systemd-analyze', ['verify', join(REPO, 'config/systemd/axon.service')], { encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(`${run.stdout}${run.stderr}`).toBe('');
+  });
+
+  it('uses the paths of the README and the sample config', () => {
+    const readme = read('README.md');
+    expect(readme).toContain('--data-directory /var/lib/axon');
+    expect(readme).toContain('-c /etc/axon/homeserver.yaml');
+    const sample = loadConfig([join(REPO, 'config', 'homeserver.yaml')], { env: {}, warn: () => undefined, info: () => undefined });
+    for (const p of [sample.pid_file ?? '', sample.media_store_path]) expect(p.startsWith(`${one('ReadWritePaths')}/`)).toBe(true);
+    expect(one('LogsDirectory')).toBe('axon');
+  });
+
   it('is hardened', () => {
     expect(one('NoNewPrivileges')).toBe('yes');
     expect(one('ProtectSystem')).toBe('strict');
@@ -130,5 +148,9 @@ describe('Dockerfile', () => {
     expect(docker).toMatch(/^EXPOSE 8008$/m);
     expect(docker).toContain('ENTRYPOINT ["node", "dist/src/main.js"]');
     expect(docker).toContain('CMD ["-c", "/data/homeserver.yaml"]');
+  });
+  it('puts the operator commands on PATH as the README install does', () => {
+    expect(docker).toMatch(/^RUN npm install --global .*\/app$/m);
+    expect(read('README.md')).toMatch(/^\s*npm install --global \/opt\/axon$/m);
   });
 });

@@ -24,12 +24,27 @@ export interface Child {
   exited: Promise<number | null>;
 }
 
-export function runMain(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Child {
+export interface RunOptions {
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  /** Run as this user and group (the test must run as root). */
+  uid?: number;
+  gid?: number;
+}
+
+export function runMain(args: string[], opts: RunOptions): Child {
   assertBuilt();
-  const proc = spawn(process.execPath, [MAIN_JS, ...args], {
+  return runNode(MAIN_JS, args, opts);
+}
+
+/** Any of our built scripts (dist/src/…) as a child process, with output collected. */
+export function runNode(script: string, args: string[], opts: RunOptions): Child {
+  const proc = spawn(process.execPath, [script, ...args], {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
   });
   let out = '';
   const listeners = new Set<() => void>();

@@ -210,7 +210,7 @@ export class SyncService {
       let acked = false;
       for (;;) {
         const remaining = deadline - Date.now();
-        const mayWait = since !== undefined && !req.fullState && remaining > 0 && !req.signal?.aborted;
+        const mayWait = since !== undefined && !req.fullState && remaining > 0 && !req.signal?.aborted && !this.d.notifier.closed;
         // Listen before looking, so an event that lands while we compute still wakes us.
         const stop = new AbortController();
         const onAbort = () => stop.abort();
@@ -228,7 +228,7 @@ export class SyncService {
           const { body, empty } = await this.compute(req, from, pos);
           if (!woken || !empty) return await this.withKeyCounts(req, body);
           await woken;
-          if (req.signal?.aborted || Date.now() >= deadline) return await this.withKeyCounts(req, body);
+          if (req.signal?.aborted || this.d.notifier.closed || Date.now() >= deadline) return await this.withKeyCounts(req, body);
         } finally {
           stop.abort();
           req.signal?.removeEventListener('abort', onAbort);
