@@ -51,7 +51,7 @@ describe('generateConfig', () => {
     expect(c.infos).toEqual([]);
   });
 
-  it('points data paths at dataDir and the key and log config at keysDir (Synapse's --keys-directory / --config-directory)', () => {
+  it('points data paths at dataDir and the key and log config at keysDir (as Synapse --keys-directory / --config-directory)', () => {
     const t = tempTree();
     const configPath = join(t, 'etc', 'homeserver.yaml');
     const text = generateConfig({
