@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata } from 'sharp';
+import { loadSharp } from './sharp-loader.js';
 import { MatrixError } from '../../matrix-error.js';
 import { type ImageFormat, SNIFF_BYTES, sniffFormat } from './sniff.js';
 import type { Dimensions, ThumbnailSize } from './thumbnail-sizes.js';
@@ -45,7 +46,6 @@ export function thumbnailType(format: ImageFormat, animated: boolean): Thumbnail
 }
 
 const MAX_QUEUED = 64;
-let sharpConfigured = false;
 
 export class Thumbnailer {
   private tail: Promise<unknown> = Promise.resolve();
@@ -54,14 +54,7 @@ export class Thumbnailer {
   constructor(
     private readonly maxImagePixels: number,
     private readonly incomingDir: string,
-  ) {
-    if (!sharpConfigured) {
-      // Process-wide: no operation cache (it holds decoded images) and one libvips worker thread.
-      sharp.cache(false);
-      sharp.concurrency(1);
-      sharpConfigured = true;
-    }
-  }
+  ) {}
 
   /** Reads what an image is from its header only; refuses formats we do not decode and images over the pixel limit. */
   async probe(path: string): Promise<SourceImage> {
@@ -78,6 +71,7 @@ export class Thumbnailer {
     let meta: Metadata;
     try {
       // Header only: limitInputPixels is off here so that we check (and report) the size ourselves.
+      const sharp = await loadSharp();
       meta = await sharp(path, { limitInputPixels: false }).metadata();
     } catch {
       throw new ThumbnailRefused('unsupported', 'Cannot read the image');
@@ -125,6 +119,7 @@ export class Thumbnailer {
   private async make(sourcePath: string, destPath: string, size: ThumbnailSize, type: ThumbnailType): Promise<number> {
     await mkdir(this.incomingDir, { recursive: true });
     const tmp = join(this.incomingDir, `thumb-${Date.now()}-${randomBytes(6).toString('hex')}`);
+    const sharp = await loadSharp();
     try {
       let img = sharp(sourcePath, { animated: type === 'image/webp', limitInputPixels: this.maxImagePixels, failOn: 'error' })
         .autoOrient()

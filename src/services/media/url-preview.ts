@@ -13,7 +13,7 @@
  * - Answers are kept in memory for an hour per URL (failures for a minute),
  *   and concurrent requests for one URL share one fetch.
  */
-import sharp from 'sharp';
+import { loadSharp } from './sharp-loader.js';
 import type { Logger } from 'pino';
 import { MatrixError } from '../../matrix-error.js';
 import { SERVER_NAME_TAG, SERVER_VERSION } from '../../version.js';
@@ -176,6 +176,7 @@ export class UrlPreviewService {
     const mxc = await this.d.storeImage({ userId, body: image.body, contentType, uploadName: nameFromUrl(image.url) });
     const fields: OpenGraphObject = { 'og:image': mxc, 'og:image:type': contentType, 'matrix:image:size': image.body.length };
     try {
+      const sharp = await loadSharp();
       const meta = await sharp(image.body, { limitInputPixels: this.d.maxImagePixels }).metadata();
       if (meta.width && meta.height) {
         fields['og:image:width'] = meta.width;
