@@ -28,6 +28,7 @@ import { loadServerKeys } from './services/server-keys.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { claimServerName } from './storage/server-meta.js';
+import { StartupError } from './startup-error.js';
 
 export interface StartOptions {
   /** Replace every listener's port (0 picks a free one); for tests and benchmarks. */
@@ -42,8 +43,6 @@ export interface RunningServer {
   readonly urls: string[];
   close(): Promise<void>;
 }
-
-export class StartupError extends Error {}
 
 /** Synapse binds both '::' and '0.0.0.0' by default; on Linux '::' already takes IPv4 too. */
 function bindAddresses(listener: ListenerConfig): string[] {
