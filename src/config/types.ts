@@ -126,4 +126,10 @@ export interface HomeserverConfig {
 
   /** Every key as read, merged over the files, for features that read extra keys later. */
   raw: Record<string, unknown>;
+  /**
+   * One line per secret that still holds the sample config's CHANGEME
+   * placeholder, naming its key and file; startServer refuses to start while
+   * any is listed (see placeholders.ts).
+   */
+  placeholder_secrets: string[];
 }
