@@ -573,6 +573,10 @@ function readDatabaseSection(r: Reader, section: unknown, base: string, warn: (m
   if (cp_min > cp_max) r.fail(argPath('cp_min'), `must not be more than cp_max (${cp_max}), got ${cp_min}`);
 
   const config: Extract<DatabaseConfig, { kind: 'postgres' }> = { kind: 'postgres', cp_min, cp_max };
+  const unsafeLocale = db['allow_unsafe_locale'];
+  if (unsafeLocale !== undefined && unsafeLocale !== null) {
+    config.allow_unsafe_locale = r.bool(unsafeLocale, `${base}.allow_unsafe_locale`);
+  }
   const user = text('user');
   const password = text('password');
   const host = text('host');
@@ -627,7 +631,7 @@ function readDatabase(r: Reader, warn: (msg: string) => void): DatabaseChoice {
 }
 
 /** DATABASE_URL (postgres://user:pass@host:port/db?...) replaces the database section. */
-function databaseFromUrl(url: string, cp: { cp_min: number; cp_max: number }): DatabaseConfig {
+function databaseFromUrl(url: string, kept: { cp_min: number; cp_max: number; allow_unsafe_locale?: boolean }): DatabaseConfig {
   let parsed: URL | undefined;
   try {
     parsed = new URL(url);
@@ -641,7 +645,9 @@ function databaseFromUrl(url: string, cp: { cp_min: number; cp_max: number }): D
       key: 'DATABASE_URL',
     });
   }
-  return { kind: 'postgres', connectionString: url, cp_min: cp.cp_min, cp_max: cp.cp_max };
+  const config: DatabaseConfig = { kind: 'postgres', connectionString: url, cp_min: kept.cp_min, cp_max: kept.cp_max };
+  if (kept.allow_unsafe_locale !== undefined) config.allow_unsafe_locale = kept.allow_unsafe_locale;
+  return config;
 }
 
 function readRateLimit(r: Reader, v: unknown, path: string, def: RateLimitConfig): RateLimitConfig {
@@ -729,11 +735,11 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
     dbChoice.kind === 'postgres' ? dbChoice.config : { kind: 'embedded', path: join(data_dir, 'pglite') };
   const databaseUrl = env['DATABASE_URL'];
   if (databaseUrl !== undefined && databaseUrl.trim() !== '') {
-    const cp =
+    const kept =
       dbChoice.kind === 'postgres'
-        ? { cp_min: dbChoice.config.cp_min, cp_max: dbChoice.config.cp_max }
+        ? { cp_min: dbChoice.config.cp_min, cp_max: dbChoice.config.cp_max, allow_unsafe_locale: dbChoice.config.allow_unsafe_locale }
         : { cp_min: DEFAULT_CP_MIN, cp_max: DEFAULT_CP_MAX };
-    database = databaseFromUrl(databaseUrl.trim(), cp);
+    database = databaseFromUrl(databaseUrl.trim(), kept);
     if (urlHasPlaceholderPassword(databaseUrl)) r.placeholders.push(placeholderLine('environment', 'DATABASE_URL', 'its password'));
     if (r.has('database') || r.has('databases')) info('DATABASE_URL is set; it replaces the database section of the config');
   } else if (dbChoice.kind === 'postgres' && dbChoice.config.password !== undefined) {

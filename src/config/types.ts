@@ -33,6 +33,11 @@ export type DatabaseConfig =
       sslmode?: string;
       cp_min: number;
       cp_max: number;
+      /**
+       * Synapse's `database.allow_unsafe_locale`: start (with a warning) on a
+       * database whose LC_COLLATE or LC_CTYPE is not C. Present only when set.
+       */
+      allow_unsafe_locale?: boolean;
     }
   | {
       kind: 'embedded';
