@@ -8,8 +8,9 @@ export class StartupError extends Error {
   /** One line each, in the order found. */
   readonly problems: readonly string[];
 
+  /** Problems given as one string with line breaks are one problem per line. */
   constructor(problems: string | readonly string[]) {
-    const list = typeof problems === 'string' ? [problems] : [...problems];
+    const list = (typeof problems === 'string' ? [problems] : problems).flatMap((p) => p.split('\n'));
     super(list.join('\n'));
     this.name = 'StartupError';
     this.problems = list;
