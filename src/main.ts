@@ -5,11 +5,11 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseCliArgs, USAGE, UsageError } from './cli/args.js';
+import { failureText } from './cli/failure.js';
 import { generateFiles } from './cli/generate.js';
 import { removePidFile, writePidFile } from './cli/pid-file.js';
 import { installShutdown } from './cli/shutdown.js';
 import { checkWritablePaths } from './cli/writable-paths.js';
-import { ConfigError } from './config/errors.js';
 import { loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
@@ -94,12 +94,9 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    // Start-up failures are the operator's to fix: one clear line, no stack for known kinds.
-    const known = err instanceof ConfigError || err instanceof UsageError || (err instanceof Error && err.name !== 'Error');
-    const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`axon: ${msg}\n`);
+    // Failures the operator is expected to fix: one `axon: …` line per problem; a bug also gets its stack.
+    process.stderr.write(failureText(err));
     if (err instanceof UsageError) process.stderr.write(`\n${USAGE}\n`);
-    else if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );

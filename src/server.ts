@@ -28,6 +28,7 @@ import { loadServerKeys } from './services/server-keys.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { claimServerName } from './storage/server-meta.js';
+import { StartupError } from './startup-error.js';
 
 export interface StartOptions {
   /** Replace every listener's port (0 picks a free one); for tests and benchmarks. */
@@ -48,8 +49,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export class StartupError extends Error {}
-
 /** Synapse binds both '::' and '0.0.0.0' by default; on Linux '::' already takes IPv4 too. */
 function bindAddresses(listener: ListenerConfig): string[] {
   const addrs = [...new Set(listener.bind_addresses)];
@@ -64,6 +63,8 @@ function urlOf(server: Server | FastifyInstance['server']): string {
 }
 
 export async function startServer(config: HomeserverConfig, logger: Logger, opts: StartOptions = {}): Promise<RunningServer> {
+  // The sample config's CHANGEME secrets are public; loading it still works (--generate-keys, migrate), serving does not.
+  if (config.placeholder_secrets.length > 0) throw new StartupError(config.placeholder_secrets);
   const keys = loadServerKeys(config.server_name, config.signing_key_path, config.old_signing_keys, config.key_refresh_interval_ms);
   const database = await openDatabase(config.database, logger);
   const apps: FastifyInstance[] = [];

@@ -1,10 +1,12 @@
+import { StartupError } from '../startup-error.js';
+
 /**
  * The one error the config loader throws. Its message always says where the
  * bad value came from, as `<file>: <key path>: <what is wrong>`, e.g.
  *   homeserver.yaml: listeners[0].port: expected an integer between 1 and 65535, got "abc"
  * so an operator can go straight to the line.
  */
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   /** The config file (as given on the command line or found in a conf.d directory), or "environment". */
   readonly file?: string;
   /** The key path inside the file, e.g. `listeners[0].port`. */

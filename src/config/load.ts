@@ -43,6 +43,7 @@ import {
 import { parseDuration, parseSize } from './durations.js';
 import { ConfigError, InvalidValueError, describeValue } from './errors.js';
 import { readLogConfigLevel, toPinoLevel } from './log-config.js';
+import { isPlaceholder, placeholderLine, urlHasPlaceholderPassword } from './placeholders.js';
 import { AXON_IMPLEMENTED_KEYS, AXON_KEYS, SYNAPSE_KEYS } from './synapse-keys.js';
 import type { DatabaseConfig, HomeserverConfig, ListenerConfig, RateLimitConfig } from './types.js';
 
@@ -207,6 +208,9 @@ function isObj(v: unknown): v is Obj {
 }
 
 class Reader {
+  /** Secrets still holding the sample's CHANGEME placeholder, one line each (see placeholders.ts). */
+  readonly placeholders: string[] = [];
+
   constructor(
     readonly raw: Obj,
     private readonly origin: Map<string, string>,
@@ -221,6 +225,11 @@ class Reader {
 
   fail(path: string, detail: string): never {
     throw new ConfigError(detail, { file: this.fileOf(path), key: path });
+  }
+
+  /** Notes `secret` (read at `path`, or from the file `secretFile` that `path` names) if it is a placeholder. */
+  notePlaceholder(path: string, secret: string, secretFile?: string): void {
+    if (isPlaceholder(secret)) this.placeholders.push(placeholderLine(this.fileOf(path), path, secretFile && `the file ${secretFile}`));
   }
 
   expected(path: string, what: string, v: unknown): never {
@@ -357,6 +366,7 @@ class Reader {
     }
     const secret = text.trim();
     if (secret === '') this.fail(key, `${file} is empty`);
+    this.notePlaceholder(key, secret, file);
     return secret;
   }
 
@@ -367,7 +377,11 @@ class Reader {
     if (inline !== undefined && this.has(pathKey)) {
       this.fail(key, `both ${key} and ${pathKey} are set; use one of them`);
     }
-    if (inline !== undefined) return this.nonEmptyStr(inline, key);
+    if (inline !== undefined) {
+      const secret = this.nonEmptyStr(inline, key);
+      this.notePlaceholder(key, secret);
+      return secret;
+    }
     if (this.has(pathKey)) return this.secretFile(pathKey);
     return undefined;
   }
@@ -509,7 +523,7 @@ const PSYCOPG2_ARGS = new Set(['user', 'password', 'database', 'dbname', 'host',
 const SQLITE_ARGS = new Set(['database', 'cp_min', 'cp_max', 'check_same_thread']);
 
 type DatabaseChoice =
-  | { kind: 'postgres'; config: Extract<DatabaseConfig, { kind: 'postgres' }> }
+  | { kind: 'postgres'; config: Extract<DatabaseConfig, { kind: 'postgres' }>; passwordKey: string }
   | { kind: 'embedded'; sqlitePath?: string };
 
 function readDatabaseSection(r: Reader, section: unknown, base: string, warn: (msg: string) => void): DatabaseChoice {
@@ -559,6 +573,10 @@ function readDatabaseSection(r: Reader, section: unknown, base: string, warn: (m
   if (cp_min > cp_max) r.fail(argPath('cp_min'), `must not be more than cp_max (${cp_max}), got ${cp_min}`);
 
   const config: Extract<DatabaseConfig, { kind: 'postgres' }> = { kind: 'postgres', cp_min, cp_max };
+  const unsafeLocale = db['allow_unsafe_locale'];
+  if (unsafeLocale !== undefined && unsafeLocale !== null) {
+    config.allow_unsafe_locale = r.bool(unsafeLocale, `${base}.allow_unsafe_locale`);
+  }
   const user = text('user');
   const password = text('password');
   const host = text('host');
@@ -569,7 +587,7 @@ function readDatabaseSection(r: Reader, section: unknown, base: string, warn: (m
   if (host !== undefined) config.host = host;
   if (port !== undefined) config.port = port;
   if (sslmode !== undefined) config.sslmode = sslmode;
-  return { kind: 'postgres', config };
+  return { kind: 'postgres', config, passwordKey: argPath('password') };
 }
 
 function readDatabase(r: Reader, warn: (msg: string) => void): DatabaseChoice {
@@ -613,7 +631,7 @@ function readDatabase(r: Reader, warn: (msg: string) => void): DatabaseChoice {
 }
 
 /** DATABASE_URL (postgres://user:pass@host:port/db?...) replaces the database section. */
-function databaseFromUrl(url: string, cp: { cp_min: number; cp_max: number }): DatabaseConfig {
+function databaseFromUrl(url: string, kept: { cp_min: number; cp_max: number; allow_unsafe_locale?: boolean }): DatabaseConfig {
   let parsed: URL | undefined;
   try {
     parsed = new URL(url);
@@ -627,7 +645,9 @@ function databaseFromUrl(url: string, cp: { cp_min: number; cp_max: number }): D
       key: 'DATABASE_URL',
     });
   }
-  return { kind: 'postgres', connectionString: url, cp_min: cp.cp_min, cp_max: cp.cp_max };
+  const config: DatabaseConfig = { kind: 'postgres', connectionString: url, cp_min: kept.cp_min, cp_max: kept.cp_max };
+  if (kept.allow_unsafe_locale !== undefined) config.allow_unsafe_locale = kept.allow_unsafe_locale;
+  return config;
 }
 
 function readRateLimit(r: Reader, v: unknown, path: string, def: RateLimitConfig): RateLimitConfig {
@@ -715,12 +735,16 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
     dbChoice.kind === 'postgres' ? dbChoice.config : { kind: 'embedded', path: join(data_dir, 'pglite') };
   const databaseUrl = env['DATABASE_URL'];
   if (databaseUrl !== undefined && databaseUrl.trim() !== '') {
-    const cp =
+    const kept =
       dbChoice.kind === 'postgres'
-        ? { cp_min: dbChoice.config.cp_min, cp_max: dbChoice.config.cp_max }
+        ? { cp_min: dbChoice.config.cp_min, cp_max: dbChoice.config.cp_max, allow_unsafe_locale: dbChoice.config.allow_unsafe_locale }
         : { cp_min: DEFAULT_CP_MIN, cp_max: DEFAULT_CP_MAX };
-    database = databaseFromUrl(databaseUrl.trim(), cp);
+    database = databaseFromUrl(databaseUrl.trim(), kept);
+    if (urlHasPlaceholderPassword(databaseUrl)) r.placeholders.push(placeholderLine('environment', 'DATABASE_URL', 'its password'));
     if (r.has('database') || r.has('databases')) info('DATABASE_URL is set; it replaces the database section of the config');
+  } else if (dbChoice.kind === 'postgres' && dbChoice.config.password !== undefined) {
+    // Only the password in use: DATABASE_URL (above) replaces the section's.
+    r.notePlaceholder(dbChoice.passwordKey, dbChoice.config.password);
   }
 
   const log_config = r.has('log_config') ? r.path(r.get('log_config'), 'log_config') : undefined;
@@ -953,6 +977,7 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
     },
 
     raw,
+    placeholder_secrets: [],
   };
 
   // Optional fields: only present when configured.
@@ -976,5 +1001,7 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
   if (r.has('rc_admin_redaction')) {
     config.rc_admin_redaction = readRateLimit(r, r.get('rc_admin_redaction'), 'rc_admin_redaction', RC_DEFAULTS.generic);
   }
+  if (turnPass !== undefined) r.notePlaceholder('turn_password', turnPass);
+  config.placeholder_secrets = r.placeholders;
   return config;
 }

@@ -33,6 +33,11 @@ export type DatabaseConfig =
       sslmode?: string;
       cp_min: number;
       cp_max: number;
+      /**
+       * Synapse's `database.allow_unsafe_locale`: start (with a warning) on a
+       * database whose LC_COLLATE or LC_CTYPE is not C. Present only when set.
+       */
+      allow_unsafe_locale?: boolean;
     }
   | {
       kind: 'embedded';
@@ -126,4 +131,10 @@ export interface HomeserverConfig {
 
   /** Every key as read, merged over the files, for features that read extra keys later. */
   raw: Record<string, unknown>;
+  /**
+   * One line per secret that still holds the sample config's CHANGEME
+   * placeholder, naming its key and file; startServer refuses to start while
+   * any is listed (see placeholders.ts).
+   */
+  placeholder_secrets: string[];
 }

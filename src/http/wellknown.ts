@@ -11,7 +11,8 @@ export const wellKnownPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
   const { config } = ctx;
   const clientDoc = {
     ...config.extra_well_known_client_content,
-    'm.homeserver': { base_url: config.public_baseurl.replace(/\/+$/, '') },
+    // As Synapse: public_baseurl as configured, which the loader has made end with '/'.
+    'm.homeserver': { base_url: config.public_baseurl },
   };
   app.get('/.well-known/matrix/client', async (_req, reply) => {
     // As Synapse: only when public_baseurl was set, since a guessed one would send clients astray.

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { encodeBase64 } from '../core/base64.js';
 import { parseSigningKeyFile, signJsonWithKey, type SigningKey } from '../core/signing.js';
+import { StartupError } from '../startup-error.js';
 
 export interface ServerKeys {
   readonly serverName: string;
@@ -19,7 +20,8 @@ export interface ServerKeys {
   keyDocument(now?: number): Record<string, unknown>;
 }
 
-export class ServerKeysError extends Error {}
+/** A missing or unreadable signing key file: the operator's to fix. */
+export class ServerKeysError extends StartupError {}
 
 export function loadServerKeys(
   serverName: string,

@@ -11,6 +11,8 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config/types.js';
+import { StartupError } from '../startup-error.js';
+import { checkDatabaseSetup, readDatabaseSetup } from './database-setup.js';
 import { PGlitePool } from './pglite-pool.js';
 import type { Schema } from './schema.js';
 
@@ -50,10 +52,19 @@ export async function openDatabase(cfg: DatabaseConfig, logger: Logger): Promise
   // Fail at start, with a clear message, rather than on the first request.
   const client = await pool.connect().catch(async (err: Error) => {
     await pool.end().catch(() => undefined);
-    throw new Error(`cannot connect to PostgreSQL (${describePostgres(cfg)}): ${err.message}`);
+    throw new StartupError(`cannot connect to PostgreSQL (${describePostgres(cfg)}): ${err.message}`);
   });
   client.release();
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    // Synapse's checks (database-setup.ts), before anything is migrated.
+    const verdict = checkDatabaseSetup(await readDatabaseSetup(db), cfg.allow_unsafe_locale === true);
+    for (const warning of verdict.warnings) logger.warn(warning);
+    if (verdict.problems.length > 0) throw new StartupError(verdict.problems);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw err;
+  }
   return {
     db,
     kind: 'postgres',
@@ -64,6 +75,21 @@ export async function openDatabase(cfg: DatabaseConfig, logger: Logger): Promise
 
 /** Measured (bench/startup.ts): idle RSS ~300 MiB with PostgreSQL's defaults, ~190 MiB with these. */
 const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=2MB', 'maintenance_work_mem=16MB'];
+/**
+ * PGlite's initdb makes UTF8 clusters with LC_COLLATE C but LC_CTYPE
+ * C.UTF-8, which Synapse's check refuses; new clusters get C for both, so
+ * the embedded database is what Synapse asks of PostgreSQL (and behaves as
+ * the PostgreSQL of the tests and the README does).
+ *
+ * The embedded database is not run through database-setup.ts's checks: its
+ * encoding and locale are ours to choose, here, and its PostgreSQL is the
+ * one PGlite bundles (18 in 0.5). A cluster made before this setting has
+ * LC_CTYPE C.UTF-8, and refusing it would strand data Axon made itself; the
+ * hazards behind Synapse's check hardly apply to it anyway: its collation is
+ * C (indexes sort by bytes), its C library is compiled into PGlite rather
+ * than the operating system's, and no replica ever opens its directory.
+ */
+const EMBEDDED_INITDB = ['--locale=C'];
 
 async function openEmbedded(path: string): Promise<Database> {
   mkdirSync(path, { recursive: true });
@@ -83,7 +109,7 @@ function createEmbeddedCluster(path: string): Promise<void> {
   const pgliteUrl = pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite').replace(/\.cjs$/, '.js')).href;
   const code =
     `const { PGlite } = await import(${JSON.stringify(pgliteUrl)});` +
-    `const pg = await PGlite.create({ dataDir: process.argv[1], postgresqlconf: ${JSON.stringify(EMBEDDED_SETTINGS)} });` +
+    `const pg = await PGlite.create({ dataDir: process.argv[1], postgresqlconf: ${JSON.stringify(EMBEDDED_SETTINGS)}, initDbStartParams: ${JSON.stringify(EMBEDDED_INITDB)} });` +
     `await pg.query('select 1'); await pg.close();`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', code, path], { stdio: ['ignore', 'ignore', 'pipe'] });

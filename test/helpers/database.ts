@@ -47,10 +47,15 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** Creates an empty database with C collation, as Synapse's docs ask; returns its URL. */
-export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+/**
+ * Creates an empty database with C collation, as Synapse's docs ask (or with
+ * other `CREATE DATABASE` options, for the tests of that check); returns its URL.
+ */
+export async function createTestDatabase(
+  options = "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
+): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const name = `axon_test_${randomBytes(6).toString('hex')}`;
-  await admin((c) => c.query(`CREATE DATABASE ${name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`));
+  await admin((c) => c.query(`CREATE DATABASE ${name} ${options} TEMPLATE template0`));
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
   return {

@@ -44,7 +44,7 @@ describe('discovery and versions', () => {
     const res = await fetch(`${t.url}/.well-known/matrix/client`);
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
-    expect(await res.json()).toEqual({ 'm.homeserver': { base_url: 'https://test.local' } });
+    expect(await res.json()).toEqual({ 'm.homeserver': { base_url: 'https://test.local/' } });
   });
 
   it('serves /.well-known/matrix/server when serve_server_wellknown is set', async () => {

@@ -135,7 +135,7 @@ describe.skipIf(!hasCurl)("the guides' curl commands", () => {
   it('curl http://localhost:8008/.well-known/matrix/client', async () => {
     const res = await curl('curl http://localhost:8008/.well-known/matrix/client');
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ 'm.homeserver': { base_url: 'https://test.local' } });
+    expect(res.body).toMatchObject({ 'm.homeserver': { base_url: 'https://test.local/' } });
   });
 
   it('curl http://localhost:8008/_matrix/client/r0/login (the flows)', async () => {

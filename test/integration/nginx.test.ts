@@ -120,7 +120,7 @@ describe.skipIf(!nginx.ok)('nginx in front of Axon', () => {
     const server = await get(ports.https, 'example.com', '/.well-known/matrix/server');
     expect(JSON.parse(server.body)).toEqual({ 'm.server': 'matrix.example.com:443' });
     const client = await get(ports.https, 'example.com', '/.well-known/matrix/client');
-    expect(JSON.parse(client.body)).toEqual({ 'm.homeserver': { base_url: 'https://matrix.example.com' } });
+    expect(JSON.parse(client.body)).toEqual({ 'm.homeserver': { base_url: 'https://matrix.example.com/' } });
   });
 
   it('keeps the admin API off the public site, as the guides do', async () => {
