@@ -9,7 +9,7 @@ import { generateFiles } from './cli/generate.js';
 import { installShutdown } from './cli/shutdown.js';
 import { ConfigError } from './config/errors.js';
 import { loadConfig } from './config/load.js';
-import { createLogger } from './logger.js';
+import { startLogging } from './logger.js';
 import { startServer } from './server.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
@@ -27,7 +27,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${SERVER_NAME_TAG} ${SERVER_VERSION}\n`);
     return 0;
   }
-  const logger = createLogger(process.env.AXON_LOG_LEVEL ?? 'info');
+  // Lines are held until the config says where and at which level they go (see logger.ts).
+  const logging = startLogging(process.env);
+  const logger = logging.logger;
   const embeddedDefault = args.configPaths.length === 0;
   const paths = embeddedDefault ? [resolve(DEFAULT_CONFIG)] : args.configPaths;
 
@@ -43,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const config = loadConfig(paths, { env: process.env, warn: (msg) => logger.warn(msg), info: (msg) => logger.info(msg) });
-  logger.level = process.env.AXON_LOG_LEVEL ?? config.log_level;
+  logging.configure(config);
 
   if (args.generateKeys) {
     generateFiles({ configPath: paths[0] as string, serverName: config.server_name, reportStats: config.report_stats, args, logger });

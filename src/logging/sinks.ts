@@ -1,0 +1,282 @@
+/**
+ * Where formatted log text goes: a file descriptor (stdout/stderr), a plain
+ * file (written synchronously, as Python's FileHandler flushes every
+ * record; reopened on SIGHUP, or when moved for WatchedFileHandler), or a
+ * rotating file (rotating-file-stream does the rotation).
+ */
+import { closeSync, fstatSync, openSync, statSync, writeSync, appendFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { createStream, type Generator, type RotatingFileStream } from 'rotating-file-stream';
+import { LogConfigError, type TimedWhen } from '../config/log-config.js';
+import { strftime } from './python-format.js';
+
+export interface Sink {
+  write(text: string): void;
+  /** Resolves when what was written has reached the file (or socket). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+  /** At process exit: nothing asynchronous runs any more, so write what is pending now. */
+  exitSync(): void;
+  /** SIGHUP: open the file again (logrotate moved it). */
+  reopen(): void;
+}
+
+/** Reports a sink's own failure once, on the real stderr (logging cannot log it). */
+export function reportOnce(): (what: string, err: unknown) => void {
+  let said = false;
+  return (what, err) => {
+    if (said) return;
+    said = true;
+    const code = (err as NodeJS.ErrnoException).code;
+    try {
+      writeSync(2, `axon: ${what}: ${code ? `${code}: ` : ''}${(err as Error).message ?? String(err)}\n`);
+    } catch {
+      // stderr is gone too.
+    }
+  };
+}
+
+/** stdout or stderr, written synchronously (pino's default for stdout). */
+export class FdSink implements Sink {
+  private readonly report = reportOnce();
+
+  constructor(private readonly fd: 1 | 2) {}
+
+  write(text: string): void {
+    try {
+      writeSync(this.fd, text);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        // A non-blocking pipe that is full: retry the rest once, then drop.
+        try {
+          writeSync(this.fd, text);
+          return;
+        } catch {
+          // fall through
+        }
+      }
+      this.report(`cannot write the log to ${this.fd === 1 ? 'stdout' : 'stderr'}`, err);
+    }
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  exitSync(): void {}
+  reopen(): void {}
+}
+
+function openError(configPath: string, handler: string, filename: string, err: unknown): LogConfigError {
+  const e = err as NodeJS.ErrnoException;
+  const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'ENOENT' ? 'no such directory' : (e.message ?? String(err));
+  return new LogConfigError(configPath, `handlers.${handler}.filename`, `cannot open ${filename} for writing (${e.code ? `${e.code}: ` : ''}${why})`);
+}
+
+/** Opens (and closes) the file now, so an unwritable path is a start-up error naming the handler. */
+export function checkWritable(configPath: string, handler: string, filename: string, append: boolean): void {
+  try {
+    closeSync(openSync(filename, append ? 'a' : 'w', 0o640));
+  } catch (err) {
+    throw openError(configPath, handler, filename, err);
+  }
+}
+
+/** logging.FileHandler / WatchedFileHandler. */
+export class FileSink implements Sink {
+  private fd: number;
+  private ino = 0;
+  private dev = 0;
+  private lastCheck = 0;
+  private readonly report = reportOnce();
+
+  constructor(
+    configPath: string,
+    handler: string,
+    private readonly filename: string,
+    append: boolean,
+    private readonly encoding: BufferEncoding,
+    private readonly watched: boolean,
+  ) {
+    try {
+      this.fd = openSync(filename, append ? 'a' : 'w', 0o640);
+    } catch (err) {
+      throw openError(configPath, handler, filename, err);
+    }
+    this.noteInode();
+  }
+
+  private noteInode(): void {
+    try {
+      const st = fstatSync(this.fd);
+      this.ino = st.ino;
+      this.dev = st.dev;
+    } catch {
+      // keep the old values
+    }
+  }
+
+  /** WatchedFileHandler: reopen when the path no longer names the open file (checked at most once a second). */
+  private checkMoved(): void {
+    const now = Date.now();
+    if (now - this.lastCheck < 1000) return;
+    this.lastCheck = now;
+    try {
+      const st = statSync(this.filename);
+      if (st.ino === this.ino && st.dev === this.dev) return;
+    } catch {
+      // gone: reopen creates it
+    }
+    this.reopen();
+  }
+
+  write(text: string): void {
+    if (this.watched) this.checkMoved();
+    try {
+      if (this.encoding === 'utf8') writeSync(this.fd, text);
+      else writeSync(this.fd, Buffer.from(text, this.encoding));
+    } catch (err) {
+      this.report(`cannot write the log file ${this.filename}`, err);
+    }
+  }
+
+  reopen(): void {
+    try {
+      const fd = openSync(this.filename, 'a', 0o640);
+      const old = this.fd;
+      this.fd = fd;
+      closeSync(old);
+      this.noteInode();
+    } catch (err) {
+      this.report(`cannot reopen the log file ${this.filename}`, err);
+    }
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.exitSync();
+    return Promise.resolve();
+  }
+
+  exitSync(): void {
+    if (this.fd < 0) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    this.fd = -1;
+  }
+}
+
+/** Python's TimedRotatingFileHandler suffixes, by `when`. */
+function timedSuffix(when: TimedWhen): string {
+  if (when === 'S') return '%Y-%m-%d_%H-%M-%S';
+  if (when === 'M') return '%Y-%m-%d_%H-%M';
+  if (when === 'H') return '%Y-%m-%d_%H';
+  return '%Y-%m-%d';
+}
+
+/** rotating-file-stream's interval for Python's `when` and `interval`. */
+function rfsInterval(when: TimedWhen, interval: number): string {
+  if (when === 'S') return `${interval}s`;
+  if (when === 'M') return `${interval}m`;
+  if (when === 'H') return `${interval}h`;
+  if (when.startsWith('W')) return `${7 * interval}d`;
+  return `${interval}d`;
+}
+
+export type RotationSpec =
+  | { kind: 'size'; maxBytes: number; backupCount: number }
+  | { kind: 'time'; when: TimedWhen; interval: number; backupCount: number; utc: boolean };
+
+/**
+ * RotatingFileHandler (`homeserver.log.1` is the newest backup, up to
+ * backupCount) and TimedRotatingFileHandler (`homeserver.log.2026-12-06`,
+ * the start of the period it holds; the oldest beyond backupCount removed).
+ */
+export class RotatingSink implements Sink {
+  private readonly stream: RotatingFileStream;
+  private failed = false;
+  private exiting = false;
+  private readonly report = reportOnce();
+
+  constructor(
+    configPath: string,
+    handler: string,
+    private readonly filename: string,
+    append: boolean,
+    private readonly encoding: BufferEncoding,
+    rotation: RotationSpec,
+  ) {
+    checkWritable(configPath, handler, filename, append);
+    if (rotation.kind === 'size') {
+      // Classical (logrotate) mode: rotating-file-stream passes the backup number, or nothing for the file itself.
+      const backup = (index: number | Date | null) => (typeof index === 'number' && index > 0 ? `${filename}.${index}` : filename);
+      this.stream = createStream(backup as Generator, {
+        size: `${rotation.maxBytes}B`,
+        rotate: rotation.backupCount,
+        encoding,
+      });
+    } else {
+      const suffix = timedSuffix(rotation.when);
+      const name = (time: number | Date | null, index?: number) =>
+        time instanceof Date ? `${filename}.${strftime(suffix, time, rotation.utc)}${index !== undefined && index > 1 ? `.${index - 1}` : ''}` : filename;
+      this.stream = createStream(name as Generator, {
+        interval: rfsInterval(rotation.when, rotation.interval),
+        intervalBoundary: true,
+        intervalUTC: rotation.utc,
+        // Python rolls a file over at start when it was last written in an earlier period.
+        initialRotation: true,
+        encoding,
+        ...(rotation.backupCount > 0 ? { maxFiles: rotation.backupCount, history: join(dirname(filename), `.${basename(filename)}.rotated`) } : {}),
+      });
+    }
+    this.stream.on('error', (err) => {
+      this.failed = true;
+      this.report(`the rotating log file ${filename} failed; its lines are dropped`, err);
+    });
+    this.stream.on('warning', (err) => this.report(`rotating ${filename}`, err));
+  }
+
+  write(text: string): void {
+    if (this.exiting) {
+      try {
+        appendFileSync(this.filename, text, this.encoding);
+      } catch {
+        // nothing more can be done at exit
+      }
+      return;
+    }
+    if (!this.failed) this.stream.write(text);
+  }
+
+  flush(): Promise<void> {
+    if (this.failed || this.stream.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.stream.once('drain', () => resolve());
+      this.stream.once('error', () => resolve());
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.failed || this.stream.writableFinished) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.stream.once('finish', () => resolve());
+      this.stream.once('error', () => resolve());
+      this.stream.end();
+    });
+  }
+
+  exitSync(): void {
+    this.exiting = true;
+  }
+
+  reopen(): void {
+    // rotating-file-stream owns the file; logrotate should not move it.
+  }
+}
