@@ -299,8 +299,10 @@ class Checker {
 
   private encoding(key: string, v: unknown): BufferEncoding {
     if (v === undefined || v === null) return 'utf8';
-    const e = typeof v === 'string' ? v.toLowerCase().replace(/^utf_?8$/, 'utf8').replace(/^iso-?8859-1$/, 'latin1') : '';
-    if (!Buffer.isEncoding(e)) this.fail(key, `unsupported encoding ${JSON.stringify(v)}`);
+    // Python's names for the encodings Node has: utf-8, UTF8, latin-1, iso-8859-1, us-ascii ...
+    const n = typeof v === 'string' ? v.toLowerCase().replace(/[-_ ]/g, '') : '';
+    const e = ({ utf8: 'utf8', u8: 'utf8', latin1: 'latin1', iso88591: 'latin1', l1: 'latin1', ascii: 'ascii', usascii: 'ascii', utf16le: 'utf16le' } as Record<string, BufferEncoding>)[n];
+    if (!e) this.fail(key, `unsupported encoding ${JSON.stringify(v)} (utf-8, latin-1 or ascii)`);
     return e;
   }
 

@@ -11,7 +11,7 @@
  */
 import { statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { reportOnce, type Sink } from './sinks.js';
+import { PendingWrites, reportOnce, type Sink } from './sinks.js';
 
 /** The header sd_journal_stream_fd() writes, byte for byte. */
 export function journalStreamHeader(identifier: string, priority = 6): string {
@@ -36,6 +36,7 @@ export function isSocket(path: string): boolean {
 
 export class JournalSink implements Sink {
   private readonly socket: Socket;
+  private readonly pending = new PendingWrites();
   private failed = false;
   private readonly report = reportOnce();
 
@@ -44,6 +45,7 @@ export class JournalSink implements Sink {
     this.socket.unref();
     this.socket.on('error', (err) => {
       this.failed = true;
+      this.pending.abandon();
       this.report(`journald (${socketPath}) failed; the journal handler's lines are dropped`, err);
     });
     // Nothing comes back on this stream; journald may close it on shutdown.
@@ -53,15 +55,11 @@ export class JournalSink implements Sink {
 
   /** `text` is already prefixed, see journalLines. */
   write(text: string): void {
-    if (!this.failed) this.socket.write(text);
+    if (!this.failed) this.socket.write(text, this.pending.add());
   }
 
   flush(): Promise<void> {
-    if (this.failed || this.socket.writableLength === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.socket.once('drain', () => resolve());
-      this.socket.once('error', () => resolve());
-    });
+    return this.pending.settled();
   }
 
   close(): Promise<void> {

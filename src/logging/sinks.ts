@@ -21,6 +21,33 @@ export interface Sink {
   reopen(): void;
 }
 
+/**
+ * Waits for the writes of a stream: resolves when every write made so far
+ * has been handled ('drain' comes only after a write that filled the buffer).
+ */
+export class PendingWrites {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  /** The callback to pass to write(). */
+  add(): () => void {
+    this.count++;
+    return () => {
+      if (--this.count === 0) for (const w of this.waiters.splice(0)) w();
+    };
+  }
+
+  settled(): Promise<void> {
+    return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** The stream failed: nothing more will be handled. */
+  abandon(): void {
+    this.count = 0;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
 /** Reports a sink's own failure once, on the real stderr (logging cannot log it). */
 export function reportOnce(): (what: string, err: unknown) => void {
   let said = false;
@@ -201,6 +228,7 @@ export type RotationSpec =
  */
 export class RotatingSink implements Sink {
   private readonly stream: RotatingFileStream;
+  private readonly pending = new PendingWrites();
   private failed = false;
   private exiting = false;
   private readonly report = reportOnce();
@@ -238,6 +266,7 @@ export class RotatingSink implements Sink {
     }
     this.stream.on('error', (err) => {
       this.failed = true;
+      this.pending.abandon();
       this.report(`the rotating log file ${filename} failed; its lines are dropped`, err);
     });
     this.stream.on('warning', (err) => this.report(`rotating ${filename}`, err));
@@ -252,15 +281,11 @@ export class RotatingSink implements Sink {
       }
       return;
     }
-    if (!this.failed) this.stream.write(text);
+    if (!this.failed) this.stream.write(text, this.pending.add());
   }
 
   flush(): Promise<void> {
-    if (this.failed || this.stream.writableLength === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.stream.once('drain', () => resolve());
-      this.stream.once('error', () => resolve());
-    });
+    return this.pending.settled();
   }
 
   close(): Promise<void> {
