@@ -242,7 +242,7 @@ export class Logging {
     if (this.closed) return;
     this.closed = true;
     await this.router.close();
-    this.router.useClosed();
+    if (this.router.isRouted) this.router.useClosed();
   }
 
   /** Stops listening to the process (exit, SIGHUP); for tests that make several. */

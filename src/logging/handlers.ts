@@ -9,7 +9,7 @@ import type { HandlerSpec, LogConfigSpec } from '../config/log-config.js';
 import { isSocket, journalLines, JournalSink } from './journald.js';
 import { createFormatter, formatOnce, type Formatter } from './python-format.js';
 import { PINO_LEVEL_VALUES, syslogPriority, type LogRecord } from './record.js';
-import { FdSink, FileSink, RotatingSink, type Sink } from './sinks.js';
+import { FdSink, FileSink, type FileTarget, ImmediateSink, RotatingSink, type Sink } from './sinks.js';
 
 export interface LogHandler {
   readonly name: string;
@@ -120,22 +120,17 @@ class MemoryHandler implements LogHandler {
   reopen(): void {}
 }
 
-class NullHandler implements LogHandler {
+/** logging.NullHandler: takes records (so Python's last resort does not print them) and drops them. */
+class NullHandler extends ImmediateSink implements LogHandler {
   readonly holds = false;
 
   constructor(
     readonly name: string,
     readonly threshold: number,
-  ) {}
+  ) {
+    super();
+  }
   emit(): void {}
-  flush(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-  exitSync(): void {}
-  reopen(): void {}
 }
 
 /**
@@ -176,6 +171,13 @@ export function buildHandlers(spec: LogConfigSpec): BuiltHandlers {
   const warnings: string[] = [];
   const opened: LogHandler[] = [];
   const threshold = (h: HandlerSpec) => (h.level === undefined ? 0 : (PINO_LEVEL_VALUES[h.level] ?? 0));
+  const fileOf = (h: { name: string; filename: string; encoding: BufferEncoding; append?: boolean }): FileTarget => ({
+    configPath: spec.path,
+    handler: h.name,
+    filename: h.filename,
+    append: h.append ?? true,
+    encoding: h.encoding,
+  });
 
   const build = (h: HandlerSpec): LogHandler | undefined => {
     const existing = handlers.get(h.name);
@@ -189,24 +191,16 @@ export function buildHandlers(spec: LogConfigSpec): BuiltHandlers {
         break;
       }
       case 'file':
-        handler = new WritingHandler(h.name, threshold(h), fmt, new FileSink(spec.path, h.name, h.filename, h.append, h.encoding, h.watched));
+        handler = new WritingHandler(h.name, threshold(h), fmt, new FileSink(fileOf(h), h.watched));
         break;
       case 'rotating':
-        handler = new WritingHandler(
-          h.name,
-          threshold(h),
-          fmt,
-          new RotatingSink(spec.path, h.name, h.filename, h.append, h.encoding, { kind: 'size', maxBytes: h.maxBytes, backupCount: h.backupCount }),
-        );
+        handler = new WritingHandler(h.name, threshold(h), fmt, new RotatingSink(fileOf(h), { kind: 'size', maxBytes: h.maxBytes, backupCount: h.backupCount }));
         break;
-      case 'timed':
-        handler = new WritingHandler(
-          h.name,
-          threshold(h),
-          fmt,
-          new RotatingSink(spec.path, h.name, h.filename, true, h.encoding, { kind: 'time', when: h.when, interval: h.interval, backupCount: h.backupCount, utc: h.utc }),
-        );
+      case 'timed': {
+        const rotation = { kind: 'time', when: h.when, interval: h.interval, backupCount: h.backupCount, utc: h.utc } as const;
+        handler = new WritingHandler(h.name, threshold(h), fmt, new RotatingSink({ ...fileOf(h), append: true }, rotation));
         break;
+      }
       case 'journal':
         if (!isSocket(h.socket)) {
           warnings.push(`handler '${h.name}' (systemd.journal.JournalHandler): journald is not running here (no ${h.socket}); handler dropped`);

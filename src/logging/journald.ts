@@ -7,11 +7,12 @@
  *   <identifier>\n<unit id, empty>\n<default priority>\n<level prefix 1>\n
  *   <forward to syslog 0>\n<forward to kmsg 0>\n<forward to console 0>\n
  *
- * then one entry per line, each prefixed with its syslog priority as `<N>`.
+ * then one entry per line, each prefixed with its syslog priority as `<N>`
+ * (journalLines; the sink writes text already framed so).
  */
 import { statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { PendingWrites, reportOnce, type Sink } from './sinks.js';
+import { AsyncSink } from './sinks.js';
 
 /** The header sd_journal_stream_fd() writes, byte for byte. */
 export function journalStreamHeader(identifier: string, priority = 6): string {
@@ -34,52 +35,29 @@ export function isSocket(path: string): boolean {
   }
 }
 
-export class JournalSink implements Sink {
-  private readonly socket: Socket;
-  private readonly pending = new PendingWrites();
-  private failed = false;
-  private readonly report = reportOnce();
-
+export class JournalSink extends AsyncSink<Socket> {
   constructor(socketPath: string, identifier: string) {
-    this.socket = connect({ path: socketPath });
-    this.socket.unref();
-    this.socket.on('error', (err) => {
-      this.failed = true;
-      this.pending.abandon();
-      this.report(`journald (${socketPath}) failed; the journal handler's lines are dropped`, err);
-    });
+    super(connect({ path: socketPath }), `journald (${socketPath}) failed; the journal handler's lines are dropped`);
+    this.out.unref();
     // Nothing comes back on this stream; journald may close it on shutdown.
-    this.socket.on('data', () => undefined);
-    this.socket.write(journalStreamHeader(identifier));
-  }
-
-  /** `text` is already prefixed, see journalLines. */
-  write(text: string): void {
-    if (!this.failed) this.socket.write(text, this.pending.add());
-  }
-
-  flush(): Promise<void> {
-    return this.pending.settled();
+    this.out.on('data', () => undefined);
+    this.out.write(journalStreamHeader(identifier));
   }
 
   close(): Promise<void> {
-    if (this.failed || this.socket.destroyed) return Promise.resolve();
+    if (this.failed || this.out.destroyed) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
       // journald answers our end with its own; do not wait for ever if it does not.
       const timer = setTimeout(() => {
-        this.socket.destroy();
+        this.out.destroy();
         resolve();
       }, 2000);
       timer.unref();
-      this.socket.once('close', done);
-      this.socket.end();
+      this.out.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.out.end();
     });
   }
-
-  exitSync(): void {}
-  reopen(): void {}
 }

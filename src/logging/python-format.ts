@@ -157,18 +157,24 @@ const NUMERIC = new Set(['d', 'i', 'u', 'n', 'f', 'F', 'e', 'E', 'g', 'G', 'x', 
 
 type Part = string | ((rec: LogRecord, asctime: () => string) => string);
 
+/** A format string as literal text and, for each match of `re`, the part `field` makes of it. */
+function compile(format: string, re: RegExp, field: (m: RegExpMatchArray) => Part): Part[] {
+  const parts: Part[] = [];
+  let last = 0;
+  for (const m of format.matchAll(re)) {
+    if ((m.index as number) > last) parts.push(format.slice(last, m.index));
+    last = (m.index as number) + m[0].length;
+    parts.push(field(m));
+  }
+  if (last < format.length) parts.push(format.slice(last));
+  return parts;
+}
+
 const PERCENT = /%\((\w+)\)([#0\- +]*)(\d+)?(?:\.(\d+))?([diouxXeEfFgGcrsa%])|%%/g;
 
 function percentParts(format: string, defaults: Record<string, unknown>): Part[] {
-  const parts: Part[] = [];
-  let last = 0;
-  for (const m of format.matchAll(PERCENT)) {
-    if (m.index > last) parts.push(format.slice(last, m.index));
-    last = m.index + m[0].length;
-    if (m[0] === '%%') {
-      parts.push('%');
-      continue;
-    }
+  return compile(format, PERCENT, (m) => {
+    if (m[0] === '%%') return '%';
     const key = m[1] as string;
     const flags = m[2] ?? '';
     const width = m[3] !== undefined ? Number(m[3]) : 0;
@@ -177,7 +183,7 @@ function percentParts(format: string, defaults: Record<string, unknown>): Part[]
     const left = flags.includes('-');
     const zero = flags.includes('0') && !left;
     const spec: NumSpec = { sign: flags.includes('+') ? '+' : flags.includes(' ') ? ' ' : '', alt: flags.includes('#'), type, prec };
-    parts.push((rec, asctime) => {
+    return (rec, asctime) => {
       const v = field(rec, key, asctime, defaults);
       let s: string;
       if (NUMERIC.has(type) && type !== '%') {
@@ -193,10 +199,8 @@ function percentParts(format: string, defaults: Record<string, unknown>): Part[]
         if (prec !== undefined) s = s.slice(0, prec);
       }
       return left ? s.padEnd(width) : s.padStart(width);
-    });
-  }
-  if (last < format.length) parts.push(format.slice(last));
-  return parts;
+    };
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -248,46 +252,28 @@ function applyFormatSpec(v: unknown, key: string, specText: string): string {
 const BRACE = /\{\{|\}\}|\{(\w+)(?:!([rsa]))?(?::([^{}]*))?\}/g;
 
 function braceParts(format: string, defaults: Record<string, unknown>): Part[] {
-  const parts: Part[] = [];
-  let last = 0;
-  for (const m of format.matchAll(BRACE)) {
-    if (m.index > last) parts.push(format.slice(last, m.index));
-    last = m.index + m[0].length;
-    if (m[0] === '{{' || m[0] === '}}') {
-      parts.push(m[0][0] as string);
-      continue;
-    }
+  return compile(format, BRACE, (m) => {
+    if (m[0] === '{{' || m[0] === '}}') return m[0][0] as string;
     const key = m[1] as string;
     const conv = m[2];
     const spec = m[3] ?? '';
-    parts.push((rec, asctime) => {
+    return (rec, asctime) => {
       let v = field(rec, key, asctime, defaults);
       if (conv === 'r' || conv === 'a') v = pyRepr(v, key);
       else if (conv === 's') v = pyStr(v, key);
       return applyFormatSpec(v, key, spec);
-    });
-  }
-  if (last < format.length) parts.push(format.slice(last));
-  return parts;
+    };
+  });
 }
 
 const DOLLAR = /\$\$|\$(\w+)|\$\{(\w+)\}/g;
 
 function dollarParts(format: string, defaults: Record<string, unknown>): Part[] {
-  const parts: Part[] = [];
-  let last = 0;
-  for (const m of format.matchAll(DOLLAR)) {
-    if (m.index > last) parts.push(format.slice(last, m.index));
-    last = m.index + m[0].length;
-    if (m[0] === '$$') {
-      parts.push('$');
-      continue;
-    }
+  return compile(format, DOLLAR, (m) => {
+    if (m[0] === '$$') return '$';
     const key = (m[1] ?? m[2]) as string;
-    parts.push((rec, asctime) => pyStr(field(rec, key, asctime, defaults), key));
-  }
-  if (last < format.length) parts.push(format.slice(last));
-  return parts;
+    return (rec, asctime) => pyStr(field(rec, key, asctime, defaults), key);
+  });
 }
 
 // ---------------------------------------------------------------------------

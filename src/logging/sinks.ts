@@ -63,11 +63,60 @@ export function reportOnce(): (what: string, err: unknown) => void {
   };
 }
 
+/** What a sink that writes at once has to do besides writing: nothing. */
+export abstract class ImmediateSink {
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  exitSync(): void {}
+  reopen(): void {}
+}
+
+/** A sink over a stream that writes later (a rotating file, a socket): waits for its writes, stops at its first error. */
+interface WritableOut {
+  write(text: string, done: () => void): boolean;
+  on(event: 'error', f: (err: Error) => void): unknown;
+}
+
+export abstract class AsyncSink<S extends WritableOut> implements Sink {
+  protected readonly pending = new PendingWrites();
+  protected failed = false;
+  protected readonly report = reportOnce();
+
+  constructor(
+    protected readonly out: S,
+    what: string,
+  ) {
+    out.on('error', (err) => {
+      this.failed = true;
+      this.pending.abandon();
+      this.report(what, err);
+    });
+  }
+
+  write(text: string): void {
+    if (!this.failed) this.out.write(text, this.pending.add());
+  }
+
+  flush(): Promise<void> {
+    return this.pending.settled();
+  }
+
+  abstract close(): Promise<void>;
+  exitSync(): void {}
+  reopen(): void {}
+}
+
 /** stdout or stderr, written synchronously (pino's default for stdout). */
-export class FdSink implements Sink {
+export class FdSink extends ImmediateSink implements Sink {
   private readonly report = reportOnce();
 
-  constructor(private readonly fd: 1 | 2) {}
+  constructor(private readonly fd: 1 | 2) {
+    super();
+  }
 
   write(text: string): void {
     try {
@@ -85,29 +134,31 @@ export class FdSink implements Sink {
       this.report(`cannot write the log to ${this.fd === 1 ? 'stdout' : 'stderr'}`, err);
     }
   }
-  flush(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-  exitSync(): void {}
-  reopen(): void {}
 }
 
-function openError(configPath: string, handler: string, filename: string, err: unknown): LogConfigError {
+function openError({ configPath, handler, filename }: FileTarget, err: unknown): LogConfigError {
   const e = err as NodeJS.ErrnoException;
   const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'ENOENT' ? 'no such directory' : (e.message ?? String(err));
   return new LogConfigError(configPath, `handlers.${handler}.filename`, `cannot open ${filename} for writing (${e.code ? `${e.code}: ` : ''}${why})`);
 }
 
 /** Opens (and closes) the file now, so an unwritable path is a start-up error naming the handler. */
-export function checkWritable(configPath: string, handler: string, filename: string, append: boolean): void {
+function checkWritable(target: FileTarget): void {
   try {
-    closeSync(openSync(filename, append ? 'a' : 'w', 0o640));
+    closeSync(openSync(target.filename, target.append ? 'a' : 'w', 0o640));
   } catch (err) {
-    throw openError(configPath, handler, filename, err);
+    throw openError(target, err);
   }
+}
+
+/** A handler's file, as the log config names it. */
+export interface FileTarget {
+  /** The log config, for messages. */
+  configPath: string;
+  handler: string;
+  filename: string;
+  append: boolean;
+  encoding: BufferEncoding;
 }
 
 /** logging.FileHandler / WatchedFileHandler. */
@@ -117,19 +168,19 @@ export class FileSink implements Sink {
   private dev = 0;
   private lastCheck = 0;
   private readonly report = reportOnce();
+  private readonly filename: string;
+  private readonly encoding: BufferEncoding;
 
   constructor(
-    configPath: string,
-    handler: string,
-    private readonly filename: string,
-    append: boolean,
-    private readonly encoding: BufferEncoding,
+    target: FileTarget,
     private readonly watched: boolean,
   ) {
+    this.filename = target.filename;
+    this.encoding = target.encoding;
     try {
-      this.fd = openSync(filename, append ? 'a' : 'w', 0o640);
+      this.fd = openSync(target.filename, target.append ? 'a' : 'w', 0o640);
     } catch (err) {
-      throw openError(configPath, handler, filename, err);
+      throw openError(target, err);
     }
     this.noteInode();
   }
@@ -226,82 +277,57 @@ export type RotationSpec =
  * backupCount) and TimedRotatingFileHandler (`homeserver.log.2026-12-06`,
  * the start of the period it holds; the oldest beyond backupCount removed).
  */
-export class RotatingSink implements Sink {
-  private readonly stream: RotatingFileStream;
-  private readonly pending = new PendingWrites();
-  private failed = false;
+export class RotatingSink extends AsyncSink<RotatingFileStream> {
   private exiting = false;
-  private readonly report = reportOnce();
 
   constructor(
-    configPath: string,
-    handler: string,
-    private readonly filename: string,
-    append: boolean,
-    private readonly encoding: BufferEncoding,
+    private readonly target: FileTarget,
     rotation: RotationSpec,
   ) {
-    checkWritable(configPath, handler, filename, append);
+    checkWritable(target);
+    super(RotatingSink.open(target, rotation), `the rotating log file ${target.filename} failed; its lines are dropped`);
+    this.out.on('warning', (err) => this.report(`rotating ${target.filename}`, err));
+  }
+
+  private static open({ filename, encoding }: FileTarget, rotation: RotationSpec): RotatingFileStream {
     if (rotation.kind === 'size') {
       // Classical (logrotate) mode: rotating-file-stream passes the backup number, or nothing for the file itself.
       const backup = (index: number | Date | null) => (typeof index === 'number' && index > 0 ? `${filename}.${index}` : filename);
-      this.stream = createStream(backup as Generator, {
-        size: `${rotation.maxBytes}B`,
-        rotate: rotation.backupCount,
-        encoding,
-      });
-    } else {
-      const suffix = timedSuffix(rotation.when);
-      const name = (time: number | Date | null, index?: number) =>
-        time instanceof Date ? `${filename}.${strftime(suffix, time, rotation.utc)}${index !== undefined && index > 1 ? `.${index - 1}` : ''}` : filename;
-      this.stream = createStream(name as Generator, {
-        interval: rfsInterval(rotation.when, rotation.interval),
-        intervalBoundary: true,
-        intervalUTC: rotation.utc,
-        // Python rolls a file over at start when it was last written in an earlier period.
-        initialRotation: true,
-        encoding,
-        ...(rotation.backupCount > 0 ? { maxFiles: rotation.backupCount, history: join(dirname(filename), `.${basename(filename)}.rotated`) } : {}),
-      });
+      return createStream(backup as Generator, { size: `${rotation.maxBytes}B`, rotate: rotation.backupCount, encoding });
     }
-    this.stream.on('error', (err) => {
-      this.failed = true;
-      this.pending.abandon();
-      this.report(`the rotating log file ${filename} failed; its lines are dropped`, err);
+    const suffix = timedSuffix(rotation.when);
+    const name = (time: number | Date | null, index?: number) =>
+      time instanceof Date ? `${filename}.${strftime(suffix, time, rotation.utc)}${index !== undefined && index > 1 ? `.${index - 1}` : ''}` : filename;
+    return createStream(name as Generator, {
+      interval: rfsInterval(rotation.when, rotation.interval),
+      intervalBoundary: true,
+      intervalUTC: rotation.utc,
+      // Python rolls a file over at start when it was last written in an earlier period.
+      initialRotation: true,
+      encoding,
+      ...(rotation.backupCount > 0 ? { maxFiles: rotation.backupCount, history: join(dirname(filename), `.${basename(filename)}.rotated`) } : {}),
     });
-    this.stream.on('warning', (err) => this.report(`rotating ${filename}`, err));
   }
 
-  write(text: string): void {
-    if (this.exiting) {
-      try {
-        appendFileSync(this.filename, text, this.encoding);
-      } catch {
-        // nothing more can be done at exit
-      }
-      return;
+  override write(text: string): void {
+    if (!this.exiting) return super.write(text);
+    try {
+      appendFileSync(this.target.filename, text, this.target.encoding);
+    } catch {
+      // nothing more can be done at exit
     }
-    if (!this.failed) this.stream.write(text, this.pending.add());
-  }
-
-  flush(): Promise<void> {
-    return this.pending.settled();
   }
 
   close(): Promise<void> {
-    if (this.failed || this.stream.writableFinished) return Promise.resolve();
+    if (this.failed || this.out.writableFinished) return Promise.resolve();
     return new Promise((resolve) => {
-      this.stream.once('finish', () => resolve());
-      this.stream.once('error', () => resolve());
-      this.stream.end();
+      this.out.once('finish', () => resolve());
+      this.out.once('error', () => resolve());
+      this.out.end();
     });
   }
 
-  exitSync(): void {
+  override exitSync(): void {
     this.exiting = true;
-  }
-
-  reopen(): void {
-    // rotating-file-stream owns the file; logrotate should not move it.
   }
 }

@@ -5,11 +5,12 @@
  * buffering handlers' flush rules, per-logger levels, lines held until the
  * config is read, and the start-up error for an unwritable file.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Logging, startLogging, subsystemLogger } from '../../src/logger.js';
+import { isJournalStream } from '../../src/logging/handlers.js';
 
 const open: Logging[] = [];
 afterEach(async () => {
@@ -227,5 +228,32 @@ describe('levels', () => {
     logging.logger.info('info');
     logging.logger.warn('warning');
     expect(readFileSync(join(dir, 'homeserver.log'), 'utf8')).toBe('WARNING axon.app warning\n');
+  });
+});
+
+describe('StreamHandler under systemd', () => {
+  it("knows its stream is journald's from JOURNAL_STREAM=<dev>:<inode> (then lines carry their priority)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'axon-loghandlers-'));
+    const fd = openSync(join(dir, 'stream'), 'w');
+    try {
+      const st = fstatSync(fd);
+      expect(isJournalStream(fd, { JOURNAL_STREAM: `${st.dev}:${st.ino}` })).toBe(true);
+      expect(isJournalStream(fd, { JOURNAL_STREAM: `${st.dev}:${st.ino + 1}` })).toBe(false);
+      expect(isJournalStream(fd, {})).toBe(false);
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
+describe('SIGHUP with a broken file', () => {
+  it('keeps the previous config and says why', () => {
+    const { dir, logging, file } = setup(
+      (d) => `version: 1\n${FMT}handlers:\n  file: {class: logging.FileHandler, formatter: plain, filename: ${d}/homeserver.log}\nroot: {level: INFO, handlers: [file]}\n`,
+    );
+    writeFileSync(join(dir, 'log.yaml'), 'version: 1\nroot: {level: LOUD}\n');
+    process.emit('SIGHUP', 'SIGHUP');
+    logging.logger.info('still here');
+    expect(file()).toMatch(/^ERROR axon.app SIGHUP: log config not reloaded, the previous one stays: log_config .*: root.level: unknown level "LOUD" .*\nINFO axon.app still here\n$/);
   });
 });
