@@ -148,9 +148,11 @@ export class LogRouter {
     return [...(this.routing?.handlers.values() ?? [])];
   }
 
-  async flush(): Promise<void> {
-    // Buffering handlers first, so what they hand over is flushed by their targets.
+  /** Also pino's `logger.flush(cb)`. */
+  async flush(cb?: (err?: Error) => void): Promise<void> {
+    // Buffering handlers hand over first (their flush awaits their target's).
     await Promise.all(this.all().map((h) => h.flush()));
+    cb?.();
   }
 
   /** Buffering handlers hand over what they hold, then every file and socket is closed. */

@@ -65,7 +65,9 @@ export function reportOnce(): (what: string, err: unknown) => void {
 
 /** What a sink that writes at once has to do besides writing: nothing. */
 export abstract class ImmediateSink {
-  flush(): Promise<void> {
+  /** Also pino's `flush(cb)` when this is pino's destination. */
+  flush(cb?: (err?: Error) => void): Promise<void> {
+    cb?.();
     return Promise.resolve();
   }
   close(): Promise<void> {

@@ -84,6 +84,18 @@ describe('a root at WARNING', () => {
   });
 });
 
+describe('a broken log config', () => {
+  it('stops the start with one line naming the file and the key, no stack trace; the lines before it are on stderr', async () => {
+    const { dir, config } = await serverDir((d) => ({ listeners: [listener(8008)], log_config: join(d, 'log.yaml'), enable_metrics: true }));
+    writeFileSync(join(dir, 'log.yaml'), 'version: 1\nhandlers:\n  console: {class: logging.StreamHandler}\nroot: {level: LOUD, handlers: [console]}\n');
+    const child = runMain(['-c', config], { cwd: dir, env: { AXON_LOG_LEVEL: '' } });
+    expect(await child.exited).toBe(1);
+    expect(child.output()).toContain(`axon: log_config ${join(dir, 'log.yaml')}: root.level: unknown level "LOUD"`);
+    expect(child.output()).toContain('Synapse settings Axon does not act on (ignored): enable_metrics');
+    expect(child.output()).not.toMatch(/\n\s+at /);
+  });
+});
+
 describe("Synapse's default layout: buffer → TimedRotatingFileHandler", () => {
   it('access lines in Synapse’s shape, per-listener levels, SQL at DEBUG, tokens redacted, everything written by shutdown', async () => {
     const [a, b] = [await freePort(), await freePort()];
