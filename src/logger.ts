@@ -191,9 +191,7 @@ export class Logging {
       }
     } catch (err) {
       // Nothing configured: the held lines go to stderr before the error is printed.
-      this.registry.setLevels(new Map(), 'info');
-      this.router.useJson(new FdSink(2));
-      this.router.replay(early, (rec) => rec.level >= PINO_LEVEL_VALUES.info);
+      this.printHeld(early, 2, config.log_level);
       throw err;
     }
     this.router.replay(early, (rec) => rec.level >= (PINO_LEVEL_VALUES[this.registry.levelOf(rec.name)] ?? 30));
@@ -251,13 +249,19 @@ export class Logging {
     for (const u of this.unhook.splice(0)) u();
   }
 
+  /** Held lines as pino JSON on stdout or stderr, at AXON_LOG_LEVEL (or `level`, or info). */
+  private printHeld(lines: readonly string[], fd: 1 | 2, level?: string): void {
+    const min = PINO_LEVEL_VALUES[toPinoLevel(this.env['AXON_LOG_LEVEL']) ?? level ?? 'info'] ?? 30;
+    this.registry.setLevels(new Map(), 'info');
+    this.router.useJson(new FdSink(fd));
+    this.router.replay(lines, (rec) => rec.level >= min);
+  }
+
   private atExit(): void {
     if (this.router.isEarly) {
       // Never configured (--generate-config, or start-up failed first): print what was held.
-      const level = PINO_LEVEL_VALUES[toPinoLevel(this.env['AXON_LOG_LEVEL']) ?? 'info'] ?? 30;
       const failed = process.exitCode !== undefined && process.exitCode !== 0;
-      this.router.useJson(new FdSink(failed ? 2 : 1));
-      this.router.replay(this.router.takeEarly(), (rec) => rec.level >= level);
+      this.printHeld(this.router.takeEarly(), failed ? 2 : 1);
       return;
     }
     this.router.exitSync();
