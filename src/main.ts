@@ -11,7 +11,7 @@ import { removePidFile, writePidFile } from './cli/pid-file.js';
 import { installShutdown } from './cli/shutdown.js';
 import { checkWritablePaths } from './cli/writable-paths.js';
 import { loadConfig } from './config/load.js';
-import { createLogger } from './logger.js';
+import { closeLogging, startLogging } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
@@ -29,7 +29,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${SERVER_NAME_TAG} ${SERVER_VERSION}\n`);
     return 0;
   }
-  const logger = createLogger(process.env.AXON_LOG_LEVEL ?? 'info');
+  // Lines are held until the config says where and at which level they go (see logger.ts).
+  const logging = startLogging(process.env);
+  const logger = logging.logger;
   const embeddedDefault = args.configPaths.length === 0;
   const paths = embeddedDefault ? [resolve(DEFAULT_CONFIG)] : args.configPaths;
 
@@ -45,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const config = loadConfig(paths, { env: process.env, warn: (msg) => logger.warn(msg), info: (msg) => logger.info(msg) });
-  logger.level = process.env.AXON_LOG_LEVEL ?? config.log_level;
+  logging.configure(config);
 
   if (args.generateKeys) {
     generateFiles({ configPath: paths[0] as string, serverName: config.server_name, reportStats: config.report_stats, args, logger });
@@ -75,8 +77,11 @@ async function main(argv: string[]): Promise<number> {
       },
     },
     logger,
+    undefined,
+    undefined,
+    () => closeLogging(logger),
   );
-  // Every path the server writes, checked before anything listens.
+  // Every path the server writes, checked before anything listens (log files were opened by configure()).
   checkWritablePaths(config);
   if (pidFile) writePidFile(pidFile);
   started = startServer(config, logger);

@@ -25,6 +25,7 @@ import { TypingService } from './services/typing.js';
 import { UiaService } from './services/uia.js';
 import { passwordHasher } from './services/passwords.js';
 import { loadServerKeys } from './services/server-keys.js';
+import { subsystemLogger } from './logger.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { claimServerName } from './storage/server-meta.js';
@@ -108,7 +109,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   };
   try {
     const migrated = await migrateToLatest(database.db);
-    if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, 'applied database migrations');
+    if (migrated.applied.length > 0) subsystemLogger(logger, 'axon.storage.migrations').info({ applied: migrated.applied }, 'applied database migrations');
     const recorded = await claimServerName(database.db, config.server_name);
     if (recorded !== config.server_name) {
       throw new StartupError(
@@ -193,7 +194,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
         urls.push(urlOf(extra));
       }
     }
-    logger.info({ server_name: config.server_name, listening: urls }, 'Axon is running');
+    logger.info({ server_name: config.server_name, listening: urls }, `Axon is running on ${urls.join(', ')}`);
     // Finish parting users whose deactivation committed before a restart (failures are logged there).
     void services.rooms.partDeactivatedUsers().catch(() => undefined);
     let closing: Promise<void> | undefined;

@@ -17,6 +17,8 @@ export function installShutdown(
   logger: Logger,
   exit: (code: number) => void = (c) => process.exit(c),
   hardLimitMs = HARD_LIMIT_MS,
+  /** Runs after the last line is logged, before exit (closing log files and sockets). */
+  finish: () => Promise<void> = async () => undefined,
 ): () => void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -35,15 +37,19 @@ export function installShutdown(
     guard.unref();
     server.close().then(
       () => {
-        clearTimeout(guard);
         logger.info('shut down cleanly');
         logger.flush?.();
-        exit(0);
+        void finish().finally(() => {
+          clearTimeout(guard);
+          exit(0);
+        });
       },
       (err: unknown) => {
-        clearTimeout(guard);
         logger.error({ err }, 'error while shutting down');
-        exit(1);
+        void finish().finally(() => {
+          clearTimeout(guard);
+          exit(1);
+        });
       },
     );
   };

@@ -192,29 +192,54 @@ trusted_key_servers:
 }
 
 /**
- * A Python logging config like the one Synapse generates, logging to the
- * console (stderr), where journald or docker collect it. Axon reads only the
- * levels from it.
+ * The log config `npm start` and --generate-config write beside the config:
+ * readable lines on standard output (Synapse's generated one writes a file
+ * through a buffer instead; the comments show how).
  */
 export function generateLogConfig(): string {
-  return `# Log configuration, in Python's logging format as Synapse uses it.
-# Axon logs with pino to stdout and reads only the levels below:
-# loggers.synapse.level if present, otherwise root.level.
+  return `# Log configuration for Axon, in Python's logging format as Synapse uses it
+# (https://docs.python.org/3/library/logging.config.html#configuration-dictionary-schema),
+# so a Synapse log config works too. Axon honours the formatters, the handlers
+# (console, files with rotation, journald, buffering) and the level of each
+# logger. Logger names are Synapse's (synapse, synapse.storage.SQL,
+# synapse.access.http.8008, ...) or Axon's (axon, axon.storage.sql, ...): see
+# "Logging" in docs/ADMIN.md. AXON_LOG_LEVEL overrides the root level.
+#
+# This one prints readable lines on standard output. For a file as Synapse
+# writes it (rotated at midnight, three days kept, written in batches), add
+# under handlers:
+#
+#   file:
+#     class: logging.handlers.TimedRotatingFileHandler
+#     formatter: precise
+#     filename: /path/to/homeserver.log
+#     when: midnight
+#     backupCount: 3
+#     encoding: utf8
+#   buffer:
+#     class: synapse.logging.handlers.PeriodicallyFlushingMemoryHandler
+#     target: file
+#     capacity: 10
+#     flushLevel: 30
+#     period: 5
+#
+# and put "buffer" in place of "console" in root.handlers.
 
 version: 1
 
 formatters:
   precise:
-    format: '%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s'
+    format: '%(asctime)s - %(name)s - %(levelname)s - %(request)s - %(message)s'
 
 handlers:
   console:
     class: logging.StreamHandler
     formatter: precise
+    stream: ext://sys.stdout
 
 loggers:
   synapse.storage.SQL:
-    # beware: DEBUG here would log SQL with its parameters.
+    # DEBUG here logs each SQL statement (never its parameters).
     level: INFO
 
 root:

@@ -5,5 +5,6 @@ export { loadConfig, readRawConfig, findConfigFiles, serverNameProblem } from '.
 export type { LoadConfigOptions, RawConfig, ConfigFile } from './load.js';
 export { generateConfig, generateLogConfig, writeGeneratedFiles, randomSecret } from './generate.js';
 export type { GenerateConfigOptions, WriteGeneratedFilesResult } from './generate.js';
-export { readLogConfigLevel, toPinoLevel } from './log-config.js';
+export { loadLogConfig, parseLogConfig, logConfigFilePaths, logConfigWritePaths, toPinoLevel, LogConfigError } from './log-config.js';
+export type { LogConfigSpec, HandlerSpec, FormatterSpec, LoggerSpec } from './log-config.js';
 export { SYNAPSE_KEYS, AXON_KEYS, AXON_IMPLEMENTED_KEYS } from './synapse-keys.js';

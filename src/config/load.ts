@@ -16,7 +16,7 @@
  *   such as `media_store`.)
  * - Any bad value throws ConfigError naming the file and key path.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isScalar, parseDocument } from 'yaml';
@@ -42,7 +42,7 @@ import {
 } from './defaults.js';
 import { parseDuration, parseSize } from './durations.js';
 import { ConfigError, InvalidValueError, describeValue } from './errors.js';
-import { readLogConfigLevel, toPinoLevel } from './log-config.js';
+import { toPinoLevel } from './log-config.js';
 import { isPlaceholder, placeholderLine, urlHasPlaceholderPassword } from './placeholders.js';
 import { AXON_IMPLEMENTED_KEYS, AXON_KEYS, SYNAPSE_KEYS } from './synapse-keys.js';
 import type { DatabaseConfig, HomeserverConfig, ListenerConfig, RateLimitConfig } from './types.js';
@@ -667,21 +667,22 @@ function sub(r: Reader, key: string): Obj {
   return v === undefined ? {} : r.obj(v, key);
 }
 
-function readLogLevel(r: Reader, logConfig: string | undefined, warn: (msg: string) => void): string {
+/**
+ * The Axon-only `log_level` key (undefined when absent). The log config
+ * itself is read when logging starts (src/logger.ts); here a missing file is
+ * only warned about, as before: Axon then logs pino JSON to stdout.
+ */
+function readLogLevel(r: Reader, logConfig: string | undefined, warn: (msg: string) => void): string | undefined {
+  if (logConfig !== undefined && !existsSync(logConfig)) {
+    warn(`${r.fileOf('log_config')}: log_config: ${logConfig}: file not found; logging to standard output`);
+  }
   const explicit = r.get('log_level');
-  if (explicit !== undefined) {
-    const level = toPinoLevel(explicit);
-    if (!level) {
-      r.expected('log_level', 'one of trace, debug, info, warn, error, fatal, silent (or DEBUG, INFO, WARNING, ERROR, CRITICAL)', explicit);
-    }
-    return level;
+  if (explicit === undefined) return undefined;
+  const level = toPinoLevel(explicit);
+  if (!level) {
+    r.expected('log_level', 'one of trace, debug, info, warn, error, fatal, silent (or DEBUG, INFO, WARNING, ERROR, CRITICAL)', explicit);
   }
-  if (logConfig !== undefined) {
-    const result = readLogConfigLevel(logConfig);
-    if (result.ok) return result.level ?? 'info';
-    warn(`${r.fileOf('log_config')}: log_config: ${logConfig}: ${result.reason}; logging at level info`);
-  }
-  return 'info';
+  return level;
 }
 
 // ---------------------------------------------------------------------------

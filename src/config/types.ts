@@ -69,8 +69,12 @@ export interface HomeserverConfig {
   /** Directory for data the server keeps on disk (embedded database, etc.). */
   data_dir: string;
   log_config?: string;
-  /** pino level derived from log_config or `log_level`; defaults to 'info'. */
-  log_level: string;
+  /**
+   * The Axon-only `log_level` key as a pino level, if set: it overrides the
+   * root level of log_config (or of the default JSON output, info), as the
+   * AXON_LOG_LEVEL environment variable does.
+   */
+  log_level: string | undefined;
 
   signing_key_path: string;
   old_signing_keys: Record<string, { key: string; expired_ts: number }>;

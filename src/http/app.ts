@@ -52,6 +52,8 @@ import { installJsonBodyParser } from './json-body.js';
 import { mediaPlugin } from './media/media.js';
 import { previewUrlPlugin } from './media/preview-url.js';
 import { RequestLogController } from './request-log.js';
+import { isLogConfigured, subsystemLogger } from '../logger.js';
+import { accessLoggerName } from '../logging/names.js';
 import { wellKnownPlugin } from './wellknown.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -127,12 +129,16 @@ export interface BuildOptions {
 export async function buildApp(ctx: AppContext, listener: ListenerConfig, options: BuildOptions = {}): Promise<BuiltApp> {
   let handler: RequestHandler | undefined;
   const app = Fastify({
-    loggerInstance: ctx.logger as FastifyBaseLogger,
+    loggerInstance: subsystemLogger(ctx.logger, 'axon.http') as FastifyBaseLogger,
     // Behind nginx, the client's address comes from X-Forwarded-For, as Synapse's x_forwarded.
     trustProxy: listener.x_forwarded,
     bodyLimit: ctx.config.max_request_body_size,
     genReqId: () => randomBytes(6).toString('hex'),
-    logController: new RequestLogController(),
+    logController: new RequestLogController({
+      logger: subsystemLogger(ctx.logger, accessLoggerName(listener.port, listener.tls)),
+      tag: String(listener.port),
+      synapseLine: isLogConfigured(ctx.logger),
+    }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1000 },

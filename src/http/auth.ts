@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import { forbidden, MatrixError, missingToken } from '../matrix-error.js';
 import type { Requester } from '../services/auth.js';
 import type { AppContext } from './context.js';
+import { noteRequester } from './request-log.js';
 
 export function accessTokenOf(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
@@ -27,6 +28,7 @@ export async function requireUser(ctx: AppContext, req: FastifyRequest, opts: Au
   const token = accessTokenOf(req);
   if (!token) throw missingToken();
   const requester = await ctx.services.auth.authenticate(token, req.ip, req.headers['user-agent'] ?? '');
+  noteRequester(req, requester.userId);
   if (requester.isGuest && !opts.allowGuest) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access not allowed');
   return requester;
 }

@@ -13,6 +13,7 @@ import type { Schema } from '../storage/schema.js';
 import { deleteTokens, findAccessToken, insertAccessToken, insertRefreshToken, markAccessTokenUsed, type TokenOwner } from '../storage/tokens.js';
 import type { Kysely, Transaction } from 'kysely';
 import { newAccessToken, newDeviceId, newRefreshToken, tokenHash } from './tokens.js';
+import { subsystemLogger } from '../logger.js';
 
 export interface Requester {
   userId: string;
@@ -57,7 +58,9 @@ export class AuthService {
     private readonly database: Database,
     private readonly config: HomeserverConfig,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.logger = subsystemLogger(logger, 'axon.auth');
+  }
 
   /** The requester for a token; throws M_UNKNOWN_TOKEN (soft_logout when merely expired). */
   async authenticate(token: string, ip: string, userAgent: string, now = Date.now()): Promise<Requester> {

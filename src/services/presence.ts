@@ -61,6 +61,7 @@ import {
 } from '../storage/presence.js';
 import type { Schema } from '../storage/schema.js';
 import type { Notifier } from './notifier.js';
+import { withSubsystemLogger } from '../logger.js';
 
 export type PresenceState = 'online' | 'unavailable' | 'offline';
 export const PRESENCE_STATES: readonly PresenceState[] = ['online', 'unavailable', 'offline'];
@@ -153,6 +154,7 @@ export class PresenceService {
   private readonly now: () => number;
 
   constructor(private readonly d: PresenceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.presence');
     this.now = d.now ?? Date.now;
   }
 

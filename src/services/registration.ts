@@ -44,6 +44,7 @@ import { sharedSecretMac } from './shared-secret-mac.js';
 import type { PasswordHasher } from './passwords.js';
 import type { RateLimiter } from './rate-limit.js';
 import { UIA_SESSION_LIFETIME_MS, UiaRequired, type UiaService } from './uia.js';
+import { withSubsystemLogger } from '../logger.js';
 
 export const REGISTRATION_TOKEN_STAGE = 'm.login.registration_token';
 
@@ -136,6 +137,7 @@ export class RegistrationService {
   private readonly db: Kysely<Schema>;
 
   constructor(private readonly deps: RegistrationDeps) {
+    this.deps = withSubsystemLogger(deps, 'axon.auth');
     this.config = deps.config;
     this.db = deps.database.db;
     deps.services.uia.registerStage(REGISTRATION_TOKEN_STAGE, (auth, { session }) => this.checkTokenStage(auth, session.session_id));

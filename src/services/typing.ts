@@ -15,6 +15,7 @@ import { forbidden } from '../matrix-error.js';
 import type { Schema } from '../storage/schema.js';
 import { currentState, roomMembers } from '../storage/state.js';
 import type { Notifier } from './notifier.js';
+import { withSubsystemLogger } from '../logger.js';
 
 export const DEFAULT_TYPING_TIMEOUT_MS = 30_000;
 export const MAX_TYPING_TIMEOUT_MS = 120_000;
@@ -40,7 +41,9 @@ export class TypingService {
   private pos = Date.now();
   private readonly rooms = new Map<string, RoomTyping>();
 
-  constructor(private readonly d: TypingServiceDeps) {}
+  constructor(private readonly d: TypingServiceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.typing');
+  }
 
   /** The newest typing stream position. */
   position(): number {

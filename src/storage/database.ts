@@ -7,12 +7,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, type KyselyConfig, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config/types.js';
 import { StartupError } from '../startup-error.js';
 import { checkDatabaseSetup, readDatabaseSetup } from './database-setup.js';
+import { subsystemLogger } from '../logger.js';
 import { PGlitePool } from './pglite-pool.js';
 import type { Schema } from './schema.js';
 
@@ -34,8 +35,26 @@ const pgTypes = {
   },
 } as pg.CustomTypesConfig;
 
-export async function openDatabase(cfg: DatabaseConfig, logger: Logger): Promise<Database> {
-  if (cfg.kind === 'embedded') return openEmbedded(cfg.path);
+/**
+ * kysely's `log` for `synapse.storage.SQL` (`axon.storage.sql`) at DEBUG:
+ * each statement's text and time, never its parameters (they hold tokens
+ * and passwords), and for a failed one only the SQLSTATE. Decided when the
+ * database opens; otherwise kysely logs nothing and pays nothing.
+ */
+function sqlLog(logger: Logger): KyselyConfig['log'] {
+  const log = subsystemLogger(logger, 'axon.storage.sql');
+  if (!log.isLevelEnabled('debug')) return undefined;
+  return (event) => {
+    const ms = Math.round(event.queryDurationMillis * 100) / 100;
+    if (event.level === 'query') log.debug({ ms }, event.query.sql);
+    else log.debug({ ms, failed: (event.error as { code?: string }).code ?? 'error' }, event.query.sql);
+  };
+}
+
+export async function openDatabase(cfg: DatabaseConfig, parent: Logger): Promise<Database> {
+  const logger = subsystemLogger(parent, 'axon.storage');
+  const log = sqlLog(parent);
+  if (cfg.kind === 'embedded') return openEmbedded(cfg.path, log);
   const pool = new pg.Pool({
     connectionString: cfg.connectionString,
     user: cfg.user,
@@ -55,7 +74,7 @@ export async function openDatabase(cfg: DatabaseConfig, logger: Logger): Promise
     throw new StartupError(`cannot connect to PostgreSQL (${describePostgres(cfg)}): ${err.message}`);
   });
   client.release();
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
   try {
     // Synapse's checks (database-setup.ts), before anything is migrated.
     const verdict = checkDatabaseSetup(await readDatabaseSetup(db), cfg.allow_unsafe_locale === true);
@@ -91,7 +110,7 @@ const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=2MB', 'maintenance_w
  */
 const EMBEDDED_INITDB = ['--locale=C'];
 
-async function openEmbedded(path: string): Promise<Database> {
+async function openEmbedded(path: string, log: KyselyConfig['log']): Promise<Database> {
   mkdirSync(path, { recursive: true });
   // Creating the cluster grows PGlite's WASM heap to ~650 MiB and that heap
   // never shrinks, so a new cluster is made by a short-lived child process;
@@ -100,7 +119,7 @@ async function openEmbedded(path: string): Promise<Database> {
   // Loaded lazily: the WASM build costs memory a production server on PostgreSQL never needs.
   const { PGlite } = await import('@electric-sql/pglite');
   const pglite = await PGlite.create({ dataDir: path, postgresqlconf: EMBEDDED_SETTINGS });
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new PGlitePool(pglite) }) });
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new PGlitePool(pglite) }), ...(log ? { log } : {}) });
   return { db, kind: 'embedded', description: `embedded PostgreSQL (PGlite) in ${path}`, close: () => db.destroy() };
 }
 

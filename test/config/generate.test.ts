@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateConfig, generateLogConfig, randomSecret, writeGeneratedFiles } from '../../src/config/generate.js';
 import { loadConfig } from '../../src/config/load.js';
-import { readLogConfigLevel } from '../../src/config/log-config.js';
+import { loadLogConfig } from '../../src/config/log-config.js';
 import { parseSigningKeyFile } from '../../src/core/signing.js';
 import { collector, configErrorOf, removeTempTrees, tempTree } from './helpers.js';
 
@@ -115,9 +115,13 @@ describe('generateConfig', () => {
     expect(err.key).toBe('server_name');
   });
 
-  it('writes a log config Axon reads the level from', () => {
+  it('writes a log config printing readable lines on stdout at INFO', () => {
     const t = tempTree({ 'log.config': generateLogConfig() });
-    expect(readLogConfigLevel(join(t, 'log.config'))).toEqual({ ok: true, level: 'info' });
+    const spec = loadLogConfig(join(t, 'log.config'));
+    expect(spec.root).toEqual({ level: 'info', handlers: ['console'], propagate: true });
+    expect(spec.handlers.get('console')).toMatchObject({ kind: 'stream', stream: 'stdout', formatter: 'precise' });
+    expect(spec.formatters.get('precise')).toMatchObject({ kind: 'text', style: '%' });
+    expect(spec.warnings).toEqual([]);
   });
 });
 
@@ -139,7 +143,8 @@ describe('writeGeneratedFiles', () => {
 
     const config = loadConfig([configPath], { env: {} });
     expect(config.server_name).toBe('example.com');
-    expect(config.log_level).toBe('info');
+    expect(config.log_level).toBeUndefined();
+    expect(loadLogConfig(config.log_config!).root.level).toBe('info');
 
     // Messages never carry secrets.
     const said = res.messages.join('\n');

@@ -45,10 +45,10 @@ describe('a homeserver.yaml as Synapse --generate-config writes it', () => {
     expect(config.raw['server_name']).toBe('my.matrix.host');
   });
 
-  it('warns only that the log config file is missing, and logs at info', () => {
+  it('warns only that the log config file is missing (Axon then logs to stdout)', () => {
     const c = collector();
     const config = loadConfig([file], { env: {}, ...c });
-    expect(config.log_level).toBe('info');
+    expect(config.log_level).toBeUndefined();
     expect(c.warnings).toHaveLength(1);
     expect(c.warnings[0]).toContain('log_config');
     expect(c.warnings[0]).toContain('/data/my.matrix.host.log.config');
@@ -244,7 +244,7 @@ describe('defaults (Synapse documented defaults)', () => {
     expect(config.media_store_path).toBe(join(t, 'media_store'));
     expect(config.signing_key_path).toBe(join(t, 'example.com.signing.key'));
     expect(config.log_config).toBeUndefined();
-    expect(config.log_level).toBe('info');
+    expect(config.log_level).toBeUndefined();
     expect(config.pid_file).toBeUndefined();
   });
 
@@ -304,12 +304,12 @@ describe('defaults (Synapse documented defaults)', () => {
 });
 
 describe('values as written', () => {
-  it('relative paths, YAML 1.1 booleans, durations, sizes, and the level from log_config', () => {
+  it('relative paths, YAML 1.1 booleans, durations, sizes', () => {
     const dir = join(FIXTURES, 'with-log-config');
     const c = collector();
     const config = loadConfig([join(dir, 'homeserver.yaml')], { env: {}, ...c });
     expect(config.log_config).toBe(join(dir, 'log.yaml'));
-    expect(config.log_level).toBe('warn'); // loggers.synapse (WARNING) wins over root (INFO)
+    expect(config.log_level).toBeUndefined(); // the levels of log_config are read by the logger (test/unit/log-*.test.ts)
     expect(config.media_store_path).toBe(join(dir, 'media'));
     expect(config.serve_server_wellknown).toBe(true); // "yes"
     expect(config.presence_enabled).toBe(false); // "off"

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSize } from '../../src/config/durations.js';
 import { loadConfig } from '../../src/config/load.js';
-import { readLogConfigLevel } from '../../src/config/log-config.js';
+import { loadLogConfig } from '../../src/config/log-config.js';
 import { REPO, collector } from './helpers.js';
 
 const read = (rel: string): string => readFileSync(join(REPO, rel), 'utf8');
@@ -56,8 +56,13 @@ describe('config/homeserver.yaml (sample production config)', () => {
     }
   });
 
-  it('config/log.yaml gives level info', () => {
-    expect(readLogConfigLevel(join(REPO, 'config', 'log.yaml'))).toEqual({ ok: true, level: 'info' });
+  it('config/log.yaml logs at INFO to stdout (journald under the unit), without a time stamp of its own', () => {
+    const spec = loadLogConfig(join(REPO, 'config', 'log.yaml'));
+    expect(spec.root).toEqual({ level: 'info', handlers: ['console'], propagate: true });
+    expect(spec.handlers.get('console')).toMatchObject({ kind: 'stream', stream: 'stdout' });
+    const f = spec.formatters.get('journal');
+    expect(f?.kind === 'text' && f.format).not.toContain('asctime');
+    expect(spec.warnings).toEqual([]);
   });
 });
 

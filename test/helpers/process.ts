@@ -88,10 +88,14 @@ export function runNode(script: string, args: string[], opts: RunOptions): Child
   };
 }
 
-/** The first listening URL the server logged. */
+/**
+ * The first listening URL the server logged: from pino's JSON
+ * (`"listening":["http://…"]`) or from a text line of a log config
+ * (`Axon is running on http://…, http://…`).
+ */
 export async function listeningUrl(child: Child): Promise<string> {
-  const line = await child.waitFor(/"listening":\["[^"]+"/);
-  const url = /"listening":\["([^"]+)"/.exec(line)?.[1];
+  const line = await child.waitFor(/"listening":\["[^"]+"|Axon is running on http\S+/);
+  const url = /"listening":\["([^"]+)"/.exec(line)?.[1] ?? /Axon is running on (http[^\s,"]+)/.exec(line)?.[1];
   if (!url) throw new Error(`no URL in ${line}`);
   return url;
 }

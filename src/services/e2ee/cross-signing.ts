@@ -32,6 +32,7 @@ import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import { announceDeviceListChange } from './device-lists.js';
 import { badJson, checkUserId, crossSigningPublicKey, invalidParam, isObject, jsonEqual, rejectNulJson, signedPart, type Json } from './keys.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 const TYPES = [
   ['master_key', 'master'],
@@ -96,7 +97,9 @@ function signaturesBy(signed: Json, signer: string): [string, string][] {
 }
 
 export class CrossSigningService {
-  constructor(private readonly d: CrossSigningDeps) {}
+  constructor(private readonly d: CrossSigningDeps) {
+    this.d = withSubsystemLogger(d, 'axon.e2ee');
+  }
 
   /**
    * Stores the user's new cross-signing keys. `reauthenticate` is called

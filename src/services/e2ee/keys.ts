@@ -44,6 +44,7 @@ import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import { announceDeviceListChange } from './device-lists.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 export type Json = Record<string, unknown>;
 
@@ -242,7 +243,9 @@ function sameOneTimeKey(a: unknown, b: unknown): boolean {
 }
 
 export class KeysService {
-  constructor(private readonly d: KeysServiceDeps) {}
+  constructor(private readonly d: KeysServiceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.e2ee');
+  }
 
   /** The device the requester's keys belong to; tokens without one (admin puppets) cannot upload. */
   static deviceOf(requester: Requester): string {

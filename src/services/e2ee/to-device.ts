@@ -26,6 +26,7 @@ import { claimToDeviceTxn, deleteInboxUpTo, existingDevices, inboxMessages, inse
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import { containsNul, isJsonObject } from '../../json-values.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 type Json = Record<string, unknown>;
 
@@ -78,7 +79,9 @@ export interface ToDeviceServiceDeps {
 }
 
 export class ToDeviceService {
-  constructor(private readonly d: ToDeviceServiceDeps) {}
+  constructor(private readonly d: ToDeviceServiceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.e2ee');
+  }
 
   /**
    * Queues the messages of one /sendToDevice request, unless this

@@ -14,6 +14,7 @@ import { deleteOldRemoteMedia } from '../../storage/media-admin.js';
 import type { Schema } from '../../storage/schema.js';
 import { isValidMediaId, isValidServerName, MediaLayout } from './layout.js';
 import type { MediaRepository } from './repository.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 export interface MediaAdminDeps {
   db: Kysely<Schema>;
@@ -26,6 +27,7 @@ export class MediaAdminService {
   readonly layout: MediaLayout;
 
   constructor(private readonly d: MediaAdminDeps) {
+    this.d = withSubsystemLogger(d, 'axon.media');
     this.layout = new MediaLayout(d.mediaStorePath);
   }
 

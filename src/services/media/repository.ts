@@ -43,6 +43,7 @@ import { type MediaSettings, mediaSettings } from './settings.js';
 import { candidates, outputSize, selectThumbnail, type ThumbnailMethod, type ThumbnailSize } from './thumbnail-sizes.js';
 import { type SourceImage, Thumbnailer, ThumbnailRefused, thumbnailType, type ThumbnailType } from './thumbnailer.js';
 import { UploadWaiters } from './upload-waiters.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 export interface MediaRepositoryDeps {
   readonly config: HomeserverConfig;
@@ -110,6 +111,7 @@ export class MediaRepository {
   }
 
   constructor(private readonly deps: MediaRepositoryDeps) {
+    this.deps = withSubsystemLogger(deps, 'axon.media');
     this.settings = mediaSettings(deps.config);
     this.layout = new MediaLayout(this.settings.mediaStorePath);
     this.thumbnailer = new Thumbnailer(this.settings.maxImagePixels, this.layout.incoming());

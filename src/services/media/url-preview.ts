@@ -21,6 +21,7 @@ import { decodeHtml, openGraph } from './html-meta.js';
 import { AddressPolicy } from './ip-ranges.js';
 import { type PreviewConfig, urlBlocked } from './preview-config.js';
 import { BlockedAddressError, FetchFailedError, FetchTimeoutError, FetchTooLargeError, SafeFetcher, type Fetched } from './safe-fetch.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 /** Stores an image fetched for a preview as local media; answers its mxc URI. */
 export type PreviewImageStore = (image: { userId: string; body: Buffer; contentType: string; uploadName: string | null }) => Promise<string>;
@@ -84,6 +85,7 @@ export class UrlPreviewService {
   private readonly maxEntries: number;
 
   constructor(private readonly d: UrlPreviewDeps) {
+    this.d = withSubsystemLogger(d, 'axon.media');
     this.fetcher = new SafeFetcher({
       policy: new AddressPolicy(d.config.blacklist, d.config.whitelist),
       maxBytes: d.config.maxSpiderSize,

@@ -50,6 +50,7 @@ import { StreamPositions } from '../sync/positions.js';
 import type { GatewayClient } from './gateway-client.js';
 import { badgeNotification, eventNotification, type NotifiedEvent, type RoomContext } from './gateway-notification.js';
 import type { PushService } from './push-service.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 export interface PusherSenderOptions {
   /** `push.include_content` (Synapse's default true). */
@@ -116,6 +117,7 @@ export class PusherSender {
   private readonly gatewaySlots = new Map<string, Semaphore>();
 
   constructor(private readonly d: PusherSenderDeps) {
+    this.d = withSubsystemLogger(d, 'axon.push');
     this.positions = d.positions;
   }
 

@@ -30,6 +30,7 @@ import type { PushService } from './push-service.js';
 import { PUSHER_SENDER_DEFAULTS, PusherSender, type PusherSenderOptions } from './pusher-sender.js';
 import { containsNul } from '../../json-values.js';
 import type { StreamPositions } from '../sync/positions.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 export const NOTIFY_PATH = '/_matrix/push/v1/notify';
 const MAX_PUSHKEY_BYTES = 512;
@@ -176,7 +177,9 @@ export class PusherService {
   private gateway?: GatewayClient;
   private sender?: PusherSender;
 
-  constructor(private readonly d: PusherServiceDeps) {}
+  constructor(private readonly d: PusherServiceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.push');
+  }
 
   /** Starts the sending loop (unless sending is off). */
   async start(): Promise<void> {

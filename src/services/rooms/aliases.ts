@@ -28,6 +28,7 @@ import { currentState } from '../../storage/state.js';
 import type { Requester } from '../auth.js';
 import { aliasCreationAllowed, type DirectorySettings } from './directory-rules.js';
 import type { RoomService } from './room-service.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
@@ -118,7 +119,9 @@ export interface AliasServiceDeps {
 }
 
 export class AliasService {
-  constructor(private readonly d: AliasServiceDeps) {}
+  constructor(private readonly d: AliasServiceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.rooms');
+  }
 
   isLocal(p: ParsedAlias): boolean {
     return p.server === this.d.serverName;

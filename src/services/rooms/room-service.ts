@@ -23,6 +23,7 @@ import { localAliasFromName } from './aliases.js';
 import { aliasCreationAllowed, publishingAllowed, type DirectorySettings } from './directory-rules.js';
 import type { EventDraft, EventPipeline, PersistedEvent } from './event-pipeline.js';
 import { planMembership, serverActingAs, type MembershipAction } from './membership.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
 
@@ -100,7 +101,9 @@ export interface PreparedRoom {
 }
 
 export class RoomService {
-  constructor(private readonly d: RoomServiceDeps) {}
+  constructor(private readonly d: RoomServiceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.rooms');
+  }
 
   get pipeline(): EventPipeline {
     return this.d.pipeline;

@@ -36,6 +36,7 @@ import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import type { EventDraft, PersistedEvent } from './event-pipeline.js';
 import type { CreateRoomRequest, RoomService } from './room-service.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 type Tx = Transaction<Schema>;
 
@@ -99,7 +100,9 @@ function withoutUsers(pl: JsonObject, users: readonly string[]): JsonObject {
 export class RoomUpgrader {
   private readonly inProgress = new Map<string, { userId: string; result: Promise<string> }>();
 
-  constructor(private readonly d: RoomUpgraderDeps) {}
+  constructor(private readonly d: RoomUpgraderDeps) {
+    this.d = withSubsystemLogger(d, 'axon.rooms');
+  }
 
   async upgrade(requester: Requester, oldRoomId: string, newVersion: string, additionalCreators?: string[]): Promise<string> {
     const rv = roomVersion(newVersion);

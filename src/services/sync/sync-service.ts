@@ -80,6 +80,7 @@ import { lazyMemberDeviceKey, LazyMemberCache } from './lazy-members.js';
 import { StreamPositions } from './positions.js';
 import { SyncUserCache } from './user-cache.js';
 import { decodeStreamToken, encodeStreamToken, topoTokenBefore, type StreamToken } from './stream-token.js';
+import { withSubsystemLogger } from '../../logger.js';
 
 export interface SyncServiceDeps {
   db: Kysely<Schema>;
@@ -162,6 +163,7 @@ export class SyncService {
   private tokenNext: Promise<StreamToken> | undefined;
 
   constructor(private readonly d: SyncServiceDeps) {
+    this.d = withSubsystemLogger(d, 'axon.sync');
     this.positions = d.positions ?? new StreamPositions(d.db);
     this.lazyMembers = d.lazyMembers ?? new LazyMemberCache();
   }
