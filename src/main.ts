@@ -11,7 +11,7 @@ import { removePidFile, writePidFile } from './cli/pid-file.js';
 import { installShutdown } from './cli/shutdown.js';
 import { checkWritablePaths } from './cli/writable-paths.js';
 import { loadConfig } from './config/load.js';
-import { closeLogging, startLogging } from './logger.js';
+import { closeLogging, startLogging, subsystemLogger } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
 import { openDatabase } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
@@ -55,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (args.command === 'migrate') {
-    const database = await openDatabase(config.database, logger);
+    const database = await openDatabase(config.database, subsystemLogger(logger, 'axon.storage'), subsystemLogger(logger, 'axon.storage.sql'));
     try {
       const report = await migrateToLatest(database.db);
       logger.info({ applied: report.applied, known: report.total }, 'database is up to date');

@@ -67,7 +67,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   // The sample config's CHANGEME secrets are public; loading it still works (--generate-keys, migrate), serving does not.
   if (config.placeholder_secrets.length > 0) throw new StartupError(config.placeholder_secrets);
   const keys = loadServerKeys(config.server_name, config.signing_key_path, config.old_signing_keys, config.key_refresh_interval_ms);
-  const database = await openDatabase(config.database, logger);
+  const database = await openDatabase(config.database, subsystemLogger(logger, 'axon.storage'), subsystemLogger(logger, 'axon.storage.sql'));
   const apps: FastifyInstance[] = [];
   const markClosing: (() => void)[] = [];
   const extraServers: Server[] = [];

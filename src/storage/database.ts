@@ -13,7 +13,6 @@ import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config/types.js';
 import { StartupError } from '../startup-error.js';
 import { checkDatabaseSetup, readDatabaseSetup } from './database-setup.js';
-import { subsystemLogger } from '../logger.js';
 import { PGlitePool } from './pglite-pool.js';
 import type { Schema } from './schema.js';
 
@@ -41,9 +40,8 @@ const pgTypes = {
  * and passwords), and for a failed one only the SQLSTATE. Decided when the
  * database opens; otherwise kysely logs nothing and pays nothing.
  */
-function sqlLog(logger: Logger): KyselyConfig['log'] {
-  const log = subsystemLogger(logger, 'axon.storage.sql');
-  if (!log.isLevelEnabled('debug')) return undefined;
+function sqlLog(log: Logger | undefined): KyselyConfig['log'] {
+  if (!log?.isLevelEnabled('debug')) return undefined;
   return (event) => {
     const ms = Math.round(event.queryDurationMillis * 100) / 100;
     if (event.level === 'query') log.debug({ ms }, event.query.sql);
@@ -51,9 +49,12 @@ function sqlLog(logger: Logger): KyselyConfig['log'] {
   };
 }
 
-export async function openDatabase(cfg: DatabaseConfig, parent: Logger): Promise<Database> {
-  const logger = subsystemLogger(parent, 'axon.storage');
-  const log = sqlLog(parent);
+/**
+ * `logger` is the storage subsystem's (`axon.storage`); `sqlLogger`, when
+ * given, is the one statements are logged to (`axon.storage.sql`).
+ */
+export async function openDatabase(cfg: DatabaseConfig, logger: Logger, sqlLogger?: Logger): Promise<Database> {
+  const log = sqlLog(sqlLogger);
   if (cfg.kind === 'embedded') return openEmbedded(cfg.path, log);
   const pool = new pg.Pool({
     connectionString: cfg.connectionString,
