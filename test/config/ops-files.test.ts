@@ -68,31 +68,78 @@ describe('config/homeserver.yaml (sample production config)', () => {
 
 describe('config/nginx/axon.conf', () => {
   const nginx = read('config/nginx/axon.conf');
+  /** The text of each top-level server block, keyed by its first listen port. */
+  const servers = new Map<string, string>();
+  for (const m of nginx.matchAll(/^server \{\n([\s\S]*?)^\}$/gm)) {
+    const port = /listen (\d+)/.exec(m[1]!)?.[1] ?? '';
+    const name = /server_name ([^;]+);/.exec(m[1]!)?.[1] ?? '';
+    servers.set(`${port} ${name}`, m[1]!);
+  }
+  const block = (key: string) => {
+    const b = servers.get(key);
+    expect(b, key).toBeDefined();
+    return b ?? '';
+  };
+  /** A location's body: the lines up to its closing brace. */
+  const location = (text: string, head: string) => {
+    const at = text.indexOf(`location ${head} {`);
+    expect(at, head).toBeGreaterThanOrEqual(0);
+    return text.slice(at, text.indexOf('}', at));
+  };
 
-  it('proxies /_matrix and /_synapse/client to 127.0.0.1:8008 on 443 and 8448 with the forwarding headers', () => {
-    expect(nginx).toMatch(/listen 443 ssl/);
-    expect(nginx).toMatch(/listen 8448 ssl/);
-    expect(nginx).toContain('location ~ ^(/_matrix|/_synapse/client) {');
-    expect(nginx).toContain('proxy_pass http://127.0.0.1:8008;');
-    expect(nginx).not.toMatch(/proxy_pass http:\/\/127\.0\.0\.1:8008\/;/); // no trailing path
-    expect(nginx).toContain('proxy_set_header X-Forwarded-For $remote_addr;');
-    expect(nginx).toContain('proxy_set_header X-Forwarded-Proto $scheme;');
-    expect(nginx).toMatch(/proxy_set_header Host \$host/);
+  it('has separate blocks for clients (443), federation (8448), the base domain and plain HTTP', () => {
+    expect([...servers.keys()].sort()).toEqual(['443 example.com', '443 matrix.example.com', '80 example.com matrix.example.com', '8448 matrix.example.com']);
+    expect(block('443 matrix.example.com')).not.toMatch(/listen 8448/);
   });
 
-  it('gives /sync a long read timeout, in a location nginx picks before the general one', () => {
-    const syncAt = nginx.indexOf('/sync {');
-    const generalAt = nginx.indexOf('location ~ ^(/_matrix|/_synapse/client)');
-    expect(syncAt).toBeGreaterThan(0);
-    expect(syncAt).toBeLessThan(generalAt);
-    const timeout = /proxy_read_timeout (\d+)s;/.exec(nginx.slice(syncAt, generalAt));
-    expect(Number(timeout?.[1])).toBeGreaterThanOrEqual(60);
+  it('proxies /, /_matrix, /_synapse/client and well-known on the matrix host to 127.0.0.1:8008, with no URI after the port', () => {
+    const main = block('443 matrix.example.com');
+    for (const head of ['= /', '/_matrix', '/_synapse/client', '/.well-known/matrix/']) {
+      expect(location(main, head)).toContain('proxy_pass http://127.0.0.1:8008;');
+    }
+    for (const m of nginx.matchAll(/proxy_pass (\S+);/g)) expect(m[1]).toBe('http://127.0.0.1:8008');
+    // Set once for the block, inherited by locations that set none of their own.
+    expect(main).toContain('proxy_set_header X-Forwarded-For $remote_addr;');
+    expect(main).toContain('proxy_set_header X-Forwarded-Proto $scheme;');
+    expect(main).toContain('proxy_set_header Host $host:$server_port;');
+    expect([...main.matchAll(/^\s+location [^{]*\{[^}]*proxy_set_header/gm)]).toEqual([]);
   });
 
-  it('covers well-known delegation', () => {
-    expect(nginx).toContain('location /.well-known/matrix/');
-    expect(nginx).toContain('/.well-known/matrix/server');
-    expect(nginx).toContain('"m.server": "matrix.example.com:443"');
+  it('proxies the admin API only for an allow-list that ends in deny all', () => {
+    const admin = location(block('443 matrix.example.com'), '/_synapse/admin');
+    const rules = [...admin.matchAll(/^\s*(allow|deny) (\S+);/gm)].map((m) => `${m[1]} ${m[2]}`);
+    expect(rules).toEqual(['allow 127.0.0.1', 'allow ::1', 'allow 203.0.113.7', 'deny all']);
+    expect(admin).toContain('proxy_pass http://127.0.0.1:8008;');
+    expect(nginx).toMatch(/REPLACE 203\.0\.113\.7/);
+  });
+
+  it('gives /sync (r0, v3, sliding sync) a long read timeout in a regex location, which wins over the /_matrix prefix', () => {
+    const sync = location(block('443 matrix.example.com'), '~ ^/_matrix/client/(r0|v3|unstable/org\\.matrix\\.simplified_msc3575)/sync$');
+    const timeout = /proxy_read_timeout (\d+)s;/.exec(sync);
+    expect(Number(timeout?.[1])).toBeGreaterThanOrEqual(120);
+    const re = /^\^(.*)\$$/.exec(/location ~ (\S+) \{/.exec(sync)?.[1] ?? '')?.[1] ?? '';
+    const matches = new RegExp(`^${re}$`);
+    for (const path of ['/_matrix/client/v3/sync', '/_matrix/client/r0/sync', '/_matrix/client/unstable/org.matrix.simplified_msc3575/sync']) expect(matches.test(path), path).toBe(true);
+    expect(matches.test('/_matrix/client/v3/syncx')).toBe(false);
+  });
+
+  it('serves only /_matrix on the federation port', () => {
+    const fed = block('8448 matrix.example.com');
+    expect([...fed.matchAll(/location (\S+) \{/g)].map((m) => m[1])).toEqual(['/_matrix']);
+    expect(location(fed, '/_matrix')).toContain('proxy_pass http://127.0.0.1:8008;');
+  });
+
+  it('redirects port 80 to https but lets ACME HTTP-01 challenges through', () => {
+    const plain = block('80 example.com matrix.example.com');
+    expect(location(plain, '/.well-known/acme-challenge/')).toMatch(/root \/var\/www\/html;/);
+    expect(location(plain, '/')).toContain('return 301 https://$host$request_uri;');
+  });
+
+  it('covers well-known delegation on the base domain, proxied or static (base_url with its trailing slash)', () => {
+    const base = block('443 example.com');
+    expect(location(base, '/.well-known/matrix/')).toContain('proxy_pass http://127.0.0.1:8008;');
+    const docs = [...base.matchAll(/^\s*#\s+return 200 '(.*)';$/gm)].map((m) => JSON.parse(m[1]!) as unknown);
+    expect(docs).toEqual([{ 'm.server': 'matrix.example.com:443' }, { 'm.homeserver': { base_url: 'https://matrix.example.com/' } }]);
   });
 });
 
