@@ -53,9 +53,36 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
  */
 export async function createTestDatabase(
   options = "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
-): Promise<{ url: string; name: string; drop(): Promise<void> }> {
-  const name = `axon_test_${randomBytes(6).toString('hex')}`;
+  name = `axon_test_${randomBytes(6).toString('hex')}`,
+): Promise<TestDatabase> {
   await admin((c) => c.query(`CREATE DATABASE ${name} ${options} TEMPLATE template0`));
+  return testDatabase(name);
+}
+
+/** The environment variables test/global-setup.ts passes its templates in. */
+export const PG_TEMPLATE_ENV = 'AXON_TEST_PG_TEMPLATE';
+export const EMBEDDED_TEMPLATE_ENV = 'AXON_TEST_EMBEDDED_TEMPLATE';
+
+/**
+ * A database with every migration applied and no server name claimed yet:
+ * a copy of the suite's template (test/global-setup.ts), or, when the
+ * suite runs without it, a new one that the server will migrate at start.
+ */
+export async function createMigratedTestDatabase(): Promise<TestDatabase> {
+  const template = process.env[PG_TEMPLATE_ENV];
+  if (!template) return createTestDatabase();
+  const name = `axon_test_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
+  return testDatabase(name);
+}
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+function testDatabase(name: string): TestDatabase {
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
   return {
@@ -89,7 +116,7 @@ function embeddedTemplate(): Promise<string> {
   return template;
 }
 
-/** Puts a fresh, migrated embedded cluster at `path` (a copy of this process's template). */
+/** Puts a fresh, migrated embedded cluster at `path` (a copy of the suite's template, or of this process's). */
 export async function copyEmbeddedTemplate(path: string): Promise<void> {
-  cpSync(await embeddedTemplate(), path, { recursive: true });
+  cpSync(process.env[EMBEDDED_TEMPLATE_ENV] ?? (await embeddedTemplate()), path, { recursive: true });
 }

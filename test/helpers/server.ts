@@ -14,7 +14,7 @@ import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing
 import type { PluginOptions } from '../../src/http/context.js';
 import { createLogger } from '../../src/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
-import { copyEmbeddedTemplate, createTestDatabase, testDatabaseKind } from './database.js';
+import { copyEmbeddedTemplate, createMigratedTestDatabase, testDatabaseKind } from './database.js';
 
 export interface TestServer {
   url: string;
@@ -54,7 +54,7 @@ export async function baseTestYaml(dir: string, serverName: string): Promise<{ y
     rc_message: LOOSE,
   };
   if ((await testDatabaseKind()) === 'postgres') {
-    const db = await createTestDatabase();
+    const db = await createMigratedTestDatabase();
     yaml.database = { name: 'psycopg2', args: { user: 'postgres', database: db.name, host: '127.0.0.1', port: 5432, cp_min: 1, cp_max: 5 } };
     return { yaml, dropDb: db.drop };
   }
