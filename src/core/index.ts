@@ -36,6 +36,7 @@ export {
 } from './canonical-json.js';
 export {
   parseStrictJson,
+  parseJsonBody,
   assertCanonicalCompatible,
   isCanonicalCompatible,
   JsonParseError,

@@ -46,8 +46,8 @@ export function parseStrictJson(text: string, opts?: ParseStrictJsonOptions): Js
     throw new JsonParseError('syntax', `invalid JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (opts?.strict === false) return value;
-  const { maxDepth, longDigitRun } = scanNumbers(text);
-  if (maxDepth > MAX_CANONICAL_DEPTH) {
+  const { tooDeep, longDigitRun } = scanOutsideStrings(text, true, MAX_CANONICAL_DEPTH);
+  if (tooDeep) {
     throw new JsonParseError('too_deep', `nesting deeper than ${MAX_CANONICAL_DEPTH}`);
   }
   // The value walk is only needed when the text could hold an out-of-range
@@ -77,17 +77,17 @@ const BACKSLASH = 0x5c;
 const SAFE_DIGITS = 15;
 
 /**
- * One pass over the text outside strings: throws for a number with a
- * fraction or an exponent, and reports the deepest nesting and whether any
- * digit run is long enough to be out of range. Jumps from string to string
- * with indexOf (native), so only the short stretches between strings are
- * looked at character by character. Runs after JSON.parse succeeded, so the
- * text is known to be valid JSON.
+ * One pass over the text outside strings: reports whether `[`/`{` nest
+ * deeper than `depthLimit` (stopping there) and, with `numbers`, throws for a
+ * number with a fraction or an exponent and reports whether any digit run is
+ * long enough to be out of range. Jumps from string to string with indexOf
+ * (native), so only the short stretches between strings are looked at
+ * character by character. Text that is not JSON is passed over without
+ * complaint (JSON.parse judges it); with `numbers` it must already be JSON.
  */
-function scanNumbers(text: string): { maxDepth: number; longDigitRun: boolean } {
+function scanOutsideStrings(text: string, numbers: boolean, depthLimit: number): { tooDeep: boolean; longDigitRun: boolean } {
   let pos = 0;
   let depth = 0;
-  let maxDepth = 0;
   let digits = 0;
   let longDigitRun = false;
   const n = text.length;
@@ -96,21 +96,23 @@ function scanNumbers(text: string): { maxDepth: number; longDigitRun: boolean } 
     const end = q === -1 ? n : q;
     for (let i = pos; i < end; i++) {
       const c = text.charCodeAt(i);
-      if (c >= 0x30 && c <= 0x39) {
-        if (++digits > SAFE_DIGITS) longDigitRun = true;
-        continue;
+      if (numbers) {
+        if (c >= 0x30 && c <= 0x39) {
+          if (++digits > SAFE_DIGITS) longDigitRun = true;
+          continue;
+        }
+        if (c === 0x2e /* . */) {
+          throw new JsonParseError('float', `number with a fraction at offset ${i}: not allowed in canonical JSON`);
+        }
+        // Outside strings `e`/`E` is either in true/false or an exponent; only
+        // an exponent follows a digit.
+        if ((c === 0x65 || c === 0x45) && digits > 0) {
+          throw new JsonParseError('float', `number with an exponent at offset ${i}: not allowed in canonical JSON`);
+        }
+        digits = 0;
       }
-      if (c === 0x2e /* . */) {
-        throw new JsonParseError('float', `number with a fraction at offset ${i}: not allowed in canonical JSON`);
-      }
-      // Outside strings `e`/`E` is either in true/false or an exponent; only
-      // an exponent follows a digit.
-      if ((c === 0x65 || c === 0x45) && digits > 0) {
-        throw new JsonParseError('float', `number with an exponent at offset ${i}: not allowed in canonical JSON`);
-      }
-      digits = 0;
       if (c === 0x5b || c === 0x7b) {
-        if (++depth > maxDepth) maxDepth = depth;
+        if (++depth > depthLimit) return { tooDeep: true, longDigitRun };
       } else if (c === 0x5d || c === 0x7d) {
         depth--;
       }
@@ -119,7 +121,7 @@ function scanNumbers(text: string): { maxDepth: number; longDigitRun: boolean } 
     if (q === -1) break;
     pos = closingQuote(text, q + 1) + 1;
   }
-  return { maxDepth, longDigitRun };
+  return { tooDeep: false, longDigitRun };
 }
 
 /** Index of the quote closing the string whose body starts at `from`. */
@@ -207,4 +209,57 @@ function check(value: unknown, depth: number): void {
     default:
       throw unencodable(value);
   }
+}
+
+/**
+ * Parses a request body: plain JSON (floats allowed, as Synapse's client
+ * APIs take them), refused with JsonParseError when nested deeper than
+ * `maxDepth` (`too_deep`, judged from the text before parsing) or when a
+ * string or key holds a lone UTF-16 surrogate (`lone_surrogate`: `"\ud800"`
+ * is JSON syntax but no Unicode text, and cannot be signed or stored).
+ *
+ * The value is walked only when the text has a `\ud`/`\uD` escape or is not
+ * well-formed itself; text decoded from valid UTF-8 never is, so for nearly
+ * every body the cost beyond JSON.parse is one jump from string to string.
+ */
+export function parseJsonBody(text: string, maxDepth: number): unknown {
+  if (scanOutsideStrings(text, false, maxDepth).tooDeep) {
+    throw new JsonParseError('too_deep', `JSON nested deeper than ${maxDepth} levels`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new JsonParseError('syntax', `invalid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (text.includes('\\ud') || text.includes('\\uD') || !(text as unknown as WellFormed).isWellFormed()) {
+    const path = loneSurrogatePath(value);
+    if (path !== undefined) {
+      throw new JsonParseError('lone_surrogate', `lone UTF-16 surrogate in a string${path ? ` at ${path}` : ''}`, path);
+    }
+  }
+  return value;
+}
+
+/** The path of the first key or string with a lone surrogate ('' for the root), or undefined. */
+function loneSurrogatePath(value: unknown): string | undefined {
+  if (typeof value === 'string') return (value as unknown as WellFormed).isWellFormed() ? undefined : '';
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const inner = loneSurrogatePath(value[i]);
+      if (inner !== undefined) return joinPath(`[${i}]`, inner);
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    if (!(key as unknown as WellFormed).isWellFormed()) return keySegment(key);
+    const inner = loneSurrogatePath((value as Record<string, unknown>)[key]);
+    if (inner !== undefined) return joinPath(keySegment(key), inner);
+  }
+  return undefined;
+}
+
+function joinPath(segment: string, inner: string): string {
+  return inner === '' ? segment : inner[0] === '[' ? segment + inner : `${segment}.${inner}`;
 }

@@ -42,6 +42,7 @@ import { versionsPlugin } from './client/versions.js';
 import { voipPlugin } from './client/voip.js';
 import { presencePlugin } from './client/presence.js';
 import { userDirectoryPlugin } from './client/user-directory.js';
+import { installBodyLimits } from './body-limit.js';
 import type { AppContext, PluginOptions } from './context.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers, toMatrixError } from './error-handler.js';
@@ -160,6 +161,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
     if (closing) void reply.header('connection', 'close');
   });
   installCors(app);
+  installBodyLimits(app);
   installJsonBodyParser(app);
 
   const opts = { ctx };

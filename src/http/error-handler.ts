@@ -2,9 +2,12 @@
  * Turns every failure into a Matrix error body: route misses (404/405
  * M_UNRECOGNIZED), body problems (M_NOT_JSON, M_BAD_JSON, M_TOO_LARGE),
  * schema failures, and anything unexpected (500 M_UNKNOWN, logged with the
- * request id, never with a stack trace sent to the client).
+ * request id, never with a stack trace sent to the client). JSON that canonical
+ * JSON cannot hold is the client's fault (400 M_BAD_JSON) wherever it is found.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CanonicalJsonError } from '../core/canonical-json.js';
+import { JsonParseError } from '../core/json-parse.js';
 import { MatrixError } from '../matrix-error.js';
 
 const ROUTE_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
@@ -47,6 +50,12 @@ export function toMatrixError(error: unknown): MatrixError {
       return new MatrixError(415, 'M_UNKNOWN', 'Unsupported content type');
     default:
       break;
+  }
+  // JSON that cannot be signed or hashed (a lone surrogate, a float, nesting
+  // too deep) came from the client: the request is bad, whichever layer found it.
+  if (error instanceof CanonicalJsonError) return new MatrixError(400, 'M_BAD_JSON', `Invalid JSON: ${error.message}`);
+  if (error instanceof JsonParseError) {
+    return error.kind === 'syntax' ? new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.') : new MatrixError(400, 'M_BAD_JSON', error.message);
   }
   // PostgreSQL refuses U+0000 and invalid UTF-8 in text/JSON: that is bad input, not our failure.
   if (e.code === '22021' || e.code === '22P05') {

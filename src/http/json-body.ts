@@ -2,18 +2,32 @@
  * Request bodies on the Matrix APIs are JSON whatever Content-Type says: the
  * guides' `curl -d '{...}'` sends application/x-www-form-urlencoded, and
  * Synapse parses it as JSON all the same. An empty body is no body.
+ *
+ * Refused with 400 before any handler sees them: bytes that are not UTF-8
+ * and text that is not JSON (M_NOT_JSON, as Synapse), and JSON no event or
+ * request needs: nesting deeper than MAX_BODY_DEPTH, or a lone UTF-16
+ * surrogate (`"\ud800"`) in a string or key (M_BAD_JSON), which could be
+ * neither signed as canonical JSON nor stored.
  */
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
-import { notJson } from '../matrix-error.js';
+import { JsonParseError, parseJsonBody } from '../core/json-parse.js';
+import { badJson, notJson } from '../matrix-error.js';
+
+/** The deepest nesting of arrays and objects a request body may have (the top-level object is 1). */
+export const MAX_BODY_DEPTH = 100;
 
 export function installJsonBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    if (!isUtf8(bytes)) return done(notJson('Content not JSON.'), undefined);
+    const text = bytes.toString('utf8');
     if (text.trim() === '') return done(null, undefined);
     try {
-      done(null, JSON.parse(text) as unknown);
-    } catch {
+      done(null, parseJsonBody(text, MAX_BODY_DEPTH));
+    } catch (err) {
+      if (err instanceof JsonParseError && err.kind !== 'syntax') return done(badJson(err.message), undefined);
       done(notJson('Content not JSON.'), undefined);
     }
   });

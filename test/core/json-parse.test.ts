@@ -6,6 +6,7 @@ import {
   assertCanonicalCompatible,
   isCanonicalCompatible,
   JsonParseError,
+  parseJsonBody,
   parseStrictJson,
 } from '../../src/core/json-parse.js';
 import { jsonValue } from './json-arbitrary.js';
@@ -172,5 +173,52 @@ describe('assertCanonicalCompatible', () => {
       }
       expect(isCanonicalCompatible(s)).toBe(encodable);
     }
+  });
+});
+
+describe('parseJsonBody', () => {
+  const refusal = (text: string, depth = 100): JsonParseError => {
+    try {
+      parseJsonBody(text, depth);
+    } catch (err) {
+      if (err instanceof JsonParseError) return err;
+      throw err;
+    }
+    throw new Error(`expected ${text} to be refused`);
+  };
+  const nest = (n: number) => '['.repeat(n) + ']'.repeat(n);
+
+  it('parses what JSON.parse parses, floats and big integers included', () => {
+    expect(parseJsonBody('{"a":1.5,"b":[1e3,12345678901234567890],"c":"x"}', 100)).toEqual({ a: 1.5, b: [1000, 12345678901234567890], c: 'x' });
+  });
+
+  it('allows nesting up to the limit and refuses one level more, before parsing', () => {
+    expect(parseJsonBody(nest(100), 100)).toBeDefined();
+    expect(refusal(nest(101)).kind).toBe('too_deep');
+    // Not JSON at all past the limit: still too_deep, found without parsing.
+    expect(refusal('{"a":'.repeat(5000)).kind).toBe('too_deep');
+  });
+
+  it('does not count brackets inside strings, escaped quotes included', () => {
+    expect(parseJsonBody(JSON.stringify({ s: '[{'.repeat(500) + '\\"[[' }), 3)).toEqual({ s: '[{'.repeat(500) + '\\"[[' });
+  });
+
+  it('refuses lone surrogates in values and keys, either half and either case, with the path', () => {
+    expect(refusal('{"a":"\\ud800"}')).toMatchObject({ kind: 'lone_surrogate', path: 'a' });
+    expect(refusal('{"a":["ok","x\\uDC00"]}')).toMatchObject({ kind: 'lone_surrogate', path: 'a[1]' });
+    expect(refusal('{"b":{"\\uD83D":1}}')).toMatchObject({ kind: 'lone_surrogate', path: 'b."\\ud83d"' });
+    expect(refusal('"\\udfff\\ud800"')).toMatchObject({ kind: 'lone_surrogate', path: '' });
+    // A lone surrogate as a raw code unit (text not from UTF-8) is found too.
+    expect(refusal('{"a":"\ud800"}').kind).toBe('lone_surrogate');
+  });
+
+  it('accepts valid pairs, and a backslash-escaped "\\ud800" that is no escape', () => {
+    expect(parseJsonBody('{"a":"\\ud83d\\ude00","\\uD83D\\uDE00":1}', 100)).toEqual({ a: '😀', '😀': 1 });
+    expect(parseJsonBody('{"a":"\\\\ud800"}', 100)).toEqual({ a: '\\ud800' });
+  });
+
+  it('refuses text that is not JSON as syntax', () => {
+    expect(refusal('{"a":').kind).toBe('syntax');
+    expect(refusal('{"a":NaN}').kind).toBe('syntax');
   });
 });

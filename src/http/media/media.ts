@@ -172,6 +172,9 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
     void reply.headers(SECURITY_HEADERS);
   });
 
+  // A declared Content-Length over it is answered 413 before authentication (see body-limit.ts).
+  const uploadLimit = repo.settings.maxUploadSize;
+
   const configBody = () => ({ 'm.upload.size': repo.settings.maxUploadSize });
 
   async function download(req: FastifyRequest<Download>, reply: FastifyReply, legacy: boolean) {
@@ -231,7 +234,7 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
   });
 
   for (const prefix of LEGACY_PREFIXES) {
-    app.post(`${prefix}/upload`, async (req, reply) => {
+    app.post(`${prefix}/upload`, { bodyLimit: uploadLimit }, async (req, reply) => {
       const requester = await requireUser(ctx, req);
       const meta = uploadMeta(req);
       try {
@@ -243,7 +246,7 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
       }
     });
 
-    app.put<Thumb>(`${prefix}/upload/:serverName/:mediaId`, async (req, reply) => {
+    app.put<Thumb>(`${prefix}/upload/:serverName/:mediaId`, { bodyLimit: uploadLimit }, async (req, reply) => {
       const requester = await requireUser(ctx, req);
       const meta = uploadMeta(req);
       try {
