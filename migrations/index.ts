@@ -18,6 +18,7 @@ import * as m0012 from './0012_txn_scope.js';
 import * as m0013 from './0013_push_actions_index.js';
 import * as m0014 from './0014_pushers.js';
 import * as m0015 from './0015_replaces_state.js';
+import * as m0016 from './0016_ratelimit_override.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
@@ -35,4 +36,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0013_push_actions_index': m0013,
   '0014_pushers': m0014,
   '0015_replaces_state': m0015,
+  '0016_ratelimit_override': m0016,
 };

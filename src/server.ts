@@ -17,6 +17,8 @@ import { PushService } from './services/push/push-service.js';
 import { PusherService, pusherConfig } from './services/push/pushers.js';
 import { StreamPositions } from './services/sync/positions.js';
 import { RateLimiter } from './services/rate-limit.js';
+import { RatelimitOverrides } from './services/ratelimit-overrides.js';
+import { RoomRateLimits } from './services/rooms/rate-limits.js';
 import { ReceiptsService } from './services/receipts.js';
 import { EventPipeline } from './services/rooms/event-pipeline.js';
 import { directorySettings } from './services/rooms/directory-rules.js';
@@ -139,12 +141,16 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     // One reading of the settled stream positions for /sync and the pusher loop.
     const positions = new StreamPositions(database.db);
     const pushers = new PusherService({ db: database.db, notifier, push, logger, config: pusherConfig(config), positions });
+    const ratelimitOverrides = new RatelimitOverrides(database.db);
+    await ratelimitOverrides.load();
+    const rateLimiter = new RateLimiter(ratelimitOverrides);
     const services: Services = {
       auth,
       passwords,
       uia,
       accounts: new AccountsService(database, config, passwords, auth, uia),
-      rateLimiter: new RateLimiter(),
+      rateLimiter,
+      ratelimitOverrides,
       notifier,
       presence,
       typing,
@@ -160,6 +166,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
         notifier,
         directory: directorySettings(config.raw),
         blockNonAdminInvites: config.raw['block_non_admin_invites'] === true,
+        limits: new RoomRateLimits(rateLimiter, config),
         logger,
       }),
     };

@@ -3,7 +3,7 @@
  * config classes in synapse/config/), in the units HomeserverConfig uses.
  * Where Synapse has no default and Axon needs one, the comment says so.
  */
-import type { ListenerConfig, RateLimitConfig } from './types.js';
+import type { FederationRateLimitConfig, ListenerConfig, RateLimitConfig } from './types.js';
 
 /** Synapse: `DEFAULT_BIND_ADDRESSES` in synapse/config/server.py. The server binds '::' once for both. */
 export const DEFAULT_BIND_ADDRESSES: readonly string[] = ['::', '0.0.0.0'];
@@ -64,13 +64,35 @@ export const DEFAULT_CP_MAX = 10;
  */
 export const MAX_REQUEST_SIZE = 200 * 65536;
 
-/** Synapse: RatelimitSettings defaults in synapse/config/ratelimiting.py. */
+/**
+ * Synapse: the RatelimitSettings defaults in synapse/config/ratelimiting.py
+ * (what Synapse runs with; its config documentation agrees except for
+ * rc_third_party_invite, documented as 0.2/10).
+ */
 export const RC_DEFAULTS = {
   /** Used where Synapse passes no explicit defaults (rc_registration, rc_login.failed_attempts, rc_admin_redaction). */
   generic: { per_second: 0.17, burst_count: 3 },
   rc_message: { per_second: 0.2, burst_count: 10 },
+  rc_registration_token_validity: { per_second: 0.1, burst_count: 5 },
   rc_login_address: { per_second: 0.003, burst_count: 5 },
   rc_login_account: { per_second: 0.003, burst_count: 5 },
   rc_joins_local: { per_second: 0.1, burst_count: 10 },
   rc_joins_remote: { per_second: 0.01, burst_count: 10 },
+  rc_joins_per_room: { per_second: 1, burst_count: 10 },
+  rc_invites_per_room: { per_second: 0.3, burst_count: 10 },
+  rc_invites_per_user: { per_second: 0.003, burst_count: 5 },
+  rc_invites_per_issuer: { per_second: 0.3, burst_count: 10 },
+  rc_third_party_invite: { per_second: 0.0025, burst_count: 5 },
+  rc_3pid_validation: { per_second: 0.003, burst_count: 5 },
+  rc_media_create: { per_second: 10, burst_count: 50 },
+  rc_presence_per_user: { per_second: 0.1, burst_count: 1 },
+  rc_room_creation: { per_second: 0.016, burst_count: 10 },
+  rc_user_directory: { per_second: 0.016, burst_count: 200 },
+  /** Not in Synapse's documentation ("obscure"), but read. */
+  rc_key_requests: { per_second: 20, burst_count: 100 },
+  rc_delayed_event_mgmt: { per_second: 1, burst_count: 5 },
+  rc_reports: { per_second: 1, burst_count: 5 },
 } satisfies Record<string, RateLimitConfig>;
+
+/** Synapse: FederationRatelimitSettings. */
+export const RC_FEDERATION_DEFAULTS: FederationRateLimitConfig = { window_size: 1000, sleep_limit: 10, sleep_delay: 500, reject_limit: 50, concurrent: 3 };

@@ -37,15 +37,15 @@ import {
   LISTENER_RESOURCES,
   LISTENER_TYPES,
   MAX_REQUEST_SIZE,
-  RC_DEFAULTS,
   defaultListeners,
 } from './defaults.js';
 import { parseDuration, parseSize } from './durations.js';
 import { ConfigError, InvalidValueError, describeValue } from './errors.js';
 import { toPinoLevel } from './log-config.js';
+import { readRateLimits } from './rate-limits.js';
 import { isPlaceholder, placeholderLine, urlHasPlaceholderPassword } from './placeholders.js';
 import { AXON_IMPLEMENTED_KEYS, AXON_KEYS, SYNAPSE_KEYS } from './synapse-keys.js';
-import type { DatabaseConfig, HomeserverConfig, ListenerConfig, RateLimitConfig } from './types.js';
+import type { DatabaseConfig, HomeserverConfig, ListenerConfig } from './types.js';
 
 export interface LoadConfigOptions {
   /** Environment to read DATABASE_URL from; defaults to process.env. */
@@ -207,7 +207,8 @@ function isObj(v: unknown): v is Obj {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
 }
 
-class Reader {
+/** Reads typed values out of the merged config, naming the file and key in every error. Exported for the section readers beside this file. */
+export class Reader {
   /** Secrets still holding the sample's CHANGEME placeholder, one line each (see placeholders.ts). */
   readonly placeholders: string[] = [];
 
@@ -650,18 +651,6 @@ function databaseFromUrl(url: string, kept: { cp_min: number; cp_max: number; al
   return config;
 }
 
-function readRateLimit(r: Reader, v: unknown, path: string, def: RateLimitConfig): RateLimitConfig {
-  if (v === undefined || v === null) return { ...def };
-  const o = r.obj(v, path);
-  const ps = o['per_second'];
-  const bc = o['burst_count'];
-  return {
-    per_second: ps === undefined || ps === null ? def.per_second : r.num(ps, `${path}.per_second`, 0),
-    // Synapse: int(burst_count).
-    burst_count: bc === undefined || bc === null ? def.burst_count : Math.trunc(r.num(bc, `${path}.burst_count`, 0)),
-  };
-}
-
 function sub(r: Reader, key: string): Obj {
   const v = r.get(key);
   return v === undefined ? {} : r.obj(v, key);
@@ -885,18 +874,6 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
   });
   const ud = sub(r, 'user_directory');
 
-  // Rate limits.
-  const rcMessage = r.has('rc_message')
-    ? readRateLimit(r, r.get('rc_message'), 'rc_message', RC_DEFAULTS.rc_message)
-    : {
-        per_second: r.has('rc_messages_per_second') ? r.num(r.get('rc_messages_per_second'), 'rc_messages_per_second', 0) : RC_DEFAULTS.rc_message.per_second,
-        burst_count: r.has('rc_message_burst_count')
-          ? Math.trunc(r.num(r.get('rc_message_burst_count'), 'rc_message_burst_count', 0))
-          : RC_DEFAULTS.rc_message.burst_count,
-      };
-  const rcLogin = sub(r, 'rc_login');
-  const rcJoins = sub(r, 'rc_joins');
-
   const turnUris = r.topStrList('turn_uris', []);
   turnUris.forEach((u, i) => {
     if (!/^turns?:/.test(u)) r.expected(`turn_uris[${i}]`, 'a turn: or turns: URI such as "turn:turn.example.com?transport=udp"', u);
@@ -965,17 +942,7 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
     auto_join_rooms,
     max_request_body_size: Math.max(MAX_REQUEST_SIZE, max_upload_size),
 
-    rc_message: rcMessage,
-    rc_registration: readRateLimit(r, r.get('rc_registration'), 'rc_registration', RC_DEFAULTS.generic),
-    rc_login: {
-      address: readRateLimit(r, rcLogin['address'], 'rc_login.address', RC_DEFAULTS.rc_login_address),
-      account: readRateLimit(r, rcLogin['account'], 'rc_login.account', RC_DEFAULTS.rc_login_account),
-      failed_attempts: readRateLimit(r, rcLogin['failed_attempts'], 'rc_login.failed_attempts', RC_DEFAULTS.generic),
-    },
-    rc_joins: {
-      local: readRateLimit(r, rcJoins['local'], 'rc_joins.local', RC_DEFAULTS.rc_joins_local),
-      remote: readRateLimit(r, rcJoins['remote'], 'rc_joins.remote', RC_DEFAULTS.rc_joins_remote),
-    },
+    ...readRateLimits(r),
 
     raw,
     placeholder_secrets: [],
@@ -999,9 +966,6 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
   if (turnPass !== undefined) config.turn_password = turnPass;
   if (admin_contact !== undefined) config.admin_contact = admin_contact;
   if (fdw !== undefined) config.federation_domain_whitelist = r.strList(fdw, 'federation_domain_whitelist');
-  if (r.has('rc_admin_redaction')) {
-    config.rc_admin_redaction = readRateLimit(r, r.get('rc_admin_redaction'), 'rc_admin_redaction', RC_DEFAULTS.generic);
-  }
   if (turnPass !== undefined) r.notePlaceholder('turn_password', turnPass);
   config.placeholder_secrets = r.placeholders;
   return config;

@@ -55,7 +55,7 @@ export const SYNAPSE_KEYS: ReadonlySet<string> = new Set([
   'presence', 'prevent_media_downloads_from', 'print_pidfile', 'public_baseurl',
   'push', 'pusher_instances', 'rc_3pid_validation', 'rc_admin_redaction',
   'rc_delayed_event_mgmt', 'rc_federation', 'rc_invites', 'rc_joins',
-  'rc_joins_per_room', 'rc_login', 'rc_media_create', 'rc_message',
+  'rc_joins_per_room', 'rc_key_requests', 'rc_login', 'rc_media_create', 'rc_message',
   'rc_message_burst_count', 'rc_messages_per_second', 'rc_presence', 'rc_registration',
   'rc_registration_token_validity', 'rc_reports', 'rc_room_creation', 'rc_third_party_invite',
   'rc_user_directory', 'recaptcha_private_key', 'recaptcha_private_key_path', 'recaptcha_public_key',
@@ -119,6 +119,7 @@ export const AXON_IMPLEMENTED_KEYS: Set<string> = new Set([
   'user_directory', 'report_stats', 'admin_contact', 'require_auth_for_profile_requests',
   'limit_profile_requests_to_users_who_share_rooms', 'auto_join_rooms',
   'rc_message', 'rc_messages_per_second', 'rc_message_burst_count', 'rc_registration', 'rc_login', 'rc_joins',
-  'rc_admin_redaction',
+  'rc_admin_redaction', 'rc_registration_token_validity', 'rc_joins_per_room', 'rc_invites', 'rc_presence',
+  'rc_room_creation', 'rc_user_directory', 'rc_key_requests',
   'alias_creation_rules', 'room_list_publication_rules', 'require_membership_for_aliases', 'enable_room_list_search', 'block_non_admin_invites',
 ]);

@@ -50,6 +50,15 @@ export interface RateLimitConfig {
   burst_count: number;
 }
 
+/** Synapse's `rc_federation` (FederationRatelimitSettings); read now, applied once federation exists. */
+export interface FederationRateLimitConfig {
+  window_size: number;
+  sleep_limit: number;
+  sleep_delay: number;
+  reject_limit: number;
+  concurrent: number;
+}
+
 export interface HomeserverConfig {
   /** Files the configuration was read from, in order. */
   config_files: string[];
@@ -127,11 +136,26 @@ export interface HomeserverConfig {
   auto_join_rooms: string[];
   max_request_body_size: number;
 
+  /** Every `rc_*` key Synapse reads, with its defaults (see RC_DEFAULTS and docs/ADMIN.md for where each applies). */
   rc_message: RateLimitConfig;
   rc_registration: RateLimitConfig;
+  rc_registration_token_validity: RateLimitConfig;
   rc_login: { address: RateLimitConfig; account: RateLimitConfig; failed_attempts: RateLimitConfig };
-  rc_joins: { local: RateLimitConfig; remote: RateLimitConfig };
+  /** Only when set: redactions of other users' events then count here instead of against rc_message. */
   rc_admin_redaction?: RateLimitConfig;
+  rc_joins: { local: RateLimitConfig; remote: RateLimitConfig };
+  rc_joins_per_room: RateLimitConfig;
+  rc_invites: { per_room: RateLimitConfig; per_user: RateLimitConfig; per_issuer: RateLimitConfig };
+  rc_third_party_invite: RateLimitConfig;
+  rc_3pid_validation: RateLimitConfig;
+  rc_media_create: RateLimitConfig;
+  rc_presence: { per_user: RateLimitConfig };
+  rc_room_creation: RateLimitConfig;
+  rc_user_directory: RateLimitConfig;
+  rc_key_requests: RateLimitConfig;
+  rc_delayed_event_mgmt: RateLimitConfig;
+  rc_reports: RateLimitConfig;
+  rc_federation: FederationRateLimitConfig;
 
   /** Every key as read, merged over the files, for features that read extra keys later. */
   raw: Record<string, unknown>;

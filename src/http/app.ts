@@ -13,6 +13,7 @@ import { adminRegistrationTokensPlugin } from './admin/registration-tokens.js';
 import { adminServerPlugin } from './admin/server.js';
 import { sharedSecretRegisterPlugin } from './admin/shared-secret-register.js';
 import { adminUsersPlugin } from './admin/users.js';
+import { adminRatelimitOverridePlugin } from './admin/ratelimit-override.js';
 import { accountPlugin } from './client/account.js';
 import { accountDataPlugin } from './client/account-data.js';
 import { capabilitiesPlugin } from './client/capabilities.js';
@@ -114,6 +115,7 @@ const CLIENT_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   adminServerPlugin,
   adminRegistrationTokensPlugin,
   adminUsersPlugin,
+  adminRatelimitOverridePlugin,
   adminDevicesPlugin,
   adminMediaPlugin,
   sharedSecretRegisterPlugin,

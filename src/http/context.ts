@@ -4,6 +4,7 @@ import type { HomeserverConfig } from '../config/types.js';
 import type { AccountsService } from '../services/accounts.js';
 import type { AuthService } from '../services/auth.js';
 import type { RateLimiter } from '../services/rate-limit.js';
+import type { RatelimitOverrides } from '../services/ratelimit-overrides.js';
 import type { Notifier } from '../services/notifier.js';
 import type { PresenceService } from '../services/presence.js';
 import type { PushService } from '../services/push/push-service.js';
@@ -32,6 +33,8 @@ export interface Services {
   readonly accounts: AccountsService;
   readonly uia: UiaService;
   readonly rateLimiter: RateLimiter;
+  /** Per-user overrides of the rate limits (admin API), read by rateLimiter. */
+  readonly ratelimitOverrides: RatelimitOverrides;
   readonly notifier: Notifier;
   readonly rooms: RoomService;
   readonly presence: PresenceService;

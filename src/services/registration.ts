@@ -20,7 +20,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { HomeserverConfig, RateLimitConfig } from '../config/types.js';
+import type { HomeserverConfig } from '../config/types.js';
 import { forbidden, invalidParam, MatrixError } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
 import { nextGeneratedLocalpart, skipTakenGeneratedLocalparts } from '../storage/generated-user-ids.js';
@@ -54,8 +54,6 @@ export const NONCE_LIFETIME_MS = 60_000;
 const SWEEP_INTERVAL_MS = 60_000;
 /** Synapse's built-in user types; `user_types.extra_user_types` adds more. */
 const BUILTIN_USER_TYPES = ['support', 'bot'];
-/** Synapse's default for `rc_registration_token_validity`. */
-const TOKEN_VALIDITY_RC_DEFAULT: RateLimitConfig = { per_second: 0.1, burst_count: 5 };
 /** Synapse gives up generating a numeric localpart after this many collisions. */
 const MAX_GENERATE_ATTEMPTS = 10;
 
@@ -173,17 +171,6 @@ export class RegistrationService {
     return { extra, defaultType: def };
   }
 
-  /** `rc_registration_token_validity` from the raw config, with Synapse's defaults. */
-  private get tokenValidityRateLimit(): RateLimitConfig {
-    const v = this.config.raw['rc_registration_token_validity'];
-    if (!isObject(v)) return TOKEN_VALIDITY_RC_DEFAULT;
-    const ps = v['per_second'];
-    const bc = v['burst_count'];
-    return {
-      per_second: typeof ps === 'number' && Number.isFinite(ps) ? ps : TOKEN_VALIDITY_RC_DEFAULT.per_second,
-      burst_count: typeof bc === 'number' && Number.isFinite(bc) ? Math.trunc(bc) : TOKEN_VALIDITY_RC_DEFAULT.burst_count,
-    };
-  }
 
   /** The flows /register offers, as Synapse computes them without email or phone verification. */
   flows(): string[][] {
@@ -228,7 +215,7 @@ export class RegistrationService {
 
   /** GET /v1/register/m.login.registration_token/validity. */
   async tokenValidity(token: string | undefined, ip: string, now = Date.now()): Promise<{ valid: boolean }> {
-    this.deps.services.rateLimiter.check(`registration_token_validity:${ip}`, this.tokenValidityRateLimit);
+    this.deps.services.rateLimiter.check(`registration_token_validity:${ip}`, this.config.rc_registration_token_validity);
     if (!this.config.enable_registration) throw forbidden('Registration has been disabled');
     if (token === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing string query parameter 'token'");
     await this.maybeReleaseAbandonedTokenUses(now);

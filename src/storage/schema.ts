@@ -397,3 +397,14 @@ export interface PushersTable {
   last_success: number | null;
   failing_since: number | null;
 }
+
+/** A user's rate-limit override, set through the admin API (migration 0016). */
+export interface RatelimitOverrideTable {
+  user_id: string;
+  messages_per_second: number;
+  burst_count: number;
+}
+
+export interface Schema {
+  ratelimit_override: RatelimitOverrideTable;
+}

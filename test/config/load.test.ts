@@ -300,6 +300,24 @@ describe('defaults (Synapse documented defaults)', () => {
       remote: { per_second: 0.01, burst_count: 10 },
     });
     expect(config.rc_admin_redaction).toBeUndefined();
+    // Synapse's RatelimitConfig defaults for the rest.
+    expect(config.rc_registration_token_validity).toEqual({ per_second: 0.1, burst_count: 5 });
+    expect(config.rc_joins_per_room).toEqual({ per_second: 1, burst_count: 10 });
+    expect(config.rc_invites).toEqual({
+      per_room: { per_second: 0.3, burst_count: 10 },
+      per_user: { per_second: 0.003, burst_count: 5 },
+      per_issuer: { per_second: 0.3, burst_count: 10 },
+    });
+    expect(config.rc_third_party_invite).toEqual({ per_second: 0.0025, burst_count: 5 });
+    expect(config.rc_3pid_validation).toEqual({ per_second: 0.003, burst_count: 5 });
+    expect(config.rc_media_create).toEqual({ per_second: 10, burst_count: 50 });
+    expect(config.rc_presence).toEqual({ per_user: { per_second: 0.1, burst_count: 1 } });
+    expect(config.rc_room_creation).toEqual({ per_second: 0.016, burst_count: 10 });
+    expect(config.rc_user_directory).toEqual({ per_second: 0.016, burst_count: 200 });
+    expect(config.rc_key_requests).toEqual({ per_second: 20, burst_count: 100 });
+    expect(config.rc_delayed_event_mgmt).toEqual({ per_second: 1, burst_count: 5 });
+    expect(config.rc_reports).toEqual({ per_second: 1, burst_count: 5 });
+    expect(config.rc_federation).toEqual({ window_size: 1000, sleep_limit: 10, sleep_delay: 500, reject_limit: 50, concurrent: 3 });
   });
 });
 
@@ -340,6 +358,21 @@ describe('values as written', () => {
     expect(config.rc_login.address).toEqual({ per_second: 1, burst_count: 2 }); // int(), as Synapse
     expect(config.rc_login.account).toEqual({ per_second: 0.003, burst_count: 5 });
     expect(config.rc_admin_redaction).toEqual({ per_second: 5, burst_count: 3 });
+  });
+
+  it('nested rate limits fall back key by key; rc_federation and its legacy federation_rc_* keys', () => {
+    const t = tempTree({
+      'homeserver.yaml': `${MINIMAL}rc_invites:\n  per_user: {burst_count: 2}\nrc_presence:\n  per_user: {per_second: 0}\nrc_room_creation: {per_second: 3}\nfederation_rc_concurrent: 7\n`,
+    });
+    const config = loadConfig([join(t, 'homeserver.yaml')], { env: {} });
+    expect(config.rc_invites.per_user).toEqual({ per_second: 0.003, burst_count: 2 });
+    expect(config.rc_invites.per_room).toEqual({ per_second: 0.3, burst_count: 10 });
+    expect(config.rc_presence.per_user).toEqual({ per_second: 0, burst_count: 1 });
+    expect(config.rc_room_creation).toEqual({ per_second: 3, burst_count: 10 });
+    expect(config.rc_federation.concurrent).toBe(7);
+    const t2 = tempTree({ 'homeserver.yaml': `${MINIMAL}federation_rc_concurrent: 7\nrc_federation: {window_size: 750}\n` });
+    const c2 = loadConfig([join(t2, 'homeserver.yaml')], { env: {} });
+    expect(c2.rc_federation).toEqual({ window_size: 750, sleep_limit: 10, sleep_delay: 500, reject_limit: 50, concurrent: 3 });
   });
 
   it('secrets from *_path files, trimmed', () => {
@@ -448,6 +481,8 @@ describe('ConfigError: names the file and key path', () => {
     ['turn_uris: [stun:example.com]\n', 'turn_uris[0]: expected a turn: or turns: URI'],
     ['thumbnail_sizes:\n  - {width: 32, height: 32, method: zoom}\n', 'thumbnail_sizes[0].method: expected "crop" or "scale", got "zoom"'],
     ['rc_message: {per_second: fast}\n', 'rc_message.per_second: expected a number of at least 0, got "fast"'],
+    ['rc_invites: {per_issuer: {burst_count: -1}}\n', 'rc_invites.per_issuer.burst_count: expected a number of at least 0, got -1'],
+    ['rc_joins_per_room: 3\n', 'rc_joins_per_room: expected a mapping (key: value pairs), got 3'],
     ['database:\n  name: mysql\n', 'database.name: expected "psycopg2" (PostgreSQL) or "sqlite3"'],
     ['database:\n  name: psycopg2\n  args: {port: 99999}\n', 'database.args.port: expected an integer between 1 and 65535, got 99999'],
     ['database:\n  name: psycopg2\n  args: {cp_min: 20, cp_max: 10}\n', 'database.args.cp_min: must not be more than cp_max (10), got 20'],

@@ -52,6 +52,12 @@ export async function baseTestYaml(dir: string, serverName: string): Promise<{ y
     rc_login: { address: LOOSE, account: LOOSE, failed_attempts: LOOSE },
     rc_registration: LOOSE,
     rc_message: LOOSE,
+    rc_room_creation: LOOSE,
+    rc_joins: { local: LOOSE, remote: LOOSE },
+    rc_joins_per_room: LOOSE,
+    rc_invites: { per_room: LOOSE, per_user: LOOSE, per_issuer: LOOSE },
+    rc_media_create: LOOSE,
+    rc_key_requests: LOOSE,
   };
   if ((await testDatabaseKind()) === 'postgres') {
     const db = await createMigratedTestDatabase();

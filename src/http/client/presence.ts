@@ -22,14 +22,13 @@ import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js'
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, objectBody, rejectNul } from './session-helpers.js';
-import { rawRateLimit } from './user-directory.js';
 
 function checkUserId(userId: string): void {
   if (!isValidUserId(userId) || Buffer.byteLength(userId) > 255) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid user id');
 }
 
 export const presencePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const rc = rawRateLimit(ctx.config.raw, ['rc_presence', 'per_user'], { per_second: 0.1, burst_count: 1 });
+  const rc = ctx.config.rc_presence.per_user;
 
   for (const prefix of CLIENT_PREFIXES) {
     const path = `${prefix}/presence/:userId/status`;
@@ -49,7 +48,7 @@ export const presencePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
       const { userId } = req.params;
       checkUserId(userId);
       if (requester.userId !== userId) throw forbidden('Can only set your own presence state');
-      ctx.services.rateLimiter.check(`presence:${requester.userId}`, rc);
+      ctx.services.rateLimiter.check(`presence:${requester.userId}`, rc, { user: requester.userId });
       const body = objectBody(req);
       const state = body['presence'];
       if (state === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing key 'presence'");

@@ -15,6 +15,7 @@ export const toDevicePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
     notifier: ctx.services.notifier,
     isMine: (userId) => ctx.services.accounts.isMine(userId),
     logger: ctx.logger,
+    keyRequests: { limiter: ctx.services.rateLimiter, cfg: ctx.config.rc_key_requests },
   });
 
   for (const prefix of CLIENT_PREFIXES) {

@@ -18,7 +18,6 @@
  *   and avatar first.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { RateLimitConfig } from '../../config/types.js';
 import { MatrixError } from '../../matrix-error.js';
 import { directoryQueries, searchUserDirectory } from '../../storage/user-directory.js';
 import { requireUser } from '../auth.js';
@@ -27,23 +26,10 @@ import { CLIENT_PREFIXES, objectBody, rejectNul } from './session-helpers.js';
 
 const MAX_LIMIT = 50;
 
-/**
- * A rate limit Synapse reads but our config loader keeps only in `raw`:
- * `{per_second, burst_count}` at `path`, each falling back to Synapse's
- * default when absent or not a non-negative number.
- */
-export function rawRateLimit(raw: Record<string, unknown>, path: readonly string[], def: RateLimitConfig): RateLimitConfig {
-  let v: unknown = raw;
-  for (const k of path) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
-  const o = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-  const num = (x: unknown, d: number) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : d);
-  return { per_second: num(o['per_second'], def.per_second), burst_count: num(o['burst_count'], def.burst_count) };
-}
-
 export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { config } = ctx;
   const db = ctx.database.db;
-  const rc = rawRateLimit(config.raw, ['rc_user_directory'], { per_second: 0.016, burst_count: 200 });
+  const rc = config.rc_user_directory;
   const ud = config.raw['user_directory'];
   const showLocked = ud !== null && typeof ud === 'object' && (ud as Record<string, unknown>)['show_locked_users'] === true;
 
@@ -51,7 +37,7 @@ export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app
     app.post(`${prefix}/user_directory/search`, async (req) => {
       const requester = await requireUser(ctx, req);
       if (!config.user_directory.enabled) return { limited: false, results: [] };
-      ctx.services.rateLimiter.check(`user_directory:${requester.userId}`, rc);
+      ctx.services.rateLimiter.check(`user_directory:${requester.userId}`, rc, { user: requester.userId });
       const body = objectBody(req);
       const term = body['search_term'];
       if (term === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', '`search_term` is required field');

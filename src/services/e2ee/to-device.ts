@@ -10,7 +10,9 @@
  *   request). Users on other servers are skipped too until federation
  *   exists. The transaction id is recorded in the same transaction as the
  *   inbox rows, so a retry (same user, device and txn id) delivers nothing
- *   again.
+ *   again. `m.room_key_request` messages to other users count against
+ *   rc_key_requests per sending device; over it they are dropped silently
+ *   for that user, as Synapse does.
  * - Receiving (/sync): up to 100 messages per response, oldest first, with
  *   a position in (since, upto]; when more remain, next_batch stops at the
  *   last one handed out. A sync from a token acknowledges (deletes) the
@@ -19,12 +21,14 @@
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import type { RateLimitConfig } from '../../config/types.js';
 import { isValidUserId } from '../../core/auth/ids.js';
 import { MatrixError } from '../../matrix-error.js';
 import type { Schema } from '../../storage/schema.js';
 import { claimToDeviceTxn, deleteInboxUpTo, existingDevices, inboxMessages, insertInboxMessages } from '../../storage/to-device.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
+import type { RateLimiter } from '../rate-limit.js';
 import { containsNul, isJsonObject } from '../../json-values.js';
 import { withSubsystemLogger } from '../../logger.js';
 
@@ -76,6 +80,8 @@ export interface ToDeviceServiceDeps {
   /** Whether a user id belongs to this server. */
   isMine(userId: string): boolean;
   logger: Logger;
+  /** rc_key_requests: room key requests to other users, per sending device. */
+  keyRequests?: { limiter: RateLimiter; cfg: RateLimitConfig };
 }
 
 export class ToDeviceService {
@@ -96,6 +102,11 @@ export class ToDeviceService {
     for (const [userId, m] of req.messages) {
       if (!this.d.isMine(userId)) {
         remote++;
+        continue;
+      }
+      if (!this.keyRequestAllowed(requester, req.eventType, userId)) {
+        // Synapse drops these silently (the request still succeeds).
+        this.d.logger.info({ sender, user_id: userId }, 'dropping room_key_request due to rate limit');
         continue;
       }
       if ('all' in m) all.push(userId);
@@ -129,6 +140,13 @@ export class ToDeviceService {
     });
     if (recipients.length > 0) this.d.notifier.notifyUsers(recipients);
     return recipients.length;
+  }
+
+  /** rc_key_requests, counted per recipient user other than the sender, as Synapse counts it. */
+  private keyRequestAllowed(requester: Requester, eventType: string, recipient: string): boolean {
+    const kr = this.d.keyRequests;
+    if (!kr || eventType !== 'm.room_key_request' || recipient === requester.userId) return true;
+    return kr.limiter.allow(`key_requests:${requester.userId}\u0000${requester.deviceId ?? ''}`, kr.cfg, { user: requester.userId });
   }
 }
 

@@ -181,7 +181,7 @@ export class MediaRepository {
 
   /** POST /create: reserves a media id for `userId` to upload to later. */
   async create(userId: string): Promise<{ content_uri: string; unused_expires_at: number }> {
-    this.deps.services?.rateLimiter.check(`media_create:${userId}`, this.settings.rcMediaCreate);
+    this.deps.services?.rateLimiter.check(`media_create:${userId}`, this.settings.rcMediaCreate, { user: userId });
     const now = Date.now();
     const mediaId = newMediaId();
     const expires = now + this.settings.unusedExpirationMs;

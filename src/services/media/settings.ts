@@ -1,8 +1,8 @@
 /**
  * The media repository's settings. Most are parsed by the configuration
- * loader; the ones for asynchronous uploads (`max_pending_media_uploads`,
- * `unused_expiration_time`) and `rc_media_create` are read here from the
- * raw homeserver.yaml, with Synapse's defaults.
+ * loader (rc_media_create among them); the ones for asynchronous uploads
+ * (`max_pending_media_uploads`, `unused_expiration_time`) are read here from
+ * the raw homeserver.yaml, with Synapse's defaults.
  */
 import type { HomeserverConfig, RateLimitConfig } from '../../config/types.js';
 import { parseDuration } from '../../config/durations.js';
@@ -26,23 +26,10 @@ export interface MediaSettings {
 
 const DEFAULT_MAX_PENDING = 5;
 const DEFAULT_UNUSED_EXPIRATION_MS = 24 * 60 * 60 * 1000;
-const DEFAULT_RC_MEDIA_CREATE: RateLimitConfig = { per_second: 10, burst_count: 50 };
 
 function nonNegativeInt(v: unknown, key: string): number {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
   throw new Error(`${key}: expected a whole number, got ${JSON.stringify(v)}`);
-}
-
-function rateLimit(v: unknown, fallback: RateLimitConfig, key: string): RateLimitConfig {
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${key}: expected per_second and burst_count`);
-  const o = v as Record<string, unknown>;
-  const num = (x: unknown, name: string, d: number) => {
-    if (x === undefined) return d;
-    if (typeof x === 'number' && Number.isFinite(x)) return x;
-    throw new Error(`${key}.${name}: expected a number, got ${JSON.stringify(x)}`);
-  };
-  return { per_second: num(o.per_second, 'per_second', fallback.per_second), burst_count: num(o.burst_count, 'burst_count', fallback.burst_count) };
 }
 
 export function mediaSettings(config: HomeserverConfig): MediaSettings {
@@ -68,6 +55,6 @@ export function mediaSettings(config: HomeserverConfig): MediaSettings {
         ? DEFAULT_MAX_PENDING
         : nonNegativeInt(raw.max_pending_media_uploads, 'max_pending_media_uploads'),
     unusedExpirationMs,
-    rcMediaCreate: rateLimit(raw.rc_media_create, DEFAULT_RC_MEDIA_CREATE, 'rc_media_create'),
+    rcMediaCreate: config.rc_media_create,
   };
 }

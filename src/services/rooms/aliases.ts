@@ -201,7 +201,7 @@ export class AliasService {
     }
     if (!changed) return;
     try {
-      await this.d.rooms.send(requester, roomId, { type: 'm.room.canonical_alias', state_key: '', content: next });
+      await this.d.rooms.send(requester, roomId, { type: 'm.room.canonical_alias', state_key: '', content: next }, undefined, { ratelimit: false });
     } catch (err) {
       if (!(err instanceof MatrixError) || err.statusCode !== 403) throw err;
       this.d.logger?.info({ room_id: roomId, alias }, `could not update the canonical alias after deleting an alias: ${err.message}`);

@@ -11,7 +11,7 @@ import type { JsonObject, PDU } from '../../core/pdu.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { forbidden, MatrixError } from '../../matrix-error.js';
 import { getAlias, insertAlias } from '../../storage/aliases.js';
-import { findTxn, getEvents, recordTxn, type StoredEvent, type TxnKey } from '../../storage/events.js';
+import { findTxn, getEvent, getEvents, recordTxn, type StoredEvent, type TxnKey } from '../../storage/events.js';
 import { markForgotten, nextPendingDeactivation, removePendingDeactivation } from '../../storage/memberships.js';
 import { insertRoom } from '../../storage/rooms.js';
 import type { Schema } from '../../storage/schema.js';
@@ -23,6 +23,7 @@ import { localAliasFromName } from './aliases.js';
 import { aliasCreationAllowed, publishingAllowed, type DirectorySettings } from './directory-rules.js';
 import type { EventDraft, EventPipeline, PersistedEvent } from './event-pipeline.js';
 import { planMembership, serverActingAs, type MembershipAction } from './membership.js';
+import type { RoomRateLimits } from './rate-limits.js';
 import { withSubsystemLogger } from '../../logger.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
@@ -79,7 +80,15 @@ export interface RoomServiceDeps {
   directory?: DirectorySettings;
   /** Synapse's `block_non_admin_invites`. */
   blockNonAdminInvites?: boolean;
+  /** The rc_* limits on users' room actions; without them nothing is limited. */
+  limits?: RoomRateLimits;
   logger?: Logger;
+}
+
+/** How a room action is made: `ratelimit: false` for changes the server makes itself (Synapse's ratelimit=False). */
+export interface ActionOptions {
+  now?: number;
+  ratelimit?: boolean;
 }
 
 /** A room checked and ready to write (see RoomService.prepareRoom). */
@@ -103,6 +112,18 @@ export interface PreparedRoom {
 export class RoomService {
   constructor(private readonly d: RoomServiceDeps) {
     this.d = withSubsystemLogger(d, 'axon.rooms');
+    const limits = d.limits;
+    // rc_joins_per_room counts every join persisted in a room, whoever made it.
+    if (limits) {
+      d.pipeline.addPersistHook(async (_tx, room, ev) => {
+        if (ev.pdu.type === 'm.room.member' && ev.pdu.content['membership'] === 'join') limits.joined(room.room_id);
+      });
+    }
+  }
+
+  /** The rate limits on room actions, for the upgrader (which counts as a room creation). */
+  get limits(): RoomRateLimits | undefined {
+    return this.d.limits;
   }
 
   get pipeline(): EventPipeline {
@@ -111,7 +132,9 @@ export class RoomService {
 
   /** Creates a room as the spec's /createRoom describes; returns its id. */
   async createRoom(requester: Requester, req: CreateRoomRequest, now = Date.now()): Promise<{ roomId: string; events: PersistedEvent[] }> {
+    this.d.limits?.roomCreation(requester.userId);
     const prepared = await this.prepareRoom(requester, req, now);
+    this.d.limits?.createRoomInvites(requester.userId, prepared.invitees.length);
     const events = await this.d.db.transaction().execute((tx) => this.writeRoom(tx, prepared, now));
     this.d.notifier.notifyUsers([prepared.creator, ...prepared.invitees]);
     return { roomId: prepared.roomId, events };
@@ -237,14 +260,45 @@ export class RoomService {
   /**
    * Sends one event into a room. With a transaction id (client sends), the
    * same (user, device, endpoint scope, txn id) returns the first event
-   * instead of a second.
+   * instead of a second, without counting against rc_message.
    */
-  async send(requester: Requester, roomId: string, draft: EventDraft, txn?: { scope: string; id: string }, now = Date.now()): Promise<{ eventId: string; streamOrdering?: number }> {
+  async send(requester: Requester, roomId: string, draft: EventDraft, txn?: { scope: string; id: string }, opts: ActionOptions = {}): Promise<{ eventId: string; streamOrdering?: number }> {
+    const now = opts.now ?? Date.now();
     const key: TxnKey | undefined = txn && { userId: requester.userId, deviceId: requester.deviceId ?? '', scope: txn.scope, txnId: txn.id };
     if (key) {
       const seen = await findTxn(this.d.db, key);
       if (seen) return { eventId: seen };
     }
+    const limits = opts.ratelimit === false ? undefined : this.d.limits;
+    const adminRedaction = limits !== undefined && (await this.redactsOthers(requester.userId, draft));
+    return this.counted(limits, requester.userId, adminRedaction, () => this.sendNow(requester, roomId, draft, key, now));
+  }
+
+  /**
+   * Runs an action that sends one event, counted against rc_message; the
+   * count is given back when it fails or turns out to send nothing.
+   */
+  private async counted<T extends { pdu?: PDU }>(limits: RoomRateLimits | undefined, userId: string, adminRedaction: boolean, fn: () => Promise<T>): Promise<T> {
+    limits?.message(userId, { adminRedaction });
+    let out: T;
+    try {
+      out = await fn();
+    } catch (err) {
+      limits?.refundMessage(userId, adminRedaction);
+      throw err;
+    }
+    if (!out.pdu) limits?.refundMessage(userId, adminRedaction);
+    return out;
+  }
+
+  /** Whether a draft redacts another user's event (Synapse's admin redaction, limited by rc_admin_redaction). */
+  private async redactsOthers(userId: string, draft: EventDraft): Promise<boolean> {
+    if (draft.type !== 'm.room.redaction' || typeof draft.redacts !== 'string') return false;
+    const target = await getEvent(this.d.db, draft.redacts);
+    return target !== undefined && target.sender !== userId;
+  }
+
+  private async sendNow(requester: Requester, roomId: string, draft: EventDraft, key: TxnKey | undefined, now: number): Promise<{ eventId: string; streamOrdering?: number; pdu?: PDU }> {
     const persisted = await this.d.pipeline.inRoomQueue(roomId, () =>
       this.d.db.transaction().execute(async (tx) => {
         if (key) {
@@ -289,7 +343,16 @@ export class RoomService {
    * checks before the auth rules (see membership.ts). A repeat of the
    * current membership event returns that event.
    */
-  async updateMembership(requester: Requester, roomId: string, target: string, action: MembershipAction, extra: JsonObject = {}, now = Date.now()): Promise<{ eventId: string }> {
+  async updateMembership(requester: Requester, roomId: string, target: string, action: MembershipAction, extra: JsonObject = {}, opts: ActionOptions = {}): Promise<{ eventId: string }> {
+    const now = opts.now ?? Date.now();
+    const limits = opts.ratelimit === false ? undefined : this.d.limits;
+    if (limits && action === 'join' && (await this.membership(roomId, requester.userId)) !== 'join') limits.join(requester.userId, roomId);
+    if (limits && action === 'invite') limits.invite(requester.userId, roomId, target);
+    const persisted = await this.counted(limits, requester.userId, false, () => this.changeMembership(requester, roomId, target, action, extra, now));
+    return { eventId: persisted.eventId };
+  }
+
+  private async changeMembership(requester: Requester, roomId: string, target: string, action: MembershipAction, extra: JsonObject, now: number): Promise<{ eventId: string; pdu?: PDU }> {
     const persisted = await this.d.pipeline.inRoomQueue(roomId, () =>
       this.d.db.transaction().execute(async (tx) => {
         const room = await this.d.pipeline.room(tx, roomId);
@@ -299,7 +362,7 @@ export class RoomService {
       }),
     );
     if ('pdu' in persisted) await this.wake(roomId, persisted.pdu);
-    return { eventId: persisted.eventId };
+    return persisted;
   }
 
   /**
@@ -337,7 +400,7 @@ export class RoomService {
       const requester = serverActingAs(userId);
       for (const r of await roomsForUser(this.d.db, userId, ['join', 'invite', 'knock'])) {
         try {
-          await this.updateMembership(requester, r.room_id, userId, 'leave');
+          await this.updateMembership(requester, r.room_id, userId, 'leave', {}, { ratelimit: false });
           if (r.membership === 'join') await this.forget(userId, r.room_id);
         } catch (err) {
           this.d.logger?.warn({ err, user_id: userId, room_id: r.room_id }, 'could not part deactivated user from room');
@@ -357,7 +420,7 @@ export class RoomService {
     const requester = serverActingAs(userId);
     for (const r of await roomsForUser(this.d.db, userId, ['join'])) {
       try {
-        await this.updateMembership(requester, r.room_id, userId, 'join');
+        await this.updateMembership(requester, r.room_id, userId, 'join', {}, { ratelimit: false });
       } catch (err) {
         this.d.logger?.warn({ err, user_id: userId, room_id: r.room_id }, 'could not update member event after a profile change');
       }

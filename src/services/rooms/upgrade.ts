@@ -107,6 +107,8 @@ export class RoomUpgrader {
   async upgrade(requester: Requester, oldRoomId: string, newVersion: string, additionalCreators?: string[]): Promise<string> {
     const rv = roomVersion(newVersion);
     if (!rv) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', 'Your homeserver does not support this room version');
+    // An upgrade counts as a room creation (rc_room_creation and one rc_message), not event by event, as in Synapse.
+    this.d.rooms.limits?.roomCreation(requester.userId);
     const running = this.inProgress.get(oldRoomId);
     if (running) {
       if (running.userId !== requester.userId) throw new MatrixError(400, 'M_UNKNOWN', 'An upgrade for this room is currently in progress');
