@@ -8,10 +8,14 @@
  * request needs: nesting deeper than MAX_BODY_DEPTH, or a lone UTF-16
  * surrogate (`"\ud800"`) in a string or key (M_BAD_JSON), which could be
  * neither signed as canonical JSON nor stored.
+ *
+ * Handlers take a body that must be a JSON object through jsonObjectBody,
+ * Synapse's one rule for every such route.
  */
 import { isUtf8 } from 'node:buffer';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { JsonParseError, parseJsonBody } from '../core/json-parse.js';
+import { isJsonObject } from '../json-values.js';
 import { badJson, notJson } from '../matrix-error.js';
 
 /** The deepest nesting of arrays and objects a request body may have (the top-level object is 1). */
@@ -31,4 +35,31 @@ export function installJsonBodyParser(app: FastifyInstance): void {
       done(notJson('Content not JSON.'), undefined);
     }
   });
+}
+
+/**
+ * How a route takes a missing body, as Synapse's servlets do:
+ * - `required` (most routes): no body is 400 M_NOT_JSON.
+ * - `allowEmpty` (the membership routes, join by alias or id; Synapse's
+ *   `allow_empty_body`): no body, and the JSON `null`, are `{}`.
+ * - `emptyIsObject` (device deletion, for old clients that sent nothing):
+ *   no body is `{}`, but `null` is not an object.
+ */
+export type EmptyBody = 'required' | 'allowEmpty' | 'emptyIsObject';
+
+/**
+ * The request body as a JSON object. Anything but an object (`null`, an
+ * array, a string, a number, a boolean) is 400 M_BAD_JSON "Content must be
+ * a JSON object.", whatever the route; text that is not JSON never gets
+ * here (the parser refuses it with M_NOT_JSON).
+ */
+export function jsonObjectBody(req: FastifyRequest, empty: EmptyBody = 'required'): Record<string, unknown> {
+  const body = req.body;
+  if (body === undefined) {
+    if (empty === 'required') throw notJson('Content not JSON.');
+    return {};
+  }
+  if (body === null && empty === 'allowEmpty') return {};
+  if (!isJsonObject(body)) throw badJson('Content must be a JSON object.');
+  return body;
 }
