@@ -130,7 +130,8 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
       app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/${action}`, async (req) => {
         const requester = await requireUser(ctx, req);
         const b = bodyObject(req, 'allowEmpty');
-        if (typeof b.user_id !== 'string' || !USER_ID.test(b.user_id)) throw new MatrixError(400, 'M_BAD_JSON', 'user_id must be a user id');
+        if (!('user_id' in b)) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing params: ['user_id']");
+        if (typeof b.user_id !== 'string' || !USER_ID.test(b.user_id)) throw new MatrixError(400, 'M_INVALID_PARAM', 'user_id must be a user id');
         // Synapse's checks (unban only the banned, kick only members, ...) come before the auth rules.
         await rooms.updateMembership(requester, req.params.roomId, b.user_id, action, reasonOf(b));
         return {};
