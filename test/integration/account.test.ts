@@ -259,7 +259,10 @@ describe('POST /account/deactivate', () => {
 
   it('keeps the profile without erase (r0 path)', async () => {
     const u = await createUser(t, 'mallory');
-    const first = await api(t, 'POST', '/_matrix/client/r0/account/deactivate', { token: u.accessToken });
+    // As Synapse: the body is required (a JSON object), even for the first UIA step.
+    const noBody = await api(t, 'POST', '/_matrix/client/r0/account/deactivate', { token: u.accessToken });
+    expect({ status: noBody.status, errcode: noBody.body.errcode }).toEqual({ status: 400, errcode: 'M_NOT_JSON' });
+    const first = await api(t, 'POST', '/_matrix/client/r0/account/deactivate', { token: u.accessToken, body: {} });
     expect(first.status).toBe(401);
     const done = await api(t, 'POST', '/_matrix/client/r0/account/deactivate', { token: u.accessToken, body: { auth: passwordAuth(u, first.body.session as string) } });
     expect(done.status).toBe(200);

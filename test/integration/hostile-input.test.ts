@@ -4,7 +4,11 @@
  * case of escape), nesting far past any real event, bodies over the size
  * limit, bytes that are not UTF-8, and a wrong type in every field of a
  * valid body. Every answer must be a Matrix error (an `M_*` errcode) or a
- * success, never a 5xx; a valid surrogate pair must still pass.
+ * success, never a 5xx; a valid surrogate pair must still pass. Where
+ * Synapse has a precise answer it is asserted: JSON that is not an object
+ * (`null` included) is 400 M_BAD_JSON, text that is not JSON 400 M_NOT_JSON,
+ * no body as the route's servlet takes it (see Route.empty), and the
+ * content checks of Synapse's EventValidator per field (Route.wrongType).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BODY_DEPTH } from '../../src/http/json-body.js';
@@ -65,7 +69,31 @@ interface Route {
   pairAt: string[];
   /** Run before the request whose body carries the valid pair. */
   beforePair?: () => Promise<void>;
+  /**
+   * How the route takes no body, as Synapse's servlet: `required` (the
+   * default) answers 400 M_NOT_JSON; `allowEmpty` (the membership routes)
+   * takes no body, and `null`, as `{}`; `emptyIsObject` (device deletion)
+   * takes no body as `{}` but refuses `null`.
+   */
+  empty?: 'required' | 'allowEmpty' | 'emptyIsObject';
+  /** Synapse also takes a bare `true`/`false` as the whole body. */
+  bareBoolean?: boolean;
+  /**
+   * What Synapse answers when the field at `path` (joined with '.') holds
+   * `value` instead: a status and errcode; undefined where only "never a
+   * 5xx" is asserted.
+   */
+  wrongType?: (path: string, value: unknown) => Expected | undefined;
 }
+
+interface Expected {
+  status: number;
+  errcode?: string;
+}
+
+const OK: Expected = { status: 200 };
+const notString = (v: unknown) => (typeof v === 'string' ? undefined : { status: 400, errcode: 'M_UNKNOWN' });
+const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER;
 
 const room = () => `${V3}/rooms/${enc(roomId)}`;
 const me = () => `${V3}/user/${enc(alice.userId)}`;
@@ -86,6 +114,8 @@ const ROUTES: Route[] = [
     body: () => ({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'bob' }, password: bob.password, initial_device_display_name: 'laptop' }),
     as: () => null,
     pairAt: ['initial_device_display_name'],
+    // `null` is "not given", as Synapse.
+    wrongType: (path, v) => (path === 'initial_device_display_name' && v === null ? OK : undefined),
   },
   {
     name: 'createRoom',
@@ -93,6 +123,13 @@ const ROUTES: Route[] = [
     path: () => `${V3}/createRoom`,
     body: () => ({ name: 'Room', topic: 'About', preset: 'private_chat', visibility: 'private', invite: [bob.userId], is_direct: false, creation_content: { 'm.federate': true }, initial_state: [{ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } }], power_level_content_override: { users_default: 0 } }),
     pairAt: ['name'],
+    // Synapse checks no value inside creation_content; the override's levels must be integers.
+    wrongType: (path, v) => {
+      // Numbers canonical JSON cannot hold are M_BAD_JSON everywhere in an event.
+      if (path === 'creation_content.m.federate') return typeof v === 'number' && !isInt(v) ? { status: 400, errcode: 'M_BAD_JSON' } : OK;
+      if (path === 'power_level_content_override.users_default') return isInt(v) ? OK : { status: 400, errcode: 'M_BAD_JSON' };
+      return undefined;
+    },
   },
   {
     name: 'send',
@@ -100,6 +137,13 @@ const ROUTES: Route[] = [
     path: () => `${room()}/send/m.room.message/${nextTxnId('s')}`,
     body: () => ({ msgtype: 'm.text', body: 'hello', 'm.mentions': { user_ids: [bob.userId] } }),
     pairAt: ['body'],
+    wrongType: (path, v) => {
+      if (path === 'msgtype' || path === 'body') return notString(v);
+      if (path === 'm.mentions') return { status: 400, errcode: 'M_BAD_JSON' };
+      if (path === 'm.mentions.user_ids') return { status: 400, errcode: 'M_BAD_JSON' };
+      if (path === 'm.mentions.user_ids.0') return typeof v === 'string' ? OK : { status: 400, errcode: 'M_BAD_JSON' };
+      return undefined;
+    },
   },
   {
     name: 'state',
@@ -107,6 +151,8 @@ const ROUTES: Route[] = [
     path: () => `${room()}/state/m.room.topic/`,
     body: () => ({ topic: 'a topic' }),
     pairAt: ['topic'],
+    // Synapse's EventValidator: `topic` must be a string.
+    wrongType: (path, v) => (path === 'topic' ? notString(v) : undefined),
   },
   {
     name: 'state (power levels)',
@@ -114,6 +160,11 @@ const ROUTES: Route[] = [
     path: () => `${V3}/rooms/${enc(plRoomId)}/state/m.room.power_levels/`,
     body: () => ({ users: { [alice.userId]: 100 }, users_default: 0, events: { 'm.room.name': 50 }, events_default: 0, state_default: 50, ban: 50, kick: 50, redact: 50, invite: 0, notifications: { room: 50 } }),
     pairAt: [],
+    // Every level an integer, the maps objects of them (M_BAD_JSON, as Synapse's schema).
+    wrongType: (path, v) => {
+      if (path === `users.${alice.userId}`) return undefined; // lowering her own level may be refused by the auth rules
+      return isInt(v) ? undefined : { status: 400, errcode: 'M_BAD_JSON' };
+    },
   },
   {
     name: 'redact',
@@ -187,6 +238,8 @@ const ROUTES: Route[] = [
     path: () => `${V3}/devices/${enc(alice.deviceId)}`,
     body: () => ({ display_name: 'my phone' }),
     pairAt: ['display_name'],
+    // `null` leaves the name as it is, as Synapse.
+    wrongType: (path, v) => (path === 'display_name' && v === null ? OK : undefined),
   },
   {
     name: 'delete_devices',
@@ -194,6 +247,7 @@ const ROUTES: Route[] = [
     path: () => `${V3}/delete_devices`,
     body: () => ({ devices: ['NOSUCHDEVICE'], auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'alice' }, password: alice.password } }),
     pairAt: ['devices', '0'],
+    empty: 'emptyIsObject',
   },
   {
     name: 'pushrules (rule)',
@@ -201,6 +255,9 @@ const ROUTES: Route[] = [
     path: () => `${V3}/pushrules/global/override/org.example.rule`,
     body: () => ({ actions: ['notify', { set_tweak: 'sound', value: 'default' }], conditions: [{ kind: 'event_match', key: 'content.body', pattern: 'cake' }] }),
     pairAt: ['conditions', '0', 'pattern'],
+    // Synapse checks a condition has a `kind` and stores the rest as given
+    // (a condition it cannot read never matches); so does Axon.
+    wrongType: (path) => (path === 'conditions.0.key' || path === 'conditions.0.pattern' ? OK : undefined),
   },
   {
     name: 'pushrules (enabled)',
@@ -208,6 +265,7 @@ const ROUTES: Route[] = [
     path: () => `${V3}/pushrules/global/override/.m.rule.master/enabled`,
     body: () => ({ enabled: false }),
     pairAt: [],
+    bareBoolean: true,
   },
   {
     name: 'pushrules (actions)',
@@ -244,6 +302,8 @@ const ROUTES: Route[] = [
     body: () => ({ reason: 'hello' }),
     as: () => bob,
     pairAt: ['reason'],
+    empty: 'allowEmpty',
+    wrongType: (path, v) => (path === 'reason' && v === null ? OK : undefined),
   },
   {
     name: 'invite',
@@ -251,6 +311,8 @@ const ROUTES: Route[] = [
     path: () => `${room()}/invite`,
     body: () => ({ user_id: '@ivan:test.local', reason: 'come along' }),
     pairAt: ['reason'],
+    empty: 'allowEmpty',
+    wrongType: (path, v) => (path === 'user_id' ? { status: 400, errcode: 'M_INVALID_PARAM' } : undefined),
   },
   {
     name: 'kick',
@@ -258,6 +320,8 @@ const ROUTES: Route[] = [
     path: () => `${room()}/kick`,
     body: () => ({ user_id: bob.userId, reason: 'out' }),
     pairAt: ['reason'],
+    empty: 'allowEmpty',
+    wrongType: (path, v) => (path === 'user_id' ? { status: 400, errcode: 'M_INVALID_PARAM' } : undefined),
     beforePair: async () => {
       expect((await api(t, 'POST', `${room()}/join`, { token: bob.accessToken, body: {} })).status).toBe(200);
     },
@@ -268,6 +332,8 @@ const ROUTES: Route[] = [
     path: () => `${room()}/ban`,
     body: () => ({ user_id: '@bert:test.local', reason: 'spam' }),
     pairAt: ['reason'],
+    empty: 'allowEmpty',
+    wrongType: (path, v) => (path === 'user_id' ? { status: 400, errcode: 'M_INVALID_PARAM' } : undefined),
   },
 ];
 
@@ -301,6 +367,18 @@ function expectMatrixAnswer(a: Answer, what: string): void {
 
 function expectRefused(a: Answer, what: string, errcode: string, status = 400): void {
   expect({ status: a.status, errcode: a.body.errcode }, `${what}: ${a.text}`).toEqual({ status, errcode });
+}
+
+/** The same status and errcode as the route gives `{}`. */
+async function expectAsEmptyObject(r: Route, a: Answer, what: string): Promise<void> {
+  const ref = await sendText(r, '{}');
+  expect({ status: a.status, errcode: a.body.errcode }, `${what}: ${a.text}`).toEqual({ status: ref.status, errcode: ref.body.errcode });
+}
+
+/** Not JSON: 400 M_NOT_JSON, or taken as `{}` where Synapse's servlet does (device deletion). */
+async function expectNotJson(r: Route, a: Answer, what: string): Promise<void> {
+  if (r.empty === 'emptyIsObject') await expectAsEmptyObject(r, a, what);
+  else expectRefused(a, what, 'M_NOT_JSON');
 }
 
 /** The JSON text of `body` with the string at `path` (keys; `*` for the first key there) replaced by the raw JSON `literal`. */
@@ -375,23 +453,33 @@ describe.each(ROUTES)('$name', (r) => {
     expectMatrixAnswer(await sendText(r, inString), 'brackets in a string');
   });
 
-  it('bytes that are not UTF-8: 400 M_NOT_JSON', async () => {
+  it('bytes that are not UTF-8: 400 M_NOT_JSON (device deletion: as `{}`)', async () => {
     const body = Buffer.from(JSON.stringify({ ...r.body(), note: 'XX' }));
     const at = body.indexOf('XX');
     body[at] = 0xed; // the UTF-8 form of U+D800 (ED A0 80) is not UTF-8
     body[at + 1] = 0xa0;
-    expectRefused(await sendText(r, body), 'ED A0 in a string', 'M_NOT_JSON');
-    expectRefused(await sendText(r, Buffer.from([0x7b, 0xff, 0x7d])), 'FF', 'M_NOT_JSON');
+    await expectNotJson(r, await sendText(r, body), 'ED A0 in a string');
+    await expectNotJson(r, await sendText(r, Buffer.from([0x7b, 0xff, 0x7d])), 'FF');
   });
 
-  it('a body that is not an object, or not JSON: a 4xx Matrix error', async () => {
-    for (const text of ['[]', '[{}]', '"x"', '1', 'true', '{"a":', '{"a":1}}', '{"a":NaN}', "{'a':1}", '{"a":1,}']) {
-      const a = await sendText(r, text);
-      expect(a.status, `${text}: ${a.text}`).toBeGreaterThanOrEqual(400);
-      expectMatrixAnswer(a, text);
+  it('JSON that is not an object: 400 M_BAD_JSON; text that is not JSON: 400 M_NOT_JSON (device deletion: as `{}`)', async () => {
+    for (const text of ['[]', '[{}]', '"x"', '1', '-1.5', 'false', 'true']) {
+      if (r.bareBoolean && (text === 'true' || text === 'false')) continue;
+      expectRefused(await sendText(r, text), text, 'M_BAD_JSON');
     }
-    // Some routes take `null` as no body; none fails on it.
-    expectMatrixAnswer(await sendText(r, 'null'), 'null');
+    for (const text of ['{"a":', '{"a":1}}', '{"a":NaN}', "{'a':1}", '{"a":1,}', 'nul', ' ']) {
+      await expectNotJson(r, await sendText(r, text), JSON.stringify(text));
+    }
+  });
+
+  it(`no body, and null: as Synapse's servlet (${r.empty ?? 'required'})`, async () => {
+    const empty = r.empty ?? 'required';
+    const none = await sendText(r, '');
+    if (empty === 'required') expectRefused(none, 'no body', 'M_NOT_JSON');
+    else await expectAsEmptyObject(r, none, 'no body');
+    const nul = await sendText(r, 'null');
+    if (empty === 'allowEmpty') await expectAsEmptyObject(r, nul, 'null');
+    else expectRefused(nul, 'null', 'M_BAD_JSON');
   });
 
   it('a body over max_request_body_size: 413 M_TOO_LARGE', async () => {
@@ -399,13 +487,16 @@ describe.each(ROUTES)('$name', (r) => {
     expectRefused(await sendText(r, JSON.stringify({ ...r.body(), pad })), 'oversize', 'M_TOO_LARGE', 413);
   });
 
-  it('a wrong type in every field: never a 5xx, errors are M_*', async () => {
+  it("a wrong type in every field: never a 5xx, errors are M_*, and Synapse's answer where it has one", async () => {
     for (const p of fieldPaths(r.body())) {
       const was = jsonType(getAt(r.body(), p));
       for (const v of WRONG) {
         if (jsonType(v) === was) continue;
         const a = await sendText(r, JSON.stringify(setAt(r.body(), p, v)));
-        expectMatrixAnswer(a, `${p.join('.')} = ${JSON.stringify(v)}`);
+        const what = `${p.join('.')} = ${JSON.stringify(v)}`;
+        expectMatrixAnswer(a, what);
+        const want = r.wrongType?.(p.join('.'), v);
+        if (want) expect({ status: a.status, errcode: a.body.errcode }, `${what}: ${a.text}`).toEqual({ status: want.status, errcode: want.errcode });
       }
     }
   });

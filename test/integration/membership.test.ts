@@ -201,8 +201,11 @@ describe('invite, kick, ban, unban', () => {
     const already = await roomPost(roomId, 'invite', alice.accessToken, { user_id: bob.userId });
     expect(already.status).toBe(403);
     const bad = await roomPost(roomId, 'invite', alice.accessToken, { user_id: 'nobody' });
+    // As Synapse: a user_id that is not one is M_INVALID_PARAM, none at all M_MISSING_PARAM.
     expect(bad.status).toBe(400);
-    expect(bad.body.errcode).toBe('M_BAD_JSON');
+    expect(bad.body.errcode).toBe('M_INVALID_PARAM');
+    const none = await roomPost(roomId, 'invite', alice.accessToken, {});
+    expect({ status: none.status, errcode: none.body.errcode }).toEqual({ status: 400, errcode: 'M_MISSING_PARAM' });
   });
 
   it('kicks with a reason; refuses kicks without power and of users not in the room', async () => {

@@ -166,9 +166,10 @@ describe('redacting', () => {
     const badReason = await redact(alice.accessToken, roomId, msg, 'e6', { reason: 42 });
     expect(badReason.status).toBe(400);
     expect(badReason.body.errcode).toBe('M_BAD_JSON');
+    // As Synapse: a body that is JSON but not an object is M_BAD_JSON.
     const notObject = await redact(alice.accessToken, roomId, msg, 'e7', [1, 2]);
     expect(notObject.status).toBe(400);
-    expect(notObject.body.errcode).toBe('M_NOT_JSON');
+    expect(notObject.body.errcode).toBe('M_BAD_JSON');
     const unknownRoom = await redact(alice.accessToken, '!nowhere:test.local', msg, 'e8');
     expect(unknownRoom.status).toBe(404);
     expect(unknownRoom.body.errcode).toBe('M_NOT_FOUND');

@@ -237,10 +237,10 @@ describe('open registration (enable_registration_without_verification)', () => {
     expect(res.body.errcode).toBe('M_UNKNOWN');
   });
 
-  it('rejects a body that is not a JSON object', async () => {
+  it('rejects a body that is not a JSON object (M_BAD_JSON, as Synapse)', async () => {
     const res = await fetch(`${t.url}${REG}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1,2]' });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { errcode: string }).errcode).toBe('M_NOT_JSON');
+    expect(((await res.json()) as { errcode: string }).errcode).toBe('M_BAD_JSON');
   });
 
   it('does not offer the registration-token stage when tokens are not required', async () => {

@@ -243,10 +243,11 @@ describe('with registration_shared_secret (and enable_registration off)', () => 
     expect(await userRow(t, '@badrefresh:test.local')).toBeUndefined();
   });
 
-  it('a body that is not a JSON object is 400 M_NOT_JSON', async () => {
-    const res = await fetch(`${t.url}${URL_PATH}`, { method: 'POST', body: '"just a string"' });
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { errcode: string }).errcode).toBe('M_NOT_JSON');
+  it('JSON that is not an object is 400 M_BAD_JSON; no body or not JSON is M_NOT_JSON (as Synapse)', async () => {
+    for (const [body, errcode] of [['"just a string"', 'M_BAD_JSON'], ['null', 'M_BAD_JSON'], ['[]', 'M_BAD_JSON'], ['', 'M_NOT_JSON'], ['{', 'M_NOT_JSON']] as const) {
+      const res = await fetch(`${t.url}${URL_PATH}`, { method: 'POST', body });
+      expect({ body, status: res.status, errcode: ((await res.json()) as { errcode: string }).errcode }).toEqual({ body, status: 400, errcode });
+    }
   });
 
   it('the client registration endpoint stays closed meanwhile', async () => {

@@ -10,7 +10,8 @@ import { type DeviceRow as AdminDeviceRow, deleteDeviceRows, ensureDevice, getDe
 import { getUser } from '../../storage/users.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { jsonObjectBody, localUserId, requireParams } from './params.js';
+import { jsonObjectBody } from '../json-body.js';
+import { localUserId, requireParams } from './params.js';
 import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 
 /** Synapse's MAX_DEVICE_DISPLAY_NAME_LEN. */
@@ -98,7 +99,7 @@ export const adminDevicesPlugin: FastifyPluginAsync<PluginOptions> = async (app,
   app.put<DeviceParams>(`${PREFIX}/devices/:deviceId`, async (req) => {
     await requireAdmin(ctx, req);
     const userId = await targetUser(req.params.userId);
-    const body = jsonObjectBody(req, { allowEmpty: true });
+    const body = jsonObjectBody(req, 'allowEmpty');
     const name = body['display_name'];
     if (name !== undefined && name !== null && typeof name !== 'string') throw invalidParam('display_name must be a string');
     if (typeof name === 'string' && name.length > MAX_DEVICE_DISPLAY_NAME_LEN) {

@@ -4,7 +4,7 @@
  * object bodies, and the user id in the path.
  */
 import type { FastifyRequest } from 'fastify';
-import { badJson, invalidParam, MatrixError, missingParam, notJson } from '../../matrix-error.js';
+import { invalidParam, MatrixError, missingParam } from '../../matrix-error.js';
 import type { AppContext } from '../context.js';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -58,20 +58,6 @@ export function queryEnum<T extends string>(req: FastifyRequest, name: string, a
     throw invalidParam(`Query parameter '${name}' must be one of [${allowed.map((a) => `'${a}'`).join(', ')}]`);
   }
   return v as T;
-}
-
-/**
- * The request body as a JSON object. An absent body is `{}` when
- * `allowEmpty`, else M_NOT_JSON; anything but an object is M_BAD_JSON.
- */
-export function jsonObjectBody(req: FastifyRequest, opts: { allowEmpty?: boolean } = {}): Record<string, unknown> {
-  const body = req.body;
-  if (body === undefined) {
-    if (opts.allowEmpty) return {};
-    throw notJson('Content not JSON.');
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badJson('Content must be a JSON object.');
-  return body as Record<string, unknown>;
 }
 
 /** Synapse's `Missing params: [...]` check. */

@@ -9,7 +9,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { invalidParam } from '../../matrix-error.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { jsonObjectBody, localUserId } from './params.js';
+import { jsonObjectBody } from '../json-body.js';
+import { localUserId } from './params.js';
 
 type UserParams = { Params: { userId: string } };
 
@@ -34,7 +35,7 @@ export const adminRatelimitOverridePlugin: FastifyPluginAsync<PluginOptions> = a
   app.post<UserParams>(PATH, async (req) => {
     await requireAdmin(ctx, req);
     const userId = localUserId(ctx, req.params.userId, 'Only local users can be ratelimited');
-    const body = jsonObjectBody(req, { allowEmpty: true });
+    const body = jsonObjectBody(req, 'allowEmpty');
     return overrides.set(userId, { messages_per_second: count(body, 'messages_per_second'), burst_count: count(body, 'burst_count') });
   });
 

@@ -16,7 +16,8 @@ import {
 } from '../../storage/registration-tokens.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { jsonObjectBody, queryBoolean } from './params.js';
+import { jsonObjectBody } from '../json-body.js';
+import { queryBoolean } from './params.js';
 
 const PREFIX = '/_synapse/admin/v1/registration_tokens';
 const TOKEN_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-';

@@ -7,18 +7,14 @@
  * is made (register_new_matrix_user).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { notJson } from '../../matrix-error.js';
 import { registrationServiceFor } from '../../services/registration.js';
 import type { PluginOptions } from '../context.js';
+import { jsonObjectBody } from '../json-body.js';
 
 export const sharedSecretRegisterPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const registration = registrationServiceFor(ctx);
   app.get('/_synapse/admin/v1/register', async () => registration.newNonce());
   app.post('/_synapse/admin/v1/register', async (req) => {
-    const body = req.body;
-    if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw notJson('Content must be a JSON object.');
-    }
-    return registration.sharedSecretRegister(body as Record<string, unknown>);
+    return registration.sharedSecretRegister(jsonObjectBody(req));
   });
 };

@@ -28,8 +28,8 @@ import type { Schema } from '../../storage/schema.js';
 import { getProfile, getUser, type UserRow } from '../../storage/users.js';
 import { requireAdmin, requireUser } from '../auth.js';
 import type { AppContext, PluginOptions } from '../context.js';
+import { jsonObjectBody } from '../json-body.js';
 import {
-  jsonObjectBody,
   localUserId,
   parseUserId,
   queryBoolean,
@@ -272,7 +272,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   app.post<UserParams>('/_synapse/admin/v1/deactivate/:userId', async (req) => {
     await requireAdmin(ctx, req);
     const user = await existingLocalUser(req.params.userId, 'Can only deactivate local users');
-    const body = jsonObjectBody(req, { allowEmpty: true });
+    const body = jsonObjectBody(req, 'allowEmpty');
     const erase = optionalBoolean(body, 'erase', "Param 'erase' must be a boolean, if given", 'M_BAD_JSON') ?? false;
     // Deactivating again never lifts an earlier erasure.
     await db()

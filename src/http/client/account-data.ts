@@ -10,7 +10,8 @@ import { forbidden, MatrixError } from '../../matrix-error.js';
 import { getAccountData, GLOBAL, putAccountData } from '../../storage/account-data.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, hasNul, objectBody, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, hasNul, rejectNul } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 const SERVER_MANAGED: Record<string, string> = {
   'm.fully_read': 'Cannot set m.fully_read through this API. Use /rooms/!roomId:server.name/read_markers',
@@ -28,8 +29,8 @@ export function isValidRoomId(roomId: string): boolean {
   return colon > 1 && SERVER_NAME_RE.test(roomId.slice(colon + 1));
 }
 
-function contentOf(req: Parameters<typeof objectBody>[0]): Record<string, unknown> {
-  const content = objectBody(req);
+function contentOf(req: Parameters<typeof jsonObjectBody>[0]): Record<string, unknown> {
+  const content = jsonObjectBody(req);
   if (hasNul(content)) throw new MatrixError(400, 'M_BAD_JSON', 'Account data may not contain U+0000');
   return content;
 }

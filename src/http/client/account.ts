@@ -12,7 +12,8 @@ import { deleteAllAccountData } from '../../storage/account-data.js';
 import { getUiaSession, setUiaServerValue } from '../../storage/uia.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody, optionalBool, optionalString, reauthenticate } from './session-helpers.js';
+import { CLIENT_PREFIXES, optionalBool, optionalString, reauthenticate } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 
 /** Synapse caps new passwords at 512 characters. */
@@ -36,7 +37,7 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
     });
 
     app.post(`${prefix}/account/password`, async (req) => {
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const newPassword = optionalString(body, 'new_password');
       if (newPassword !== undefined && newPassword.length > MAX_PASSWORD_LENGTH) {
         throw new MatrixError(400, 'M_BAD_JSON', `new_password may not be longer than ${MAX_PASSWORD_LENGTH} characters`);
@@ -101,7 +102,7 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
     });
 
     app.post(`${prefix}/account/deactivate`, async (req) => {
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req);
       const erase = optionalBool(body, 'erase') ?? false;
       optionalString(body, 'id_server');
       const requester = await requireUser(ctx, req);

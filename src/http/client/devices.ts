@@ -11,7 +11,8 @@ import { getDevice, listDevices, setDeviceDisplayName, type DeviceRow } from '..
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { checkDeviceDisplayName } from './login.js';
-import { CLIENT_PREFIXES, objectBody, reauthenticate, rejectNul, removeDevices } from './session-helpers.js';
+import { CLIENT_PREFIXES, reauthenticate, rejectNul, removeDevices } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 function deviceJson(d: DeviceRow): Record<string, unknown> {
   return { device_id: d.device_id, display_name: d.display_name, last_seen_ip: d.last_seen_ip, last_seen_ts: d.last_seen_ts };
@@ -44,7 +45,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
 
     app.put<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const name = body['display_name'];
       if (name !== undefined && name !== null && typeof name !== 'string') {
         throw new MatrixError(400, 'M_BAD_JSON', 'display_name must be a string');
@@ -64,7 +65,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
 
     app.delete<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req, 'emptyIsObject');
       await reauthenticate(ctx, req, requester, body);
       // Like Synapse, deleting a device that is already gone succeeds.
       await db.transaction().execute((tx) => removeDevices(ctx, tx, requester.userId, { deviceIds: [req.params.deviceId] }));
@@ -76,7 +77,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
 
     app.post(`${prefix}/delete_devices`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req, 'emptyIsObject');
       const devices = body['devices'];
       if (!Array.isArray(devices) || !devices.every((d): d is string => typeof d === 'string')) {
         throw new MatrixError(400, devices === undefined ? 'M_MISSING_PARAM' : 'M_BAD_JSON', 'devices must be a list of device ids');

@@ -15,7 +15,8 @@ import { DirectoryService, type PublicRoomsRequest } from '../../services/rooms/
 import { directorySettings } from '../../services/rooms/directory-rules.js';
 import { requireUser } from '../auth.js';
 import type { AppContext, PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 const built = new WeakMap<AppContext, { aliases: AliasService; directory: DirectoryService }>();
 
@@ -59,7 +60,7 @@ export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
 
     app.put<{ Params: { roomAlias: string } }>(`${p}/directory/room/:roomAlias`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const roomId = body['room_id'];
       if (roomId === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing room_id');
       if (typeof roomId !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'room_id must be a string');
@@ -89,7 +90,7 @@ export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
 
     app.put<{ Params: { roomId: string } }>(`${p}/directory/list/room/:roomId`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req);
       const visibility = body['visibility'] ?? 'public';
       if (visibility !== 'public' && visibility !== 'private') throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid visibility setting');
       await directory.setVisibility(requester, req.params.roomId, visibility);
@@ -114,7 +115,7 @@ export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
     app.post(`${p}/publicRooms`, async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>) => {
       await requireUser(ctx, req, { allowGuest: true });
       const server = typeof req.query?.['server'] === 'string' ? (req.query['server'] as string) : undefined;
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req);
       const r: PublicRoomsRequest = { limit: parseLimit(body['limit'], 'M_BAD_JSON') };
       const since = body['since'];
       if (since !== undefined && since !== null) {

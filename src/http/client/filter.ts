@@ -8,7 +8,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { forbidden } from '../../matrix-error.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 import { syncArea } from './sync.js';
 
 export const filterPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
@@ -18,7 +19,7 @@ export const filterPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
     app.post<{ Params: { userId: string } }>(`${prefix}/user/:userId/filter`, async (req) => {
       const requester = await requireUser(ctx, req);
       if (req.params.userId !== requester.userId) throw forbidden('Cannot create filters for other users');
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       return { filter_id: await filters.upload(requester.userId, body) };
     });
 

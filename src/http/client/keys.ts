@@ -12,7 +12,8 @@ import { KeysService, parseClaim, parseQuery, parseUpload } from '../../services
 import { decodeStreamToken, type StreamToken } from '../../services/sync/stream-token.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody, reauthenticate } from './session-helpers.js';
+import { CLIENT_PREFIXES, reauthenticate } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 import { syncArea } from './sync.js';
 
 function queryParam(req: FastifyRequest, name: string): string | undefined {
@@ -32,18 +33,18 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
     app.post(`${prefix}/keys/upload`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const deviceId = KeysService.deviceOf(requester);
-      const upload = parseUpload(objectBody(req, { emptyIsObject: true }), requester, deviceId);
+      const upload = parseUpload(jsonObjectBody(req), requester, deviceId);
       return { one_time_key_counts: await keys.upload(requester, upload) };
     });
 
     app.post(`${prefix}/keys/query`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      return keys.query(requester, parseQuery(objectBody(req)));
+      return keys.query(requester, parseQuery(jsonObjectBody(req)));
     });
 
     app.post(`${prefix}/keys/claim`, async (req) => {
       await requireUser(ctx, req, { allowGuest: true });
-      return keys.claim(parseClaim(objectBody(req)));
+      return keys.claim(parseClaim(jsonObjectBody(req)));
     });
 
     app.get(`${prefix}/keys/changes`, async (req) => {
@@ -62,7 +63,7 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
 
     app.post(`${prefix}/keys/device_signing/upload`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const upload = parseSigningKeys(body, requester.userId);
       await crossSigning.uploadKeys(requester, upload, async () => {
         await reauthenticate(ctx, req, requester, body);
@@ -72,7 +73,7 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
 
     app.post(`${prefix}/keys/signatures/upload`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      return { failures: await crossSigning.uploadSignatures(requester, objectBody(req)) };
+      return { failures: await crossSigning.uploadSignatures(requester, jsonObjectBody(req)) };
     });
   }
 };

@@ -14,7 +14,8 @@ import { newAccessToken, newRefreshToken, tokenHash } from '../../services/token
 import { getDevice } from '../../storage/devices.js';
 import { insertAccessToken, insertRefreshToken, lookupRefreshToken, replaceRefreshToken } from '../../storage/tokens.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody, optionalString, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, optionalString, rejectNul } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 /** Synapse's limits on what a client may send at login. */
 const MAX_DEVICE_ID_LENGTH = 512;
@@ -42,7 +43,7 @@ export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     app.get(`${prefix}/login`, async () => ({ flows }));
 
     app.post(`${prefix}/login`, async (req) => {
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const refresh = body['refresh_token'] ?? false;
       if (typeof refresh !== 'boolean') throw new MatrixError(400, 'M_INVALID_PARAM', '`refresh_token` should be true or false.');
 
@@ -102,7 +103,7 @@ export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     });
 
     app.post(`${prefix}/refresh`, async (req) => {
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const token = body['refresh_token'];
       if (token === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: refresh_token');
       if (typeof token !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid param: refresh_token');

@@ -17,7 +17,8 @@ import { getRoom } from '../../storage/rooms.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { directoryServices } from './directory.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 type Params = { Params: { roomIdOrAlias: string } };
 
@@ -52,7 +53,7 @@ export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   for (const p of CLIENT_PREFIXES) {
     app.post<Params>(`${p}/join/:roomIdOrAlias`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req, 'allowEmpty');
       const roomId = await resolveRoom(req.params.roomIdOrAlias);
       await rooms.updateMembership(requester, roomId, requester.userId, 'join', reasonOf(body));
       return { room_id: roomId };
@@ -60,7 +61,7 @@ export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
 
     app.post<Params>(`${p}/knock/:roomIdOrAlias`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req);
       const roomId = await resolveRoom(req.params.roomIdOrAlias);
       await rooms.updateMembership(requester, roomId, requester.userId, 'knock', reasonOf(body));
       return { room_id: roomId };

@@ -21,7 +21,8 @@ import { badJson, forbidden, MatrixError } from '../../matrix-error.js';
 import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 function checkUserId(userId: string): void {
   if (!isValidUserId(userId) || Buffer.byteLength(userId) > 255) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid user id');
@@ -49,7 +50,7 @@ export const presencePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
       checkUserId(userId);
       if (requester.userId !== userId) throw forbidden('Can only set your own presence state');
       ctx.services.rateLimiter.check(`presence:${requester.userId}`, rc, { user: requester.userId });
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const state = body['presence'];
       if (state === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing key 'presence'");
       if (typeof state !== 'string' || !(PRESENCE_STATES as readonly string[]).includes(state)) {

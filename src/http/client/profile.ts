@@ -17,7 +17,8 @@ import { setProfileField, type ProfileField } from '../../storage/profiles.js';
 import { getProfile } from '../../storage/users.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 const MAX_LENGTH: Record<ProfileField, number> = { displayname: 256, avatar_url: 1000 };
 const FIELD_NAME: Record<ProfileField, string> = { displayname: 'Displayname', avatar_url: 'Avatar URL' };
@@ -106,7 +107,7 @@ export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         checkUserId(userId);
         // The spec lets guests change their display name, and nothing else.
         const requester = await requireUser(ctx, req, { allowGuest: field === 'displayname' });
-        const body = objectBody(req);
+        const body = jsonObjectBody(req);
         if (!(field in body)) throw new MatrixError(400, 'M_MISSING_PARAM', `Missing key '${field}'`);
         const raw = body[field];
         if (typeof raw !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', `'${field}' must be a string`);

@@ -6,7 +6,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { PluginOptions } from '../context.js';
 import { requireUser } from '../auth.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 export const pushersPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { pushers } = ctx.services;
@@ -19,7 +20,7 @@ export const pushersPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
 
     app.post(`${prefix}/pushers/set`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       await pushers.set(requester.userId, requester.deviceId, body);
       return {};
     });

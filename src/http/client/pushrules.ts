@@ -15,7 +15,8 @@ import { isRuleKind, type RuleKind } from '../../services/push/rules.js';
 import { checkActions, checkNewRuleId, checkRuleBody } from '../../services/push/validate.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 type RuleParams = { Params: { kind: string; ruleId: string }; Querystring: Record<string, unknown> };
 
@@ -62,7 +63,7 @@ export const pushRulesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
       const kind = kindOf(req.params.kind);
       const { ruleId } = req.params;
       checkNewRuleId(ruleId);
-      const rule = checkRuleBody(kind, objectBody(req) as JsonObject);
+      const rule = checkRuleBody(kind, jsonObjectBody(req) as JsonObject);
       const before = queryString(req, 'before');
       const after = queryString(req, 'after');
       await push.putRule(requester.userId, kind, ruleId, rule, { before, after });
@@ -84,10 +85,11 @@ export const pushRulesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
     app.put<RuleParams>(`${base}/global/:kind/:ruleId/enabled`, async (req) => {
       const requester = await requireUser(ctx, req);
       const kind = kindOf(req.params.kind);
-      const body = objectBody(req);
-      if (body['enabled'] === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing enabled');
-      if (typeof body['enabled'] !== 'boolean') throw new MatrixError(400, 'M_INVALID_PARAM', "Value for 'enabled' must be boolean");
-      await push.setEnabled(requester.userId, kind, req.params.ruleId, body['enabled']);
+      // Synapse also takes a bare `true` / `false` as the body (older clients send one).
+      const enabled = typeof req.body === 'boolean' ? req.body : jsonObjectBody(req)['enabled'];
+      if (enabled === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing enabled');
+      if (typeof enabled !== 'boolean') throw new MatrixError(400, 'M_INVALID_PARAM', "Value for 'enabled' must be boolean");
+      await push.setEnabled(requester.userId, kind, req.params.ruleId, enabled);
       return {};
     });
 
@@ -100,7 +102,7 @@ export const pushRulesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
     app.put<RuleParams>(`${base}/global/:kind/:ruleId/actions`, async (req) => {
       const requester = await requireUser(ctx, req);
       const kind = kindOf(req.params.kind);
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       if (body['actions'] === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing actions');
       await push.setActions(requester.userId, kind, req.params.ruleId, checkActions(body['actions']));
       return {};

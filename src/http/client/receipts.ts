@@ -12,7 +12,8 @@ import { MatrixError } from '../../matrix-error.js';
 import { RECEIPT_TYPES, type ReceiptType } from '../../services/receipts.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 const invalid = (msg: string) => new MatrixError(400, 'M_INVALID_PARAM', msg);
 
@@ -34,7 +35,7 @@ export const receiptsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
       const { roomId, receiptType, eventId } = req.params;
       checkIds(roomId, eventId);
       if (!isReceiptType(receiptType)) throw invalid(`Receipt type must be one of ${RECEIPT_TYPES.join(', ')}`);
-      const body = objectBody(req, { emptyIsObject: true });
+      const body = jsonObjectBody(req);
       let threadId: string | undefined;
       if (body['thread_id'] !== undefined) {
         const t = body['thread_id'];
@@ -47,7 +48,7 @@ export const receiptsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
 
     app.post<{ Params: { roomId: string } }>(`${prefix}/rooms/:roomId/read_markers`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const markers: Partial<Record<ReceiptType, string>> = {};
       for (const t of RECEIPT_TYPES) {
         const v = body[t];

@@ -11,6 +11,7 @@ import { MatrixError } from '../../matrix-error.js';
 import { txnScope } from '../../services/rooms/room-service.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { jsonObjectBody } from '../json-body.js';
 
 const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
 
@@ -19,10 +20,8 @@ export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
 
   const redact = async (req: FastifyRequest<{ Params: { roomId: string; eventId: string; txnId?: string } }>) => {
     const requester = await requireUser(ctx, req);
-    const body = req.body ?? {};
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MatrixError(400, 'M_NOT_JSON', 'Content must be a JSON object');
-    const content = body as JsonObject;
-    if (content['reason'] !== undefined && typeof content['reason'] !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
+    const content = jsonObjectBody(req) as JsonObject;
+    if (content['reason'] !== undefined && content['reason'] !== null && typeof content['reason'] !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
     const { roomId, eventId, txnId } = req.params;
     if (!eventId.startsWith('$')) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid event id');
     const txn = txnId === undefined ? undefined : { scope: txnScope.redact(roomId, eventId), id: txnId };

@@ -6,22 +6,15 @@
  * The meaning lives in services/registration.ts.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { notJson } from '../../matrix-error.js';
 import { registrationServiceFor } from '../../services/registration.js';
 import { accessTokenOf } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { jsonObjectBody } from '../json-body.js';
 
 /** The first value of a query parameter (a repeated one gives an array). */
 function queryParam(req: FastifyRequest, name: string): string | undefined {
   const v = (req.query as Record<string, string | string[] | undefined> | undefined)?.[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** The body as a JSON object; no body is `{}`. */
-function jsonObject(body: unknown): Record<string, unknown> {
-  if (body === undefined) return {};
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw notJson('Content must be a JSON object.');
-  return body as Record<string, unknown>;
 }
 
 export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
@@ -31,7 +24,7 @@ export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
   for (const v of ['r0', 'v3']) {
     app.post(`/_matrix/client/${v}/register`, async (req) =>
       registration.register({
-        body: jsonObject(req.body),
+        body: jsonObjectBody(req),
         kind: queryParam(req, 'kind') ?? 'user',
         ip: req.ip,
         uri: req.url.split('?', 1)[0] ?? req.url,

@@ -10,7 +10,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { RoomKeysService, type KeyScope } from '../../services/e2ee/room-keys.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 type KeysRequest = FastifyRequest<{ Params: { roomId?: string; sessionId?: string }; Querystring: { version?: unknown } }>;
 
@@ -31,7 +32,7 @@ export const roomKeysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
   for (const prefix of CLIENT_PREFIXES) {
     app.post(`${prefix}/room_keys/version`, async (req) => {
       const requester = await requireUser(ctx, req);
-      return { version: await roomKeys.createVersion(requester.userId, objectBody(req)) };
+      return { version: await roomKeys.createVersion(requester.userId, jsonObjectBody(req)) };
     });
 
     app.get(`${prefix}/room_keys/version`, async (req) => {
@@ -47,7 +48,7 @@ export const roomKeysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
 
     app.put<Version>(`${prefix}/room_keys/version/:version`, async (req) => {
       const requester = await requireUser(ctx, req);
-      await roomKeys.updateVersion(requester.userId, req.params.version, objectBody(req));
+      await roomKeys.updateVersion(requester.userId, req.params.version, jsonObjectBody(req));
       return {};
     });
 
@@ -60,7 +61,7 @@ export const roomKeysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
     for (const path of ['/room_keys/keys', '/room_keys/keys/:roomId', '/room_keys/keys/:roomId/:sessionId']) {
       app.put(`${prefix}${path}`, async (req: KeysRequest) => {
         const requester = await requireUser(ctx, req);
-        return roomKeys.uploadKeys(requester.userId, versionParam(req), scopeOf(req), objectBody(req));
+        return roomKeys.uploadKeys(requester.userId, versionParam(req), scopeOf(req), jsonObjectBody(req));
       });
 
       app.get(`${prefix}${path}`, async (req: KeysRequest) => {

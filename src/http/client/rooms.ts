@@ -11,6 +11,7 @@ import { toClientEvent } from '../../services/rooms/client-event.js';
 import { roomsForUser } from '../../storage/state.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { type EmptyBody, jsonObjectBody } from '../json-body.js';
 
 const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
 
@@ -18,10 +19,9 @@ function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-function bodyObject(req: FastifyRequest): JsonObject {
-  const b = req.body ?? {};
-  if (!isObject(b)) throw new MatrixError(400, 'M_NOT_JSON', 'Content must be a JSON object');
-  return b;
+/** The body as a JSON object; the membership routes take no body (or `null`) as `{}`, as Synapse. */
+function bodyObject(req: FastifyRequest, empty: EmptyBody = 'required'): JsonObject {
+  return jsonObjectBody(req, empty) as JsonObject;
 }
 
 const USER_ID = /^@[^:]+:.+$/;
@@ -115,13 +115,13 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
 
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/join`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'join', reasonOf(bodyObject(req)));
+      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'join', reasonOf(bodyObject(req, 'allowEmpty')));
       return { room_id: req.params.roomId };
     });
 
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/leave`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const b = bodyObject(req);
+      const b = bodyObject(req, 'allowEmpty');
       await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'leave', reasonOf(b));
       return {};
     });
@@ -129,8 +129,9 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
     for (const action of ['invite', 'kick', 'ban', 'unban'] as const) {
       app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/${action}`, async (req) => {
         const requester = await requireUser(ctx, req);
-        const b = bodyObject(req);
-        if (typeof b.user_id !== 'string' || !USER_ID.test(b.user_id)) throw new MatrixError(400, 'M_BAD_JSON', 'user_id must be a user id');
+        const b = bodyObject(req, 'allowEmpty');
+        if (!('user_id' in b)) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing params: ['user_id']");
+        if (typeof b.user_id !== 'string' || !USER_ID.test(b.user_id)) throw new MatrixError(400, 'M_INVALID_PARAM', 'user_id must be a user id');
         // Synapse's checks (unban only the banned, kick only members, ...) come before the auth rules.
         await rooms.updateMembership(requester, req.params.roomId, b.user_id, action, reasonOf(b));
         return {};

@@ -1,11 +1,11 @@
 /**
- * Pieces shared by the session and account endpoints: JSON-object bodies,
+ * Pieces shared by the session and account endpoints: field checks,
  * re-authentication through UIA (with Synapse's failed-attempts limit), and
  * removing devices together with their tokens.
  */
 import type { FastifyRequest } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
-import { badJson, MatrixError, notJson } from '../../matrix-error.js';
+import { badJson, MatrixError } from '../../matrix-error.js';
 import type { Requester } from '../../services/auth.js';
 import { UiaRequired, type UiaResult } from '../../services/uia.js';
 import { deleteDeviceRows } from '../../storage/devices.js';
@@ -16,17 +16,6 @@ type Db = Kysely<Schema> | Transaction<Schema>;
 
 /** Both client API prefixes; every route here exists under each. */
 export const CLIENT_PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'] as const;
-
-/** The body as a JSON object: no body is M_NOT_JSON, anything but an object M_BAD_JSON. */
-export function objectBody(req: FastifyRequest, opts: { emptyIsObject?: boolean } = {}): Record<string, unknown> {
-  const body = req.body;
-  if (body === undefined) {
-    if (opts.emptyIsObject) return {};
-    throw notJson('Content not JSON.');
-  }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badJson('Content must be a JSON object.');
-  return body as Record<string, unknown>;
-}
 
 /** Whether a JSON value holds U+0000 anywhere: PostgreSQL can store it neither in text nor in jsonb. */
 export function hasNul(v: unknown): boolean {

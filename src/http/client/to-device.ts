@@ -7,7 +7,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { parseSendToDevice, ToDeviceService } from '../../services/e2ee/to-device.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 export const toDevicePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const toDevice = new ToDeviceService({
@@ -22,7 +23,7 @@ export const toDevicePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
     app.put<{ Params: { eventType: string; txnId: string } }>(`${prefix}/sendToDevice/:eventType/:txnId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const { eventType, txnId } = req.params;
-      const parsed = parseSendToDevice(eventType, txnId, objectBody(req));
+      const parsed = parseSendToDevice(eventType, txnId, jsonObjectBody(req));
       await toDevice.send(requester, txnId, parsed);
       return {};
     });

@@ -7,13 +7,14 @@ import type { FastifyPluginAsync } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 export const typingPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   for (const prefix of CLIENT_PREFIXES) {
     app.put<{ Params: { roomId: string; userId: string } }>(`${prefix}/rooms/:roomId/typing/:userId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       if (body['typing'] === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing typing');
       if (typeof body['typing'] !== 'boolean') throw new MatrixError(400, 'M_BAD_JSON', 'typing must be true or false');
       const timeout = body['timeout'];

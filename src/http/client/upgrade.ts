@@ -8,7 +8,8 @@ import { MatrixError } from '../../matrix-error.js';
 import { RoomUpgrader } from '../../services/rooms/upgrade.js';
 import { requireUser } from '../auth.js';
 import type { AppContext, PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody } from './session-helpers.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 const built = new WeakMap<AppContext, RoomUpgrader>();
 
@@ -26,7 +27,7 @@ export const upgradePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
   for (const p of CLIENT_PREFIXES) {
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/upgrade`, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const version = body['new_version'];
       if (version === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: new_version');
       if (typeof version !== 'string') throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', 'Your homeserver does not support this room version');

@@ -22,7 +22,8 @@ import { MatrixError } from '../../matrix-error.js';
 import { directoryQueries, searchUserDirectory } from '../../storage/user-directory.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, objectBody, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { jsonObjectBody } from '../json-body.js';
 
 const MAX_LIMIT = 50;
 
@@ -38,7 +39,7 @@ export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app
       const requester = await requireUser(ctx, req);
       if (!config.user_directory.enabled) return { limited: false, results: [] };
       ctx.services.rateLimiter.check(`user_directory:${requester.userId}`, rc, { user: requester.userId });
-      const body = objectBody(req);
+      const body = jsonObjectBody(req);
       const term = body['search_term'];
       if (term === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', '`search_term` is required field');
       if (typeof term !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', '`search_term` must be a string');

@@ -2,7 +2,8 @@
  * Every event this server creates goes through here: built as a proper PDU
  * for the room's version (prev_events from the forward extremities,
  * auth_events from the spec's selection, depth), hashed and signed with our
- * key, checked against the auth rules on the room's current state, and
+ * key, its content checked as Synapse's EventValidator does
+ * (event-validator.ts), checked against the auth rules on the room's current state, and
  * persisted with its edges, its state group and the room's new current state
  * in the caller's transaction. Federation will carry these events unchanged.
  *
@@ -26,6 +27,7 @@ import type { Schema } from '../../storage/schema.js';
 import { createStateGroup, currentState, setCurrentState } from '../../storage/state.js';
 import type { ServerKeys } from '../server-keys.js';
 import { checkClientRedaction } from './redaction-rules.js';
+import { validateNewEvent } from './event-validator.js';
 import { recordEventRelations } from './relations.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
@@ -183,6 +185,7 @@ export class EventPipeline {
   }
 
   private async build(tx: Db, room: RoomRow, rv: RoomVersion, sender: string, draft: EventDraft, now: number): Promise<PDU> {
+    validateNewEvent(room.room_id, draft);
     const extremities = (await forwardExtremities(tx, room.room_id)).slice(0, MAX_PREV_EVENTS);
     const depth = extremities.reduce((d, e) => Math.max(d, e.depth), 0) + 1;
     const base: PDU = {
