@@ -139,7 +139,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
     const typing = new TypingService({ db: database.db, notifier, logger });
     const push = new PushService({ db: database.db, serverName: config.server_name, notifier });
     // One reading of the settled stream positions for /sync and the pusher loop.
-    const positions = new StreamPositions(database.db);
+    const positions = new StreamPositions(database.db, database.writes);
     const pushers = new PusherService({ db: database.db, notifier, push, logger, config: pusherConfig(config), positions });
     const ratelimitOverrides = new RatelimitOverrides(database.db);
     await ratelimitOverrides.load();

@@ -37,12 +37,22 @@ export interface ReceiptsServiceDeps {
 
 export class ReceiptsService {
   private writeQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * The newest position in the database when first asked, and the newest
+   * one this service's writes have committed since: it is the only writer,
+   * so the larger of the two is the stream's position from then on.
+   */
+  private stored: number | undefined;
+  private committed = 0;
+  /** The newest position the write in progress took (writes run one at a time). */
+  private pending = 0;
 
   constructor(private readonly d: ReceiptsServiceDeps) {}
 
-  /** The newest position on the receipts stream. */
+  /** The newest position on the receipts stream (read from the database once; every sync asks). */
   async position(): Promise<number> {
-    return maxReceiptStreamId(this.d.db);
+    this.stored ??= await maxReceiptStreamId(this.d.db);
+    return Math.max(this.stored, this.committed);
   }
 
   /**
@@ -114,6 +124,7 @@ export class ReceiptsService {
       eventStreamOrdering: event.stream_ordering,
       data,
     });
+    if (pos !== undefined) this.pending = Math.max(this.pending, pos);
     return pos !== undefined;
   }
 
@@ -131,7 +142,15 @@ export class ReceiptsService {
 
   /** Runs a write in one transaction, one write at a time, so stream positions commit in order. */
   private async write<T>(fn: (tx: Transaction<Schema>) => Promise<T>): Promise<T> {
-    const run = this.writeQueue.catch(() => undefined).then(() => this.d.db.transaction().execute(fn));
+    const run = this.writeQueue
+      .catch(() => undefined)
+      .then(async () => {
+        this.pending = 0;
+        const result = await this.d.db.transaction().execute(fn);
+        // Committed: syncs may report it now (before the wake that follows).
+        this.committed = Math.max(this.committed, this.pending);
+        return result;
+      });
     this.writeQueue = run.catch(() => undefined);
     return run;
   }

@@ -14,6 +14,7 @@ import type { DatabaseConfig } from '../config/types.js';
 import { StartupError } from '../startup-error.js';
 import { checkDatabaseSetup, readDatabaseSetup } from './database-setup.js';
 import { PGlitePool } from './pglite-pool.js';
+import { countWrites, WriteEpoch } from './write-epoch.js';
 import type { Schema } from './schema.js';
 
 export interface Database {
@@ -21,6 +22,8 @@ export interface Database {
   readonly kind: 'postgres' | 'embedded';
   /** A description safe to log: never includes a password. */
   readonly description: string;
+  /** Counts this process's committed writes (write-epoch.ts). */
+  readonly writes: WriteEpoch;
   close(): Promise<void>;
 }
 
@@ -75,7 +78,8 @@ export async function openDatabase(cfg: DatabaseConfig, logger: Logger, sqlLogge
     throw new StartupError(`cannot connect to PostgreSQL (${describePostgres(cfg)}): ${err.message}`);
   });
   client.release();
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
+  const writes = new WriteEpoch();
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: countWrites(pool, writes) }), ...(log ? { log } : {}) });
   try {
     // Synapse's checks (database-setup.ts), before anything is migrated.
     const verdict = checkDatabaseSetup(await readDatabaseSetup(db), cfg.allow_unsafe_locale === true);
@@ -89,6 +93,7 @@ export async function openDatabase(cfg: DatabaseConfig, logger: Logger, sqlLogge
     db,
     kind: 'postgres',
     description: describePostgres(cfg),
+    writes,
     close: () => db.destroy(),
   };
 }
@@ -120,8 +125,9 @@ async function openEmbedded(path: string, log: KyselyConfig['log']): Promise<Dat
   // Loaded lazily: the WASM build costs memory a production server on PostgreSQL never needs.
   const { PGlite } = await import('@electric-sql/pglite');
   const pglite = await PGlite.create({ dataDir: path, postgresqlconf: EMBEDDED_SETTINGS });
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new PGlitePool(pglite) }), ...(log ? { log } : {}) });
-  return { db, kind: 'embedded', description: `embedded PostgreSQL (PGlite) in ${path}`, close: () => db.destroy() };
+  const writes = new WriteEpoch();
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: countWrites(new PGlitePool(pglite), writes) }), ...(log ? { log } : {}) });
+  return { db, kind: 'embedded', description: `embedded PostgreSQL (PGlite) in ${path}`, writes, close: () => db.destroy() };
 }
 
 function createEmbeddedCluster(path: string): Promise<void> {

@@ -4,16 +4,13 @@
  * tokens carry, and the membership lookups that say who shares a room with
  * whom before and after a window of the events stream.
  */
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
+import { textArray } from './sql-arrays.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
 const num = (v: unknown): number => Number(v);
-
-function textArray(values: readonly string[]): RawBuilder<string[]> {
-  return sql`${sql.val([...values])}::text[]`;
-}
 
 /**
  * Records that a user's devices changed: one row per device named (or one

@@ -6,15 +6,12 @@
  */
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
+import { textArray } from './sql-arrays.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 type Json = Record<string, unknown>;
 
 const num = (v: unknown): number => Number(v);
-
-function textArray(values: readonly string[]): RawBuilder<string[]> {
-  return sql`${sql.val([...values])}::text[]`;
-}
 
 function jsonb(value: unknown): RawBuilder<Json> {
   return sql<Json>`${JSON.stringify(value)}::jsonb`;

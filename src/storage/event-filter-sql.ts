@@ -5,6 +5,7 @@
  * /context pages share it, so a filter means the same in both.
  */
 import { sql, type RawBuilder } from 'kysely';
+import { textArray } from './sql-arrays.js';
 
 /** What a RoomEventFilter asks of each event, as SQL can check it. */
 export interface EventSqlFilter {
@@ -13,10 +14,6 @@ export interface EventSqlFilter {
   senders?: readonly string[];
   notSenders: readonly string[];
   containsUrl?: boolean;
-}
-
-function textArray(values: readonly string[]): RawBuilder<string[]> {
-  return sql`${sql.val([...values])}::text[]`;
 }
 
 function likePattern(glob: string): string {

@@ -5,6 +5,7 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
+import { textArray } from './sql-arrays.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
@@ -200,23 +201,16 @@ export async function putReadMark(db: Db, userId: string, roomId: string, thread
  */
 export async function readPositions(db: Db, userId: string, roomIds: readonly string[]): Promise<{ room_id: string; thread_id: string; pos: number }[]> {
   if (roomIds.length === 0) return [];
-  const rooms = [...new Set(roomIds)];
-  const receipts = await db
-    .selectFrom('receipts')
-    .select(['room_id', 'thread_id'])
-    .select((eb) => eb.fn.max('event_stream_ordering').as('pos'))
-    .where('user_id', '=', userId)
-    .where('room_id', 'in', rooms)
-    .where('receipt_type', 'in', ['m.read', 'm.read.private'])
-    .groupBy(['room_id', 'thread_id'])
-    .execute();
-  const marks = await db
-    .selectFrom('push_read_marks')
-    .select(['room_id', 'thread_id', 'stream_ordering as pos'])
-    .where('user_id', '=', userId)
-    .where('room_id', 'in', rooms)
-    .execute();
-  return [...receipts, ...marks].map((r) => ({ room_id: r.room_id, thread_id: r.thread_id, pos: Number(r.pos) }));
+  const rooms = textArray([...new Set(roomIds)]);
+  // One statement for both sources (every /sync with news asks, for each room with news).
+  const res = await sql<{ room_id: string; thread_id: string; pos: number | string }>`
+    SELECT room_id, thread_id, max(event_stream_ordering) AS pos FROM receipts
+    WHERE user_id = ${userId} AND room_id = ANY(${rooms}) AND receipt_type IN ('m.read', 'm.read.private')
+    GROUP BY room_id, thread_id
+    UNION ALL
+    SELECT room_id, thread_id, stream_ordering AS pos FROM push_read_marks
+    WHERE user_id = ${userId} AND room_id = ANY(${rooms})`.execute(db);
+  return res.rows.map((r) => ({ room_id: r.room_id, thread_id: r.thread_id, pos: Number(r.pos) }));
 }
 
 /**

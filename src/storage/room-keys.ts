@@ -7,14 +7,11 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
+import { textArray } from './sql-arrays.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
 const num = (v: unknown): number => Number(v);
-
-function textArray(values: readonly string[]) {
-  return sql`${sql.val([...values])}::text[]`;
-}
 
 function intArray(values: readonly number[]) {
   return sql`${sql.val([...values])}::int[]`;

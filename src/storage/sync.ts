@@ -8,6 +8,7 @@ import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { timelineCondition, type EventSqlFilter } from './event-filter-sql.js';
 import type { Schema } from './schema.js';
 import type { TimelineEvent } from './timeline.js';
+import { textArray } from './sql-arrays.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
@@ -17,10 +18,6 @@ export type SyncEventRow = TimelineEvent;
 const EVENT_COLS = sql.raw(
   'e.event_id, e.room_id, e.type, e.state_key, e.sender, e.depth, e.origin_server_ts, e.stream_ordering, e.json, e.redacted_by, e.rejected_reason, e.state_group_before',
 );
-
-function textArray(values: readonly string[]): RawBuilder<string[]> {
-  return sql`${sql.val([...values])}::text[]`;
-}
 
 function bigintArray(values: readonly number[]): RawBuilder<number[]> {
   return sql`${sql.val([...values])}::bigint[]`;

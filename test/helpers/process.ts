@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Run as this user and group (the test must run as root). */
   uid?: number;
   gid?: number;
+  /** Options for node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export function runMain(args: string[], opts: RunOptions): Child {
@@ -39,7 +41,7 @@ export function runMain(args: string[], opts: RunOptions): Child {
 
 /** Any of our built scripts (dist/src/…) as a child process, with output collected. */
 export function runNode(script: string, args: string[], opts: RunOptions): Child {
-  const proc = spawn(process.execPath, [script, ...args], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...args], {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -21,6 +21,7 @@ import {
   changedDeviceListsVisibleTo,
   joinedMembersByRoom,
   memberChangesInWindow,
+  type MemberChange,
   membershipsAt,
   sharingARoomWith,
   usersToTell,
@@ -42,10 +43,17 @@ export interface DeviceListChanges {
 const pairKey = (roomId: string, userId: string) => `${roomId}\u0000${userId}`;
 
 /** `changed` and `left` for `userId` between two tokens (see the top of this file). */
-export async function deviceListChanges(db: Kysely<Schema>, userId: string, from: DeviceListPosition, to: DeviceListPosition): Promise<DeviceListChanges> {
+export async function deviceListChanges(
+  db: Kysely<Schema>,
+  userId: string,
+  from: DeviceListPosition,
+  to: DeviceListPosition,
+  /** The window's membership events in the user's rooms, when the caller has already read them (memberChangesInWindow's rows). */
+  windowMembers?: readonly MemberChange[],
+): Promise<DeviceListChanges> {
   const changed = new Set(await changedDeviceListsVisibleTo(db, userId, from.deviceLists, to.deviceLists));
   const left = new Set<string>();
-  const rows = to.events > from.events ? await memberChangesInWindow(db, userId, from.events, to.events) : [];
+  const rows = to.events <= from.events ? [] : (windowMembers ?? (await memberChangesInWindow(db, userId, from.events, to.events)));
   if (rows.length > 0) {
     // Membership at the end of the window: the last event of each (room, user) in it.
     const after = new Map<string, { roomId: string; userId: string; membership: string }>();

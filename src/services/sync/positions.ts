@@ -26,6 +26,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Schema } from '../../storage/schema.js';
+import type { WriteEpoch } from '../../storage/write-epoch.js';
 import { contiguousUpTo, DB_STREAM_NAMES, type DbPositions, settledStreamMax, streamHighWater } from '../../storage/sync.js';
 
 export type { DbPositions } from '../../storage/sync.js';
@@ -42,10 +43,23 @@ export class StreamPositions {
   private lockAfter = 0;
   /** The last computation could not settle every committed position (writers still running). */
   held = false;
+  /** The last settled positions and the write count when their computation started. */
+  private fresh: { epoch: number; positions: DbPositions } | undefined;
 
-  constructor(private readonly db: Kysely<Schema>) {}
+  /**
+   * `writes`, when given, is the database's count of committed writes: while
+   * it has not moved since the last computation started, that computation's
+   * positions are still the current ones and no query is made (most syncs
+   * between two sends then cost none).
+   */
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly writes?: WriteEpoch,
+  ) {}
 
   current(): Promise<DbPositions> {
+    const fresh = this.fresh;
+    if (fresh && this.writes && fresh.epoch === this.writes.value && !this.held) return Promise.resolve({ ...fresh.positions });
     if (!this.running) {
       const run = this.compute().finally(() => {
         if (this.running === run) this.running = undefined;
@@ -63,6 +77,13 @@ export class StreamPositions {
   }
 
   private async compute(): Promise<DbPositions> {
+    const epoch = this.writes?.value ?? 0;
+    const positions = await this.settle();
+    if (!this.held) this.fresh = { epoch, positions: { ...positions } };
+    return positions;
+  }
+
+  private async settle(): Promise<DbPositions> {
     if (!this.settled) {
       // First use: wait (as long as it takes) for writers once.
       for (let timeout = 1000; ; timeout = Math.min(timeout * 2, 30_000)) {

@@ -36,6 +36,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { GLOBAL, getAccountData } from '../../storage/account-data.js';
+import type { MemberChange } from '../../storage/device-lists.js';
 import { forgottenRoomIds } from '../../storage/memberships.js';
 import type { EventSqlFilter } from '../../storage/event-filter-sql.js';
 import { transactionIds } from '../../storage/events.js';
@@ -295,6 +296,7 @@ export class SyncService {
     let changes: MembershipRow[] = [];
     let allMemberships: MembershipRow[] | undefined;
     let prefetched: SyncEventRow[] | undefined;
+    let windowMembers: MemberChange[] | undefined;
     if (since && since.events < pos.events) {
       const cached = this.userCache.memberships(userId, since.events);
       const limit = tf.limit ?? DEFAULT_TIMELINE_LIMIT;
@@ -309,6 +311,11 @@ export class SyncService {
           .map((r) => ({ room_id: r.room_id, event_id: r.event_id, stream_ordering: r.stream_ordering, sender: r.sender, membership: membershipOf(r) }));
         if (changes.length === 0) {
           allMemberships = cached;
+          // The window's member events in the user's rooms, for the device-list changes (no query of their own).
+          const userRooms = new Set(cached.filter((m) => m.membership === 'join').map((m) => m.room_id));
+          windowMembers = rows
+            .filter((r) => r.type === 'm.room.member' && r.state_key !== null && userRooms.has(r.room_id))
+            .map((r) => ({ room_id: r.room_id, user_id: r.state_key as string, membership: membershipOf(r) }));
           const rooms = new Set(joinedIds);
           prefetched = rows.filter((r) => rooms.has(r.room_id) && eventMatches(timelineSql, { type: r.type, sender: r.sender, content: r.json['content'] }));
         }
@@ -501,7 +508,7 @@ export class SyncService {
     (body['presence'] as { events: Json[] }).events = presence;
 
     // ---- device lists (incremental syncs): whose keys to query again, whom to stop tracking
-    const deviceLists = since ? await deviceListChanges(db, userId, since, pos) : undefined;
+    const deviceLists = since ? await deviceListChanges(db, userId, since, pos, windowMembers) : undefined;
     if (deviceLists) body['device_lists'] = deviceLists;
     const deviceListNews = deviceLists !== undefined && (deviceLists.changed.length > 0 || deviceLists.left.length > 0);
 
