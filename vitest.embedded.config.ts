@@ -18,6 +18,8 @@ export const EMBEDDED_SET = [
   'test/integration/startup-errors.test.ts',
   'test/integration/shutdown.test.ts',
   'test/integration/register-cli.test.ts',
+  // The pool kysely drives (PGlite behind the same interface): what counts as a committed write.
+  'test/integration/write-epoch.test.ts',
   // Many writers at once on the one connection: transactions, idempotency, long-polls.
   'test/integration/transaction-ids.test.ts',
   'test/integration/register.test.ts',
