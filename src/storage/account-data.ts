@@ -3,10 +3,8 @@
  * write takes a new position on `account_data_stream_seq`, so /sync can ask
  * what changed since a position.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 /** The room_id stored for global account data. */
 export const GLOBAL = '';

@@ -3,10 +3,8 @@
  * users; one user's details with profile and last-seen time; flags the
  * admin API sets; a user's devices and client addresses for whois.
  */
-import { type Kysely, sql, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 export const USER_ORDER_BY = [
   'name',

@@ -1,8 +1,5 @@
 /** Queries on local room aliases (`room_aliases`). */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export interface AliasRow {
   room_alias: string;

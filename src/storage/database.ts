@@ -15,6 +15,8 @@ import { StartupError } from '../startup-error.js';
 import { checkDatabaseSetup, readDatabaseSetup } from './database-setup.js';
 import { PGlitePool } from './pglite-pool.js';
 import { countWrites, WriteEpoch } from './write-epoch.js';
+
+export type { Db, Tx } from './db.js';
 import type { Schema } from './schema.js';
 
 export interface Database {

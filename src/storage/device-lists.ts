@@ -4,11 +4,9 @@
  * tokens carry, and the membership lookups that say who shares a room with
  * whom before and after a window of the events stream.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
+import { sql } from 'kysely';
 import { textArray } from './sql-arrays.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 const num = (v: unknown): number => Number(v);
 

@@ -1,12 +1,9 @@
 /** Queries on devices and client IPs (for whois and the devices API). */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
 import { recordDeviceListChange } from './device-lists.js';
 import { deleteKeysOfDevices } from './e2e-keys.js';
 import { deleteAllPushersOfUser, deletePushersOfDevices } from './pushers.js';
 import { deleteToDeviceForDevices } from './to-device.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export async function upsertDevice(db: Db, userId: string, deviceId: string, displayName: string | null): Promise<void> {
   await db

@@ -5,10 +5,8 @@
  * joined members, and can be entered or read by a stranger (join rule
  * public, knock or knock_restricted, or world-readable history).
  */
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql, type RawBuilder } from 'kysely';
+import type { Db } from './db.js';
 
 export interface PublicRoomRow {
   room_id: string;

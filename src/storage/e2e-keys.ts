@@ -4,11 +4,11 @@
  * signatures made over keys with them. The server only stores and hands
  * out public keys; services/e2ee/keys.ts checks what comes in.
  */
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
 import { textArray } from './sql-arrays.js';
+import type { Db } from './db.js';
 
-type Db = Kysely<Schema> | Transaction<Schema>;
 type Json = Record<string, unknown>;
 
 const num = (v: unknown): number => Number(v);

@@ -1,8 +1,6 @@
 /** Queries on events (PDUs) and transaction ids. */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql, type Transaction } from 'kysely';
+import type { Db } from './db.js';
 
 export interface StoredEvent {
   event_id: string;

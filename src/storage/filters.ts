@@ -3,10 +3,9 @@
  * uploading a filter identical to one the user already has returns that
  * filter's id instead of storing it twice.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 /**
  * Stores a filter (or finds the same one) in the caller's transaction;

@@ -1,8 +1,6 @@
 /** Numeric localparts for guests and for registrations that give no username (migration 0003's sequence). */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 /** The next candidate numeric localpart; the caller retries when the insert finds it taken. */
 export async function nextGeneratedLocalpart(db: Db): Promise<string> {

@@ -8,11 +8,10 @@
  * once the transaction has committed (a file left behind is harmless, a row
  * pointing at a missing file is not).
  */
-import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { getLocalMedia } from './media.js';
 import type { LocalMediaTable, RemoteMediaTable, Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export const USER_MEDIA_ORDER_BY = [
   'media_id',

@@ -4,10 +4,9 @@
  * live under `media_store_path` (see services/media/layout.ts); nothing here
  * touches them. The admin API's bulk queries are in media-admin.ts.
  */
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { LocalMediaTable, Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 /** A local media row (`media_length` is null while a `/create` reservation waits for its content). */
 export type LocalMedia = Selectable<LocalMediaTable>;

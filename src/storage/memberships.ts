@@ -2,10 +2,8 @@
  * Membership bookkeeping beside the room state: rooms a user has forgotten,
  * and users whose deactivation still has to part them from their rooms.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 /** Marks the room forgotten for the user at their current membership event. */
 export async function markForgotten(db: Db, userId: string, roomId: string, membershipEventId: string): Promise<void> {

@@ -3,10 +3,9 @@
  * position, and who shares a room with whom (whose syncs a change wakes,
  * and whose presence a user may read).
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import type { PresenceTable, Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export type PresenceRow = PresenceTable;
 

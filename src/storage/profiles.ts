@@ -1,8 +1,5 @@
 /** Queries on profiles (display name and avatar URL of local users). */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export type ProfileField = 'displayname' | 'avatar_url';
 

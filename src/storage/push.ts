@@ -3,11 +3,9 @@
  * changes to the server-default ones; the push actions each event produced
  * for each user; the read positions that unread counts start from.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
+import { sql } from 'kysely';
 import { textArray } from './sql-arrays.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 const json = (v: unknown) => sql<never>`${JSON.stringify(v)}::jsonb`;
 

@@ -4,10 +4,8 @@
  * notifications (event_push_actions), its last success and since when it
  * has been failing.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 export interface PusherRow {
   id: number;

@@ -1,8 +1,5 @@
 /** Per-user rate-limit overrides (`ratelimit_override`, the admin API's override_ratelimit). */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export interface RatelimitOverrideRow {
   user_id: string;

@@ -3,10 +3,8 @@
  * thread), thread '' meaning unthreaded. Every write takes a new position on
  * the receipts stream (`stream_id`), which /sync reads.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 /** The thread_id stored for an unthreaded receipt. */
 export const UNTHREADED = '';

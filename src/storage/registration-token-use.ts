@@ -10,10 +10,9 @@
  * (`lockRegistrationToken`) first, inside their transaction, so two
  * sessions cannot both take a token's last use.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export interface TokenCounters {
   token: string;

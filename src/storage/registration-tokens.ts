@@ -2,10 +2,7 @@
  * Registration tokens: create, read, update, delete (the admin API). The
  * counting of uses during registration lives in registration-token-use.ts.
  */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export interface RegistrationTokenRow {
   token: string;

@@ -5,11 +5,10 @@
  * (`event_relations_parent_sender`), threads by room in latest-reply order
  * (`threads_room_latest`).
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import type { EventRelationsTable, Schema } from './schema.js';
 import type { TopoPosition } from './timeline.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export type RelationRow = EventRelationsTable;
 

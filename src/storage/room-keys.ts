@@ -5,11 +5,10 @@
  * the caller's transaction after `lockUserBackups`, which serialises one
  * user's backup writes (version numbers, the "current version" check, etags).
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Schema } from './schema.js';
 import { textArray } from './sql-arrays.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 const num = (v: unknown): number => Number(v);
 

@@ -1,8 +1,6 @@
 /** Queries on rooms and the room DAG's edges and forward extremities. */
-import type { Kysely, Transaction } from 'kysely';
 import type { RoomsTable, Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export type RoomRow = Omit<RoomsTable, 'is_public'> & { is_public: boolean };
 

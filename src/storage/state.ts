@@ -2,10 +2,8 @@
  * Room state: state groups (deltas on a parent, with a full snapshot every
  * STATE_DELTA_CHAIN_MAX hops) and each room's current state.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 /** How many deltas may stack before a group stores the whole state again. */
 export const STATE_DELTA_CHAIN_MAX = 100;

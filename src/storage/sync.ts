@@ -4,13 +4,12 @@
  * of queries, not hundreds; each one is an index scan (see migrations 0004
  * and 0007).
  */
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { timelineCondition, type EventSqlFilter } from './event-filter-sql.js';
 import type { Schema } from './schema.js';
 import type { TimelineEvent } from './timeline.js';
 import { textArray } from './sql-arrays.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 /** An event as sync reads it: the stored event plus the state group before it. */
 export type SyncEventRow = TimelineEvent;

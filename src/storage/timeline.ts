@@ -4,12 +4,10 @@
  * a timestamp (`events_room_ts`). Outliers and rejected events are never
  * part of a timeline.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import { timelineCondition, type EventSqlFilter } from './event-filter-sql.js';
 import type { StoredEvent } from './events.js';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 /** A position in a room's topological order: (depth, stream ordering). */
 export interface TopoPosition {

@@ -3,10 +3,8 @@
  * the to-device stream's order) and the transaction ids of /sendToDevice
  * requests already done (`to_device_txns`). See migration 0010.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 const num = (v: unknown): number => Number(v);
 

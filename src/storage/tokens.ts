@@ -1,8 +1,5 @@
 /** Queries on access tokens, refresh tokens and devices' sessions. */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export interface TokenOwner {
   token_id: number;

@@ -5,10 +5,8 @@
  * (members of the searcher's rooms, of public rooms) are each computed once
  * and hashed, so a short term matching thousands of users stays cheap.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import { sql } from 'kysely';
+import type { Db } from './db.js';
 
 export interface DirectoryRow {
   user_id: string;

@@ -1,8 +1,5 @@
 /** Queries on users and profiles. */
-import type { Kysely, Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from './db.js';
 
 export interface UserRow {
   user_id: string;

@@ -100,7 +100,7 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
       const requester = await requireUser(ctx, req, { allowGuest: true });
       await requireJoined(req.params.roomId, requester.userId);
       const key = req.params.stateKey ?? '';
-      const e = (await rooms.currentStateEvents(req.params.roomId)).find((s) => s.type === req.params.eventType && s.state_key === key);
+      const e = await rooms.currentStateEvent(req.params.roomId, req.params.eventType, key);
       if (!e) throw new MatrixError(404, 'M_NOT_FOUND', 'Event not found');
       return e.json['content'] ?? {};
     };

@@ -434,6 +434,12 @@ export class RoomService {
     return rows.map((r) => events.get(r.event_id)).filter((e): e is StoredEvent => e !== undefined);
   }
 
+  /** The one current state event at (type, state key), or undefined: GET /rooms/{id}/state/{type}/{key}. */
+  async currentStateEvent(roomId: string, type: string, stateKey: string): Promise<StoredEvent | undefined> {
+    const [row] = await currentState(this.d.db, roomId, [[type, stateKey]]);
+    return row ? getEvent(this.d.db, row.event_id) : undefined;
+  }
+
   /** The user's membership in a room now, or undefined. */
   async membership(roomId: string, userId: string): Promise<string | undefined> {
     const [row] = await currentState(this.d.db, roomId, [['m.room.member', userId]]);
