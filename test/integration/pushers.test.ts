@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restartTestServer } from '../helpers/restart.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
-import { DEFAULT_IP_RANGE_BLACKLIST, GatewayClient } from '../../src/services/push/gateway-client.js';
+import { DEFAULT_IP_RANGE_BLACKLIST } from '../../src/services/outbound/ip-ranges.js';
+import { GatewayClient } from '../../src/services/push/gateway-client.js';
 import { pusherConfig } from '../../src/services/push/pushers.js';
 
 const NOTIFY = '/_matrix/push/v1/notify';

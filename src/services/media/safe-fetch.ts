@@ -1,24 +1,17 @@
 /**
  * Fetching a URL on a user's behalf without letting them reach what the
- * server can reach (SSRF): http and https only; every address a host name
- * resolves to must pass the AddressPolicy, and the connection goes to that
- * checked address (the check happens inside the socket's own lookup, so a
- * second DNS answer cannot differ from the checked one); IP literals are
- * checked before connecting, and the connected socket's peer address once
- * more; each redirect is a new hop, checked the same way, up to a few; the
- * body is bounded in size and the whole fetch in time.
+ * server can reach (SSRF): http and https only; the connections go through
+ * the shared outbound GuardedAgent (services/outbound/guarded-agent.ts:
+ * every resolved address and the connected peer checked against the
+ * AddressPolicy, IP literals before connecting); each redirect is a new
+ * hop, checked the same way, up to a few; the body is bounded in size and
+ * the whole fetch in time.
  */
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import type { Socket } from 'node:net';
-import { Agent, buildConnector, request } from 'undici';
-import { type AddressPolicy, parseIp } from './ip-ranges.js';
+import { request } from 'undici';
+import { BlockedAddressError, blockedCause, createGuardedAgent, type GuardedAgent } from '../outbound/guarded-agent.js';
+import type { AddressPolicy } from '../outbound/ip-ranges.js';
 
-export class BlockedAddressError extends Error {
-  constructor(readonly host: string) {
-    super(`address of ${host} is blocked by the IP blacklist`);
-    this.name = 'BlockedAddressError';
-  }
-}
+export { BlockedAddressError };
 
 export class FetchTooLargeError extends Error {
   constructor(readonly limit: number) {
@@ -64,8 +57,6 @@ export interface Fetched {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
 /** Drops a response body we will not read; its destruction is not an error anyone waits for. */
 function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
   body.on('error', () => undefined);
@@ -86,46 +77,28 @@ function rootCause<T extends Error>(err: unknown, type: new (...args: never[]) =
 const MAX_CONCURRENT = 16;
 
 export class SafeFetcher {
-  private readonly agent: Agent;
+  private readonly guard: GuardedAgent;
   private active = 0;
   private readonly queue: (() => void)[] = [];
 
   constructor(private readonly o: SafeFetchOptions) {
-    const policy = o.policy;
-    // Resolve every address, refuse the host if any is blocked, connect to a checked one.
-    const lookup = (hostname: string, options: { family?: number; all?: boolean; hints?: number }, callback: LookupCallback) => {
-      dnsLookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints ?? 0 }, (err, addresses) => {
-        if (err) return callback(err, []);
-        if (addresses.length === 0) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
-        if (addresses.some((a) => !policy.allows(a.address))) return callback(new BlockedAddressError(hostname), []);
-        if (options.all) return callback(null, addresses);
-        return callback(null, addresses[0]!.address, addresses[0]!.family);
-      });
-    };
-    const base = buildConnector({ lookup, timeout: Math.min(o.timeoutMs, 10_000) } as buildConnector.BuildOptions);
-    // And the peer of the connected socket, whatever path led to it.
-    const connect: buildConnector.connector = (opts, callback) =>
-      base(opts, (err, socket) => {
-        if (err || !socket) return callback(err ?? new Error('no socket'), null);
-        const peer = (socket as Socket).remoteAddress;
-        if (peer === undefined || !policy.allows(peer)) {
-          socket.destroy();
-          return callback(new BlockedAddressError(opts.hostname), null);
-        }
-        return callback(null, socket);
-      });
-    this.agent = new Agent({ connect, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, connections: 16 });
+    this.guard = createGuardedAgent({
+      policy: o.policy,
+      connectTimeoutMs: Math.min(o.timeoutMs, 10_000),
+      headersTimeoutMs: o.timeoutMs,
+      bodyTimeoutMs: o.timeoutMs,
+      connections: 16,
+    });
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.guard.close();
   }
 
   /** Checks a URL before it is requested: scheme, and an IP literal host against the policy. */
   checkUrl(url: URL): void {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FetchFailedError(`cannot fetch ${url.protocol} URLs`);
-    const literal = parseIp(url.hostname);
-    if (literal && !this.o.policy.allows(url.hostname.replace(/^\[|\]$/g, ''))) throw new BlockedAddressError(url.hostname);
+    this.guard.checkUrl(url);
   }
 
   /**
@@ -141,7 +114,7 @@ export class SafeFetcher {
     try {
       return await this.follow(start, accept, signal);
     } catch (err) {
-      const blocked = rootCause(err, BlockedAddressError);
+      const blocked = blockedCause(err);
       if (blocked) throw blocked;
       const tooLarge = rootCause(err, FetchTooLargeError);
       if (tooLarge) throw tooLarge;
@@ -163,7 +136,7 @@ export class SafeFetcher {
       this.checkUrl(url);
       const headers: Record<string, string> = { 'user-agent': this.o.userAgent, accept };
       if (this.o.acceptLanguage) headers['accept-language'] = this.o.acceptLanguage;
-      const res = await request(url, { dispatcher: this.agent, method: 'GET', headers, signal });
+      const res = await request(url, { dispatcher: this.guard.dispatcher, method: 'GET', headers, signal });
       if (REDIRECTS.has(res.statusCode)) {
         discard(res.body);
         const location = res.headers['location'];

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { MatrixError } from '../../matrix-error.js';
 import { SERVER_NAME_TAG, SERVER_VERSION } from '../../version.js';
 import { decodeHtml, openGraph } from './html-meta.js';
-import { AddressPolicy } from './ip-ranges.js';
+import { AddressPolicy, URL_PREVIEW_KEYS } from '../outbound/ip-ranges.js';
 import { type PreviewConfig, urlBlocked } from './preview-config.js';
 import { BlockedAddressError, FetchFailedError, FetchTimeoutError, FetchTooLargeError, SafeFetcher, type Fetched } from './safe-fetch.js';
 import { withSubsystemLogger } from '../../logger.js';
@@ -87,7 +87,7 @@ export class UrlPreviewService {
   constructor(private readonly d: UrlPreviewDeps) {
     this.d = withSubsystemLogger(d, 'axon.media');
     this.fetcher = new SafeFetcher({
-      policy: new AddressPolicy(d.config.blacklist, d.config.whitelist),
+      policy: new AddressPolicy(d.config.blacklist, d.config.whitelist, URL_PREVIEW_KEYS),
       maxBytes: d.config.maxSpiderSize,
       timeoutMs: d.timeoutMs ?? 30_000,
       maxRedirects: d.maxRedirects ?? 5,

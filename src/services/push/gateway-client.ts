@@ -3,41 +3,15 @@
  *
  * - Addresses: as Synapse, requests to push gateways obey
  *   `ip_range_blacklist` (by default the private, loopback and link-local
- *   ranges) unless `ip_range_whitelist` lets them through. The check runs
- *   inside the socket's own DNS lookup and again on the connected peer, so
- *   a host name cannot resolve to one address when checked and another
- *   when connected.
+ *   ranges) unless `ip_range_whitelist` lets them through, enforced by the
+ *   shared outbound GuardedAgent (services/outbound/guarded-agent.ts).
  * - Bounds: connect, headers and body each time out; answers are read up to
  *   64 KiB; redirects are not followed. A non-2xx status, a timeout or an
  *   answer that is not a JSON object is a failure (the caller retries).
  */
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import type { Socket } from 'node:net';
-import { Agent, buildConnector, request } from 'undici';
-import { IpRangeSet, parseIp } from '../media/ip-ranges.js';
-
-/** Synapse's default `ip_range_blacklist`: addresses no outbound request may reach unless whitelisted. */
-export const DEFAULT_IP_RANGE_BLACKLIST = [
-  '127.0.0.0/8',
-  '10.0.0.0/8',
-  '172.16.0.0/12',
-  '192.168.0.0/16',
-  '100.64.0.0/10',
-  '192.0.0.0/24',
-  '169.254.0.0/16',
-  '192.88.99.0/24',
-  '198.18.0.0/15',
-  '192.0.2.0/24',
-  '198.51.100.0/24',
-  '203.0.113.0/24',
-  '224.0.0.0/4',
-  '::1/128',
-  'fe80::/10',
-  'fc00::/7',
-  '2001:db8::/32',
-  'ff00::/8',
-  'fec0::/10',
-];
+import { request } from 'undici';
+import { blockedCause, createGuardedAgent, type GuardedAgent } from '../outbound/guarded-agent.js';
+import { AddressPolicy, OUTBOUND_KEYS } from '../outbound/ip-ranges.js';
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 
@@ -51,52 +25,17 @@ export interface GatewayClientOptions {
 
 export type GatewayResult = { ok: true; rejected: string[] } | { ok: false; error: string };
 
-class BlockedAddressError extends Error {
-  constructor(host: string) {
-    super(`the address of ${host} is refused by ip_range_blacklist`);
-    this.name = 'BlockedAddressError';
-  }
-}
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
 export class GatewayClient {
-  private readonly black: IpRangeSet;
-  private readonly white: IpRangeSet;
-  private readonly unspecified = new IpRangeSet(['0.0.0.0', '::']);
-  private readonly agent: Agent;
+  private readonly guard: GuardedAgent;
 
   constructor(private readonly o: GatewayClientOptions) {
-    this.black = new IpRangeSet(o.blacklist, 'ip_range_blacklist');
-    this.white = new IpRangeSet(o.whitelist, 'ip_range_whitelist');
-    const lookup = (hostname: string, options: { family?: number; all?: boolean; hints?: number }, callback: LookupCallback) => {
-      dnsLookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints ?? 0 }, (err, addresses) => {
-        if (err) return callback(err, []);
-        if (addresses.length === 0) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
-        if (addresses.some((a) => !this.allows(a.address))) return callback(new BlockedAddressError(hostname), []);
-        if (options.all) return callback(null, addresses);
-        return callback(null, addresses[0]!.address, addresses[0]!.family);
-      });
-    };
-    const base = buildConnector({ lookup, timeout: o.timeoutMs } as buildConnector.BuildOptions);
-    const connect: buildConnector.connector = (opts, callback) =>
-      base(opts, (err, socket) => {
-        if (err || !socket) return callback(err ?? new Error('no socket'), null);
-        const peer = (socket as Socket).remoteAddress;
-        if (peer === undefined || !this.allows(peer)) {
-          socket.destroy();
-          return callback(new BlockedAddressError(opts.hostname), null);
-        }
-        return callback(null, socket);
-      });
-    this.agent = new Agent({ connect, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, connections: 8 });
-  }
-
-  /** Whether an IP address may be connected to. */
-  allows(address: string): boolean {
-    const a = parseIp(address);
-    if (!a || this.unspecified.contains(a)) return false;
-    return !this.black.contains(a) || this.white.contains(a);
+    this.guard = createGuardedAgent({
+      policy: new AddressPolicy(o.blacklist, o.whitelist, OUTBOUND_KEYS),
+      connectTimeoutMs: o.timeoutMs,
+      headersTimeoutMs: o.timeoutMs,
+      bodyTimeoutMs: o.timeoutMs,
+      connections: 8,
+    });
   }
 
   /** POSTs `body` as JSON; never throws. */
@@ -104,10 +43,9 @@ export class GatewayClient {
     try {
       const u = new URL(url);
       if (u.protocol !== 'https:' && u.protocol !== 'http:') return { ok: false, error: `unsupported scheme ${u.protocol}` };
-      const literal = parseIp(u.hostname);
-      if (literal && !this.allows(u.hostname.replace(/^\[|\]$/g, ''))) return { ok: false, error: new BlockedAddressError(u.hostname).message };
+      this.guard.checkUrl(u);
       const res = await request(u, {
-        dispatcher: this.agent,
+        dispatcher: this.guard.dispatcher,
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': this.o.userAgent },
         body: JSON.stringify(body),
@@ -140,15 +78,16 @@ export class GatewayClient {
   }
 
   async close(): Promise<void> {
-    await this.agent.destroy().catch(() => undefined);
+    await this.guard.destroy();
   }
 }
 
 /** A short reason for the log: the innermost message of the error chain. */
 function describe(err: unknown): string {
+  const blocked = blockedCause(err);
+  if (blocked) return blocked.message;
   let e: unknown = err;
   for (let i = 0; i < 5 && e instanceof Error; i++) {
-    if (e instanceof BlockedAddressError) return e.message;
     const cause = (e as Error & { cause?: unknown }).cause;
     if (!(cause instanceof Error)) break;
     e = cause;

@@ -25,7 +25,8 @@ import { deletePusher, deletePushersOfOtherUsers, listPushers, upsertPusher, typ
 import type { Schema } from '../../storage/schema.js';
 import { SERVER_NAME_TAG, SERVER_VERSION } from '../../version.js';
 import type { Notifier } from '../notifier.js';
-import { DEFAULT_IP_RANGE_BLACKLIST, GatewayClient } from './gateway-client.js';
+import { outboundPolicy, outboundRanges } from '../outbound/outbound-config.js';
+import { GatewayClient } from './gateway-client.js';
 import type { PushService } from './push-service.js';
 import { PUSHER_SENDER_DEFAULTS, PusherSender, type PusherSenderOptions } from './pusher-sender.js';
 import { containsNul } from '../../json-values.js';
@@ -142,20 +143,17 @@ export interface PusherConfig {
   sender: PusherSenderOptions;
 }
 
-function strList(v: unknown, key: string): string[] | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error(`${key}: expected a list of IP ranges`);
-  return v as string[];
-}
-
 /** The pusher settings of homeserver.yaml, with Synapse's defaults. */
 export function pusherConfig(config: HomeserverConfig): PusherConfig {
   const raw = config.raw['push'];
   const push = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const { blacklist, whitelist } = outboundRanges(config);
+  // Parsed now, so a bad entry stops the start even when this process does not send.
+  outboundPolicy({ blacklist, whitelist });
   return {
     send: push['enabled'] !== false && config.raw['start_pushers'] !== false,
-    blacklist: strList(config.raw['ip_range_blacklist'], 'ip_range_blacklist') ?? DEFAULT_IP_RANGE_BLACKLIST,
-    whitelist: strList(config.raw['ip_range_whitelist'], 'ip_range_whitelist') ?? [],
+    blacklist,
+    whitelist,
     sender: {
       ...PUSHER_SENDER_DEFAULTS,
       includeContent: push['include_content'] !== false,

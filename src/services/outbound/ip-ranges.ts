@@ -1,10 +1,13 @@
 /**
- * IP addresses and CIDR ranges, for the URL preview IP blacklist and
- * whitelist (`url_preview_ip_range_blacklist` / `_whitelist`).
+ * IP addresses and CIDR ranges, and the address policy every outbound
+ * request obeys: `ip_range_blacklist` / `ip_range_whitelist` (push
+ * gateways; federation next) and `url_preview_ip_range_blacklist` /
+ * `_whitelist` (URL previews), as Synapse applies them.
  *
  * Addresses are compared as integers. An IPv4-mapped IPv6 address
- * (`::ffff:127.0.0.1`) is also checked as the IPv4 address it carries, so a
- * blacklisted IPv4 range cannot be reached through its IPv6 spelling.
+ * (`::ffff:127.0.0.1`) is also checked as the IPv4 address it carries, in
+ * the blacklist and the whitelist alike, so an IPv4 range covers its IPv6
+ * spelling as Synapse's range sets do.
  */
 import { isIP } from 'node:net';
 
@@ -130,21 +133,63 @@ export class IpRangeSet {
 }
 
 /**
- * The preview fetcher's address policy: an address is refused when the
- * blacklist holds it and the whitelist does not. The unspecified addresses
- * (0.0.0.0, ::) are always refused, as Synapse does.
+ * Synapse's default `ip_range_blacklist` (used when the key is absent):
+ * loopback, private, carrier-grade NAT, link-local, documentation and
+ * benchmarking, multicast and the IPv6 equivalents.
+ */
+export const DEFAULT_IP_RANGE_BLACKLIST: readonly string[] = [
+  '127.0.0.0/8',
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '100.64.0.0/10',
+  '192.0.0.0/24',
+  '169.254.0.0/16',
+  '192.88.99.0/24',
+  '198.18.0.0/15',
+  '192.0.2.0/24',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '224.0.0.0/4',
+  '::1/128',
+  'fe80::/10',
+  'fc00::/7',
+  '2001:db8::/32',
+  'ff00::/8',
+  'fec0::/10',
+];
+
+/** The config keys a policy was read from, for its error messages. */
+export interface PolicyKeys {
+  blacklist: string;
+  whitelist: string;
+}
+
+export const OUTBOUND_KEYS: PolicyKeys = { blacklist: 'ip_range_blacklist', whitelist: 'ip_range_whitelist' };
+export const URL_PREVIEW_KEYS: PolicyKeys = { blacklist: 'url_preview_ip_range_blacklist', whitelist: 'url_preview_ip_range_whitelist' };
+
+/**
+ * An address policy: an address is refused when the blacklist holds it and
+ * the whitelist does not (the whitelist wins). The unspecified addresses
+ * (0.0.0.0, ::) are always refused, as Synapse adds them to every
+ * blacklist; anything that is not an IP literal is refused.
  */
 export class AddressPolicy {
   private readonly black: IpRangeSet;
   private readonly white: IpRangeSet;
   private readonly unspecified = new IpRangeSet(['0.0.0.0', '::']);
 
-  constructor(blacklist: readonly string[], whitelist: readonly string[]) {
-    this.black = new IpRangeSet(blacklist, 'url_preview_ip_range_blacklist');
-    this.white = new IpRangeSet(whitelist, 'url_preview_ip_range_whitelist');
+  /** Throws, naming the key and the entry, for an entry that is not an address or CIDR range. */
+  constructor(
+    blacklist: readonly string[],
+    whitelist: readonly string[],
+    readonly keys: PolicyKeys = OUTBOUND_KEYS,
+  ) {
+    this.black = new IpRangeSet(blacklist, keys.blacklist);
+    this.white = new IpRangeSet(whitelist, keys.whitelist);
   }
 
-  /** Whether the address may be connected to; anything that is not an IP literal is refused. */
+  /** Whether the address may be connected to. */
   allows(address: string): boolean {
     const a = parseIp(address);
     if (!a || this.unspecified.contains(a)) return false;
