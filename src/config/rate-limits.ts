@@ -7,7 +7,7 @@
  * keys are absent. A per_second of 0 turns a limit off.
  */
 import { RC_DEFAULTS, RC_FEDERATION_DEFAULTS } from './defaults.js';
-import type { Reader } from './load.js';
+import type { Reader } from './reader.js';
 import type { FederationRateLimitConfig, HomeserverConfig, RateLimitConfig } from './types.js';
 
 type RateLimitKeys =
