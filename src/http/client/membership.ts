@@ -12,7 +12,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
-import { parseRoomAliasOrThrow } from '../../services/rooms/aliases.js';
+import { parseRoomAliasOrThrow } from '../../services/rooms/alias-syntax.js';
 import { getRoom } from '../../storage/rooms.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';

@@ -29,16 +29,11 @@ import type { ServerKeys } from '../server-keys.js';
 import { checkClientRedaction } from './redaction-rules.js';
 import { validateNewEvent } from './event-validator.js';
 import { recordEventRelations } from './relations.js';
+import type { EventDraft } from './event-draft.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
-export interface EventDraft {
-  type: string;
-  state_key?: string;
-  content: JsonObject;
-  /** For m.room.redaction: the redacted event (top-level before v11, in content from v11). */
-  redacts?: string;
-}
+export type { EventDraft } from './event-draft.js';
 
 export interface PersistedEvent {
   eventId: string;

@@ -19,7 +19,7 @@
  */
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
-import type { EventDraft } from './event-pipeline.js';
+import type { EventDraft } from './event-draft.js';
 
 const MEMBERSHIPS = ['invite', 'join', 'knock', 'leave', 'ban'];
 /** Synapse's MAX_ALIAS_LENGTH. */

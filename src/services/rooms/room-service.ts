@@ -19,7 +19,7 @@ import { currentState, roomMembers, roomsForUser } from '../../storage/state.js'
 import { getProfile } from '../../storage/users.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
-import { localAliasFromName } from './aliases.js';
+import { localAliasFromName } from './alias-syntax.js';
 import { aliasCreationAllowed, publishingAllowed, type DirectorySettings } from './directory-rules.js';
 import type { EventDraft, EventPipeline, PersistedEvent } from './event-pipeline.js';
 import { planMembership, serverActingAs, type MembershipAction } from './membership.js';
