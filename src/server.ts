@@ -1,6 +1,7 @@
 /**
  * Starts and stops the whole server: database (migrated, server_name
- * checked), signing keys, and one fastify app per configured listener.
+ * checked), signing keys, the services (createServices, built once for
+ * every listener), and one fastify app per configured listener.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,24 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { HomeserverConfig, ListenerConfig } from './config/types.js';
 import { type BuildOptions, buildApp } from './http/app.js';
-import type { AppContext, Services } from './http/context.js';
-import { AccountsService } from './services/accounts.js';
-import { AuthService } from './services/auth.js';
-import { Notifier } from './services/notifier.js';
-import { PresenceService, presenceOptions } from './services/presence.js';
-import { PushService } from './services/push/push-service.js';
-import { PusherService, pusherConfig } from './services/push/pushers.js';
-import { StreamPositions } from './services/sync/positions.js';
-import { RateLimiter } from './services/rate-limit.js';
-import { RatelimitOverrides } from './services/ratelimit-overrides.js';
-import { RoomRateLimits } from './services/rooms/rate-limits.js';
-import { ReceiptsService } from './services/receipts.js';
-import { EventPipeline } from './services/rooms/event-pipeline.js';
-import { directorySettings } from './services/rooms/directory-rules.js';
-import { RoomService } from './services/rooms/room-service.js';
-import { TypingService } from './services/typing.js';
-import { UiaService } from './services/uia.js';
-import { passwordHasher } from './services/passwords.js';
+import type { AppContext } from './http/context.js';
+import { createServices, type RunningServices } from './services/index.js';
 import { loadServerKeys } from './services/server-keys.js';
 import { subsystemLogger } from './logger.js';
 import { openDatabase } from './storage/database.js';
@@ -73,15 +58,12 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
   const apps: FastifyInstance[] = [];
   const markClosing: (() => void)[] = [];
   const extraServers: Server[] = [];
-  let passwordsToClose: { close(): Promise<void> } | undefined;
-  let presenceToClose: PresenceService | undefined;
-  let pushersToClose: PusherService | undefined;
-  let notifierToClose: Notifier | undefined;
+  let running: RunningServices | undefined;
   const closeAll = async () => {
     // Stop accepting, answer long-polls now, let requests in flight finish
     // (for at most drainMs, then cut them), then close the database.
     for (const mark of markClosing) mark();
-    notifierToClose?.close();
+    running?.wakeWaiters();
     const drained = Promise.all([
       ...apps.map((a) => a.close()),
       ...extraServers.map(
@@ -104,9 +86,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       for (const s of extraServers) s.closeAllConnections();
       await drained;
     }
-    await passwordsToClose?.close();
-    await presenceToClose?.close();
-    await pushersToClose?.close();
+    await running?.close();
     await database.close();
   };
   try {
@@ -127,56 +107,9 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       logger.info({ database: database.description }, 'using PostgreSQL');
     }
 
-    const auth = new AuthService(database, config, logger);
-    const passwords = passwordHasher(config.bcrypt_rounds, config.password_config.pepper);
-    passwordsToClose = passwords;
-    const uia = new UiaService(database.db);
-    const notifier = new Notifier();
-    notifierToClose = notifier;
-    const presence = new PresenceService({ db: database.db, notifier, logger, options: presenceOptions(config) });
-    await presence.start();
-    presenceToClose = presence;
-    const typing = new TypingService({ db: database.db, notifier, logger });
-    const push = new PushService({ db: database.db, serverName: config.server_name, notifier });
-    // One reading of the settled stream positions for /sync and the pusher loop.
-    const positions = new StreamPositions(database.db, database.writes);
-    const pushers = new PusherService({ db: database.db, notifier, push, logger, config: pusherConfig(config), positions });
-    const ratelimitOverrides = new RatelimitOverrides(database.db);
-    await ratelimitOverrides.load();
-    const rateLimiter = new RateLimiter(ratelimitOverrides);
-    const services: Services = {
-      auth,
-      passwords,
-      uia,
-      accounts: new AccountsService(database, config, passwords, auth, uia),
-      rateLimiter,
-      ratelimitOverrides,
-      notifier,
-      presence,
-      typing,
-      receipts: new ReceiptsService({ db: database.db, notifier }),
-      push,
-      pushers,
-      positions,
-      rooms: new RoomService({
-        db: database.db,
-        serverName: config.server_name,
-        defaultRoomVersion: config.default_room_version,
-        pipeline: new EventPipeline(config.server_name, keys),
-        notifier,
-        directory: directorySettings(config.raw),
-        blockNonAdminInvites: config.raw['block_non_admin_invites'] === true,
-        limits: new RoomRateLimits(rateLimiter, config),
-        logger,
-      }),
-    };
-    // Push actions and typing follow every persisted event, inside its transaction.
-    services.rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
-    services.rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
+    running = await createServices({ config, database, keys, logger });
+    const { services } = running;
     const ctx: AppContext = { config, database, keys, logger, services };
-    // Sends to push gateways in the background; stopped before the database closes.
-    pushersToClose = pushers;
-    await pushers.start();
     const urls: string[] = [];
     for (const listener of config.listeners) {
       if (listener.type !== 'http') {

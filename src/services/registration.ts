@@ -115,18 +115,6 @@ function isObject(v: unknown): v is Json {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-const instances = new WeakMap<object, RegistrationService>();
-
-/** The one RegistrationService of a server (shared by its listeners, so nonces and stage are registered once). */
-export function registrationServiceFor(deps: RegistrationDeps): RegistrationService {
-  let s = instances.get(deps.services.uia);
-  if (!s) {
-    s = new RegistrationService(deps);
-    instances.set(deps.services.uia, s);
-  }
-  return s;
-}
-
 export class RegistrationService {
   private readonly nonces = new Map<string, number>();
   private lastSweep = 0;

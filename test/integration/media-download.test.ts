@@ -5,7 +5,6 @@
  * byte ranges, and refusals (remote, quarantined, hostile ids).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MediaRepository } from '../../src/services/media/repository.js';
 import { createGuest } from '../helpers/sessions.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { createUser, type TestUser } from '../helpers/users.js';
@@ -168,7 +167,7 @@ describe('GET /_matrix/client/v1/media/download', () => {
 
   it('404 for quarantined media, served again once released', async () => {
     const id = await stored('bad', 'text/plain');
-    const repo = MediaRepository.for(t.server.ctx);
+    const repo = t.server.ctx.services.media;
     expect(await repo.quarantineLocal(id, '@admin:test.local')).toBe(true);
     const res = await download(t, id, { token: alice.accessToken });
     expect(res.status).toBe(404);

@@ -9,7 +9,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MediaRepository } from '../../src/services/media/repository.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 import {
@@ -195,7 +194,7 @@ describe('thumbnails from the configured sizes (dynamic_thumbnails off)', () => 
     const id = await stored(t, alice, await pngImage(400, 400), 'image/png');
     expect((await thumbnail(t, id, 'width=96&height=96&method=crop', { token: alice.accessToken })).status).toBe(200);
     expect(filesUnder(localThumbnailDir(t, id))).toEqual(['96-96-image-png-crop']);
-    const repo = MediaRepository.for(t.server.ctx);
+    const repo = t.server.ctx.services.media;
     expect(await repo.deleteLocal(id)).toBe(true);
     expect(existsSync(localContentPath(t, id))).toBe(false);
     expect(existsSync(localThumbnailDir(t, id))).toBe(false);

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MediaRepository } from '../../src/services/media/repository.js';
 import { createGuest, eventually } from '../helpers/sessions.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
@@ -141,9 +140,9 @@ describe('POST /_matrix/media/v3/upload', () => {
     const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
     utimesSync(join(incoming, 'left-by-a-crash'), twoHoursAgo, twoHoursAgo);
     writeFileSync(join(incoming, 'in-progress'), 'partial');
-    expect(await MediaRepository.for(t.server.ctx).sweepIncoming()).toBe(1);
+    expect(await t.server.ctx.services.media.sweepIncoming()).toBe(1);
     expect(filesUnder(incoming)).toEqual(['in-progress']);
-    expect(await MediaRepository.for(t.server.ctx).sweepIncoming(0)).toBe(1);
+    expect(await t.server.ctx.services.media.sweepIncoming(0)).toBe(1);
     expect(filesUnder(incoming)).toEqual([]);
   });
 

@@ -6,7 +6,6 @@
  * real server, checking what lands in the database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registrationServiceFor } from '../../src/services/registration.js';
 import { api, createUser } from '../helpers/users.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -459,7 +458,7 @@ describe('registration tokens (registration_requires_token)', () => {
       .set({ creation_time: Date.now() - 3 * 86_400_000 })
       .where('session_id', '=', session)
       .execute();
-    const released = await registrationServiceFor(t.server.ctx).releaseAbandonedTokenUses();
+    const released = await t.server.ctx.services.registration.releaseAbandonedTokenUses();
     expect(released).toBe(1);
     expect(await tokenRow(t, 'comeback')).toMatchObject({ pending: 0, completed: 0 });
     expect((await api(t, 'GET', `${VALIDITY}?token=comeback`)).body).toEqual({ valid: true });
@@ -484,7 +483,7 @@ describe('registration tokens (registration_requires_token)', () => {
     await stage(t, b.session, { type: 'm.login.registration_token', token: 'kept' });
     expect(await tokenRow(t, 'kept')).toMatchObject({ pending: 2 });
     await dbOf(t).deleteFrom('ui_auth_sessions').where('session_id', '=', a.session).execute();
-    await registrationServiceFor(t.server.ctx).releaseAbandonedTokenUses();
+    await t.server.ctx.services.registration.releaseAbandonedTokenUses();
     expect(await tokenRow(t, 'kept')).toMatchObject({ pending: 1, completed: 0 });
     expect((await stage(t, b.session, { type: 'm.login.dummy' })).status).toBe(200);
     expect(await tokenRow(t, 'kept')).toMatchObject({ pending: 0, completed: 1 });

@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registrationServiceFor } from '../../src/services/registration.js';
 import { sharedSecretMac } from '../../src/services/shared-secret-mac.js';
 import { api, createUser } from '../helpers/users.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -165,7 +164,7 @@ describe('with registration_shared_secret (and enable_registration off)', () => 
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ errcode: 'M_UNKNOWN', error: 'unrecognised nonce' });
 
-    const { nonce } = registrationServiceFor(t.server.ctx).newNonce(Date.now() - 61_000);
+    const { nonce } = t.server.ctx.services.registration.newNonce(Date.now() - 61_000);
     res = await api(t, 'POST', URL_PATH, { body: { nonce, username: 'late', password: 'pw', mac: mac(SECRET, nonce, 'late', 'pw', false) } });
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('unrecognised nonce');

@@ -7,7 +7,7 @@
  * malformed requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeStreamToken } from '../../src/services/sync/stream-token.js';
+import { decodeStreamToken } from '../../src/services/streams/stream-token.js';
 import { createGuest, login, passwordAuth } from '../helpers/sessions.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseConfig } from '../../src/config/types.js';
 import { createLogger } from '../../src/logger.js';
 import pg from 'pg';
-import { StreamPositions } from '../../src/services/sync/positions.js';
+import { StreamPositions } from '../../src/services/streams/positions.js';
 import { putAccountData } from '../../src/storage/account-data.js';
 import { type Database, openDatabase } from '../../src/storage/database.js';
 import { copyEmbeddedTemplate, createMigratedTestDatabase, testDatabaseKind } from '../helpers/database.js';

@@ -11,8 +11,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { invalidParam, MatrixError, missingParam } from '../../matrix-error.js';
 import { isValidMediaId, isValidServerName } from '../../services/media/layout.js';
-import { MediaAdminService } from '../../services/media/media-admin.js';
-import { MediaRepository } from '../../services/media/repository.js';
 import {
   getLocalMediaInfo,
   getRemoteMediaInfo,
@@ -86,12 +84,7 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   const db = () => ctx.database.db;
   const serverName = ctx.config.server_name;
   const isMine = (server: string) => server === serverName;
-  const media = new MediaAdminService({
-    db: ctx.database.db,
-    mediaStorePath: ctx.config.media_store_path,
-    logger: ctx.logger,
-    repository: MediaRepository.for(ctx),
-  });
+  const { mediaAdmin: media } = ctx.services;
 
   async function existingLocalUser(raw: string): Promise<string> {
     const userId = localUserId(ctx, raw, 'Can only look up local users');

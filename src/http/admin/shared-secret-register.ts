@@ -7,12 +7,11 @@
  * is made (register_new_matrix_user).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { registrationServiceFor } from '../../services/registration.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
 
 export const sharedSecretRegisterPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const registration = registrationServiceFor(ctx);
+  const { registration } = ctx.services;
   app.get('/_synapse/admin/v1/register', async () => registration.newNonce());
   app.post('/_synapse/admin/v1/register', async (req) => {
     return registration.sharedSecretRegister(jsonObjectBody(req));

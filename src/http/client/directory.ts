@@ -10,30 +10,11 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { AliasService } from '../../services/rooms/aliases.js';
-import { DirectoryService, type PublicRoomsRequest } from '../../services/rooms/directory.js';
-import { directorySettings } from '../../services/rooms/directory-rules.js';
+import type { PublicRoomsRequest } from '../../services/rooms/directory.js';
 import { requireUser } from '../auth.js';
-import type { AppContext, PluginOptions } from '../context.js';
+import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
-
-const built = new WeakMap<AppContext, { aliases: AliasService; directory: DirectoryService }>();
-
-/** The alias and directory services of this server (one pair per context, shared by its listeners). */
-export function directoryServices(ctx: AppContext): { aliases: AliasService; directory: DirectoryService } {
-  let s = built.get(ctx);
-  if (!s) {
-    const settings = directorySettings(ctx.config.raw);
-    const db = ctx.database.db;
-    s = {
-      aliases: new AliasService({ db, rooms: ctx.services.rooms, serverName: ctx.config.server_name, directory: settings, logger: ctx.logger }),
-      directory: new DirectoryService(db, settings),
-    };
-    built.set(ctx, s);
-  }
-  return s;
-}
 
 const SERVER_NAME = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/;
 
@@ -46,7 +27,7 @@ function parseLimit(v: unknown, errcode: 'M_INVALID_PARAM' | 'M_BAD_JSON'): numb
 }
 
 export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { aliases, directory } = directoryServices(ctx);
+  const { aliases, directory } = ctx.services;
 
   /** Remote directories need federation. */
   const checkServer = (server: string | undefined): void => {

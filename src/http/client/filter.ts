@@ -10,10 +10,9 @@ import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
-import { syncArea } from './sync.js';
 
 export const filterPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { filters } = syncArea(ctx);
+  const { filters } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
     app.post<{ Params: { userId: string } }>(`${prefix}/user/:userId/filter`, async (req) => {

@@ -6,15 +6,14 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { CrossSigningService, parseSigningKeys } from '../../services/e2ee/cross-signing.js';
+import { parseSigningKeys } from '../../services/e2ee/cross-signing.js';
 import { deviceListChanges } from '../../services/e2ee/device-lists.js';
 import { KeysService, parseClaim, parseQuery, parseUpload } from '../../services/e2ee/keys.js';
-import { decodeStreamToken, type StreamToken } from '../../services/sync/stream-token.js';
+import { decodeStreamToken, type StreamToken } from '../../services/streams/stream-token.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, reauthenticate } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
-import { syncArea } from './sync.js';
 
 function queryParam(req: FastifyRequest, name: string): string | undefined {
   const v = (req.query as Record<string, unknown> | undefined)?.[name];
@@ -24,10 +23,7 @@ function queryParam(req: FastifyRequest, name: string): string | undefined {
 }
 
 export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { accounts, notifier } = ctx.services;
-  const deps = { db: ctx.database.db, notifier, isMine: (u: string) => accounts.isMine(u), logger: ctx.logger };
-  const keys = new KeysService(deps);
-  const crossSigning = new CrossSigningService(deps);
+  const { deviceKeys: keys, crossSigning, sync } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
     app.post(`${prefix}/keys/upload`, async (req) => {
@@ -53,7 +49,7 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
       if (fromParam === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing string query parameter 'from'");
       const toParam = queryParam(req, 'to');
       const from = decodeStreamToken(fromParam);
-      const now = await syncArea(ctx).sync.currentToken();
+      const now = await sync.currentToken();
       // `to` is a hint (Synapse ignores it); a token from the future is brought back to the present.
       const to: StreamToken = toParam === undefined ? now : decodeStreamToken(toParam);
       const upto = { events: Math.min(to.events, now.events), deviceLists: Math.min(to.deviceLists, now.deviceLists) };

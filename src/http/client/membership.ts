@@ -16,7 +16,6 @@ import { parseRoomAliasOrThrow } from '../../services/rooms/alias-syntax.js';
 import { getRoom } from '../../storage/rooms.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { directoryServices } from './directory.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
@@ -36,7 +35,7 @@ function reasonOf(body: Record<string, unknown>): JsonObject {
 export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;
   const db = ctx.database.db;
-  const { aliases } = directoryServices(ctx);
+  const { aliases } = ctx.services;
 
   /** A room id, or a local alias resolved to one; 404 for rooms this server does not hold. */
   async function resolveRoom(idOrAlias: string): Promise<string> {

@@ -6,7 +6,6 @@
  * The meaning lives in services/registration.ts.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { registrationServiceFor } from '../../services/registration.js';
 import { accessTokenOf } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
@@ -18,9 +17,7 @@ function queryParam(req: FastifyRequest, name: string): string | undefined {
 }
 
 export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const registration = registrationServiceFor(ctx);
-  registration.startSweeping();
-  app.addHook('onClose', async () => registration.stopSweeping());
+  const { registration } = ctx.services;
   for (const v of ['r0', 'v3']) {
     app.post(`/_matrix/client/${v}/register`, async (req) =>
       registration.register({

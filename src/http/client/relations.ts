@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { getRelations, getThreads } from '../../services/rooms/relations.js';
+import { getRelations, getThreads } from '../../services/rooms/relation-pages.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { queryEnum, queryInteger, queryString } from './timeline.js';

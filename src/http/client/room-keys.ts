@@ -7,7 +7,7 @@
  * Only for the signed-in user's own backups; not for guests.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { RoomKeysService, type KeyScope } from '../../services/e2ee/room-keys.js';
+import type { KeyScope } from '../../services/e2ee/room-keys.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
@@ -27,7 +27,7 @@ function scopeOf(req: KeysRequest): KeyScope {
 }
 
 export const roomKeysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const roomKeys = new RoomKeysService(ctx.database.db);
+  const { roomKeys } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
     app.post(`${prefix}/room_keys/version`, async (req) => {

@@ -9,51 +9,10 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { DEFAULT_FILTER_TIMELINE_LIMIT } from '../../services/rooms/event-filter.js';
-import { FilterStore } from '../../services/sync/filter-store.js';
-import { LazyMemberCache } from '../../services/sync/lazy-members.js';
-import { SyncService } from '../../services/sync/sync-service.js';
 import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js';
 import { requireUser } from '../auth.js';
-import type { AppContext, PluginOptions } from '../context.js';
+import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
-
-interface SyncArea {
-  sync: SyncService;
-  filters: FilterStore;
-  /** Which member events each device was sent (lazy loading in /sync and /messages). */
-  lazyMembers: LazyMemberCache;
-}
-
-/** One sync service, filter store and lazy-member cache per server, shared by its listeners (their caches and positions are per server). */
-const areas = new WeakMap<AppContext, SyncArea>();
-
-export function syncArea(ctx: AppContext): SyncArea {
-  let a = areas.get(ctx);
-  if (!a) {
-    const raw = ctx.config.raw['filter_timeline_limit'];
-    const maxTimeline = typeof raw === 'number' && Number.isInteger(raw) ? raw : DEFAULT_FILTER_TIMELINE_LIMIT;
-    const s = ctx.services;
-    const lazyMembers = new LazyMemberCache();
-    a = {
-      lazyMembers,
-      sync: new SyncService({
-        db: ctx.database.db,
-        notifier: s.notifier,
-        logger: ctx.logger,
-        typing: s.typing,
-        receipts: s.receipts,
-        presence: s.presence,
-        push: s.push,
-        lazyMembers,
-        positions: s.positions,
-      }),
-      filters: new FilterStore(ctx.database.db, maxTimeline),
-    };
-    areas.set(ctx, a);
-  }
-  return a;
-}
 
 function param(req: FastifyRequest, name: string): string | undefined {
   const v = (req.query as Record<string, unknown> | undefined)?.[name];
@@ -80,7 +39,7 @@ function closedSignal(reply: FastifyReply): AbortSignal {
 }
 
 export const syncPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const area = syncArea(ctx);
+  const services = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
     app.get(`${prefix}/sync`, async (req, reply) => {
@@ -97,11 +56,11 @@ export const syncPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
         throw new MatrixError(400, 'M_INVALID_PARAM', `Query parameter 'set_presence' must be one of [${PRESENCE_STATES.join(', ')}]`);
       }
       const since = param(req, 'since');
-      const filter = await area.filters.forSync(requester.userId, param(req, 'filter'));
+      const filter = await services.filters.forSync(requester.userId, param(req, 'filter'));
       let stateAfterKey: string | undefined;
       if (boolParam(req, 'use_state_after')) stateAfterKey = 'state_after';
       else if (boolParam(req, 'org.matrix.msc4222.use_state_after')) stateAfterKey = 'org.matrix.msc4222.state_after';
-      return area.sync.sync({
+      return services.sync.sync({
         requester,
         since: since === '' ? undefined : since,
         filter,

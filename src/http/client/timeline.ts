@@ -8,7 +8,6 @@ import { parseRoomEventFilterParam } from '../../services/rooms/event-filter.js'
 import { getContext, getJoinedMembers, getMembers, getMessages, getRoomEvent, MEMBERSHIPS, type Membership, timestampToEvent } from '../../services/rooms/timeline.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { syncArea } from './sync.js';
 
 const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
 
@@ -44,7 +43,7 @@ export function queryEnum<T extends string>(req: FastifyRequest, name: string, a
 
 export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const db = ctx.database.db;
-  const { lazyMembers } = syncArea(ctx);
+  const { lazyMembers } = ctx.services;
 
   for (const p of PREFIXES) {
     app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/messages`, async (req) => {

@@ -4,20 +4,14 @@
  * The messages reach the devices' /sync (services/e2ee/to-device.ts).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { parseSendToDevice, ToDeviceService } from '../../services/e2ee/to-device.js';
+import { parseSendToDevice } from '../../services/e2ee/to-device.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
 export const toDevicePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const toDevice = new ToDeviceService({
-    db: ctx.database.db,
-    notifier: ctx.services.notifier,
-    isMine: (userId) => ctx.services.accounts.isMine(userId),
-    logger: ctx.logger,
-    keyRequests: { limiter: ctx.services.rateLimiter, cfg: ctx.config.rc_key_requests },
-  });
+  const { toDevice } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
     app.put<{ Params: { eventType: string; txnId: string } }>(`${prefix}/sendToDevice/:eventType/:txnId`, async (req) => {

@@ -5,25 +5,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { isValidUserId } from '../../core/auth/ids.js';
 import { MatrixError } from '../../matrix-error.js';
-import { RoomUpgrader } from '../../services/rooms/upgrade.js';
 import { requireUser } from '../auth.js';
-import type { AppContext, PluginOptions } from '../context.js';
+import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
-const built = new WeakMap<AppContext, RoomUpgrader>();
-
-function upgraderFor(ctx: AppContext): RoomUpgrader {
-  let u = built.get(ctx);
-  if (!u) {
-    u = new RoomUpgrader({ db: ctx.database.db, rooms: ctx.services.rooms, serverName: ctx.config.server_name, notifier: ctx.services.notifier, logger: ctx.logger });
-    built.set(ctx, u);
-  }
-  return u;
-}
-
 export const upgradePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const upgrader = upgraderFor(ctx);
+  const { upgrader } = ctx.services;
   for (const p of CLIENT_PREFIXES) {
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/upgrade`, async (req) => {
       const requester = await requireUser(ctx, req);

@@ -16,7 +16,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { invalidParam, MatrixError, missingParam } from '../../matrix-error.js';
 import { CACHE_CONTROL, contentDisposition, essence, SECURITY_HEADERS, servedContentType } from '../../services/media/headers.js';
 import { contradictsClaimedImage, SNIFF_BYTES } from '../../services/media/sniff.js';
-import { type LookupOptions, MediaRepository, type ThumbnailRequest, type UploadMeta } from '../../services/media/repository.js';
+import type { LookupOptions, ThumbnailRequest, UploadMeta } from '../../services/media/repository.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 
@@ -162,7 +162,7 @@ async function sendFile(
 }
 
 export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const repo = MediaRepository.for(ctx);
+  const repo = ctx.services.media;
 
   // Upload bodies stay unread here: the handler streams req.raw to disk after checking the token.
   app.removeAllContentTypeParsers();

@@ -8,8 +8,8 @@
  * transaction that records it: a row is never visible without its file,
  * and a file whose row could not be written is removed again.
  *
- * One instance per server (MediaRepository.for), shared by every listener
- * and by the admin API, so there is one thumbnail queue.
+ * One instance per process (built in services/index.ts), shared by every
+ * listener and by the admin API, so there is one thumbnail queue.
  */
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -90,8 +90,6 @@ const PROBE_CACHE_SIZE = 1000;
 
 const notFound = (message = 'Not found') => new MatrixError(404, 'M_NOT_FOUND', message);
 
-const instances = new WeakMap<object, MediaRepository>();
-
 export class MediaRepository {
   readonly settings: MediaSettings;
   readonly layout: MediaLayout;
@@ -99,16 +97,6 @@ export class MediaRepository {
   private readonly waiters = new UploadWaiters();
   private readonly probes = new Map<string, SourceImage>();
   private readonly making = new Map<string, Promise<number>>();
-
-  /** The one repository of a server (keyed by its context object). */
-  static for(deps: MediaRepositoryDeps): MediaRepository {
-    let repo = instances.get(deps);
-    if (!repo) {
-      instances.set(deps, (repo = new MediaRepository(deps)));
-      void repo.sweepIncoming();
-    }
-    return repo;
-  }
 
   constructor(private readonly deps: MediaRepositoryDeps) {
     this.deps = withSubsystemLogger(deps, 'axon.media');

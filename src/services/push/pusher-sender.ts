@@ -9,7 +9,7 @@
  *   its position runs (a restart, a retry lost, another process's commit).
  * - A run: the pusher's notifications (event_push_actions rows of its user)
  *   after its `last_stream_ordering`, up to the settled events position (a
- *   position below which nothing can still commit, see sync/positions.ts),
+ *   position below which nothing can still commit, see streams/positions.ts),
  *   oldest first. Those the user has read by now are skipped; the others
  *   are POSTed one at a time, and each success moves the pusher's position
  *   on, in the database, so a restart neither re-sends nor skips.
@@ -46,7 +46,7 @@ import {
 import type { Schema } from '../../storage/schema.js';
 import { currentState, roomsForUser, stateAtGroup, type StateKeyTuple } from '../../storage/state.js';
 import type { Notifier } from '../notifier.js';
-import { StreamPositions } from '../sync/positions.js';
+import { StreamPositions } from '../streams/positions.js';
 import type { GatewayClient } from './gateway-client.js';
 import { badgeNotification, eventNotification, type NotifiedEvent, type RoomContext } from './gateway-notification.js';
 import type { PushService } from './push-service.js';

@@ -30,7 +30,7 @@ import { GatewayClient } from './gateway-client.js';
 import type { PushService } from './push-service.js';
 import { PUSHER_SENDER_DEFAULTS, PusherSender, type PusherSenderOptions } from './pusher-sender.js';
 import { containsNul } from '../../json-values.js';
-import type { StreamPositions } from '../sync/positions.js';
+import type { StreamPositions } from '../streams/positions.js';
 import { withSubsystemLogger } from '../../logger.js';
 
 export const NOTIFY_PATH = '/_matrix/push/v1/notify';

@@ -7,7 +7,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { MatrixError } from '../../matrix-error.js';
 import type { Schema } from '../../storage/schema.js';
 import { positionAtStream, type TopoPosition } from '../../storage/timeline.js';
-import { decodeTimelineToken } from '../sync/stream-token.js';
+import { decodeTimelineToken } from '../streams/stream-token.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 

@@ -22,8 +22,8 @@ import {
   type TimelineEvent,
   type TopoPosition,
 } from '../../storage/timeline.js';
-import { lazyMemberDeviceKey, type LazyMemberCache } from '../sync/lazy-members.js';
-import { topoTokenAfter, topoTokenBefore } from '../sync/stream-token.js';
+import { lazyMemberDeviceKey, type LazyMemberCache } from '../streams/lazy-members.js';
+import { topoTokenAfter, topoTokenBefore } from '../streams/stream-token.js';
 import type { ClientEvent } from './client-event.js';
 import { eventMatches, roomAllowed, type RoomEventFilter } from './event-filter.js';
 import { minPosition, tokenPosition } from './positions.js';

@@ -77,10 +77,10 @@ import { replacedState, serializeEvents } from '../rooms/serialize.js';
 import { hiddenEvents } from '../rooms/visibility.js';
 import type { TypingService } from '../typing.js';
 import { STRIPPED_STATE_TYPES, stripped, syncClientEvent, type StrippedStateEvent } from './format.js';
-import { lazyMemberDeviceKey, LazyMemberCache } from './lazy-members.js';
-import { StreamPositions } from './positions.js';
+import { lazyMemberDeviceKey, LazyMemberCache } from '../streams/lazy-members.js';
+import { StreamPositions } from '../streams/positions.js';
 import { SyncUserCache } from './user-cache.js';
-import { decodeStreamToken, encodeStreamToken, topoTokenBefore, type StreamToken } from './stream-token.js';
+import { decodeStreamToken, encodeStreamToken, topoTokenBefore, type StreamToken } from '../streams/stream-token.js';
 import { withSubsystemLogger } from '../../logger.js';
 
 export interface SyncServiceDeps {

@@ -3,7 +3,7 @@
  * lazy-loading without `include_redundant_members`: an incremental sync
  * and /messages skip a member event the device already has (same event
  * id), as the spec allows ("redundant membership events"); both record
- * what they send. One cache per server (http/client/sync.ts syncArea). An
+ * what they send. One cache per process (services/index.ts). An
  * initial sync starts the device's record afresh. The record is memory only
  * and bounded (LRU on devices and on entries per device): forgetting an
  * entry only means the event is sent again, which is always correct.

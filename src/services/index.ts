@@ -1,0 +1,208 @@
+/**
+ * The composition root: every service of the server, built once per
+ * process (whatever the listeners and their `resources`), started here and
+ * stopped here. Nothing else constructs a service; the API plugins look
+ * them up in `ctx.services`.
+ */
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { HomeserverConfig } from '../config/types.js';
+import type { Database } from '../storage/database.js';
+import { AccountsService } from './accounts.js';
+import { AuthService } from './auth.js';
+import { CrossSigningService } from './e2ee/cross-signing.js';
+import { KeysService } from './e2ee/keys.js';
+import { RoomKeysService } from './e2ee/room-keys.js';
+import { ToDeviceService } from './e2ee/to-device.js';
+import { MediaAdminService } from './media/media-admin.js';
+import { previewConfig } from './media/preview-config.js';
+import { MediaRepository } from './media/repository.js';
+import { UrlPreviewService } from './media/url-preview.js';
+import { Notifier } from './notifier.js';
+import { type PasswordHasher, passwordHasher } from './passwords.js';
+import { PresenceService, presenceOptions } from './presence.js';
+import { PushService } from './push/push-service.js';
+import { PusherService, pusherConfig } from './push/pushers.js';
+import { RateLimiter } from './rate-limit.js';
+import { RatelimitOverrides } from './ratelimit-overrides.js';
+import { ReceiptsService } from './receipts.js';
+import { RegistrationService } from './registration.js';
+import { AliasService } from './rooms/aliases.js';
+import { DirectoryService } from './rooms/directory.js';
+import { directorySettings } from './rooms/directory-rules.js';
+import { DEFAULT_FILTER_TIMELINE_LIMIT } from './rooms/event-filter.js';
+import { EventPipeline } from './rooms/event-pipeline.js';
+import { RoomRateLimits } from './rooms/rate-limits.js';
+import { RoomService } from './rooms/room-service.js';
+import { RoomUpgrader } from './rooms/upgrade.js';
+import type { ServerKeys } from './server-keys.js';
+import { LazyMemberCache } from './streams/lazy-members.js';
+import { StreamPositions } from './streams/positions.js';
+import { FilterStore } from './sync/filter-store.js';
+import { SyncService } from './sync/sync-service.js';
+import { TypingService } from './typing.js';
+import { UiaService } from './uia.js';
+
+/** What the services are built from. */
+export interface ServiceDeps {
+  readonly config: HomeserverConfig;
+  readonly database: Database;
+  readonly keys: ServerKeys;
+  readonly logger: Logger;
+}
+
+/** Every service of the server, one instance each, shared by all listeners. */
+export interface Services {
+  readonly auth: AuthService;
+  readonly passwords: PasswordHasher;
+  readonly accounts: AccountsService;
+  readonly uia: UiaService;
+  /** Registration and shared-secret registration (nonces, token-use sweeping). */
+  readonly registration: RegistrationService;
+  readonly rateLimiter: RateLimiter;
+  /** Per-user overrides of the rate limits (admin API), read by rateLimiter. */
+  readonly ratelimitOverrides: RatelimitOverrides;
+  readonly notifier: Notifier;
+  readonly rooms: RoomService;
+  readonly aliases: AliasService;
+  /** The published room directory. */
+  readonly directory: DirectoryService;
+  readonly upgrader: RoomUpgrader;
+  readonly presence: PresenceService;
+  readonly typing: TypingService;
+  readonly receipts: ReceiptsService;
+  readonly push: PushService;
+  /** Settled stream positions, shared by /sync and the pusher loop. */
+  readonly positions: StreamPositions;
+  readonly pushers: PusherService;
+  readonly sync: SyncService;
+  readonly filters: FilterStore;
+  /** Which member events each device was sent (lazy loading in /sync and /messages). */
+  readonly lazyMembers: LazyMemberCache;
+  /** Device and one-time keys (not the server's signing keys, which are `ctx.keys`). */
+  readonly deviceKeys: KeysService;
+  readonly crossSigning: CrossSigningService;
+  readonly toDevice: ToDeviceService;
+  /** Server-side key backup. */
+  readonly roomKeys: RoomKeysService;
+  /** The media repository (one thumbnail queue and upload-waiters for the process). */
+  readonly media: MediaRepository;
+  readonly mediaAdmin: MediaAdminService;
+  /** URL previews; absent unless `url_preview_enabled`. */
+  readonly urlPreviews: UrlPreviewService | undefined;
+}
+
+export interface RunningServices {
+  readonly services: Services;
+  /** Answers waiting long-polls now and refuses new waits; the first step of shutdown. */
+  wakeWaiters(): void;
+  /** Stops the timers and loops the services own; call after the listeners have stopped, before the database closes. */
+  close(): Promise<void>;
+}
+
+/** `filter_timeline_limit`, as Synapse reads it. */
+function filterTimelineLimit(config: HomeserverConfig): number {
+  const raw = config.raw['filter_timeline_limit'];
+  return typeof raw === 'number' && Number.isInteger(raw) ? raw : DEFAULT_FILTER_TIMELINE_LIMIT;
+}
+
+export async function createServices(deps: ServiceDeps): Promise<RunningServices> {
+  const { config, database, keys, logger } = deps;
+  const db = database.db;
+  // Stopped in this order on close (and on a failed start, as far as they were started).
+  const stops: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const stop of stops.splice(0)) await stop();
+  };
+  try {
+    const auth = new AuthService(database, config, logger);
+    const passwords = passwordHasher(config.bcrypt_rounds, config.password_config.pepper);
+    stops.push(() => passwords.close());
+    const uia = new UiaService(db);
+    const notifier = new Notifier();
+    const presence = new PresenceService({ db, notifier, logger, options: presenceOptions(config) });
+    await presence.start();
+    stops.push(() => presence.close());
+    const typing = new TypingService({ db, notifier, logger });
+    const push = new PushService({ db, serverName: config.server_name, notifier });
+    // One reading of the settled stream positions for /sync and the pusher loop.
+    const positions = new StreamPositions(db, database.writes);
+    const pushers = new PusherService({ db, notifier, push, logger, config: pusherConfig(config), positions });
+    const ratelimitOverrides = new RatelimitOverrides(db);
+    await ratelimitOverrides.load();
+    const rateLimiter = new RateLimiter(ratelimitOverrides);
+    const accounts = new AccountsService(database, config, passwords, auth, uia);
+    const isMine = (userId: string) => accounts.isMine(userId);
+    const directory = directorySettings(config.raw);
+    const rooms = new RoomService({
+      db,
+      serverName: config.server_name,
+      defaultRoomVersion: config.default_room_version,
+      pipeline: new EventPipeline(config.server_name, keys),
+      notifier,
+      directory,
+      blockNonAdminInvites: config.raw['block_non_admin_invites'] === true,
+      limits: new RoomRateLimits(rateLimiter, config),
+      logger,
+    });
+    // Push actions and typing follow every persisted event, inside its transaction.
+    rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
+    rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
+    const receipts = new ReceiptsService({ db, notifier });
+    const lazyMembers = new LazyMemberCache();
+    const registration = new RegistrationService({ config, database, logger, services: { accounts, auth, uia, passwords, rateLimiter } });
+    const media = new MediaRepository({ config, database, logger, services: { rateLimiter } });
+    const e2ee = { db, notifier, isMine, logger };
+    const services: Services = {
+      auth,
+      passwords,
+      accounts,
+      uia,
+      registration,
+      rateLimiter,
+      ratelimitOverrides,
+      notifier,
+      rooms,
+      aliases: new AliasService({ db, rooms, serverName: config.server_name, directory, logger }),
+      directory: new DirectoryService(db, directory),
+      upgrader: new RoomUpgrader({ db, rooms, serverName: config.server_name, notifier, logger }),
+      presence,
+      typing,
+      receipts,
+      push,
+      positions,
+      pushers,
+      sync: new SyncService({ db, notifier, logger, typing, receipts, presence, push, lazyMembers, positions }),
+      filters: new FilterStore(db, filterTimelineLimit(config)),
+      lazyMembers,
+      deviceKeys: new KeysService(e2ee),
+      crossSigning: new CrossSigningService(e2ee),
+      toDevice: new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } }),
+      roomKeys: new RoomKeysService(db),
+      media,
+      mediaAdmin: new MediaAdminService({ db, mediaStorePath: config.media_store_path, logger, repository: media }),
+      urlPreviews: config.url_preview_enabled
+        ? new UrlPreviewService({
+            config: previewConfig(config),
+            logger,
+            maxImagePixels: config.max_image_pixels,
+            storeImage: ({ userId, body, contentType, uploadName }) =>
+              media.upload(userId, Readable.from([body]), { contentType, fileName: uploadName, contentLength: body.length }),
+          })
+        : undefined,
+    };
+    const previews = services.urlPreviews;
+    if (previews) stops.unshift(() => previews.close());
+    registration.startSweeping();
+    stops.unshift(() => registration.stopSweeping());
+    // What a crash left in the media store's incoming/ (failures are ignored there).
+    void media.sweepIncoming();
+    // Sends to push gateways in the background; stopped before the database closes.
+    stops.push(() => pushers.close());
+    await pushers.start();
+    return { services, wakeWaiters: () => notifier.close(), close };
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
