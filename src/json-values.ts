@@ -1,7 +1,7 @@
 /** Small checks on parsed JSON request bodies, shared by the API areas. */
 
 /** A JSON object (not null, not an array). */
-export function isJsonObject(v: unknown): v is Record<string, unknown> {
+export function isJsonObject<T extends Record<string, unknown> = Record<string, unknown>>(v: unknown): v is T {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 

@@ -10,7 +10,8 @@ import { forbidden, MatrixError } from '../../matrix-error.js';
 import { getAccountData, GLOBAL, putAccountData } from '../../storage/account-data.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, hasNul, rejectNul } from './session-helpers.js';
+import { containsNul } from '../../json-values.js';
+import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
 const SERVER_MANAGED: Record<string, string> = {
@@ -31,7 +32,7 @@ export function isValidRoomId(roomId: string): boolean {
 
 function contentOf(req: Parameters<typeof jsonObjectBody>[0]): Record<string, unknown> {
   const content = jsonObjectBody(req);
-  if (hasNul(content)) throw new MatrixError(400, 'M_BAD_JSON', 'Account data may not contain U+0000');
+  if (containsNul(content)) throw new MatrixError(400, 'M_BAD_JSON', 'Account data may not contain U+0000');
   return content;
 }
 

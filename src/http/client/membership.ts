@@ -16,21 +16,12 @@ import { parseRoomAliasOrThrow } from '../../services/rooms/alias-syntax.js';
 import { getRoom } from '../../storage/rooms.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES, reasonOf } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
 type Params = { Params: { roomIdOrAlias: string } };
 
 const NO_FEDERATION = 'Axon does not federate yet, so it can only join and knock on rooms it already holds';
-
-/** The `reason` given in a membership request body. */
-function reasonOf(body: Record<string, unknown>): JsonObject {
-  const r = body['reason'];
-  if (r === undefined || r === null) return {};
-  if (typeof r !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
-  if (r.includes('\u0000')) throw new MatrixError(400, 'M_INVALID_PARAM', 'reason may not contain U+0000');
-  return { reason: r };
-}
 
 export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;

@@ -12,8 +12,8 @@ import { txnScope } from '../../services/rooms/room-service.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
 
-const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
 
 export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;
@@ -29,7 +29,7 @@ export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
     return { event_id: sent.eventId };
   };
 
-  for (const p of PREFIXES) {
+  for (const p of CLIENT_PREFIXES) {
     app.put(`${p}/rooms/:roomId/redact/:eventId/:txnId`, redact);
     // Synapse also takes a POST without a transaction id (pre-r0 clients).
     app.post(`${p}/rooms/:roomId/redact/:eventId`, redact);

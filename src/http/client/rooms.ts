@@ -12,12 +12,9 @@ import { roomsForUser } from '../../storage/state.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { type EmptyBody, jsonObjectBody } from '../json-body.js';
+import { isJsonObject } from '../../json-values.js';
+import { CLIENT_PREFIXES, reasonOf } from './session-helpers.js';
 
-const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
-
-function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** The body as a JSON object; the membership routes take no body (or `null`) as `{}`, as Synapse. */
 function bodyObject(req: FastifyRequest, empty: EmptyBody = 'required'): JsonObject {
@@ -25,14 +22,6 @@ function bodyObject(req: FastifyRequest, empty: EmptyBody = 'required'): JsonObj
 }
 
 const USER_ID = /^@[^:]+:.+$/;
-
-/** The `reason` a membership request gives, for the member event's content. */
-function reasonOf(b: JsonObject): JsonObject {
-  if (b.reason === undefined || b.reason === null) return {};
-  if (typeof b.reason !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
-  if (b.reason.includes('\u0000')) throw new MatrixError(400, 'M_INVALID_PARAM', 'reason may not contain U+0000');
-  return { reason: b.reason };
-}
 
 function validateCreateRoom(b: JsonObject): CreateRoomRequest {
   const bad = (msg: string) => new MatrixError(400, 'M_BAD_JSON', msg);
@@ -47,9 +36,9 @@ function validateCreateRoom(b: JsonObject): CreateRoomRequest {
   if (b.invite !== undefined && (!Array.isArray(b.invite) || !b.invite.every((u) => typeof u === 'string' && USER_ID.test(u)))) {
     throw new MatrixError(400, 'M_INVALID_PARAM', 'invite must be a list of user ids');
   }
-  for (const k of ['creation_content', 'power_level_content_override']) if (b[k] !== undefined && !isObject(b[k])) throw bad(`${k} must be an object`);
+  for (const k of ['creation_content', 'power_level_content_override']) if (b[k] !== undefined && !isJsonObject<JsonObject>(b[k])) throw bad(`${k} must be an object`);
   if (b.initial_state !== undefined) {
-    if (!Array.isArray(b.initial_state) || !b.initial_state.every((s) => isObject(s) && typeof s['type'] === 'string' && isObject(s['content']) && (s['state_key'] === undefined || typeof s['state_key'] === 'string'))) {
+    if (!Array.isArray(b.initial_state) || !b.initial_state.every((s) => isJsonObject<JsonObject>(s) && typeof s['type'] === 'string' && isJsonObject(s['content']) && (s['state_key'] === undefined || typeof s['state_key'] === 'string'))) {
       throw bad('initial_state must be a list of {type, state_key, content}');
     }
   }
@@ -65,7 +54,7 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
     if (m !== 'join') throw new MatrixError(403, 'M_FORBIDDEN', `User ${userId} not in room ${roomId}`);
   };
 
-  for (const p of PREFIXES) {
+  for (const p of CLIENT_PREFIXES) {
     app.post(`${p}/createRoom`, async (req) => {
       const requester = await requireUser(ctx, req);
       const { roomId } = await rooms.createRoom(requester, validateCreateRoom(bodyObject(req)));

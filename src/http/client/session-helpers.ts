@@ -11,23 +11,25 @@ import { UiaRequired, type UiaResult } from '../../services/uia.js';
 import { deleteDeviceRows } from '../../storage/devices.js';
 import type { Schema } from '../../storage/schema.js';
 import type { AppContext } from '../context.js';
+import { containsNul } from '../../json-values.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
 
 /** Both client API prefixes; every route here exists under each. */
 export const CLIENT_PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'] as const;
 
-/** Whether a JSON value holds U+0000 anywhere: PostgreSQL can store it neither in text nor in jsonb. */
-export function hasNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (Array.isArray(v)) return v.some(hasNul);
-  if (v !== null && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
-  return false;
-}
-
 /** Refuses a value the database could not hold (400 M_INVALID_PARAM), rather than failing with a 500. */
 export function rejectNul(v: unknown, what: string): void {
-  if (hasNul(v)) throw new MatrixError(400, 'M_INVALID_PARAM', `${what} may not contain U+0000`);
+  if (containsNul(v)) throw new MatrixError(400, 'M_INVALID_PARAM', `${what} may not contain U+0000`);
+}
+
+/** The `reason` a membership request gives (null counts as absent), for the member event's content. */
+export function reasonOf(body: Record<string, unknown>): { reason?: string } {
+  const r = body['reason'];
+  if (r === undefined || r === null) return {};
+  if (typeof r !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
+  if (r.includes('\u0000')) throw new MatrixError(400, 'M_INVALID_PARAM', 'reason may not contain U+0000');
+  return { reason: r };
 }
 
 /** A field that must be a string when present (null counts as absent). */
@@ -65,7 +67,7 @@ export async function reauthenticate(
   flows: string[][] = [['m.login.password']],
 ): Promise<UiaResult> {
   // UIA keeps the request in a jsonb column, which cannot hold U+0000.
-  if (hasNul(body)) throw badJson('The request may not contain U+0000');
+  if (containsNul(body)) throw badJson('The request may not contain U+0000');
   const key = `uia-failed:${requester.userId}`;
   const cfg = ctx.config.rc_login.failed_attempts;
   ctx.services.rateLimiter.check(key, cfg, { update: false });

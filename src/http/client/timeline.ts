@@ -8,8 +8,8 @@ import { parseRoomEventFilterParam } from '../../services/rooms/event-filter.js'
 import { getContext, getJoinedMembers, getMembers, getMessages, getRoomEvent, MEMBERSHIPS, type Membership, timestampToEvent } from '../../services/rooms/timeline.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
 
-const PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'];
 
 type Query = Record<string, unknown>;
 
@@ -45,7 +45,7 @@ export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
   const db = ctx.database.db;
   const { lazyMembers } = ctx.services;
 
-  for (const p of PREFIXES) {
+  for (const p of CLIENT_PREFIXES) {
     app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/messages`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       // The spec makes `dir` required; Synapse reads a missing one as forwards.

@@ -45,6 +45,7 @@ import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import { announceDeviceListChange } from './device-lists.js';
 import { withSubsystemLogger } from '../../logger.js';
+import { containsNul } from '../../json-values.js';
 
 export type Json = Record<string, unknown>;
 
@@ -60,16 +61,9 @@ export const isObject = (v: unknown): v is Json => v !== null && typeof v === 'o
 export const badJson = (msg: string) => new MatrixError(400, 'M_BAD_JSON', msg);
 export const invalidParam = (msg: string) => new MatrixError(400, 'M_INVALID_PARAM', msg);
 
-function hasNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (Array.isArray(v)) return v.some(hasNul);
-  if (isObject(v)) return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
-  return false;
-}
-
 /** Refuses U+0000 anywhere (the database stores keys as jsonb, which cannot hold it). */
 export function rejectNulJson(v: unknown, what: string): void {
-  if (hasNul(v)) throw badJson(`${what} may not contain U+0000`);
+  if (containsNul(v)) throw badJson(`${what} may not contain U+0000`);
 }
 
 const tooLong = (s: string) => Buffer.byteLength(s) > MAX_ID_BYTES;
