@@ -1,6 +1,9 @@
 /**
- * The event core's public surface: pure functions over JSON-shaped events.
- * See docs/ARCHITECTURE.md ("The event core").
+ * An index of what the event core offers: pure functions over JSON-shaped
+ * events. Code in src/ and the tests import the modules themselves (each
+ * names what it uses); this file is the core's table of contents, for
+ * readers and for code outside the project. See docs/ARCHITECTURE.md
+ * ("The event core").
  */
 export {
   ROOM_VERSIONS,
