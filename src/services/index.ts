@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../config/types.js';
 import type { Database } from '../storage/database.js';
+import { AccountDataService } from './account-data.js';
 import { AccountsService } from './accounts.js';
 import { AuthService } from './auth.js';
 import { CrossSigningService } from './e2ee/cross-signing.js';
@@ -21,12 +22,14 @@ import { UrlPreviewService } from './media/url-preview.js';
 import { Notifier } from './notifier.js';
 import { type PasswordHasher, passwordHasher } from './passwords.js';
 import { PresenceService, presenceOptions } from './presence.js';
+import { ProfileService } from './profile.js';
 import { PushService } from './push/push-service.js';
 import { PusherService, pusherConfig } from './push/pushers.js';
 import { RateLimiter } from './rate-limit.js';
 import { RatelimitOverrides } from './ratelimit-overrides.js';
 import { ReceiptsService } from './receipts.js';
 import { RegistrationService } from './registration.js';
+import { RegistrationTokensService } from './registration-tokens.js';
 import { AliasService } from './rooms/aliases.js';
 import { DirectoryService } from './rooms/directory.js';
 import { directorySettings } from './rooms/directory-rules.js';
@@ -42,6 +45,7 @@ import { FilterStore } from './sync/filter-store.js';
 import { SyncService } from './sync/sync-service.js';
 import { TypingService } from './typing.js';
 import { UiaService } from './uia.js';
+import { UserDirectoryService } from './user-directory.js';
 
 /** What the services are built from. */
 export interface ServiceDeps {
@@ -56,9 +60,13 @@ export interface Services {
   readonly auth: AuthService;
   readonly passwords: PasswordHasher;
   readonly accounts: AccountsService;
+  /** Account data clients write for themselves (global and per room). */
+  readonly accountData: AccountDataService;
   readonly uia: UiaService;
   /** Registration and shared-secret registration (nonces, token-use sweeping). */
   readonly registration: RegistrationService;
+  /** The admin API's registration tokens (list, create, change, delete). */
+  readonly registrationTokens: RegistrationTokensService;
   readonly rateLimiter: RateLimiter;
   /** Per-user overrides of the rate limits (admin API), read by rateLimiter. */
   readonly ratelimitOverrides: RatelimitOverrides;
@@ -69,6 +77,8 @@ export interface Services {
   readonly directory: DirectoryService;
   readonly upgrader: RoomUpgrader;
   readonly presence: PresenceService;
+  /** Local users' display names and avatars. */
+  readonly profiles: ProfileService;
   readonly typing: TypingService;
   readonly receipts: ReceiptsService;
   readonly push: PushService;
@@ -77,6 +87,8 @@ export interface Services {
   readonly pushers: PusherService;
   readonly sync: SyncService;
   readonly filters: FilterStore;
+  /** The user directory search. */
+  readonly userDirectory: UserDirectoryService;
   /** Which member events each device was sent (lazy loading in /sync and /messages). */
   readonly lazyMembers: LazyMemberCache;
   /** Device and one-time keys (not the server's signing keys, which are `ctx.keys`). */
@@ -157,8 +169,10 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       auth,
       passwords,
       accounts,
+      accountData: new AccountDataService({ db, notifier }),
       uia,
       registration,
+      registrationTokens: new RegistrationTokensService(db),
       rateLimiter,
       ratelimitOverrides,
       notifier,
@@ -167,6 +181,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       directory: new DirectoryService(db, directory),
       upgrader: new RoomUpgrader({ db, rooms, serverName: config.server_name, notifier, logger }),
       presence,
+      profiles: new ProfileService({ db, raw: config.raw, isMine, rooms, logger }),
       typing,
       receipts,
       push,
@@ -174,13 +189,14 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       pushers,
       sync: new SyncService({ db, notifier, logger, typing, receipts, presence, push, lazyMembers, positions }),
       filters: new FilterStore(db, filterTimelineLimit(config)),
+      userDirectory: new UserDirectoryService({ db, config, rateLimiter }),
       lazyMembers,
       deviceKeys: new KeysService(e2ee),
       crossSigning: new CrossSigningService(e2ee),
       toDevice: new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } }),
       roomKeys: new RoomKeysService(db),
       media,
-      mediaAdmin: new MediaAdminService({ db, mediaStorePath: config.media_store_path, logger, repository: media }),
+      mediaAdmin: new MediaAdminService({ db, serverName: config.server_name, mediaStorePath: config.media_store_path, logger, repository: media }),
       urlPreviews: config.url_preview_enabled
         ? new UrlPreviewService({
             config: previewConfig(config),

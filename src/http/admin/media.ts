@@ -5,29 +5,14 @@
  * the remote media cache.
  *
  * Quarantined media stays on disk but is not served; protected media is
- * never quarantined. Deletions remove the rows in one transaction, then the
- * files (MediaAdminService).
+ * never quarantined. The handlers parse and shape; MediaAdminService reads
+ * and writes (each write one transaction; deletions remove the rows, then
+ * the files).
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { invalidParam, MatrixError, missingParam } from '../../matrix-error.js';
 import { isValidMediaId, isValidServerName } from '../../services/media/layout.js';
-import {
-  getLocalMediaInfo,
-  getRemoteMediaInfo,
-  listUserMedia,
-  mxcUrisInRoom,
-  oldLocalMediaIds,
-  quarantineMediaList,
-  quarantineUserMedia,
-  setLocalQuarantine,
-  setMediaProtected,
-  setRemoteQuarantine,
-  USER_MEDIA_ORDER_BY,
-  type UserMediaOrderBy,
-  type UserMediaPage,
-} from '../../storage/media-admin.js';
-import { getRoom } from '../../storage/rooms.js';
-import { getUser } from '../../storage/users.js';
+import { USER_MEDIA_ORDER_BY, type UserMediaOrderBy, type UserMediaPage } from '../../services/media/media-admin.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { localUserId, parseUserId, queryBoolean, queryEnum, queryInteger, queryString, userNotFound } from './params.js';
@@ -73,48 +58,19 @@ function userMediaPage(req: FastifyRequest): UserMediaPage {
   return { from, limit, orderBy, dir };
 }
 
-/** mxc://server/id split into its parts; undefined for anything else. */
-function parseMxc(uri: string): { server: string; mediaId: string } | undefined {
-  const m = /^mxc:\/\/([^/]+)\/([^/?#]+)$/.exec(uri);
-  if (!m || !isValidServerName(m[1]!) || !isValidMediaId(m[2]!)) return undefined;
-  return { server: m[1]!, mediaId: m[2]! };
-}
-
 export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const db = () => ctx.database.db;
   const serverName = ctx.config.server_name;
   const isMine = (server: string) => server === serverName;
   const { mediaAdmin: media } = ctx.services;
-
-  async function existingLocalUser(raw: string): Promise<string> {
-    const userId = localUserId(ctx, raw, 'Can only look up local users');
-    if (!(await getUser(db(), userId))) throw userNotFound();
-    return userId;
-  }
-
-  /** The room's media, as mxc URIs split into this server's and others'. */
-  async function roomMedia(roomId: string): Promise<{ local: string[]; remote: string[]; localIds: string[]; remoteIds: { origin: string; mediaId: string }[] }> {
-    const out = { local: [] as string[], remote: [] as string[], localIds: [] as string[], remoteIds: [] as { origin: string; mediaId: string }[] };
-    for (const uri of await mxcUrisInRoom(db(), roomId)) {
-      const p = parseMxc(uri);
-      if (!p) continue;
-      if (isMine(p.server)) {
-        out.local.push(uri);
-        out.localIds.push(p.mediaId);
-      } else {
-        out.remote.push(uri);
-        out.remoteIds.push({ origin: p.server, mediaId: p.mediaId });
-      }
-    }
-    return out;
-  }
+  const localUser = (raw: string) => localUserId(ctx, raw, 'Can only look up local users');
 
   // ---- a user's media ----
   app.get<UserParams>('/_synapse/admin/v1/users/:userId/media', async (req) => {
     await requireAdmin(ctx, req);
-    const userId = await existingLocalUser(req.params.userId);
-    const page = userMediaPage(req);
-    const { media: items, total } = await listUserMedia(db(), userId, page);
+    const userId = localUser(req.params.userId);
+    const listed = await media.userMedia(userId, () => userMediaPage(req));
+    if (!listed) throw userNotFound();
+    const { media: items, total, page } = listed;
     const res: Record<string, unknown> = { media: items, total };
     if (page.from + page.limit < total) res['next_token'] = page.from + items.length;
     return res;
@@ -122,41 +78,31 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
 
   app.delete<UserParams>('/_synapse/admin/v1/users/:userId/media', async (req) => {
     await requireAdmin(ctx, req);
-    const userId = await existingLocalUser(req.params.userId);
-    const page = userMediaPage(req);
-    const ids = (await listUserMedia(db(), userId, page)).media.map((m) => m.media_id);
-    const deleted = await media.deleteLocal(ids);
+    const userId = localUser(req.params.userId);
+    const deleted = await media.deleteUserMedia(userId, () => userMediaPage(req));
+    if (!deleted) throw userNotFound();
     return { deleted_media: deleted, total: deleted.length };
   });
 
   app.post<UserParams>('/_synapse/admin/v1/user/:userId/media/quarantine', async (req) => {
     const requester = await requireAdmin(ctx, req);
     const userId = parseUserId(req.params.userId);
-    const n = await db()
-      .transaction()
-      .execute((tx) => quarantineUserMedia(tx, userId, requester.userId));
-    req.log.info({ count: n }, 'quarantined user media');
-    return { num_quarantined: n };
+    return { num_quarantined: await media.quarantineUser(userId, requester.userId) };
   });
 
   // ---- a room's media ----
   app.get<RoomParams>('/_synapse/admin/v1/room/:roomId/media', async (req) => {
     await requireAdmin(ctx, req);
     const roomId = parseRoomId(req.params.roomId);
-    if (!(await getRoom(db(), roomId))) throw new MatrixError(404, 'M_NOT_FOUND', 'Room not found');
-    const { local, remote } = await roomMedia(roomId);
-    return { local, remote };
+    const found = await media.roomMedia(roomId);
+    if (!found) throw new MatrixError(404, 'M_NOT_FOUND', 'Room not found');
+    return found;
   });
 
   const quarantineRoom = async (req: FastifyRequest<RoomParams>) => {
     const requester = await requireAdmin(ctx, req);
     const roomId = parseRoomId(req.params.roomId);
-    const { localIds, remoteIds } = await roomMedia(roomId);
-    const n = await db()
-      .transaction()
-      .execute((tx) => quarantineMediaList(tx, localIds, remoteIds, requester.userId));
-    req.log.info({ count: n }, 'quarantined room media');
-    return { num_quarantined: n };
+    return { num_quarantined: await media.quarantineRoom(roomId, requester.userId) };
   };
   app.post<RoomParams>('/_synapse/admin/v1/room/:roomId/media/quarantine', quarantineRoom);
   app.post<RoomParams>('/_synapse/admin/v1/quarantine_media/:roomId', quarantineRoom);
@@ -166,9 +112,10 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     await requireAdmin(ctx, req);
     const { serverName: origin, mediaId } = req.params;
     if (!isValidServerName(origin) || !isValidMediaId(mediaId)) throw unknownMedia();
-    if (isMine(origin)) {
-      const m = await getLocalMediaInfo(db(), mediaId);
-      if (!m) throw unknownMedia();
+    const found = await media.info(origin, mediaId);
+    if (!found) throw unknownMedia();
+    if ('local' in found) {
+      const m = found.local;
       return {
         media_info: {
           media_origin: origin,
@@ -188,8 +135,7 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
         },
       };
     }
-    const r = await getRemoteMediaInfo(db(), origin, mediaId);
-    if (!r) throw unknownMedia();
+    const r = found.remote;
     return {
       media_info: {
         media_origin: r.media_origin,
@@ -214,8 +160,8 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     await requireAdmin(ctx, req);
     const { serverName: origin, mediaId } = req.params;
     if (!isMine(origin)) throw notLocalMedia();
-    if (!isValidMediaId(mediaId) || !(await getLocalMediaInfo(db(), mediaId))) throw unknownMedia();
-    const deleted = await media.deleteLocal([mediaId]);
+    const deleted = await media.deleteOne(mediaId);
+    if (!deleted) throw unknownMedia();
     return { deleted_media: deleted, total: deleted.length };
   });
 
@@ -224,11 +170,7 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     const { serverName: origin, mediaId } = req.params;
     // Unknown media: nothing to mark, and Synapse answers {} all the same.
     if (!isValidServerName(origin) || !isValidMediaId(mediaId)) return {};
-    const by = quarantine ? requester.userId : null;
-    await db()
-      .transaction()
-      .execute((tx) => (isMine(origin) ? setLocalQuarantine(tx, mediaId, by) : setRemoteQuarantine(tx, origin, mediaId, by)));
-    req.log.info({ origin, mediaId, quarantine }, 'media quarantine changed');
+    await media.setQuarantine(origin, mediaId, quarantine ? requester.userId : null);
     return {};
   };
   app.post<MediaParams>('/_synapse/admin/v1/media/quarantine/:serverName/:mediaId', setQuarantine(true));
@@ -238,9 +180,7 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     await requireAdmin(ctx, req);
     const { mediaId } = req.params;
     if (!isValidMediaId(mediaId)) return {};
-    await db()
-      .transaction()
-      .execute((tx) => setMediaProtected(tx, mediaId, safe));
+    await media.setProtected(mediaId, safe);
     return {};
   };
   app.post<{ Params: { mediaId: string } }>('/_synapse/admin/v1/media/protect/:mediaId', setProtected(true));
@@ -253,8 +193,7 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     const beforeTs = beforeTsParam(req);
     const sizeGt = queryInteger(req, 'size_gt') ?? 0;
     const keepProfiles = queryBoolean(req, 'keep_profiles') ?? true;
-    const ids = await oldLocalMediaIds(db(), { beforeTs, sizeGt, keepProfiles, serverName });
-    const deleted = await media.deleteLocal(ids);
+    const deleted = await media.deleteOld({ beforeTs, sizeGt, keepProfiles });
     return { deleted_media: deleted, total: deleted.length };
   };
   app.post('/_synapse/admin/v1/media/delete', deleteOld);

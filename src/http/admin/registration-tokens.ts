@@ -2,25 +2,17 @@
  * /_synapse/admin/v1/registration_tokens: list, read, create, update and
  * delete the tokens that `registration_requires_token` asks for, with
  * Synapse's request and response shapes and its validation messages.
+ * The handlers validate; RegistrationTokensService writes.
  */
-import { randomInt } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { invalidParam, MatrixError } from '../../matrix-error.js';
-import {
-  deleteRegistrationToken,
-  getRegistrationToken,
-  insertRegistrationToken,
-  listRegistrationTokens,
-  type RegistrationTokenRow,
-  updateRegistrationToken,
-} from '../../storage/registration-tokens.js';
+import type { RegistrationTokenChanges, RegistrationTokenRow } from '../../services/registration-tokens.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
 import { queryBoolean } from './params.js';
 
 const PREFIX = '/_synapse/admin/v1/registration_tokens';
-const TOKEN_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-';
 const TOKEN_RE = /^[A-Za-z0-9._~-]+$/;
 /** The column is a PostgreSQL integer. */
 const MAX_USES = 2_147_483_647;
@@ -29,12 +21,6 @@ const notFound = (token: string) => new MatrixError(404, 'M_NOT_FOUND', `No such
 
 function shape(row: RegistrationTokenRow): Record<string, unknown> {
   return { token: row.token, uses_allowed: row.uses_allowed, pending: row.pending, completed: row.completed, expiry_time: row.expiry_time };
-}
-
-function randomToken(length: number): string {
-  let s = '';
-  for (let i = 0; i < length; i++) s += TOKEN_CHARS[randomInt(TOKEN_CHARS.length)];
-  return s;
 }
 
 function parseUsesAllowed(v: unknown): number | null {
@@ -51,12 +37,12 @@ function parseExpiryTime(v: unknown, now: number): number | null {
 }
 
 export const adminRegistrationTokensPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const db = () => ctx.database.db;
+  const { registrationTokens: tokens } = ctx.services;
 
   app.get(PREFIX, async (req) => {
     await requireAdmin(ctx, req);
     const valid = queryBoolean(req, 'valid');
-    const rows = await listRegistrationTokens(db(), { valid, now: Date.now() });
+    const rows = await tokens.list(valid);
     return { registration_tokens: rows.map(shape) };
   });
 
@@ -81,28 +67,13 @@ export const adminRegistrationTokensPlugin: FastifyPluginAsync<PluginOptions> = 
     const usesAllowed = 'uses_allowed' in body ? parseUsesAllowed(body['uses_allowed']) : null;
     const expiryTime = 'expiry_time' in body ? parseExpiryTime(body['expiry_time'], now) : null;
 
-    const row = await db()
-      .transaction()
-      .execute(async (tx) => {
-        if (chosen !== undefined) {
-          const created = await insertRegistrationToken(tx, { token: chosen, usesAllowed, expiryTime });
-          if (!created) throw invalidParam(`Token already exists: ${chosen}`);
-          return getRegistrationToken(tx, chosen);
-        }
-        // A random token can collide only when short; a few tries, as Synapse makes.
-        for (let attempt = 0; attempt < 3; attempt++) {
-          const token = randomToken(length);
-          if (await insertRegistrationToken(tx, { token, usesAllowed, expiryTime })) return getRegistrationToken(tx, token);
-        }
-        throw new MatrixError(500, 'M_UNKNOWN', 'Unable to generate a unique registration token');
-      });
-    if (!row) throw new MatrixError(500, 'M_UNKNOWN', 'Registration token vanished');
+    const row = await tokens.create({ ...(chosen !== undefined ? { token: chosen } : {}), length, usesAllowed, expiryTime });
     return shape(row);
   });
 
   app.get<{ Params: { token: string } }>(`${PREFIX}/:token`, async (req) => {
     await requireAdmin(ctx, req);
-    const row = await getRegistrationToken(db(), req.params.token);
+    const row = await tokens.get(req.params.token);
     if (!row) throw notFound(req.params.token);
     return shape(row);
   });
@@ -110,21 +81,17 @@ export const adminRegistrationTokensPlugin: FastifyPluginAsync<PluginOptions> = 
   app.put<{ Params: { token: string } }>(`${PREFIX}/:token`, async (req) => {
     await requireAdmin(ctx, req);
     const body = jsonObjectBody(req);
-    const changes: { uses_allowed?: number | null; expiry_time?: number | null } = {};
+    const changes: RegistrationTokenChanges = {};
     if ('uses_allowed' in body) changes.uses_allowed = parseUsesAllowed(body['uses_allowed']);
     if ('expiry_time' in body) changes.expiry_time = parseExpiryTime(body['expiry_time'], Date.now());
-    const row = await db()
-      .transaction()
-      .execute((tx) => updateRegistrationToken(tx, req.params.token, changes));
+    const row = await tokens.update(req.params.token, changes);
     if (!row) throw notFound(req.params.token);
     return shape(row);
   });
 
   app.delete<{ Params: { token: string } }>(`${PREFIX}/:token`, async (req) => {
     await requireAdmin(ctx, req);
-    const deleted = await db()
-      .transaction()
-      .execute((tx) => deleteRegistrationToken(tx, req.params.token));
+    const deleted = await tokens.delete(req.params.token);
     if (!deleted) throw notFound(req.params.token);
     return {};
   });

@@ -3,11 +3,10 @@
  * and /user/{userId}/rooms/{roomId}/account_data/{type}. Only for oneself;
  * `m.fully_read` and `m.push_rules` are the server's to write (405
  * M_BAD_JSON, as the spec says). Each write takes a new position on the
- * account-data stream, which /sync reads.
+ * account-data stream, which /sync reads (AccountDataService).
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { forbidden, MatrixError } from '../../matrix-error.js';
-import { getAccountData, GLOBAL, putAccountData } from '../../storage/account-data.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { containsNul } from '../../json-values.js';
@@ -42,7 +41,7 @@ function checkType(type: string): void {
 }
 
 export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const db = ctx.database.db;
+  const { accountData } = ctx.services;
 
   async function owner(req: Parameters<typeof requireUser>[1], userId: string, verb: 'add' | 'get'): Promise<void> {
     const requester = await requireUser(ctx, req);
@@ -68,8 +67,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
       checkType(type);
       checkWritable(type);
       const content = contentOf(req);
-      await db.transaction().execute((tx) => putAccountData(tx, userId, GLOBAL, type, content));
-      ctx.services.notifier.notifyUsers([userId]);
+      await accountData.put(userId, undefined, type, content);
       return {};
     });
 
@@ -77,7 +75,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
       const { userId, type } = req.params;
       await owner(req, userId, 'get');
       checkType(type);
-      const content = await getAccountData(db, userId, GLOBAL, type);
+      const content = await accountData.get(userId, undefined, type);
       if (content === undefined) throw new MatrixError(404, 'M_NOT_FOUND', 'Account data not found');
       return content;
     });
@@ -89,8 +87,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
       checkType(type);
       checkWritable(type);
       const content = contentOf(req);
-      await db.transaction().execute((tx) => putAccountData(tx, userId, roomId, type, content));
-      ctx.services.notifier.notifyUsers([userId]);
+      await accountData.put(userId, roomId, type, content);
       return {};
     });
 
@@ -99,7 +96,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
       await owner(req, userId, 'get');
       checkRoom(roomId);
       checkType(type);
-      const content = await getAccountData(db, userId, roomId, type);
+      const content = await accountData.get(userId, roomId, type);
       if (content === undefined) throw new MatrixError(404, 'M_NOT_FOUND', 'Room account data not found');
       return content;
     });

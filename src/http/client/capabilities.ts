@@ -6,7 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { ROOM_VERSIONS } from '../../core/room-versions.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { rawBool } from './profile.js';
+import { rawBool } from '../../services/profile.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 
 export const capabilitiesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {

@@ -13,7 +13,6 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
 import { parseRoomAliasOrThrow } from '../../services/rooms/alias-syntax.js';
-import { getRoom } from '../../storage/rooms.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, reasonOf } from './session-helpers.js';
@@ -25,7 +24,6 @@ const NO_FEDERATION = 'Axon does not federate yet, so it can only join and knock
 
 export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;
-  const db = ctx.database.db;
   const { aliases } = ctx.services;
 
   /** A room id, or a local alias resolved to one; 404 for rooms this server does not hold. */
@@ -36,7 +34,7 @@ export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
       return (await aliases.resolve(p.alias)).room_id;
     }
     if (!idOrAlias.startsWith('!') || idOrAlias.length < 2) throw new MatrixError(400, 'M_INVALID_PARAM', `${idOrAlias} was not legal room ID or room alias`);
-    if (!(await getRoom(db, idOrAlias))) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${idOrAlias}: ${NO_FEDERATION}`);
+    if (!(await rooms.exists(idOrAlias))) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${idOrAlias}: ${NO_FEDERATION}`);
     return idOrAlias;
   }
 

@@ -8,13 +8,12 @@
  * `enable_set_avatar_url: false` freeze a field once it has a value; and
  * `require_auth_for_profile_requests` makes reads need an access token.
  * Remote profiles need federation queries and are answered 404 for now.
+ * The checks on who may write, and the write, are ProfileService's.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { isValidUserId } from '../../core/auth/ids.js';
-import { forbidden, MatrixError } from '../../matrix-error.js';
-import type { Requester } from '../../services/auth.js';
-import { setProfileField, type ProfileField } from '../../storage/profiles.js';
-import { getProfile } from '../../storage/users.js';
+import { MatrixError } from '../../matrix-error.js';
+import { profileNotFound, type ProfileField } from '../../services/profile.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
@@ -23,26 +22,13 @@ import { jsonObjectBody } from '../json-body.js';
 const MAX_LENGTH: Record<ProfileField, number> = { displayname: 256, avatar_url: 1000 };
 const FIELD_NAME: Record<ProfileField, string> = { displayname: 'Displayname', avatar_url: 'Avatar URL' };
 
-/** A Synapse boolean key kept only in `config.raw`. */
-export function rawBool(raw: Record<string, unknown>, key: string, fallback: boolean): boolean {
-  const v = raw[key];
-  return typeof v === 'boolean' ? v : fallback;
-}
-
-const profileNotFound = () => new MatrixError(404, 'M_NOT_FOUND', 'Profile was not found');
-
 function checkUserId(userId: string): void {
   if (!isValidUserId(userId) || Buffer.byteLength(userId) > 255) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid user id');
 }
 
 export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { config } = ctx;
-  const { accounts } = ctx.services;
-  const db = ctx.database.db;
-  const settable: Record<ProfileField, boolean> = {
-    displayname: rawBool(config.raw, 'enable_set_displayname', true),
-    avatar_url: rawBool(config.raw, 'enable_set_avatar_url', true),
-  };
+  const { profiles } = ctx.services;
 
   /** Reads need a token only when the config asks; guests may read. */
   async function readAccess(req: FastifyRequest, userId: string): Promise<void> {
@@ -50,38 +36,11 @@ export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
     checkUserId(userId);
   }
 
-  async function localProfile(userId: string) {
-    if (!accounts.isMine(userId)) throw profileNotFound();
-    const profile = await getProfile(db, userId);
-    if (!profile) throw profileNotFound();
-    return profile;
-  }
-
-  /** Checks that `requester` may write `field` of `userId` (their own, or anyone's as a server admin). */
-  async function checkWrite(requester: Requester, userId: string, field: ProfileField): Promise<void> {
-    if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_INVALID_PARAM', 'User is not hosted on this homeserver');
-    const byAdmin = requester.isAdmin && requester.userId !== userId;
-    if (requester.userId !== userId && !byAdmin) throw forbidden(`Cannot set another user's ${field}`);
-    const profile = await getProfile(db, userId);
-    if (!profile) throw profileNotFound();
-    if (!byAdmin && !settable[field] && profile[field]) {
-      throw forbidden(field === 'displayname' ? 'Changing display name is disabled on this server' : 'Changing avatar is disabled on this server');
-    }
-  }
-
-  async function write(req: FastifyRequest, userId: string, field: ProfileField, value: string | null): Promise<void> {
-    const updated = await db.transaction().execute((tx) => setProfileField(tx, userId, field, value));
-    if (!updated) throw profileNotFound();
-    req.log.info({ user_id: userId, field }, 'profile updated');
-    // As Synapse: the user's member event in each joined room carries the new profile.
-    await ctx.services.rooms.updateProfileInRooms(userId);
-  }
-
   for (const prefix of CLIENT_PREFIXES) {
     app.get<{ Params: { userId: string } }>(`${prefix}/profile/:userId`, async (req) => {
       const { userId } = req.params;
       await readAccess(req, userId);
-      const profile = await localProfile(userId);
+      const profile = await profiles.get(userId);
       if (profile.displayname === null && profile.avatar_url === null) throw profileNotFound();
       return {
         ...(profile.displayname !== null ? { displayname: profile.displayname } : {}),
@@ -95,7 +54,7 @@ export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       app.get<{ Params: { userId: string } }>(path, async (req) => {
         const { userId } = req.params;
         await readAccess(req, userId);
-        const profile = await localProfile(userId);
+        const profile = await profiles.get(userId);
         const value = profile[field];
         // The spec: 404 when the user has no such field.
         if (value === null) throw new MatrixError(404, 'M_NOT_FOUND', `The user has no ${field}`);
@@ -114,9 +73,8 @@ export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         rejectNul(raw, field);
         // Counted in code points, as Synapse (Python) counts.
         if ([...raw].length > MAX_LENGTH[field]) throw new MatrixError(400, 'M_INVALID_PARAM', `${FIELD_NAME[field]} is too long (max ${MAX_LENGTH[field]})`);
-        await checkWrite(requester, userId, field);
         const value = field === 'displayname' ? raw.trim() : raw;
-        await write(req, userId, field, value === '' ? null : value);
+        await profiles.set(requester, userId, field, value === '' ? null : value);
         return {};
       });
 
@@ -124,8 +82,7 @@ export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         const { userId } = req.params;
         checkUserId(userId);
         const requester = await requireUser(ctx, req, { allowGuest: field === 'displayname' });
-        await checkWrite(requester, userId, field);
-        await write(req, userId, field, null);
+        await profiles.set(requester, userId, field, null);
         return {};
       });
     }

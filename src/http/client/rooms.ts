@@ -8,7 +8,6 @@ import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
 import { txnScope, type CreateRoomRequest } from '../../services/rooms/room-service.js';
 import { toClientEvent } from '../../services/rooms/client-event.js';
-import { roomsForUser } from '../../storage/state.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { type EmptyBody, jsonObjectBody } from '../json-body.js';
@@ -98,8 +97,7 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
 
     app.get(`${p}/joined_rooms`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const rows = await roomsForUser(ctx.database.db, requester.userId, ['join']);
-      return { joined_rooms: rows.map((r) => r.room_id) };
+      return { joined_rooms: await rooms.joinedRooms(requester.userId) };
     });
 
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/join`, async (req) => {

@@ -19,7 +19,6 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { directoryQueries, searchUserDirectory } from '../../storage/user-directory.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
@@ -28,17 +27,12 @@ import { jsonObjectBody } from '../json-body.js';
 const MAX_LIMIT = 50;
 
 export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { config } = ctx;
-  const db = ctx.database.db;
-  const rc = config.rc_user_directory;
-  const ud = config.raw['user_directory'];
-  const showLocked = ud !== null && typeof ud === 'object' && (ud as Record<string, unknown>)['show_locked_users'] === true;
+  const { userDirectory } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
     app.post(`${prefix}/user_directory/search`, async (req) => {
       const requester = await requireUser(ctx, req);
-      if (!config.user_directory.enabled) return { limited: false, results: [] };
-      ctx.services.rateLimiter.check(`user_directory:${requester.userId}`, rc, { user: requester.userId });
+      if (!userDirectory.admit(requester.userId)) return { limited: false, results: [] };
       const body = jsonObjectBody(req);
       const term = body['search_term'];
       if (term === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', '`search_term` is required field');
@@ -48,18 +42,10 @@ export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app
       if (typeof rawLimit !== 'number' || !Number.isInteger(rawLimit)) throw new MatrixError(400, 'M_INVALID_PARAM', '`limit` must be an integer');
       const limit = Math.max(0, Math.min(rawLimit, MAX_LIMIT));
 
-      const queries = directoryQueries(term);
-      if (!queries) return { limited: false, results: [] };
-      const rows = await searchUserDirectory(db, {
-        searcher: requester.userId,
-        ...queries,
-        limit: limit + 1,
-        searchAllUsers: config.user_directory.search_all_users,
-        showLockedUsers: showLocked,
-      });
+      const { limited, rows } = await userDirectory.search(requester.userId, term, limit);
       return {
-        limited: rows.length > limit,
-        results: rows.slice(0, limit).map((r) => ({
+        limited,
+        results: rows.map((r) => ({
           user_id: r.user_id,
           ...(r.display_name !== null ? { display_name: r.display_name } : {}),
           ...(r.avatar_url !== null ? { avatar_url: r.avatar_url } : {}),

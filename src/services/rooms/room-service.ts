@@ -13,7 +13,7 @@ import { forbidden, MatrixError } from '../../matrix-error.js';
 import { getAlias, insertAlias } from '../../storage/aliases.js';
 import { findTxn, getEvent, getEvents, recordTxn, type StoredEvent, type TxnKey } from '../../storage/events.js';
 import { markForgotten, nextPendingDeactivation, removePendingDeactivation } from '../../storage/memberships.js';
-import { insertRoom } from '../../storage/rooms.js';
+import { getRoom, insertRoom } from '../../storage/rooms.js';
 import type { Schema } from '../../storage/schema.js';
 import { currentState, roomMembers, roomsForUser } from '../../storage/state.js';
 import { getProfile } from '../../storage/users.js';
@@ -425,6 +425,16 @@ export class RoomService {
         this.d.logger?.warn({ err, user_id: userId, room_id: r.room_id }, 'could not update member event after a profile change');
       }
     }
+  }
+
+  /** Whether this server holds the room. */
+  async exists(roomId: string): Promise<boolean> {
+    return (await getRoom(this.d.db, roomId)) !== undefined;
+  }
+
+  /** The rooms the user is joined to. */
+  async joinedRooms(userId: string): Promise<string[]> {
+    return (await roomsForUser(this.d.db, userId, ['join'])).map((r) => r.room_id);
   }
 
   /** The room's current state events. */
