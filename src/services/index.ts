@@ -10,7 +10,9 @@ import type { HomeserverConfig } from '../config/types.js';
 import type { Database } from '../storage/database.js';
 import { AccountsService } from './accounts.js';
 import { AuthService } from './auth.js';
+import { DevicesService } from './devices.js';
 import { CrossSigningService } from './e2ee/cross-signing.js';
+import { DeviceListsService } from './e2ee/device-lists.js';
 import { KeysService } from './e2ee/keys.js';
 import { RoomKeysService } from './e2ee/room-keys.js';
 import { ToDeviceService } from './e2ee/to-device.js';
@@ -56,6 +58,10 @@ export interface Services {
   readonly auth: AuthService;
   readonly passwords: PasswordHasher;
   readonly accounts: AccountsService;
+  /** Devices and the sessions on them (login, logout, rename, delete). */
+  readonly devices: DevicesService;
+  /** Announces device-list changes (wakes syncs; later, federation). */
+  readonly deviceLists: DeviceListsService;
   readonly uia: UiaService;
   /** Registration and shared-secret registration (nonces, token-use sweeping). */
   readonly registration: RegistrationService;
@@ -131,8 +137,6 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const ratelimitOverrides = new RatelimitOverrides(db);
     await ratelimitOverrides.load();
     const rateLimiter = new RateLimiter(ratelimitOverrides);
-    const accounts = new AccountsService(database, config, passwords, auth, uia);
-    const isMine = (userId: string) => accounts.isMine(userId);
     const directory = directorySettings(config.raw);
     const rooms = new RoomService({
       db,
@@ -148,15 +152,21 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     // Push actions and typing follow every persisted event, inside its transaction.
     rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
     rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
+    const deviceLists = new DeviceListsService({ db, notifier, logger });
+    const accounts = new AccountsService(database, config, passwords, auth, uia, { deviceLists, rooms });
+    const isMine = (userId: string) => accounts.isMine(userId);
+    const devices = new DevicesService({ database, auth, deviceLists });
     const receipts = new ReceiptsService({ db, notifier });
     const lazyMembers = new LazyMemberCache();
     const registration = new RegistrationService({ config, database, logger, services: { accounts, auth, uia, passwords, rateLimiter } });
     const media = new MediaRepository({ config, database, logger, services: { rateLimiter } });
-    const e2ee = { db, notifier, isMine, logger };
+    const e2ee = { db, notifier, isMine, logger, deviceLists };
     const services: Services = {
       auth,
       passwords,
       accounts,
+      devices,
+      deviceLists,
       uia,
       registration,
       rateLimiter,

@@ -3,27 +3,16 @@
  * create or modify (v2 PUT), deactivate, reset password, whois, the admin
  * flag, joined rooms, username availability.
  *
- * Changes to a user's flags or sessions are made in one transaction, and
- * the auth cache forgets the user once it has committed, so the change
- * applies to that user's very next request.
+ * Changes to a user's flags or sessions are AccountsService methods: one
+ * transaction each, after whose commit the auth cache forgets the user (so
+ * the change applies to their very next request), device-list changes are
+ * announced and a deactivated user is parted from their rooms.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
 import { forbidden, invalidParam, MatrixError } from '../../matrix-error.js';
 import type { Requester } from '../../services/auth.js';
-import {
-  joinedRoomIds,
-  lastSeenOf,
-  listUsers,
-  reactivateUser,
-  setAdmin,
-  setLocked,
-  setProfileFields,
-  setUserType,
-  USER_ORDER_BY,
-  userConnections,
-} from '../../storage/admin-users.js';
-import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
+import { joinedRoomIds, lastSeenOf, listUsers, USER_ORDER_BY, userConnections } from '../../storage/admin-users.js';
 import type { Schema } from '../../storage/schema.js';
 import { getProfile, getUser, type UserRow } from '../../storage/users.js';
 import { requireAdmin, requireUser } from '../auth.js';
@@ -121,15 +110,11 @@ function parseAvatarUrl(v: unknown): string | null {
 }
 
 export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { accounts, auth } = ctx.services;
+  const { accounts } = ctx.services;
   const db = () => ctx.database.db;
 
   /**
-   * After a password change that logs the user out, their devices go too
-   * (all but the caller's own, when admins reset their own password), as
-   * Synapse's password reset does.
-   */
-  /** An admin changing their own password keeps the session they are using. */
+   * An admin changing their own password keeps the session they are using. */
   function keepOwnSession(userId: string, requester: Requester): { exceptTokenId?: number; exceptDeviceId?: string | null } {
     return userId === requester.userId ? { exceptTokenId: requester.tokenId, exceptDeviceId: requester.deviceId } : {};
   }
@@ -214,54 +199,19 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     if (typeof password === 'string' && !canChangePassword(ctx)) throw forbidden('Password change disabled');
     if (userId === requester.userId && setAdminTo === false) throw new MatrixError(400, 'M_UNKNOWN', 'You may not demote yourself.');
 
-    const localpart = userId.slice(1, userId.indexOf(':'));
-    const result = await db()
-      .transaction()
-      .execute(async (tx) => {
-        let user = await getUser(tx, userId);
-        if (!user) {
-          accounts.validateLocalpart(localpart, { allowNumeric: true, allowUnderscore: true });
-          const created = await accounts.createUser(tx, {
-            localpart,
-            password: typeof password === 'string' ? password : null,
-            admin: setAdminTo ?? false,
-            userType: typeof userType === 'string' ? userType : types.defaultType,
-            displayname: displayname ?? null,
-          });
-          if (created) {
-            // createUser defaults the display name to the localpart; an explicit "" clears it.
-            await setProfileFields(tx, userId, {
-              ...(displayname === null ? { displayname: null } : {}),
-              ...(avatarUrl !== undefined ? { avatar_url: avatarUrl } : {}),
-            });
-            return { created: true };
-          }
-          // Someone else created it a moment ago: modify that user instead.
-          user = await getUser(tx, userId);
-          if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User could not be created');
-        }
-
-        await setProfileFields(tx, userId, {
-          ...(displayname !== undefined ? { displayname } : {}),
-          ...(avatarUrl !== undefined ? { avatar_url: avatarUrl } : {}),
-        });
-        if (setAdminTo !== undefined && setAdminTo !== user.admin) await setAdmin(tx, userId, setAdminTo);
-        if (typeof password === 'string') {
-          await accounts.changePassword(tx, userId, password, { logoutDevices, ...keepOwnSession(userId, requester) });
-        }
-        if (deactivate === true && !user.deactivated) await accounts.deactivate(tx, userId, { erase: user.erased });
-        else if (deactivate === false && user.deactivated) await reactivateUser(tx, userId);
-        if (lock !== undefined && lock !== user.locked) await setLocked(tx, userId, lock);
-        if ('user_type' in body) await setUserType(tx, userId, typeof userType === 'string' ? userType : null);
-        return { created: false };
-      });
-    auth.forgetUser(userId);
-    // Devices went only with a password change that logs out, or a deactivation.
-    if (!result.created && ((typeof password === 'string' && logoutDevices) || deactivate === true)) {
-      await announceDeviceListChange(db(), ctx.services.notifier, [userId], ctx.logger);
-    }
-    await ctx.services.rooms.partDeactivatedUsers();
-    if (!result.created && deactivate !== true && (displayname !== undefined || avatarUrl !== undefined)) await ctx.services.rooms.updateProfileInRooms(userId);
+    const result = await accounts.upsertUser({
+      userId,
+      password: typeof password === 'string' ? password : null,
+      logoutDevices,
+      keep: keepOwnSession(userId, requester),
+      admin: setAdminTo,
+      deactivated: deactivate,
+      locked: lock,
+      ...('user_type' in body ? { userType: typeof userType === 'string' ? userType : null } : {}),
+      defaultUserType: types.defaultType,
+      displayname,
+      avatarUrl,
+    });
 
     const user = await getUser(db(), userId);
     if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User vanished');
@@ -275,12 +225,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     const body = jsonObjectBody(req, 'allowEmpty');
     const erase = optionalBoolean(body, 'erase', "Param 'erase' must be a boolean, if given", 'M_BAD_JSON') ?? false;
     // Deactivating again never lifts an earlier erasure.
-    await db()
-      .transaction()
-      .execute((tx) => accounts.deactivate(tx, user.user_id, { erase: erase || user.erased }));
-    auth.forgetUser(user.user_id);
-    await announceDeviceListChange(db(), ctx.services.notifier, [user.user_id], ctx.logger);
-    await ctx.services.rooms.partDeactivatedUsers();
+    await accounts.deactivateAccount(user.user_id, { erase: erase || user.erased });
     return { id_server_unbind_result: 'success' };
   });
 
@@ -296,12 +241,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     if (!canChangePassword(ctx)) throw forbidden('Password change disabled');
     const user = accounts.isMine(userId) ? await getUser(db(), userId) : undefined;
     if (!user) throw new MatrixError(404, 'M_NOT_FOUND', 'Unknown user');
-    await db()
-      .transaction()
-      .execute(async (tx) => {
-        await accounts.changePassword(tx, userId, newPassword, { logoutDevices, ...keepOwnSession(userId, requester) });
-      });
-    auth.forgetUser(userId);
+    await accounts.setPassword(userId, { password: newPassword }, { logoutDevices, ...keepOwnSession(userId, requester) });
     return {};
   });
 
@@ -338,13 +278,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     if (typeof admin !== 'boolean') throw invalidParam("Param 'admin' must be a boolean");
     if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_UNKNOWN', 'Only local users can be admins of this homeserver');
     if (userId === requester.userId && !admin) throw new MatrixError(400, 'M_UNKNOWN', 'You may not demote yourself.');
-    await db()
-      .transaction()
-      .execute(async (tx) => {
-        if (!(await getUser(tx, userId))) throw userNotFound();
-        await setAdmin(tx, userId, admin);
-      });
-    auth.forgetUser(userId);
+    await accounts.setAdmin(userId, admin);
     return {};
   });
 
