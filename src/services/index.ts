@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../config/types.js';
 import type { Database } from '../storage/database.js';
 import { AccountsService } from './accounts.js';
+import { AdminUsersService } from './admin-users.js';
 import { AuthService } from './auth.js';
 import { DevicesService } from './devices.js';
 import { CrossSigningService } from './e2ee/cross-signing.js';
@@ -58,6 +59,8 @@ export interface Services {
   readonly auth: AuthService;
   readonly passwords: PasswordHasher;
   readonly accounts: AccountsService;
+  /** What the user admin API reads (list, details, whois, joined rooms). */
+  readonly adminUsers: AdminUsersService;
   /** Devices and the sessions on them (login, logout, rename, delete). */
   readonly devices: DevicesService;
   /** Announces device-list changes (wakes syncs; later, federation). */
@@ -165,6 +168,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       auth,
       passwords,
       accounts,
+      adminUsers: new AdminUsersService(database),
       devices,
       deviceLists,
       uia,
