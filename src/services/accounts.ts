@@ -7,12 +7,17 @@ import type { Kysely, Transaction } from 'kysely';
 import type { HomeserverConfig } from '../config/types.js';
 import { forbidden, MatrixError } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
+import { deleteAllAccountData } from '../storage/account-data.js';
+import { reactivateUser, setAdmin, setLocked, setProfileFields, setUserType } from '../storage/admin-users.js';
 import { deleteDeviceRows } from '../storage/devices.js';
 import { addPendingDeactivation } from '../storage/memberships.js';
 import type { Schema } from '../storage/schema.js';
+import { getUiaSession, setUiaServerValue } from '../storage/uia.js';
 import { getUser, insertUser, setPasswordHash, type UserRow } from '../storage/users.js';
 import type { AuthService } from './auth.js';
+import type { DeviceListsService } from './e2ee/device-lists.js';
 import type { PasswordHasher } from './passwords.js';
+import type { RoomService } from './rooms/room-service.js';
 import type { UiaService } from './uia.js';
 
 type Db = Kysely<Schema> | Transaction<Schema>;
@@ -24,6 +29,33 @@ export interface LogoutOptions {
   exceptDeviceId?: string | null;
 }
 
+/** What runs once an account change has committed. */
+export interface AccountEffects {
+  deviceLists: DeviceListsService;
+  rooms: Pick<RoomService, 'partDeactivatedUsers' | 'updateProfileInRooms'>;
+}
+
+/** The admin API's create-or-modify (PUT /_synapse/admin/v2/users/<user_id>), parsed; undefined leaves a field as it is. */
+export interface UserUpsert {
+  userId: string;
+  password: string | null;
+  logoutDevices: boolean;
+  /** The admin's own session, kept when they change their own password. */
+  keep: { exceptTokenId?: number; exceptDeviceId?: string | null };
+  admin?: boolean;
+  deactivated?: boolean;
+  locked?: boolean;
+  /** Set only when the request names `user_type`; null clears it. */
+  userType?: string | null;
+  /** The type a new user gets when none is given. */
+  defaultUserType: string | null;
+  displayname?: string | null;
+  avatarUrl?: string | null;
+}
+
+/** Where a password given before UIA completed waits, hashed, in the UIA session. */
+const SESSION_PASSWORD_HASH = 'password_hash';
+
 /** Synapse's allowed localpart characters (the spec's historical grammar is wider; new users get these). */
 const LOCALPART_RE = /^[a-z0-9._=\-/+]+$/;
 
@@ -34,6 +66,7 @@ export class AccountsService {
     private readonly passwords: PasswordHasher,
     private readonly auth: AuthService,
     uia: UiaService,
+    private readonly effects: AccountEffects,
   ) {
     uia.registerStage('m.login.password', async (dict, { requester }) => {
       const userId = this.userIdFromIdentifier(dict);
@@ -130,15 +163,124 @@ export class AccountsService {
   }
 
   /**
-   * Sets a new password. With `logoutDevices`, every other session of the
-   * user ends (all but the token `exceptTokenId`, when given).
+   * Sets a new password (given, hashed earlier, or kept hashed in a UIA
+   * session by keepPendingPassword: M_MISSING_PARAM when it holds none), in
+   * one transaction.
+   * With `logoutDevices`, every other session and device of the user ends
+   * (all but `exceptTokenId` and `exceptDeviceId`, when given), and the
+   * device-list change is announced once committed.
    */
-  async changePassword(db: Db, userId: string, newPassword: string, opts: LogoutOptions): Promise<void> {
-    await this.changePasswordHash(db, userId, await this.passwords.hash(newPassword), opts);
+  async setPassword(userId: string, secret: { password: string } | { hash: string } | { uiaSession: string }, opts: LogoutOptions): Promise<void> {
+    const hash = 'password' in secret ? await this.passwords.hash(secret.password) : 'hash' in secret ? secret.hash : await this.pendingPasswordHash(secret.uiaSession);
+    if (!hash) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: password');
+    await this.database.db.transaction().execute((tx) => this.writePassword(tx, userId, hash, opts));
+    this.auth.forgetUser(userId);
+    if (opts.logoutDevices) await this.effects.deviceLists.changed([userId]);
   }
 
-  /** changePassword with a hash made earlier (a UIA session keeps only the hash). */
-  async changePasswordHash(db: Db, userId: string, hash: string, opts: LogoutOptions): Promise<void> {
+  /** Keeps a new password, hashed, in a UIA session still under way (the first one given stays). */
+  async keepPendingPassword(sessionId: string, password: string): Promise<void> {
+    const session = await getUiaSession(this.database.db, sessionId);
+    if (session && !session.serverdict[SESSION_PASSWORD_HASH]) {
+      await setUiaServerValue(this.database.db, sessionId, SESSION_PASSWORD_HASH, await this.passwords.hash(password));
+    }
+  }
+
+  /** The hash keepPendingPassword kept in a UIA session, if any. */
+  private async pendingPasswordHash(sessionId: string): Promise<string | undefined> {
+    const h = (await getUiaSession(this.database.db, sessionId))?.serverdict[SESSION_PASSWORD_HASH];
+    return typeof h === 'string' ? h : undefined;
+  }
+
+  /**
+   * Deactivates an account in one transaction (with `deleteAccountData`, its
+   * account data goes too), then forgets its tokens, announces its device
+   * list change and parts it from its rooms.
+   */
+  async deactivateAccount(userId: string, opts: { erase: boolean; deleteAccountData?: boolean }): Promise<void> {
+    await this.database.db.transaction().execute(async (tx) => {
+      await this.deactivate(tx, userId, { erase: opts.erase });
+      if (opts.deleteAccountData) await deleteAllAccountData(tx, userId);
+    });
+    await this.afterDeactivation(userId);
+  }
+
+  /** Sets or clears the admin flag; 404 when the user does not exist. */
+  async setAdmin(userId: string, admin: boolean): Promise<void> {
+    await this.database.db.transaction().execute(async (tx) => {
+      if (!(await getUser(tx, userId))) throw new MatrixError(404, 'M_NOT_FOUND', 'User not found');
+      await setAdmin(tx, userId, admin);
+    });
+    this.auth.forgetUser(userId);
+  }
+
+  /**
+   * The admin API's create-or-modify, in one transaction: creates the user
+   * when missing (modifying it instead when it appeared meanwhile),
+   * otherwise changes what the request names. Then forgets the user's
+   * tokens, announces a device-list change when devices went, parts a
+   * deactivated user and updates a changed profile in rooms. Returns
+   * whether the user was created.
+   */
+  async upsertUser(u: UserUpsert): Promise<{ created: boolean }> {
+    const { userId } = u;
+    const localpart = userId.slice(1, userId.indexOf(':'));
+    const hash = u.password !== null ? await this.passwords.hash(u.password) : null;
+    const result = await this.database.db.transaction().execute(async (tx) => {
+      let user = await getUser(tx, userId);
+      if (!user) {
+        this.validateLocalpart(localpart, { allowNumeric: true, allowUnderscore: true });
+        const created = await this.createUser(tx, {
+          localpart,
+          // An empty password, as createUser treats it, sets none.
+          passwordHash: u.password ? hash : null,
+          admin: u.admin ?? false,
+          userType: u.userType ?? u.defaultUserType,
+          displayname: u.displayname ?? null,
+        });
+        if (created) {
+          // createUser defaults the display name to the localpart; an explicit "" clears it.
+          await setProfileFields(tx, userId, {
+            ...(u.displayname === null ? { displayname: null } : {}),
+            ...(u.avatarUrl !== undefined ? { avatar_url: u.avatarUrl } : {}),
+          });
+          return { created: true };
+        }
+        // Someone else created it a moment ago: modify that user instead.
+        user = await getUser(tx, userId);
+        if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User could not be created');
+      }
+
+      await setProfileFields(tx, userId, {
+        ...(u.displayname !== undefined ? { displayname: u.displayname } : {}),
+        ...(u.avatarUrl !== undefined ? { avatar_url: u.avatarUrl } : {}),
+      });
+      if (u.admin !== undefined && u.admin !== user.admin) await setAdmin(tx, userId, u.admin);
+      if (hash !== null) await this.writePassword(tx, userId, hash, { logoutDevices: u.logoutDevices, ...u.keep });
+      if (u.deactivated === true && !user.deactivated) await this.deactivate(tx, userId, { erase: user.erased });
+      else if (u.deactivated === false && user.deactivated) await reactivateUser(tx, userId);
+      if (u.locked !== undefined && u.locked !== user.locked) await setLocked(tx, userId, u.locked);
+      if (u.userType !== undefined) await setUserType(tx, userId, u.userType);
+      return { created: false };
+    });
+    this.auth.forgetUser(userId);
+    // Devices went only with a password change that logs out, or a deactivation.
+    if (!result.created && ((hash !== null && u.logoutDevices) || u.deactivated === true)) await this.effects.deviceLists.changed([userId]);
+    await this.effects.rooms.partDeactivatedUsers();
+    if (!result.created && u.deactivated !== true && (u.displayname !== undefined || u.avatarUrl !== undefined)) {
+      await this.effects.rooms.updateProfileInRooms(userId);
+    }
+    return result;
+  }
+
+  private async afterDeactivation(userId: string): Promise<void> {
+    this.auth.forgetUser(userId);
+    await this.effects.deviceLists.changed([userId]);
+    await this.effects.rooms.partDeactivatedUsers();
+  }
+
+  /** The new password hash, and with `logoutDevices` the end of every other session and device; in the caller's transaction. */
+  private async writePassword(db: Db, userId: string, hash: string, opts: LogoutOptions): Promise<void> {
     await setPasswordHash(db, userId, hash);
     if (!opts.logoutDevices) return;
     await this.auth.signOut(db, userId, { exceptTokenId: opts.exceptTokenId });
@@ -147,10 +289,11 @@ export class AccountsService {
   }
 
   /**
-   * Deactivates an account: no password, no sessions, no devices; with
-   * `erase`, the profile is cleared too. The user is queued to leave their
-   * rooms: once the caller's transaction has committed, it must call
-   * `rooms.partDeactivatedUsers()` (a restart finishes it too).
+   * The writes of a deactivation only, in the caller's transaction: no
+   * password, no sessions, no devices; with `erase`, the profile is cleared
+   * too. The user is queued (users_pending_deactivation) to leave their
+   * rooms; a restart parts them. Handlers use deactivateAccount, which also
+   * runs the effects after the commit.
    */
   async deactivate(db: Db, userId: string, opts: { erase: boolean }): Promise<void> {
     // Erasure is never undone by a later deactivation without it.

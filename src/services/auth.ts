@@ -10,7 +10,16 @@ import { MatrixError, unknownToken } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
 import { recordClientIp, upsertDevice } from '../storage/devices.js';
 import type { Schema } from '../storage/schema.js';
-import { deleteTokens, findAccessToken, insertAccessToken, insertRefreshToken, markAccessTokenUsed, type TokenOwner } from '../storage/tokens.js';
+import {
+  deleteTokens,
+  findAccessToken,
+  insertAccessToken,
+  insertRefreshToken,
+  lookupRefreshToken,
+  markAccessTokenUsed,
+  replaceRefreshToken,
+  type TokenOwner,
+} from '../storage/tokens.js';
 import type { Kysely, Transaction } from 'kysely';
 import { newAccessToken, newDeviceId, newRefreshToken, tokenHash } from './tokens.js';
 import { subsystemLogger } from '../logger.js';
@@ -38,6 +47,16 @@ const UNCACHEABLE_MS = 30_000;
 const CACHE_MAX = 10_000;
 /** How often one token's address and user agent are written: Synapse batches these too. */
 const IP_WRITE_INTERVAL_MS = 60_000;
+
+/** A rotated session: the new tokens, and how long the access token lasts. */
+export interface RefreshedSession {
+  access_token: string;
+  refresh_token: string;
+  expires_in_ms: number;
+}
+
+/** The spec's answer for a refresh token that is unknown, used or expired (Synapse says 403 for the last two). */
+const refreshRefused = (message: string) => new MatrixError(401, 'M_UNKNOWN_TOKEN', message);
 
 export function localpartOf(userId: string): string {
   const i = userId.indexOf(':');
@@ -144,6 +163,64 @@ export class AuthService {
     }
     await insertAccessToken(db, { tokenHash: tokenHash(accessToken), userId: opts.userId, deviceId, validUntilMs: validUntil, refreshTokenId });
     return session;
+  }
+
+  /**
+   * The owner of an access token even when it has expired (a soft-logged-out
+   * client may still log out): its user (the puppeted one for an admin's
+   * puppet token), device and token id. M_UNKNOWN_TOKEN when the token is
+   * unknown or its user deactivated.
+   */
+  async ownerOfToken(token: string): Promise<{ userId: string; deviceId: string | null; tokenId: number }> {
+    const owner = await findAccessToken(this.database.db, tokenHash(token));
+    if (!owner || owner.deactivated) throw unknownToken();
+    return { userId: owner.puppets_user_id ?? owner.user_id, deviceId: owner.device_id, tokenId: owner.token_id };
+  }
+
+  /**
+   * Rotates a refresh token (POST /refresh): a new access and refresh token
+   * for the same device, in one transaction; the old pair is retired (the
+   * spec: it stays valid until the new access or refresh token is used) and
+   * its cached entries are dropped once the change has committed.
+   */
+  async refresh(token: string, now = Date.now()): Promise<RefreshedSession> {
+    const accessLifetime = this.refreshableLifetimeMs();
+    const refreshLifetime = this.refreshTokenLifetimeMs();
+    const { result, retired } = await this.database.db.transaction().execute(async (tx) => {
+      const existing = token.startsWith('syr_') ? await lookupRefreshToken(tx, tokenHash(token)) : undefined;
+      if (!existing) throw refreshRefused('Unknown refresh token');
+      if (existing.next_access_used || existing.next_refreshed) throw refreshRefused('Refresh token has already been used');
+      if (existing.expiry_ts !== null && existing.expiry_ts < now) throw refreshRefused('The refresh token has expired');
+      let accessUntil = now + accessLifetime;
+      let refreshUntil = refreshLifetime === null ? null : now + refreshLifetime;
+      const ultimate = existing.ultimate_session_expiry_ts;
+      if (ultimate !== null) {
+        if (ultimate < now) throw refreshRefused('The session has expired and can no longer be refreshed');
+        accessUntil = Math.min(accessUntil, ultimate);
+        refreshUntil = refreshUntil === null ? ultimate : Math.min(refreshUntil, ultimate);
+      }
+      const localpart = localpartOf(existing.user_id);
+      const refreshToken = newRefreshToken(localpart);
+      const accessToken = newAccessToken(localpart);
+      const nextId = await insertRefreshToken(tx, {
+        tokenHash: tokenHash(refreshToken),
+        userId: existing.user_id,
+        deviceId: existing.device_id,
+        expiryTs: refreshUntil,
+        ultimateSessionExpiryTs: ultimate,
+      });
+      await insertAccessToken(tx, {
+        tokenHash: tokenHash(accessToken),
+        userId: existing.user_id,
+        deviceId: existing.device_id,
+        validUntilMs: accessUntil,
+        refreshTokenId: nextId,
+      });
+      const gone = await replaceRefreshToken(tx, existing.id, nextId);
+      return { result: { access_token: accessToken, refresh_token: refreshToken, expires_in_ms: accessUntil - now }, retired: gone };
+    });
+    this.forget(retired);
+    return result;
   }
 
   /** Synapse's `refreshable_access_token_lifetime` (default 5 minutes). */

@@ -10,8 +10,11 @@ import type { HomeserverConfig } from '../config/types.js';
 import type { Database } from '../storage/database.js';
 import { AccountDataService } from './account-data.js';
 import { AccountsService } from './accounts.js';
+import { AdminUsersService } from './admin-users.js';
 import { AuthService } from './auth.js';
+import { DevicesService } from './devices.js';
 import { CrossSigningService } from './e2ee/cross-signing.js';
+import { DeviceListsService } from './e2ee/device-lists.js';
 import { KeysService } from './e2ee/keys.js';
 import { RoomKeysService } from './e2ee/room-keys.js';
 import { ToDeviceService } from './e2ee/to-device.js';
@@ -62,6 +65,12 @@ export interface Services {
   readonly accounts: AccountsService;
   /** Account data clients write for themselves (global and per room). */
   readonly accountData: AccountDataService;
+  /** What the user admin API reads (list, details, whois, joined rooms). */
+  readonly adminUsers: AdminUsersService;
+  /** Devices and the sessions on them (login, logout, rename, delete). */
+  readonly devices: DevicesService;
+  /** Announces device-list changes (wakes syncs; later, federation). */
+  readonly deviceLists: DeviceListsService;
   readonly uia: UiaService;
   /** Registration and shared-secret registration (nonces, token-use sweeping). */
   readonly registration: RegistrationService;
@@ -143,8 +152,6 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const ratelimitOverrides = new RatelimitOverrides(db);
     await ratelimitOverrides.load();
     const rateLimiter = new RateLimiter(ratelimitOverrides);
-    const accounts = new AccountsService(database, config, passwords, auth, uia);
-    const isMine = (userId: string) => accounts.isMine(userId);
     const directory = directorySettings(config.raw);
     const rooms = new RoomService({
       db,
@@ -160,16 +167,23 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     // Push actions and typing follow every persisted event, inside its transaction.
     rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
     rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
+    const deviceLists = new DeviceListsService({ db, notifier, logger });
+    const accounts = new AccountsService(database, config, passwords, auth, uia, { deviceLists, rooms });
+    const isMine = (userId: string) => accounts.isMine(userId);
+    const devices = new DevicesService({ database, auth, deviceLists });
     const receipts = new ReceiptsService({ db, notifier });
     const lazyMembers = new LazyMemberCache();
     const registration = new RegistrationService({ config, database, logger, services: { accounts, auth, uia, passwords, rateLimiter } });
     const media = new MediaRepository({ config, database, logger, services: { rateLimiter } });
-    const e2ee = { db, notifier, isMine, logger };
+    const e2ee = { db, notifier, isMine, logger, deviceLists };
     const services: Services = {
       auth,
       passwords,
       accounts,
       accountData: new AccountDataService({ db, notifier }),
+      adminUsers: new AdminUsersService(database),
+      devices,
+      deviceLists,
       uia,
       registration,
       registrationTokens: new RegistrationTokensService(db),

@@ -48,8 +48,9 @@ describe('the import boundaries', () => {
     expect(await problems('src/cli/x.ts', "console.log('usage: …');\n")).toEqual([]);
   });
 
-  it('the handlers moved onto services take only types from src/storage', async () => {
+  it('src/http takes only types from src/storage: a handler calls a service', async () => {
     expect(await problems('src/http/client/profile.ts', "import { getProfile } from '../../storage/users.js';\n")).toEqual([expect.stringContaining('only types from src/storage')]);
+    expect(await problems('src/http/app.ts', "import { openDatabase } from '../storage/database.js';\n")).toEqual([expect.stringContaining('only types from src/storage')]);
     expect(await problems('src/http/admin/media.ts', "import { sql } from 'kysely';\n")).toEqual([expect.stringContaining('SQL only under src/storage')]);
     expect(await problems('src/http/client/profile.ts', "import type { ProfileField } from '../../storage/profiles.js';\n")).toEqual([]);
   });

@@ -3,29 +3,16 @@
  * create or modify (v2 PUT), deactivate, reset password, whois, the admin
  * flag, joined rooms, username availability.
  *
- * Changes to a user's flags or sessions are made in one transaction, and
- * the auth cache forgets the user once it has committed, so the change
- * applies to that user's very next request.
+ * Changes to a user's flags or sessions are AccountsService methods: one
+ * transaction each, after whose commit the auth cache forgets the user (so
+ * the change applies to their very next request), device-list changes are
+ * announced and a deactivated user is parted from their rooms.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Kysely, Transaction } from 'kysely';
 import { forbidden, invalidParam, MatrixError } from '../../matrix-error.js';
 import type { Requester } from '../../services/auth.js';
-import {
-  joinedRoomIds,
-  lastSeenOf,
-  listUsers,
-  reactivateUser,
-  setAdmin,
-  setLocked,
-  setProfileFields,
-  setUserType,
-  USER_ORDER_BY,
-  userConnections,
-} from '../../storage/admin-users.js';
-import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
-import type { Schema } from '../../storage/schema.js';
-import { getProfile, getUser, type UserRow } from '../../storage/users.js';
+import { USER_ORDER_BY } from '../../services/admin-users.js';
+import type { UserRow } from '../../storage/users.js';
 import { requireAdmin, requireUser } from '../auth.js';
 import type { AppContext, PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
@@ -42,39 +29,12 @@ import {
   userNotFound,
 } from './params.js';
 
-type Db = Kysely<Schema> | Transaction<Schema>;
 type UserParams = { Params: { userId: string } };
 
 /** Synapse's MAX_DISPLAYNAME_LEN and MAX_AVATAR_URL_LEN. */
 const MAX_DISPLAYNAME_LEN = 256;
 const MAX_AVATAR_URL_LEN = 1000;
 const MAX_PASSWORD_LEN = 512;
-
-/** GET /_synapse/admin/v2/users/<user_id>: Synapse's fields, creation_ts in seconds as Synapse stores it. */
-export async function userDetails(db: Db, user: UserRow): Promise<Record<string, unknown>> {
-  const [profile, lastSeen] = await Promise.all([getProfile(db, user.user_id), lastSeenOf(db, user.user_id)]);
-  return {
-    name: user.user_id,
-    admin: user.admin,
-    deactivated: user.deactivated,
-    locked: user.locked,
-    shadow_banned: user.shadow_banned,
-    creation_ts: Math.floor(user.creation_ts / 1000),
-    appservice_id: user.appservice_id,
-    consent_server_notice_sent: null,
-    consent_version: null,
-    consent_ts: null,
-    user_type: user.user_type,
-    is_guest: user.is_guest,
-    suspended: false,
-    displayname: profile?.displayname ?? null,
-    avatar_url: profile?.avatar_url ?? null,
-    threepids: [],
-    external_ids: [],
-    erased: user.erased,
-    last_seen_ts: lastSeen,
-  };
-}
 
 /** `user_types` from homeserver.yaml: the default type for new users and the extra allowed ones. */
 function userTypesConfig(ctx: AppContext): { defaultType: string | null; allowed: Set<string> } {
@@ -121,22 +81,23 @@ function parseAvatarUrl(v: unknown): string | null {
 }
 
 export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { accounts, auth } = ctx.services;
-  const db = () => ctx.database.db;
+  const { accounts, adminUsers } = ctx.services;
+
+  async function detailsOf(userId: string): Promise<Record<string, unknown>> {
+    const details = await adminUsers.details(userId);
+    if (!details) throw new MatrixError(500, 'M_UNKNOWN', 'User vanished');
+    return details;
+  }
 
   /**
-   * After a password change that logs the user out, their devices go too
-   * (all but the caller's own, when admins reset their own password), as
-   * Synapse's password reset does.
-   */
-  /** An admin changing their own password keeps the session they are using. */
+   * An admin changing their own password keeps the session they are using. */
   function keepOwnSession(userId: string, requester: Requester): { exceptTokenId?: number; exceptDeviceId?: string | null } {
     return userId === requester.userId ? { exceptTokenId: requester.tokenId, exceptDeviceId: requester.deviceId } : {};
   }
 
   async function existingLocalUser(raw: string, notLocal: string): Promise<UserRow> {
     const userId = localUserId(ctx, raw, notLocal);
-    const user = await getUser(db(), userId);
+    const user = await accounts.getUser(userId);
     if (!user) throw userNotFound();
     return user;
   }
@@ -158,7 +119,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     const dir = queryEnum(req, 'dir', ['b', 'f'] as const) ?? 'f';
     const notUserTypes = queryStrings(req, 'not_user_type');
 
-    const { users, total } = await listUsers(db(), {
+    const { users, total } = await adminUsers.list({
       from,
       limit,
       name: name || undefined,
@@ -182,7 +143,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   app.get<UserParams>('/_synapse/admin/v2/users/:userId', async (req) => {
     await requireAdmin(ctx, req);
     const user = await existingLocalUser(req.params.userId, 'Can only look up local users');
-    return userDetails(db(), user);
+    return detailsOf(user.user_id);
   });
 
   // ---- create or modify ----
@@ -214,58 +175,21 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     if (typeof password === 'string' && !canChangePassword(ctx)) throw forbidden('Password change disabled');
     if (userId === requester.userId && setAdminTo === false) throw new MatrixError(400, 'M_UNKNOWN', 'You may not demote yourself.');
 
-    const localpart = userId.slice(1, userId.indexOf(':'));
-    const result = await db()
-      .transaction()
-      .execute(async (tx) => {
-        let user = await getUser(tx, userId);
-        if (!user) {
-          accounts.validateLocalpart(localpart, { allowNumeric: true, allowUnderscore: true });
-          const created = await accounts.createUser(tx, {
-            localpart,
-            password: typeof password === 'string' ? password : null,
-            admin: setAdminTo ?? false,
-            userType: typeof userType === 'string' ? userType : types.defaultType,
-            displayname: displayname ?? null,
-          });
-          if (created) {
-            // createUser defaults the display name to the localpart; an explicit "" clears it.
-            await setProfileFields(tx, userId, {
-              ...(displayname === null ? { displayname: null } : {}),
-              ...(avatarUrl !== undefined ? { avatar_url: avatarUrl } : {}),
-            });
-            return { created: true };
-          }
-          // Someone else created it a moment ago: modify that user instead.
-          user = await getUser(tx, userId);
-          if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User could not be created');
-        }
+    const result = await accounts.upsertUser({
+      userId,
+      password: typeof password === 'string' ? password : null,
+      logoutDevices,
+      keep: keepOwnSession(userId, requester),
+      admin: setAdminTo,
+      deactivated: deactivate,
+      locked: lock,
+      ...('user_type' in body ? { userType: typeof userType === 'string' ? userType : null } : {}),
+      defaultUserType: types.defaultType,
+      displayname,
+      avatarUrl,
+    });
 
-        await setProfileFields(tx, userId, {
-          ...(displayname !== undefined ? { displayname } : {}),
-          ...(avatarUrl !== undefined ? { avatar_url: avatarUrl } : {}),
-        });
-        if (setAdminTo !== undefined && setAdminTo !== user.admin) await setAdmin(tx, userId, setAdminTo);
-        if (typeof password === 'string') {
-          await accounts.changePassword(tx, userId, password, { logoutDevices, ...keepOwnSession(userId, requester) });
-        }
-        if (deactivate === true && !user.deactivated) await accounts.deactivate(tx, userId, { erase: user.erased });
-        else if (deactivate === false && user.deactivated) await reactivateUser(tx, userId);
-        if (lock !== undefined && lock !== user.locked) await setLocked(tx, userId, lock);
-        if ('user_type' in body) await setUserType(tx, userId, typeof userType === 'string' ? userType : null);
-        return { created: false };
-      });
-    auth.forgetUser(userId);
-    // Devices went only with a password change that logs out, or a deactivation.
-    if (!result.created && ((typeof password === 'string' && logoutDevices) || deactivate === true)) {
-      await announceDeviceListChange(db(), ctx.services.notifier, [userId], ctx.logger);
-    }
-    await ctx.services.rooms.partDeactivatedUsers();
-    if (!result.created && deactivate !== true && (displayname !== undefined || avatarUrl !== undefined)) await ctx.services.rooms.updateProfileInRooms(userId);
-
-    const user = await getUser(db(), userId);
-    if (!user) throw new MatrixError(500, 'M_UNKNOWN', 'User vanished');
-    return reply.code(result.created ? 201 : 200).send(await userDetails(db(), user));
+    return reply.code(result.created ? 201 : 200).send(await detailsOf(userId));
   });
 
   // ---- deactivate ----
@@ -275,12 +199,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     const body = jsonObjectBody(req, 'allowEmpty');
     const erase = optionalBoolean(body, 'erase', "Param 'erase' must be a boolean, if given", 'M_BAD_JSON') ?? false;
     // Deactivating again never lifts an earlier erasure.
-    await db()
-      .transaction()
-      .execute((tx) => accounts.deactivate(tx, user.user_id, { erase: erase || user.erased }));
-    auth.forgetUser(user.user_id);
-    await announceDeviceListChange(db(), ctx.services.notifier, [user.user_id], ctx.logger);
-    await ctx.services.rooms.partDeactivatedUsers();
+    await accounts.deactivateAccount(user.user_id, { erase: erase || user.erased });
     return { id_server_unbind_result: 'success' };
   });
 
@@ -294,14 +213,9 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     if (typeof newPassword !== 'string') throw invalidParam('new_password must be a string');
     const logoutDevices = optionalBoolean(body, 'logout_devices', "'logout_devices' parameter is not of type boolean") ?? true;
     if (!canChangePassword(ctx)) throw forbidden('Password change disabled');
-    const user = accounts.isMine(userId) ? await getUser(db(), userId) : undefined;
+    const user = accounts.isMine(userId) ? await accounts.getUser(userId) : undefined;
     if (!user) throw new MatrixError(404, 'M_NOT_FOUND', 'Unknown user');
-    await db()
-      .transaction()
-      .execute(async (tx) => {
-        await accounts.changePassword(tx, userId, newPassword, { logoutDevices, ...keepOwnSession(userId, requester) });
-      });
-    auth.forgetUser(userId);
+    await accounts.setPassword(userId, { password: newPassword }, { logoutDevices, ...keepOwnSession(userId, requester) });
     return {};
   });
 
@@ -311,9 +225,9 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     const userId = parseUserId(req.params.userId);
     if (userId !== requester.userId && !requester.isAdmin) throw forbidden('You are not a server admin');
     if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_UNKNOWN', 'Can only whois a local user');
-    if (!(await getUser(db(), userId))) throw userNotFound();
+    if (!(await accounts.getUser(userId))) throw userNotFound();
     const devices: Record<string, { sessions: { connections: { ip: string; last_seen: number; user_agent: string }[] }[] }> = {};
-    for (const c of await userConnections(db(), userId)) {
+    for (const c of await adminUsers.connections(userId)) {
       const entry = (devices[c.device_id] ??= { sessions: [{ connections: [] }] });
       entry.sessions[0]!.connections.push({ ip: c.ip, last_seen: c.last_seen, user_agent: c.user_agent });
     }
@@ -338,13 +252,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     if (typeof admin !== 'boolean') throw invalidParam("Param 'admin' must be a boolean");
     if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_UNKNOWN', 'Only local users can be admins of this homeserver');
     if (userId === requester.userId && !admin) throw new MatrixError(400, 'M_UNKNOWN', 'You may not demote yourself.');
-    await db()
-      .transaction()
-      .execute(async (tx) => {
-        if (!(await getUser(tx, userId))) throw userNotFound();
-        await setAdmin(tx, userId, admin);
-      });
-    auth.forgetUser(userId);
+    await accounts.setAdmin(userId, admin);
     return {};
   });
 
@@ -353,8 +261,8 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     await requireAdmin(ctx, req);
     const userId = parseUserId(req.params.userId);
     // Remote users are answered from what this server knows of them, as Synapse does.
-    if (accounts.isMine(userId) && !(await getUser(db(), userId))) throw userNotFound();
-    const rooms = await joinedRoomIds(db(), userId);
+    if (accounts.isMine(userId) && !(await accounts.getUser(userId))) throw userNotFound();
+    const rooms = await adminUsers.joinedRooms(userId);
     return { joined_rooms: rooms, total: rooms.length };
   });
 
@@ -363,7 +271,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     await requireAdmin(ctx, req);
     const username = queryRequiredString(req, 'username');
     accounts.validateLocalpart(username);
-    if (await getUser(db(), accounts.userId(username))) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+    if (await accounts.getUser(accounts.userId(username))) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
     return { available: true };
   });
 };

@@ -8,22 +8,17 @@ import type { FastifyPluginAsync } from 'fastify';
 import { forbidden, MatrixError } from '../../matrix-error.js';
 import { checkPasswordPolicy } from '../../services/password-policy.js';
 import { UiaRequired } from '../../services/uia.js';
-import { deleteAllAccountData } from '../../storage/account-data.js';
-import { getUiaSession, setUiaServerValue } from '../../storage/uia.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, optionalBool, optionalString, reauthenticate } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
-import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
 
 /** Synapse caps new passwords at 512 characters. */
 const MAX_PASSWORD_LENGTH = 512;
-/** Where a password given before UIA completed waits, hashed, in the UIA session. */
-const SESSION_PASSWORD_HASH = 'password_hash';
 
 export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { config } = ctx;
-  const { accounts, auth, passwords } = ctx.services;
+  const { accounts } = ctx.services;
   const canChangePassword = config.password_config.enabled && config.password_config.localdb_enabled;
 
   for (const prefix of CLIENT_PREFIXES) {
@@ -59,44 +54,14 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         params = Object.keys(rest).length > 0 ? rest : done.clientdict;
       } catch (err) {
         // Keep a password given before UIA finished, hashed, so the last request need not repeat it.
-        if (err instanceof UiaRequired && newPassword) {
-          const session = await getUiaSession(ctx.database.db, err.body.session);
-          if (session && !session.serverdict[SESSION_PASSWORD_HASH]) {
-            await setUiaServerValue(ctx.database.db, err.body.session, SESSION_PASSWORD_HASH, await passwords.hash(newPassword));
-          }
-        }
+        if (err instanceof UiaRequired && newPassword) await accounts.keepPendingPassword(err.body.session, newPassword);
         throw err;
       }
 
-      let storedHash: string | undefined;
-      if (!newPassword) {
-        const session = await getUiaSession(ctx.database.db, sessionId);
-        const h = session?.serverdict[SESSION_PASSWORD_HASH];
-        if (typeof h === 'string') storedHash = h;
-        if (!storedHash) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: password');
-      }
+      // Without a new password here, the one kept in the UIA session is used.
+      const secret = newPassword ? { password: newPassword } : { uiaSession: sessionId };
       const logoutDevices = params['logout_devices'] !== false;
-
-      await ctx.database.db.transaction().execute(async (tx) => {
-        if (newPassword) {
-          await accounts.changePassword(tx, requester.userId, newPassword, {
-            logoutDevices,
-            exceptTokenId: requester.tokenId,
-            exceptDeviceId: requester.deviceId,
-          });
-        } else if (storedHash) {
-          // The same steps as changePassword, from the hash kept in the UIA session.
-          await accounts.changePasswordHash(tx, requester.userId, storedHash, {
-            logoutDevices,
-            exceptTokenId: requester.tokenId,
-            exceptDeviceId: requester.deviceId,
-          });
-        }
-      });
-      if (logoutDevices) {
-        auth.forgetUser(requester.userId);
-        await announceDeviceListChange(ctx.database.db, ctx.services.notifier, [requester.userId], req.log);
-      }
+      await accounts.setPassword(requester.userId, secret, { logoutDevices, exceptTokenId: requester.tokenId, exceptDeviceId: requester.deviceId });
       req.log.info({ user_id: requester.userId, logout_devices: logoutDevices }, 'password changed');
       return {};
     });
@@ -107,14 +72,8 @@ export const accountPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       optionalString(body, 'id_server');
       const requester = await requireUser(ctx, req);
       await reauthenticate(ctx, req, requester, body);
-      await ctx.database.db.transaction().execute(async (tx) => {
-        await accounts.deactivate(tx, requester.userId, { erase });
-        // As Synapse: account data (push rules, ignored users, ...) goes with the account.
-        await deleteAllAccountData(tx, requester.userId);
-      });
-      auth.forgetUser(requester.userId);
-      await announceDeviceListChange(ctx.database.db, ctx.services.notifier, [requester.userId], req.log);
-      await ctx.services.rooms.partDeactivatedUsers();
+      // As Synapse: account data (push rules, ignored users, ...) goes with the account.
+      await accounts.deactivateAccount(requester.userId, { erase, deleteAccountData: true });
       req.log.info({ user_id: requester.userId, erase }, 'account deactivated');
       // Axon binds no third-party ids to identity servers, so it has nothing to unbind.
       return { id_server_unbind_result: 'no-support' };

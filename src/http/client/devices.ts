@@ -6,12 +6,11 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { announceDeviceListChange } from '../../services/e2ee/device-lists.js';
-import { getDevice, listDevices, setDeviceDisplayName, type DeviceRow } from '../../storage/devices.js';
+import type { DeviceRow } from '../../storage/devices.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { checkDeviceDisplayName } from './login.js';
-import { CLIENT_PREFIXES, reauthenticate, rejectNul, removeDevices } from './session-helpers.js';
+import { CLIENT_PREFIXES, reauthenticate, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
 function deviceJson(d: DeviceRow): Record<string, unknown> {
@@ -21,8 +20,7 @@ function deviceJson(d: DeviceRow): Record<string, unknown> {
 const notFound = () => new MatrixError(404, 'M_NOT_FOUND', 'No device found');
 
 export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { auth } = ctx.services;
-  const db = ctx.database.db;
+  const { devices } = ctx.services;
 
   // Device ids in paths are checked before they reach the database.
   app.addHook('preHandler', async (req) => {
@@ -33,12 +31,12 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
   for (const prefix of CLIENT_PREFIXES) {
     app.get(`${prefix}/devices`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      return { devices: (await listDevices(db, requester.userId)).map(deviceJson) };
+      return { devices: (await devices.list(requester.userId)).map(deviceJson) };
     });
 
     app.get<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const device = await getDevice(db, requester.userId, req.params.deviceId);
+      const device = await devices.get(requester.userId, req.params.deviceId);
       if (!device) throw notFound();
       return deviceJson(device);
     });
@@ -52,14 +50,12 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       }
       // Leaving display_name out (or null) changes nothing, as in Synapse.
       if (name === undefined || name === null) {
-        if (!(await getDevice(db, requester.userId, req.params.deviceId))) throw notFound();
+        if (!(await devices.get(requester.userId, req.params.deviceId))) throw notFound();
         return {};
       }
       rejectNul(name, 'display_name');
       checkDeviceDisplayName(name);
-      const updated = await db.transaction().execute((tx) => setDeviceDisplayName(tx, requester.userId, req.params.deviceId, name));
-      if (!updated) throw notFound();
-      await announceDeviceListChange(db, ctx.services.notifier, [requester.userId], req.log);
+      if (!(await devices.rename(requester.userId, req.params.deviceId, name))) throw notFound();
       return {};
     });
 
@@ -68,9 +64,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       const body = jsonObjectBody(req, 'emptyIsObject');
       await reauthenticate(ctx, req, requester, body);
       // Like Synapse, deleting a device that is already gone succeeds.
-      await db.transaction().execute((tx) => removeDevices(ctx, tx, requester.userId, { deviceIds: [req.params.deviceId] }));
-      auth.forgetUser(requester.userId);
-      await announceDeviceListChange(db, ctx.services.notifier, [requester.userId], req.log);
+      await devices.delete(requester.userId, [req.params.deviceId]);
       req.log.info({ user_id: requester.userId, device_id: req.params.deviceId }, 'device deleted');
       return {};
     });
@@ -78,16 +72,14 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
     app.post(`${prefix}/delete_devices`, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req, 'emptyIsObject');
-      const devices = body['devices'];
-      if (!Array.isArray(devices) || !devices.every((d): d is string => typeof d === 'string')) {
-        throw new MatrixError(400, devices === undefined ? 'M_MISSING_PARAM' : 'M_BAD_JSON', 'devices must be a list of device ids');
+      const ids = body['devices'];
+      if (!Array.isArray(ids) || !ids.every((d): d is string => typeof d === 'string')) {
+        throw new MatrixError(400, ids === undefined ? 'M_MISSING_PARAM' : 'M_BAD_JSON', 'devices must be a list of device ids');
       }
-      rejectNul(devices, 'devices');
+      rejectNul(ids, 'devices');
       await reauthenticate(ctx, req, requester, body);
-      await db.transaction().execute((tx) => removeDevices(ctx, tx, requester.userId, { deviceIds: devices }));
-      auth.forgetUser(requester.userId);
-      await announceDeviceListChange(db, ctx.services.notifier, [requester.userId], req.log);
-      req.log.info({ user_id: requester.userId, devices: devices.length }, 'devices deleted');
+      await devices.delete(requester.userId, ids);
+      req.log.info({ user_id: requester.userId, devices: ids.length }, 'devices deleted');
       return {};
     });
   }

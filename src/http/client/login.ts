@@ -9,10 +9,6 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { forbidden, MatrixError } from '../../matrix-error.js';
-import { localpartOf } from '../../services/auth.js';
-import { newAccessToken, newRefreshToken, tokenHash } from '../../services/tokens.js';
-import { getDevice } from '../../storage/devices.js';
-import { insertAccessToken, insertRefreshToken, lookupRefreshToken, replaceRefreshToken } from '../../storage/tokens.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, optionalString, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
@@ -27,12 +23,9 @@ export function checkDeviceDisplayName(name: string | null | undefined): void {
   }
 }
 
-/** The spec's answer for a refresh token that is unknown, used or expired (Synapse says 403 for the last two). */
-const refreshRefused = (message: string) => new MatrixError(401, 'M_UNKNOWN_TOKEN', message);
-
 export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { config } = ctx;
-  const { accounts, auth, passwords, rateLimiter } = ctx.services;
+  const { accounts, auth, devices, passwords, rateLimiter } = ctx.services;
   const passwordLogin = config.password_config.enabled && config.password_config.localdb_enabled;
   const flows = passwordLogin ? [{ type: 'm.login.password' }] : [];
   const wellKnown = config.serve_client_wellknown
@@ -86,11 +79,8 @@ export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
       if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
       if (user.locked) throw new MatrixError(401, 'M_USER_LOCKED', 'This account has been locked', { soft_logout: true });
 
-      const session = await ctx.database.db.transaction().execute(async (tx) => {
-        // The spec: the display name is ignored when the device already exists.
-        const existing = deviceId ? await getDevice(tx, userId, deviceId) : undefined;
-        return auth.createSession(tx, { userId, deviceId, displayName: existing ? null : (displayName ?? null), refreshable: refresh });
-      });
+      // The spec: the display name is ignored when the device already exists.
+      const session = await devices.login({ userId, deviceId, displayName, refreshable: refresh });
       req.log.info({ user_id: userId, device_id: session.device_id }, 'logged in');
       return {
         user_id: userId,
@@ -107,46 +97,8 @@ export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
       const token = body['refresh_token'];
       if (token === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: refresh_token');
       if (typeof token !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid param: refresh_token');
-      const now = Date.now();
-      const accessLifetime = auth.refreshableLifetimeMs();
-      const refreshLifetime = auth.refreshTokenLifetimeMs();
-
-      const { result, retired } = await ctx.database.db.transaction().execute(async (tx) => {
-        const existing = token.startsWith('syr_') ? await lookupRefreshToken(tx, tokenHash(token)) : undefined;
-        if (!existing) throw refreshRefused('Unknown refresh token');
-        // The spec: the old refresh token stays valid until the new access or refresh token is used.
-        if (existing.next_access_used || existing.next_refreshed) throw refreshRefused('Refresh token has already been used');
-        if (existing.expiry_ts !== null && existing.expiry_ts < now) throw refreshRefused('The refresh token has expired');
-        let accessUntil = now + accessLifetime;
-        let refreshUntil = refreshLifetime === null ? null : now + refreshLifetime;
-        const ultimate = existing.ultimate_session_expiry_ts;
-        if (ultimate !== null) {
-          if (ultimate < now) throw refreshRefused('The session has expired and can no longer be refreshed');
-          accessUntil = Math.min(accessUntil, ultimate);
-          refreshUntil = refreshUntil === null ? ultimate : Math.min(refreshUntil, ultimate);
-        }
-        const localpart = localpartOf(existing.user_id);
-        const refreshToken = newRefreshToken(localpart);
-        const accessToken = newAccessToken(localpart);
-        const nextId = await insertRefreshToken(tx, {
-          tokenHash: tokenHash(refreshToken),
-          userId: existing.user_id,
-          deviceId: existing.device_id,
-          expiryTs: refreshUntil,
-          ultimateSessionExpiryTs: ultimate,
-        });
-        await insertAccessToken(tx, {
-          tokenHash: tokenHash(accessToken),
-          userId: existing.user_id,
-          deviceId: existing.device_id,
-          validUntilMs: accessUntil,
-          refreshTokenId: nextId,
-        });
-        const gone = await replaceRefreshToken(tx, existing.id, nextId);
-        return { result: { access_token: accessToken, refresh_token: refreshToken, expires_in_ms: accessUntil - now }, retired: gone };
-      });
-      auth.forget(retired);
-      return result;
+      // The spec: the old refresh token stays valid until the new access or refresh token is used.
+      return auth.refresh(token);
     });
   }
 };

@@ -1,19 +1,13 @@
 /**
  * Pieces shared by the session and account endpoints: field checks,
- * re-authentication through UIA (with Synapse's failed-attempts limit), and
- * removing devices together with their tokens.
+ * re-authentication through UIA (with Synapse's failed-attempts limit).
  */
 import type { FastifyRequest } from 'fastify';
-import type { Kysely, Transaction } from 'kysely';
 import { badJson, MatrixError } from '../../matrix-error.js';
 import type { Requester } from '../../services/auth.js';
 import { UiaRequired, type UiaResult } from '../../services/uia.js';
-import { deleteDeviceRows } from '../../storage/devices.js';
-import type { Schema } from '../../storage/schema.js';
 import type { AppContext } from '../context.js';
 import { containsNul } from '../../json-values.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
 
 /** Both client API prefixes; every route here exists under each. */
 export const CLIENT_PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'] as const;
@@ -83,23 +77,4 @@ export async function reauthenticate(
     }
     throw err;
   }
-}
-
-/**
- * Removes devices and every token on them, as Synapse's device deletion
- * does: the listed devices, or all of the user's devices but one. Runs in
- * the caller's transaction; returns the device ids that existed.
- */
-export async function removeDevices(
-  ctx: AppContext,
-  db: Db,
-  userId: string,
-  which: { deviceIds: string[] } | { allExceptDevice: string | null; exceptTokenId?: number },
-): Promise<string[]> {
-  if ('deviceIds' in which) {
-    await ctx.services.auth.signOut(db, userId, { deviceIds: which.deviceIds });
-    return deleteDeviceRows(db, userId, { deviceIds: which.deviceIds });
-  }
-  await ctx.services.auth.signOut(db, userId, { exceptTokenId: which.exceptTokenId });
-  return deleteDeviceRows(db, userId, { exceptDeviceId: which.allExceptDevice });
 }

@@ -30,7 +30,7 @@ import { crossSigningKeysOf, deviceIdsOf, deviceKeysOf, lockCrossSigning, putCro
 import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
-import { announceDeviceListChange } from './device-lists.js';
+import type { DeviceListsService } from './device-lists.js';
 import { badJson, checkUserId, crossSigningPublicKey, invalidParam, isObject, jsonEqual, rejectNulJson, signedPart, type Json } from './keys.js';
 import { withSubsystemLogger } from '../../logger.js';
 
@@ -80,6 +80,8 @@ export interface CrossSigningDeps {
   notifier: Notifier;
   isMine(userId: string): boolean;
   logger: Logger;
+  /** Announces device-list changes once they have committed. */
+  deviceLists: DeviceListsService;
 }
 
 const failure = (errcode: string, error: string) => ({ errcode, error });
@@ -133,7 +135,7 @@ export class CrossSigningService {
       if (attempt > 0) throw new MatrixError(409, 'M_UNKNOWN', 'Cross-signing keys changed during the request; try again');
     }
     this.d.logger.info({ user_id: userId, keys: given }, 'cross-signing keys uploaded');
-    await announceDeviceListChange(this.d.db, this.d.notifier, [userId], this.d.logger);
+    await this.d.deviceLists.changed([userId]);
   }
 
   /** The checks an upload must pass before anything is asked or stored (400/403 otherwise). */
@@ -289,7 +291,7 @@ export class CrossSigningService {
         await putSignatures(tx, rows);
         for (const u of changedUsers) await recordDeviceListChange(tx, u, [], now);
       });
-      await announceDeviceListChange(this.d.db, this.d.notifier, changedUsers, this.d.logger);
+      await this.d.deviceLists.changed(changedUsers);
     }
     return failures;
   }

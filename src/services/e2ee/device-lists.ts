@@ -86,17 +86,22 @@ export async function deviceListChanges(
 }
 
 /**
- * Wakes the syncs that a change to these users' device lists concerns:
- * the users themselves and everyone sharing a room with them. Call after
- * the change has committed. Failing to wake only delays the news to the
- * next sync, so errors are logged, not thrown.
+ * The one place a change to users' device lists is announced, once it has
+ * committed: it wakes the syncs the change concerns (the users themselves
+ * and everyone sharing a room with them). This is also where the
+ * federation sender will queue `m.device_list_update`. Failing to wake
+ * only delays the news to the next sync, so errors are logged, not thrown.
  */
-export async function announceDeviceListChange(db: Kysely<Schema>, notifier: Notifier, userIds: Iterable<string>, logger?: { warn(obj: object, msg: string): void }): Promise<void> {
-  try {
-    const all = new Set<string>();
-    for (const u of new Set(userIds)) for (const x of await usersToTell(db, u)) all.add(x);
-    notifier.notifyUsers(all);
-  } catch (err) {
-    logger?.warn({ err: (err as Error).message }, 'could not wake syncs for a device list change');
+export class DeviceListsService {
+  constructor(private readonly d: { db: Kysely<Schema>; notifier: Notifier; logger?: { warn(obj: object, msg: string): void } }) {}
+
+  async changed(userIds: Iterable<string>): Promise<void> {
+    try {
+      const all = new Set<string>();
+      for (const u of new Set(userIds)) for (const x of await usersToTell(this.d.db, u)) all.add(x);
+      this.d.notifier.notifyUsers(all);
+    } catch (err) {
+      this.d.logger?.warn({ err: (err as Error).message }, 'could not wake syncs for a device list change');
+    }
   }
 }

@@ -43,7 +43,7 @@ import { recordDeviceListChange } from '../../storage/device-lists.js';
 import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
-import { announceDeviceListChange } from './device-lists.js';
+import type { DeviceListsService } from './device-lists.js';
 import { withSubsystemLogger } from '../../logger.js';
 import { containsNul } from '../../json-values.js';
 
@@ -222,6 +222,8 @@ export interface KeysServiceDeps {
   notifier: Notifier;
   isMine(userId: string): boolean;
   logger: Logger;
+  /** Announces device-list changes once they have committed. */
+  deviceLists: DeviceListsService;
 }
 
 /** What `failures` holds for a server we cannot ask (no federation yet), in the shape Synapse reports an unreachable one. */
@@ -275,7 +277,7 @@ export class KeysService {
     });
     if (changed) {
       this.d.logger.info({ user_id: userId, device_id: deviceId }, 'device keys uploaded');
-      await announceDeviceListChange(this.d.db, this.d.notifier, [userId], this.d.logger);
+      await this.d.deviceLists.changed([userId]);
     }
     return { [SIGNED_CURVE25519]: 0, ...counts };
   }
