@@ -27,6 +27,7 @@
 import type { Kysely } from 'kysely';
 import type { Schema } from '../../storage/schema.js';
 import type { WriteEpoch } from '../../storage/write-epoch.js';
+import { SharedRun } from './shared-run.js';
 import { contiguousUpTo, DB_STREAM_NAMES, type DbPositions, settledStreamMax, streamHighWater } from '../../storage/sync.js';
 
 export type { DbPositions } from '../../storage/sync.js';
@@ -38,8 +39,7 @@ const LOCK_BACKOFF_MS = 1000;
 
 export class StreamPositions {
   private settled: DbPositions | undefined;
-  private running: Promise<DbPositions> | undefined;
-  private next: Promise<DbPositions> | undefined;
+  private readonly run = new SharedRun(() => this.compute());
   private lockAfter = 0;
   /** The last computation could not settle every committed position (writers still running). */
   held = false;
@@ -60,20 +60,7 @@ export class StreamPositions {
   current(): Promise<DbPositions> {
     const fresh = this.fresh;
     if (fresh && this.writes && fresh.epoch === this.writes.value && !this.held) return Promise.resolve({ ...fresh.positions });
-    if (!this.running) {
-      const run = this.compute().finally(() => {
-        if (this.running === run) this.running = undefined;
-      });
-      this.running = run;
-      return run;
-    }
-    this.next ??= this.running
-      .catch(() => undefined)
-      .then(() => {
-        this.next = undefined;
-        return this.current();
-      });
-    return this.next;
+    return this.run.get();
   }
 
   private async compute(): Promise<DbPositions> {

@@ -78,6 +78,7 @@ import { hiddenEvents } from '../rooms/visibility.js';
 import type { TypingService } from '../typing.js';
 import { STRIPPED_STATE_TYPES, stripped, syncClientEvent, type StrippedStateEvent } from './format.js';
 import { lazyMemberDeviceKey, LazyMemberCache } from '../streams/lazy-members.js';
+import { SharedRun } from '../streams/shared-run.js';
 import { StreamPositions } from '../streams/positions.js';
 import { SyncUserCache } from './user-cache.js';
 import { decodeStreamToken, encodeStreamToken, topoTokenBefore, type StreamToken } from '../streams/stream-token.js';
@@ -160,8 +161,7 @@ export class SyncService {
   private readonly lazyMembers: LazyMemberCache;
   private readonly userCache = new SyncUserCache();
   private readonly windows = new Map<string, { at: number; rows: Promise<SyncEventRow[]> }>();
-  private tokenRun: Promise<StreamToken> | undefined;
-  private tokenNext: Promise<StreamToken> | undefined;
+  private readonly tokenRun = new SharedRun(() => this.readToken());
 
   constructor(private readonly d: SyncServiceDeps) {
     this.d = withSubsystemLogger(d, 'axon.sync');
@@ -175,20 +175,7 @@ export class SyncService {
    * the next), so a hundred syncs woken together read the positions once.
    */
   currentToken(): Promise<StreamToken> {
-    if (!this.tokenRun) {
-      const run = this.readToken().finally(() => {
-        if (this.tokenRun === run) this.tokenRun = undefined;
-      });
-      this.tokenRun = run;
-      return run;
-    }
-    this.tokenNext ??= this.tokenRun
-      .catch(() => undefined)
-      .then(() => {
-        this.tokenNext = undefined;
-        return this.currentToken();
-      });
-    return this.tokenNext;
+    return this.tokenRun.get();
   }
 
   private async readToken(): Promise<StreamToken> {
