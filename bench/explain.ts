@@ -128,7 +128,7 @@ async function persistMany(t: TestServer, roomId: string, drafts: Iterable<{ sen
     const chunk = pending;
     pending = [];
     await pipeline.inRoomQueue(roomId, () =>
-      db.transaction().execute(async (tx) => {
+      pipeline.transaction(async (tx) => {
         const room = await pipeline.room(tx, roomId);
         for (const { sender, draft, txn } of chunk) {
           const p = await pipeline.persist(tx, room, sender, draft);

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     let depth = Number(last!.depth);
     for (let done = 0; done < EVENTS; done += BATCH) {
       await rooms.pipeline.inRoomQueue(roomId, () =>
-        db.transaction().execute(async (tx) => {
+        rooms.pipeline.transaction(async (tx) => {
           for (let i = done; i < Math.min(done + BATCH, EVENTS); i++) {
             const content = { msgtype: 'm.text', body: `message ${i}` };
             if (PIPELINE) {
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
             depth += 1;
             const eventId = `$bench${i}_${depth}:test.local`;
             const pdu = { room_id: roomId, sender: alice.userId, origin_server_ts: Date.now(), type: 'm.room.message', content, prev_events: [prev], auth_events: [], depth };
-            await insertEvent(tx, { eventId, roomId, type: pdu.type, stateKey: null, sender: alice.userId, depth, ts: pdu.origin_server_ts, json: pdu, stateGroupBefore: room.current_state_group });
+            await insertEvent(tx, { eventId, roomId, type: pdu.type, stateKey: null, sender: alice.userId, depth, ts: pdu.origin_server_ts, json: pdu, stateGroupBefore: room.current_state_group, stateGroupAfter: room.current_state_group });
             await insertEdges(tx, eventId, [prev], []);
             await advanceExtremities(tx, roomId, eventId, [prev]);
             prev = eventId;

@@ -157,7 +157,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       db,
       serverName: config.server_name,
       defaultRoomVersion: config.default_room_version,
-      pipeline: new EventPipeline(config.server_name, keys),
+      pipeline: new EventPipeline(db, config.server_name, keys, logger),
       notifier,
       directory,
       blockNonAdminInvites: config.raw['block_non_admin_invites'] === true,

@@ -65,7 +65,7 @@ export async function memberChangesInWindow(db: Db, userId: string, after: numbe
     SELECT e.room_id, e.state_key AS user_id, coalesce(e.json->'content'->>'membership', '') AS membership
     FROM events e
     WHERE e.type = 'm.room.member' AND e.state_key IS NOT NULL AND e.stream_ordering > ${after} AND e.stream_ordering <= ${upto}
-      AND e.room_id IN (SELECT room_id FROM rooms) AND NOT e.outlier AND e.rejected_reason IS NULL
+      AND e.room_id IN (SELECT room_id FROM rooms) AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed
     ORDER BY e.stream_ordering`.execute(db);
   return res.rows;
 }
@@ -80,7 +80,7 @@ export async function membershipsAt(db: Db, pairs: readonly { roomId: string; us
     CROSS JOIN LATERAL (
       SELECT coalesce(e.json->'content'->>'membership', '') AS membership FROM events e
       WHERE e.type = 'm.room.member' AND e.state_key = w.user_id AND e.room_id = w.room_id AND e.stream_ordering <= ${pos}
-        AND NOT e.outlier AND e.rejected_reason IS NULL
+        AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed
       ORDER BY e.stream_ordering DESC
       LIMIT 1
     ) m`.execute(db);

@@ -32,10 +32,10 @@ function typeCondition(patterns: readonly string[]): RawBuilder<boolean> {
 
 /**
  * The condition on `events e` for a timeline: no outliers, no rejected
- * events, and what the filter (when given) asks.
+ * or soft-failed events, and what the filter (when given) asks.
  */
 export function timelineCondition(f: EventSqlFilter | undefined): RawBuilder<boolean> {
-  const parts: RawBuilder<boolean>[] = [sql<boolean>`NOT e.outlier`, sql<boolean>`e.rejected_reason IS NULL`];
+  const parts: RawBuilder<boolean>[] = [sql<boolean>`NOT e.outlier`, sql<boolean>`e.rejected_reason IS NULL`, sql<boolean>`NOT e.soft_failed`];
   if (f) {
     if (f.types !== undefined) parts.push(typeCondition(f.types));
     if (f.notTypes.length > 0) parts.push(sql<boolean>`NOT ${typeCondition(f.notTypes)}`);

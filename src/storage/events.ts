@@ -1,6 +1,6 @@
 /** Queries on events (PDUs) and transaction ids. */
 import { sql, type Transaction } from 'kysely';
-import type { Db } from './db.js';
+import type { Db, Tx } from './db.js';
 
 export interface StoredEvent {
   event_id: string;
@@ -18,13 +18,32 @@ export interface StoredEvent {
 
 const COLUMNS = ['event_id', 'room_id', 'type', 'state_key', 'sender', 'depth', 'origin_server_ts', 'stream_ordering', 'json', 'redacted_by', 'rejected_reason'] as const;
 
-export async function insertEvent(
-  db: Db,
-  e: { eventId: string; roomId: string; type: string; stateKey: string | null; sender: string; depth: number; ts: number; json: object; stateGroupBefore: number | null; replacesState?: string | null },
-): Promise<number> {
+/** An event row as the persister writes it (see services/rooms/event-persister.ts). */
+export interface NewEventRow {
+  eventId: string;
+  roomId: string;
+  type: string;
+  stateKey: string | null;
+  sender: string;
+  depth: number;
+  ts: number;
+  json: object;
+  stateGroupBefore: number | null;
+  stateGroupAfter?: number | null;
+  replacesState?: string | null;
+  outlier?: boolean;
+  rejectedReason?: string | null;
+  softFailed?: boolean;
+  /** Backfilled history: a stream ordering below every live event's (events_backfill_stream, migration 0017). */
+  backfilled?: boolean;
+}
+
+/** Stores an event; returns its stream ordering. */
+export async function insertEvent(db: Db, e: NewEventRow): Promise<number> {
   const row = await db
     .insertInto('events')
     .values({
+      ...(e.backfilled ? { stream_ordering: sql<number>`nextval('events_backfill_stream')` } : {}),
       event_id: e.eventId,
       room_id: e.roomId,
       type: e.type,
@@ -33,14 +52,74 @@ export async function insertEvent(
       depth: e.depth,
       origin_server_ts: e.ts,
       json: sql`${JSON.stringify(e.json)}::jsonb`,
-      rejected_reason: null,
+      outlier: e.outlier ?? false,
+      rejected_reason: e.rejectedReason ?? null,
+      soft_failed: e.softFailed ?? false,
       state_group_before: e.stateGroupBefore,
+      state_group_after: e.stateGroupAfter ?? null,
       redacted_by: null,
       replaces_state: e.replacesState ?? null,
     })
     .returning('stream_ordering')
     .executeTakeFirstOrThrow();
-  return row.stream_ordering;
+  return Number(row.stream_ordering);
+}
+
+/** Where stored events sit in their room's DAG and state. */
+export interface EventPlacement {
+  event_id: string;
+  room_id: string;
+  depth: number;
+  outlier: boolean;
+  rejected_reason: string | null;
+  soft_failed: boolean;
+  state_group_before: number | null;
+  state_group_after: number | null;
+}
+
+export async function eventPlacements(db: Db, ids: readonly string[]): Promise<Map<string, EventPlacement>> {
+  const out = new Map<string, EventPlacement>();
+  if (ids.length === 0) return out;
+  const rows = await db
+    .selectFrom('events')
+    .select(['event_id', 'room_id', 'depth', 'outlier', 'rejected_reason', 'soft_failed', 'state_group_before', 'state_group_after'])
+    .where('event_id', 'in', [...new Set(ids)])
+    .execute();
+  for (const r of rows) out.set(r.event_id, { ...r, depth: Number(r.depth) });
+  return out;
+}
+
+/** Drops an outlier's row, so that the event can be stored again with its place in the DAG. */
+export async function deleteOutlier(db: Tx, eventId: string): Promise<void> {
+  await db.deleteFrom('events').where('event_id', '=', eventId).where('outlier', '=', true).execute();
+}
+
+/** Whether a stored, accepted, non-outlier event cites `eventId` among its prev_events. */
+export async function hasAcceptedChild(db: Db, eventId: string): Promise<boolean> {
+  const r = await db
+    .selectFrom('event_edges as x')
+    .innerJoin('events as c', 'c.event_id', 'x.event_id')
+    .select('c.event_id')
+    .where('x.prev_event_id', '=', eventId)
+    .where('c.outlier', '=', false)
+    .where('c.rejected_reason', 'is', null)
+    .where('c.soft_failed', '=', false)
+    .limit(1)
+    .executeTakeFirst();
+  return r !== undefined;
+}
+
+/** The ids of every event in the auth chains of `ids` (not `ids` themselves, unless one cites another). */
+export async function authChainIds(db: Db, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const res = await sql<{ id: string }>`
+    WITH RECURSIVE chain(id) AS (
+      SELECT auth_id FROM event_auth_edges WHERE event_id = ANY(${sql.val([...new Set(ids)])}::text[])
+      UNION
+      SELECT a.auth_id FROM chain c JOIN event_auth_edges a ON a.event_id = c.id
+    )
+    SELECT id FROM chain`.execute(db);
+  return res.rows.map((r) => r.id);
 }
 
 export async function getEvents(db: Db, ids: readonly string[]): Promise<Map<string, StoredEvent>> {
@@ -53,14 +132,6 @@ export async function getEvents(db: Db, ids: readonly string[]): Promise<Map<str
 
 export async function getEvent(db: Db, id: string): Promise<StoredEvent | undefined> {
   return db.selectFrom('events').select(COLUMNS).where('event_id', '=', id).executeTakeFirst();
-}
-
-/** Events of a room in stream order: after `from` (exclusive) up to `to` (inclusive), newest last. */
-export async function roomEventsBetween(db: Db, roomId: string, from: number, to: number, limit: number, dir: 'f' | 'b'): Promise<StoredEvent[]> {
-  let q = db.selectFrom('events').select(COLUMNS).where('room_id', '=', roomId).where('outlier', '=', false);
-  if (dir === 'f') q = q.where('stream_ordering', '>', from).where('stream_ordering', '<=', to).orderBy('stream_ordering', 'asc');
-  else q = q.where('stream_ordering', '<=', from).where('stream_ordering', '>', to).orderBy('stream_ordering', 'desc');
-  return q.limit(limit).execute();
 }
 
 export async function maxStreamOrdering(db: Db): Promise<number> {

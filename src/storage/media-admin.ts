@@ -254,11 +254,11 @@ export async function mxcUrisInRoom(db: Db, roomId: string): Promise<string[]> {
   const rows = await sql<{ url: string }>`
     SELECT DISTINCT u.url FROM (
       SELECT e.json->'content'->>'url' AS url, e.stream_ordering FROM events e
-        WHERE e.room_id = ${roomId} AND NOT e.outlier AND e.rejected_reason IS NULL
+        WHERE e.room_id = ${roomId} AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed
           AND jsonb_typeof(e.json->'content'->'url') = 'string'
       UNION ALL
       SELECT e.json->'content'->'info'->>'thumbnail_url', e.stream_ordering FROM events e
-        WHERE e.room_id = ${roomId} AND NOT e.outlier AND e.rejected_reason IS NULL
+        WHERE e.room_id = ${roomId} AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed
           AND jsonb_typeof(e.json->'content'->'info'->'thumbnail_url') = 'string'
     ) u
     WHERE starts_with(u.url, 'mxc://')

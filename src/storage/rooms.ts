@@ -33,12 +33,12 @@ export async function forwardExtremities(db: Db, roomId: string): Promise<{ even
     .execute();
 }
 
-/** The new event replaces the extremities it points at. */
-export async function advanceExtremities(db: Db, roomId: string, eventId: string, prevIds: string[]): Promise<void> {
+/** The new event replaces the extremities it points at (and is not one itself when `eventId` is undefined: a stored event cites it). */
+export async function advanceExtremities(db: Db, roomId: string, eventId: string | undefined, prevIds: string[]): Promise<void> {
   if (prevIds.length > 0) {
     await db.deleteFrom('forward_extremities').where('room_id', '=', roomId).where('event_id', 'in', prevIds).execute();
   }
-  await db.insertInto('forward_extremities').values({ room_id: roomId, event_id: eventId }).onConflict((oc) => oc.doNothing()).execute();
+  if (eventId !== undefined) await db.insertInto('forward_extremities').values({ room_id: roomId, event_id: eventId }).onConflict((oc) => oc.doNothing()).execute();
 }
 
 export async function insertEdges(db: Db, eventId: string, prevIds: string[], authIds: string[]): Promise<void> {

@@ -32,6 +32,10 @@ export interface EventsTable {
   outlier: Generated<boolean>;
   rejected_reason: string | null;
   state_group_before: number | null;
+  /** The state after the event (0017; null for outliers). */
+  state_group_after: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Accepted by its auth events and the state before it, refused by the current state (0017). */
+  soft_failed: Generated<boolean>;
   redacted_by: string | null;
   /** The state event this one replaced ('' none; NULL: stored before migration 0015). */
   replaces_state: ColumnType<string | null, string | null | undefined, string | null>;

@@ -3,7 +3,7 @@
  * STATE_DELTA_CHAIN_MAX hops) and each room's current state.
  */
 import { sql } from 'kysely';
-import type { Db } from './db.js';
+import type { Db, Tx } from './db.js';
 
 /** How many deltas may stack before a group stores the whole state again. */
 export const STATE_DELTA_CHAIN_MAX = 100;
@@ -170,4 +170,30 @@ export async function roomMembers(db: Db, roomId: string, memberships: readonly 
     .where('membership', 'in', [...memberships])
     .execute();
   return rows.map((r) => ({ user_id: r.state_key, membership: r.membership ?? '', event_id: r.event_id }));
+}
+
+/**
+ * Replaces part of a room's current state: each of `eventIds` (stored state
+ * events) becomes the current event for its (type, state_key), with its
+ * membership and stream ordering read from its row; each of `removed` keys
+ * leaves the current state.
+ */
+export async function replaceCurrentState(db: Tx, roomId: string, eventIds: readonly string[], removed: readonly StateKeyTuple[] = []): Promise<void> {
+  if (removed.length > 0) {
+    await db
+      .deleteFrom('current_state')
+      .where('room_id', '=', roomId)
+      .where((eb) => eb.or(removed.map(([t, k]) => eb.and([eb('type', '=', t), eb('state_key', '=', k)]))))
+      .execute();
+  }
+  for (let i = 0; i < eventIds.length; i += 1000) {
+    const chunk = eventIds.slice(i, i + 1000);
+    await sql`
+      INSERT INTO current_state (room_id, type, state_key, event_id, membership, stream_ordering)
+      SELECT ${roomId}, e.type, e.state_key, e.event_id,
+             CASE WHEN e.type = 'm.room.member' AND jsonb_typeof(e.json->'content'->'membership') = 'string' THEN e.json->'content'->>'membership' END,
+             e.stream_ordering
+      FROM events e WHERE e.event_id = ANY(${sql.val(chunk)}::text[]) AND e.state_key IS NOT NULL
+      ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership, stream_ordering = EXCLUDED.stream_ordering`.execute(db);
+  }
 }

@@ -146,7 +146,7 @@ export async function userMembershipEvents(db: Db, userId: string, after: number
     SELECT room_id, event_id, stream_ordering, sender, coalesce(json->'content'->>'membership', '') AS membership
     FROM events
     WHERE type = 'm.room.member' AND state_key = ${userId} AND stream_ordering > ${after} AND stream_ordering <= ${upto}
-      AND NOT outlier AND rejected_reason IS NULL
+      AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed
     ORDER BY stream_ordering`.execute(db);
   return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
 }
@@ -159,7 +159,7 @@ export async function membershipAt(db: Db, userId: string, roomIds: readonly str
     SELECT DISTINCT ON (room_id) room_id, coalesce(json->'content'->>'membership', '') AS membership
     FROM events
     WHERE type = 'm.room.member' AND state_key = ${userId} AND stream_ordering <= ${pos}
-      AND room_id = ANY(${textArray(roomIds)}) AND NOT outlier AND rejected_reason IS NULL
+      AND room_id = ANY(${textArray(roomIds)}) AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed
     ORDER BY room_id, stream_ordering DESC`.execute(db);
   for (const r of res.rows) out.set(r.room_id, r.membership);
   return out;
@@ -172,7 +172,7 @@ export async function userMembershipHistory(db: Db, userId: string, roomIds: rea
     SELECT room_id, stream_ordering, coalesce(json->'content'->>'membership', '') AS membership
     FROM events
     WHERE type = 'm.room.member' AND state_key = ${userId} AND room_id = ANY(${textArray(roomIds)})
-      AND NOT outlier AND rejected_reason IS NULL
+      AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed
     ORDER BY stream_ordering`.execute(db);
   return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
 }
@@ -234,7 +234,7 @@ export async function eventsBetween(db: Db, after: number, upto: number): Promis
   if (upto <= after) return [];
   const res = await sql<SyncEventRow>`
     SELECT ${EVENT_COLS} FROM events e
-    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND NOT e.outlier AND e.rejected_reason IS NULL
+    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed
     ORDER BY e.stream_ordering`.execute(db);
   return res.rows.map(normalise);
 }
@@ -248,7 +248,7 @@ export async function roomsWithEvents(db: Db, rooms: readonly { roomId: string; 
       AS r(room_id, after_pos, upto_pos)
     WHERE EXISTS (
       SELECT 1 FROM events e
-      WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto_pos AND NOT e.outlier AND e.rejected_reason IS NULL
+      WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto_pos AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed
     )`.execute(db);
   return new Set(res.rows.map((r) => r.room_id));
 }
@@ -317,7 +317,7 @@ export async function stateKeysChanged(
       AS r(room_id, after_pos, before_pos)
     JOIN events e ON e.room_id = r.room_id AND e.state_key IS NOT NULL
       AND e.stream_ordering > r.after_pos AND e.stream_ordering < r.before_pos
-      AND NOT e.outlier AND e.rejected_reason IS NULL`.execute(db);
+      AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed`.execute(db);
   for (const r of res.rows) {
     let list = out.get(r.room_id);
     if (!list) out.set(r.room_id, (list = []));

@@ -104,8 +104,8 @@ export async function lastEventAtOrBefore(db: Db, roomId: string, pos: TopoPosit
   return e;
 }
 
-export async function getTimelineEvent(db: Db, eventId: string): Promise<(TimelineEvent & { outlier: boolean }) | undefined> {
-  return db.selectFrom('events').select([...COLUMNS, 'outlier']).where('event_id', '=', eventId).executeTakeFirst();
+export async function getTimelineEvent(db: Db, eventId: string): Promise<(TimelineEvent & { outlier: boolean; soft_failed: boolean }) | undefined> {
+  return db.selectFrom('events').select([...COLUMNS, 'outlier', 'soft_failed']).where('event_id', '=', eventId).executeTakeFirst();
 }
 
 /** Events by id, with their state group (timeline or not); ids are read in chunks of 5000, as one array parameter each. */
@@ -130,6 +130,7 @@ export async function eventNearTimestamp(db: Db, roomId: string, ts: number, dir
     .where('origin_server_ts', dir === 'f' ? '>=' : '<=', ts)
     .where('outlier', '=', false)
     .where('rejected_reason', 'is', null)
+    .where('soft_failed', '=', false)
     .orderBy('origin_server_ts', order)
     .orderBy('depth', order)
     .orderBy('stream_ordering', order)

@@ -360,7 +360,7 @@ describe('long rooms', () => {
     const rooms = t.server.ctx.services.rooms;
     const db = t.server.ctx.database.db;
     await rooms.pipeline.inRoomQueue(roomId, () =>
-      db.transaction().execute(async (tx) => {
+      rooms.pipeline.transaction(async (tx) => {
         const room = await rooms.pipeline.room(tx, roomId);
         for (let i = 0; i < 1010; i++) await rooms.pipeline.persist(tx, room, alice.userId, { type: 'm.room.message', content: { msgtype: 'm.text', body: `bulk ${i}` } });
       }),

@@ -43,7 +43,7 @@ export async function getRelations(db: Db, userId: string, roomId: string, paren
   await requireRoomAccess(db, roomId, userId);
   const checker = new VisibilityChecker(db, roomId, userId);
   const parent = await getTimelineEvent(db, parentId);
-  if (!parent || parent.room_id !== roomId || parent.outlier || parent.rejected_reason !== null || !(await checker.canSee(parent))) throw notFound();
+  if (!parent || parent.room_id !== roomId || parent.outlier || parent.soft_failed || parent.rejected_reason !== null || !(await checker.canSee(parent))) throw notFound();
 
   const limit = Math.min(req.limit ?? DEFAULT_LIMIT, MAX_LIMIT);
   const from = req.from !== undefined ? await tokenPosition(db, roomId, req.from, 'from') : undefined;

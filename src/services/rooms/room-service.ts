@@ -22,6 +22,7 @@ import type { Notifier } from '../notifier.js';
 import { localAliasFromName } from './alias-syntax.js';
 import { aliasCreationAllowed, publishingAllowed, type DirectorySettings } from './directory-rules.js';
 import type { EventDraft, EventPipeline, PersistedEvent } from './event-pipeline.js';
+import { isLive } from './event-persister.js';
 import { planMembership, serverActingAs, type MembershipAction } from './membership.js';
 import type { RoomRateLimits } from './rate-limits.js';
 import { withSubsystemLogger } from '../../logger.js';
@@ -113,6 +114,8 @@ export class RoomService {
   constructor(private readonly d: RoomServiceDeps) {
     this.d = withSubsystemLogger(d, 'axon.rooms');
     const limits = d.limits;
+    // Whoever must see a committed event is woken once it is stored.
+    d.pipeline.onCommitted((events) => this.wakeFor(events));
     // rc_joins_per_room counts every join persisted in a room, whoever made it.
     if (limits) {
       d.pipeline.addPersistHook(async (_tx, room, ev) => {
@@ -135,8 +138,7 @@ export class RoomService {
     this.d.limits?.roomCreation(requester.userId);
     const prepared = await this.prepareRoom(requester, req, now);
     this.d.limits?.createRoomInvites(requester.userId, prepared.invitees.length);
-    const events = await this.d.db.transaction().execute((tx) => this.writeRoom(tx, prepared, now));
-    this.d.notifier.notifyUsers([prepared.creator, ...prepared.invitees]);
+    const events = await this.d.pipeline.transaction((tx) => this.writeRoom(tx, prepared, now));
     return { roomId: prepared.roomId, events };
   }
 
@@ -299,8 +301,8 @@ export class RoomService {
   }
 
   private async sendNow(requester: Requester, roomId: string, draft: EventDraft, key: TxnKey | undefined, now: number): Promise<{ eventId: string; streamOrdering?: number; pdu?: PDU }> {
-    const persisted = await this.d.pipeline.inRoomQueue(roomId, () =>
-      this.d.db.transaction().execute(async (tx) => {
+    return this.d.pipeline.inRoomQueue(roomId, () =>
+      this.d.pipeline.transaction(async (tx) => {
         if (key) {
           const seen = await findTxn(tx, key);
           if (seen) return { eventId: seen } as const;
@@ -311,16 +313,21 @@ export class RoomService {
         return p;
       }),
     );
-    if ('pdu' in persisted) await this.wake(roomId, persisted.pdu);
-    return persisted;
   }
 
-  /** Wakes the room's members (and the target of a membership change). */
-  async wake(roomId: string, pdu?: PDU): Promise<void> {
-    const members = await roomMembers(this.d.db, roomId, ['join', 'invite', 'knock']);
-    const users = new Set(members.map((m) => m.user_id));
-    if (pdu?.type === 'm.room.member' && typeof pdu.state_key === 'string') users.add(pdu.state_key);
-    this.d.notifier.notifyUsers(users);
+  /** After a commit: wakes the members of each room that got a live event, and the targets of membership changes. */
+  private async wakeFor(events: readonly PersistedEvent[]): Promise<void> {
+    const byRoom = new Map<string, Set<string>>();
+    for (const e of events) {
+      if (!isLive(e)) continue;
+      let targets = byRoom.get(e.roomId);
+      if (!targets) byRoom.set(e.roomId, (targets = new Set()));
+      if (e.pdu.type === 'm.room.member' && typeof e.pdu.state_key === 'string') targets.add(e.pdu.state_key);
+    }
+    for (const [roomId, users] of byRoom) {
+      for (const m of await roomMembers(this.d.db, roomId, ['join', 'invite', 'knock'])) users.add(m.user_id);
+      this.d.notifier.notifyUsers(users);
+    }
   }
 
   /**
@@ -353,16 +360,14 @@ export class RoomService {
   }
 
   private async changeMembership(requester: Requester, roomId: string, target: string, action: MembershipAction, extra: JsonObject, now: number): Promise<{ eventId: string; pdu?: PDU }> {
-    const persisted = await this.d.pipeline.inRoomQueue(roomId, () =>
-      this.d.db.transaction().execute(async (tx) => {
+    return this.d.pipeline.inRoomQueue(roomId, () =>
+      this.d.pipeline.transaction(async (tx) => {
         const room = await this.d.pipeline.room(tx, roomId);
         const plan = await planMembership(tx, roomId, requester, target, action, extra, { blockNonAdminInvites: this.d.blockNonAdminInvites ?? false });
         if ('existing' in plan) return { eventId: plan.existing } as const;
         return this.d.pipeline.persist(tx, room, requester.userId, plan.draft, now);
       }),
     );
-    if ('pdu' in persisted) await this.wake(roomId, persisted.pdu);
-    return persisted;
   }
 
   /**

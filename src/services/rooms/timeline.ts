@@ -162,7 +162,7 @@ export async function getContext(
   deviceId?: string | null,
 ): Promise<ContextResponse> {
   const event = await getTimelineEvent(db, eventId);
-  if (!event || event.room_id !== roomId || event.outlier || event.rejected_reason !== null) throw eventNotFound();
+  if (!event || event.room_id !== roomId || event.outlier || event.soft_failed || event.rejected_reason !== null) throw eventNotFound();
   const checker = new VisibilityChecker(db, roomId, userId);
   if (!(await checker.canSee(event))) throw new MatrixError(403, 'M_FORBIDDEN', "You don't have permission to access that event.");
 
@@ -215,7 +215,7 @@ export async function getContext(
 /** GET /rooms/{roomId}/event/{eventId}: 404 when missing, elsewhere, or not visible to the user. */
 export async function getRoomEvent(db: Db, userId: string, roomId: string, eventId: string, deviceId?: string | null): Promise<ClientEvent> {
   const event = await getTimelineEvent(db, eventId);
-  if (!event || event.room_id !== roomId || event.outlier || event.rejected_reason !== null) throw eventNotFound();
+  if (!event || event.room_id !== roomId || event.outlier || event.soft_failed || event.rejected_reason !== null) throw eventNotFound();
   if (!(await new VisibilityChecker(db, roomId, userId).canSee(event))) throw eventNotFound();
   return serializeEvent(db, event, timelineOptions(userId, deviceId));
 }

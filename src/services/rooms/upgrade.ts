@@ -129,8 +129,8 @@ export class RoomUpgrader {
     const pipeline = rooms.pipeline;
     const now = Date.now();
     const touchedUsers = new Set<string>();
-    const { newRoomId, oldEvents, newEvents } = await pipeline.inRoomQueue(oldRoomId, () =>
-      this.d.db.transaction().execute(async (tx) => {
+    const { newRoomId } = await pipeline.inRoomQueue(oldRoomId, () =>
+      pipeline.transaction(async (tx) => {
         const oldRoom = await pipeline.room(tx, oldRoomId);
         const state = await this.stateContents(tx, oldRoomId, [...COPIED_STATE, ['m.room.create', ''], ['m.room.canonical_alias', '']]);
         const oldCreate = state.get('m.room.create\u0000') ?? {};
@@ -226,9 +226,6 @@ export class RoomUpgrader {
         return { newRoomId, oldEvents, newEvents };
       }),
     );
-    const last = (events: PersistedEvent[]) => events[events.length - 1]?.pdu as PDU | undefined;
-    await rooms.wake(oldRoomId, last(oldEvents));
-    await rooms.wake(newRoomId, last(newEvents));
     this.d.notifier.notifyUsers(touchedUsers);
     this.d.logger?.info({ old_room_id: oldRoomId, new_room_id: newRoomId, room_version: rv.id }, 'room upgraded');
     return newRoomId;

@@ -1,0 +1,362 @@
+/**
+ * Persisting any PDU: one this server built (EventBuilder), and, for
+ * federation, one received from another server or backfilled.
+ *
+ * For each event, inside the caller's transaction:
+ * 1. It is checked against the events it cites as auth_events, then against
+ *    the state before it, then against the room's current state. Failing
+ *    either of the first two rejects it (stored with the reason, never
+ *    served, never state); failing the third soft-fails it (stored with its
+ *    state, used by state resolution, never served, never a forward
+ *    extremity). A local event is built against the current state, so the
+ *    three checks are one, and failing it refuses the request (403).
+ * 2. An outlier (an event known without its place in the DAG, e.g. an auth
+ *    event fetched on its own) stops there: no state, no extremities.
+ * 3. The state before it is the state after its prev event, or, where its
+ *    prev events carry different states, their resolution (state-resolution.ts);
+ *    a caller that knows it from elsewhere (a server's /state_ids) passes it.
+ *    The state groups before and after it are recorded on its row.
+ * 4. The room's forward extremities lose its prev events and gain it (unless
+ *    a stored event already cites it); when they then carry different
+ *    states, the current state is their resolution, written as the change
+ *    from the state before.
+ * 5. Backfilled events take stream orderings below every live event.
+ *
+ * Hooks: `addPersistHook` runs inside the transaction for each live event
+ * (accepted, not soft-failed, not an outlier, not backfilled): push actions,
+ * typing, per-room join counts. `onCommitted` runs once the transaction of
+ * `transaction()` has committed, with every event it persisted: waking
+ * syncs (and pushers, through the notifier), and, next, the federation
+ * sender. No caller wakes anything by hand.
+ */
+import type { Logger } from 'pino';
+import { authEventSelection, checkAuth, checkAuthAgainstState } from '../../core/auth/index.js';
+import type { PDU } from '../../core/pdu.js';
+import { redactWith } from '../../core/redaction.js';
+import { requireRoomVersion, type RoomVersion } from '../../core/room-versions.js';
+import { forbidden } from '../../matrix-error.js';
+import type { Db, Tx } from '../../storage/db.js';
+import { deleteOutlier, eventPlacements, getEvents, hasAcceptedChild, insertEvent, markRedacted } from '../../storage/events.js';
+import { advanceExtremities, forwardExtremities, insertEdges, setRoomStateGroup, type RoomRow } from '../../storage/rooms.js';
+import type { Kysely } from 'kysely';
+import type { Schema } from '../../storage/schema.js';
+import { createStateGroup, currentState, replaceCurrentState, stateAtGroup, type StateKeyTuple } from '../../storage/state.js';
+import { eventIdOf } from './event-builder.js';
+import { checkClientRedaction } from './redaction-rules.js';
+import { recordEventRelations } from './relations.js';
+import { resolveGroups, splitKey, type StateMap } from './state-resolution.js';
+
+export interface PersistedEvent {
+  eventId: string;
+  streamOrdering: number;
+  pdu: PDU;
+  roomId: string;
+  /** Stored without a place in the DAG (no state). */
+  outlier: boolean;
+  /** Why the auth rules rejected it, when they did. */
+  rejected?: string;
+  /** Allowed by its auth events and the state before it, not by the current state. */
+  softFailed: boolean;
+  backfilled: boolean;
+  stateGroupBefore: number | null;
+  stateGroupAfter: number | null;
+  /** Already stored before this call (nothing was written). */
+  known?: boolean;
+}
+
+export interface PersistOptions {
+  /** Built by this server against the room's current state (EventBuilder). */
+  local?: boolean;
+  /** Store without state or DAG place. */
+  outlier?: boolean;
+  /** History fetched from another server: ordered before every live event. */
+  backfilled?: boolean;
+  /** The state before the event, when known otherwise than from its prev events. */
+  stateBefore?: StateMap;
+}
+
+/** Whether clients see the event and the in-transaction hooks run for it. */
+export function isLive(e: PersistedEvent): boolean {
+  return !e.outlier && e.rejected === undefined && !e.softFailed && !e.backfilled;
+}
+
+/**
+ * Called inside the event's transaction for every live event, after the
+ * event, its edges and the room's new state are written. `stateGroupBefore`
+ * is the state group before the event.
+ */
+export type PersistHook = (tx: Db, room: RoomRow, event: PersistedEvent, stateGroupBefore: number | null) => Promise<void>;
+
+/** Called after a commit with the events the transaction persisted, in order. */
+export type CommittedHook = (events: readonly PersistedEvent[]) => Promise<void> | void;
+
+export class EventPersister {
+  private readonly persistHooks: PersistHook[] = [];
+  private readonly committedHooks: CommittedHook[] = [];
+  private readonly batches = new WeakMap<object, PersistedEvent[]>();
+
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly logger?: Logger,
+  ) {}
+
+  addPersistHook(hook: PersistHook): void {
+    this.persistHooks.push(hook);
+  }
+
+  onCommitted(hook: CommittedHook): void {
+    this.committedHooks.push(hook);
+  }
+
+  /**
+   * Runs `fn` in one transaction; once it commits, the committed hooks run
+   * with every event persisted in it. Events are persisted only inside one.
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const batch: PersistedEvent[] = [];
+    const out = await this.db.transaction().execute(async (tx) => {
+      this.batches.set(tx, batch);
+      try {
+        return await fn(tx);
+      } finally {
+        this.batches.delete(tx);
+      }
+    });
+    if (batch.length > 0) await this.committed(batch);
+    return out;
+  }
+
+  private async committed(events: readonly PersistedEvent[]): Promise<void> {
+    for (const hook of this.committedHooks) {
+      try {
+        await hook(events);
+      } catch (err) {
+        // The events are stored; a hook that fails must not turn the request into an error.
+        this.logger?.error({ err }, 'a hook after persisting events failed');
+      }
+    }
+  }
+
+  /** Persists one PDU of `room` in `tx` (a transaction of `transaction()`); see the file's comment. */
+  async persist(tx: Tx, room: RoomRow, pdu: PDU, opts: PersistOptions = {}): Promise<PersistedEvent> {
+    const batch = this.batches.get(tx);
+    if (!batch) throw new Error('events are persisted only inside EventPersister.transaction()');
+    const rv = requireRoomVersion(room.room_version);
+    const id = eventIdOf(pdu, rv);
+    const backfilled = opts.backfilled === true;
+    if (!opts.local) {
+      const known = (await eventPlacements(tx, [id])).get(id);
+      if (known && (!known.outlier || opts.outlier)) return { ...this.describe(id, pdu, room, 0, known.outlier, known.rejected_reason ?? undefined, known.soft_failed, backfilled, known.state_group_before, known.state_group_after), known: true };
+      if (known) await deleteOutlier(tx, id);
+    }
+
+    let rejected = opts.local ? await this.checkLocal(tx, rv, room, pdu) : await this.checkAgainstAuthEvents(tx, rv, room, pdu);
+    const prevIds = refIds(pdu.prev_events);
+    const authIds = refIds(pdu.auth_events);
+    const row = { eventId: id, roomId: room.room_id, type: pdu.type, stateKey: pdu.state_key ?? null, sender: pdu.sender, depth: pdu.depth, ts: pdu.origin_server_ts, json: pdu, backfilled };
+
+    if (opts.outlier) {
+      const streamOrdering = await insertEvent(tx, { ...row, outlier: true, rejectedReason: rejected ?? null, stateGroupBefore: null });
+      await insertEdges(tx, id, prevIds, authIds);
+      const out = this.describe(id, pdu, room, streamOrdering, true, rejected, false, backfilled, null, null);
+      batch.push(out);
+      return out;
+    }
+
+    // A local event was built on the current state, citing the forward extremities as prev events.
+    const groupBefore = opts.local ? room.current_state_group : opts.stateBefore ? await this.groupFor(tx, room, opts.stateBefore) : await this.groupAfterPrevs(tx, rv, room, prevIds);
+    let softFailed = false;
+    if (!opts.local && rejected === undefined) {
+      rejected = await this.checkAgainstState(tx, rv, pdu, (keys) => (groupBefore === null ? Promise.resolve(new Map()) : stateAtGroup(tx, groupBefore, keys)));
+      if (rejected === undefined && !backfilled && groupBefore !== room.current_state_group) {
+        softFailed = (await this.checkAgainstState(tx, rv, pdu, (keys) => currentMap(tx, room.room_id, keys))) !== undefined;
+      }
+    }
+    const accepted = rejected === undefined;
+    const isState = pdu.state_key !== undefined;
+    const ownKey: StateKeyTuple | undefined = isState ? [pdu.type, pdu.state_key as string] : undefined;
+    let groupAfter = groupBefore;
+    if (ownKey && accepted) groupAfter = await createStateGroup(tx, room.room_id, groupBefore, [{ type: ownKey[0], state_key: ownKey[1], event_id: id }]);
+    // The event this one replaces in the state (unsigned.replaces_state, prev_content).
+    const replacesState = ownKey ? ((await this.stateBefore(tx, room, groupBefore, [ownKey])).get(`${ownKey[0]}\u0000${ownKey[1]}`) ?? '') : null;
+    const streamOrdering = await insertEvent(tx, { ...row, rejectedReason: rejected ?? null, softFailed, stateGroupBefore: groupBefore, stateGroupAfter: groupAfter, replacesState });
+    await insertEdges(tx, id, prevIds, authIds);
+    const out = this.describe(id, pdu, room, streamOrdering, false, rejected, softFailed, backfilled, groupBefore, groupAfter);
+
+    if (accepted && !softFailed) {
+      if (!backfilled) await this.advance(tx, rv, room, out, prevIds, opts.local === true);
+      const redacted = pdu.type === 'm.room.redaction' ? await this.applyRedaction(tx, rv, room.room_id, id, pdu) : undefined;
+      await recordEventRelations(
+        tx,
+        { eventId: id, roomId: room.room_id, type: pdu.type, sender: pdu.sender, content: pdu.content, depth: pdu.depth, streamOrdering, originServerTs: pdu.origin_server_ts, redacted },
+        { validate: opts.local === true },
+      );
+    }
+    if (isLive(out)) for (const hook of this.persistHooks) await hook(tx, room, out, groupBefore);
+    batch.push(out);
+    return out;
+  }
+
+  /** Keys of the state at `group`, read from the current state when that is the room's current group. */
+  private async stateBefore(tx: Tx, room: RoomRow, group: number | null, keys: StateKeyTuple[]): Promise<StateMap> {
+    if (group === null) return new Map();
+    return group === room.current_state_group ? currentMap(tx, room.room_id, keys) : stateAtGroup(tx, group, keys);
+  }
+
+  private describe(
+    eventId: string,
+    pdu: PDU,
+    room: RoomRow,
+    streamOrdering: number,
+    outlier: boolean,
+    rejected: string | undefined,
+    softFailed: boolean,
+    backfilled: boolean,
+    stateGroupBefore: number | null,
+    stateGroupAfter: number | null,
+  ): PersistedEvent {
+    return { eventId, streamOrdering, pdu, roomId: room.room_id, outlier, rejected, softFailed, backfilled, stateGroupBefore, stateGroupAfter };
+  }
+
+  /**
+   * A local event against the room's current state, which it was built on:
+   * refused (403) rather than stored when the rules disallow it.
+   */
+  private async checkLocal(tx: Tx, rv: RoomVersion, room: RoomRow, pdu: PDU): Promise<undefined> {
+    const state = await currentPdus(tx, rv, room.room_id, neededKeys(rv, pdu));
+    const lookup = (t: string, k: string) => state.get(`${t}\u0000${k}`);
+    const verdict = checkAuthAgainstState(rv, pdu, lookup);
+    if (!verdict.allowed) throw forbidden(verdict.reason ?? 'Event not allowed by the auth rules');
+    if (pdu.type === 'm.room.redaction') await checkClientRedaction(tx, rv, room.room_id, pdu, lookup);
+    return undefined;
+  }
+
+  /** Why the event's own auth events do not allow it (the rules on the cited list included), or undefined. */
+  private async checkAgainstAuthEvents(tx: Tx, rv: RoomVersion, room: RoomRow, pdu: PDU): Promise<string | undefined> {
+    const authIds = refIds(pdu.auth_events);
+    const createId = rv.roomIdFromCreateEvent && pdu.type !== 'm.room.create' ? (await currentState(tx, room.room_id, [['m.room.create', '']]))[0]?.event_id : undefined;
+    const stored = await getEvents(tx, createId ? [...authIds, createId] : authIds);
+    const missing = authIds.filter((a) => !stored.has(a));
+    if (missing.length > 0) return `auth events not known: ${missing.join(', ')}`;
+    const withIds = (id: string): PDU => ({ ...(stored.get(id)!.json as PDU), event_id: id });
+    const rejectedIds = new Set([...stored].filter(([, e]) => e.rejected_reason !== null).map(([i]) => i));
+    const create = createId ? withIds(createId) : undefined;
+    const verdict = checkAuth(rv.id, pdu, authIds.map(withIds), { isRejected: (e) => e.event_id !== undefined && rejectedIds.has(e.event_id), createEvent: create });
+    return verdict.allowed ? undefined : (verdict.reason ?? 'not allowed by its auth events');
+  }
+
+  /** Why the state (read through `read`) does not allow the event, or undefined. */
+  private async checkAgainstState(tx: Tx, rv: RoomVersion, pdu: PDU, read: (keys: StateKeyTuple[]) => Promise<StateMap>): Promise<string | undefined> {
+    const ids = await read(neededKeys(rv, pdu));
+    const events = await getEvents(tx, [...ids.values()]);
+    const byKey = new Map<string, PDU>();
+    for (const [k, id] of ids) {
+      const e = events.get(id);
+      if (e) byKey.set(k, withCreateId(e.json as PDU, id, rv));
+    }
+    const verdict = checkAuthAgainstState(rv, pdu, (t, k) => byKey.get(`${t}\u0000${k}`));
+    return verdict.allowed ? undefined : (verdict.reason ?? 'not allowed by the state before it');
+  }
+
+  /**
+   * The state group before an event: its prev event's state after, or the
+   * resolution of its prev events' states when they differ (stored as a new
+   * group). A prev event we do not hold in the DAG leaves the state unknown:
+   * the caller must pass it.
+   */
+  private async groupAfterPrevs(tx: Tx, rv: RoomVersion, room: RoomRow, prevIds: string[]): Promise<number | null> {
+    if (prevIds.length === 0) return null;
+    const prevs = await eventPlacements(tx, prevIds);
+    const groups = new Set<number | null>();
+    for (const p of prevIds) {
+      const e = prevs.get(p);
+      if (!e || e.outlier || e.room_id !== room.room_id) throw new Error(`the state before an event citing ${p} is not known here; pass it as stateBefore`);
+      groups.add(e.state_group_after);
+    }
+    if (groups.size === 1) return [...groups][0]!;
+    return this.groupFor(tx, room, await resolveGroups(tx, rv, [...groups]), [...groups][0] ?? null);
+  }
+
+  /** A state group holding `state`: a delta on `base` when that only adds or replaces, else a snapshot. */
+  private async groupFor(tx: Tx, room: RoomRow, state: StateMap, base: number | null = room.current_state_group): Promise<number | null> {
+    if (state.size === 0) return null;
+    const baseMap = base === null ? new Map<string, string>() : await stateAtGroup(tx, base);
+    const asRows = (entries: Iterable<[string, string]>) => [...entries].map(([k, event_id]) => ({ type: splitKey(k)[0], state_key: splitKey(k)[1], event_id }));
+    if (base !== null && [...baseMap.keys()].every((k) => state.has(k))) {
+      const changes = [...state].filter(([k, id]) => baseMap.get(k) !== id);
+      return changes.length === 0 ? base : createStateGroup(tx, room.room_id, base, asRows(changes));
+    }
+    return createStateGroup(tx, room.room_id, null, asRows(state));
+  }
+
+  /**
+   * The event joins the forward extremities in place of its prev events; the
+   * room's current state follows: the state after the event when it is the
+   * only extremity, else the resolution of the extremities' states.
+   */
+  private async advance(tx: Tx, rv: RoomVersion, room: RoomRow, ev: PersistedEvent, prevIds: string[], local: boolean): Promise<void> {
+    const cited = !local && (await hasAcceptedChild(tx, ev.eventId));
+    await advanceExtremities(tx, room.room_id, cited ? undefined : ev.eventId, prevIds);
+    const extremities = await forwardExtremities(tx, room.room_id);
+    let target: number | null;
+    if (extremities.length === 1 && extremities[0]!.event_id === ev.eventId) target = ev.stateGroupAfter;
+    else {
+      const groups = [...new Set((await eventPlacements(tx, extremities.map((e) => e.event_id))).values())].map((p) => p.state_group_after);
+      const distinct = [...new Set(groups)];
+      target = distinct.length === 1 ? distinct[0]! : await this.groupFor(tx, room, await resolveGroups(tx, rv, distinct), ev.stateGroupAfter);
+    }
+    const old = room.current_state_group;
+    if (target === old) return;
+    if (old === ev.stateGroupBefore && target === ev.stateGroupAfter) {
+      // The common step: the event itself is the whole change.
+      if (ev.pdu.state_key !== undefined) await replaceCurrentState(tx, room.room_id, [ev.eventId]);
+    } else {
+      const before = old === null ? new Map<string, string>() : await stateAtGroup(tx, old);
+      const after = target === null ? new Map<string, string>() : await stateAtGroup(tx, target);
+      const changed = [...after].filter(([k, id]) => before.get(k) !== id).map(([, id]) => id);
+      const removed = [...before.keys()].filter((k) => !after.has(k)).map(splitKey);
+      await replaceCurrentState(tx, room.room_id, changed, removed);
+    }
+    if (target !== null) await setRoomStateGroup(tx, room.room_id, target);
+    room.current_state_group = target;
+  }
+
+  /** Applies a redaction to its target; returns the target's id when it was applied. */
+  private async applyRedaction(tx: Tx, rv: RoomVersion, roomId: string, redactionId: string, pdu: PDU): Promise<string | undefined> {
+    const target = (rv.redactsInContent ? pdu.content['redacts'] : pdu.redacts) as string | undefined;
+    if (typeof target !== 'string') return undefined;
+    const found = (await getEvents(tx, [target])).get(target);
+    if (!found || found.room_id !== roomId || found.redacted_by) return undefined;
+    await markRedacted(tx, target, redactionId, redactWith(found.json, rv));
+    return target;
+  }
+}
+
+/** The keys the auth rules read for an event: its selection, plus the create event, which v12 events no longer cite. */
+function neededKeys(rv: RoomVersion, pdu: PDU): StateKeyTuple[] {
+  return [['m.room.create', ''], ...authEventSelection(rv, pdu).filter(([t]) => t !== 'm.room.create')];
+}
+
+async function currentMap(db: Db, roomId: string, keys: StateKeyTuple[]): Promise<StateMap> {
+  return new Map((await currentState(db, roomId, keys)).map((r) => [`${r.type}\u0000${r.state_key}`, r.event_id]));
+}
+
+async function currentPdus(db: Db, rv: RoomVersion, roomId: string, keys: StateKeyTuple[]): Promise<Map<string, PDU>> {
+  const rows = await currentState(db, roomId, keys);
+  const events = await getEvents(db, rows.map((r) => r.event_id));
+  const out = new Map<string, PDU>();
+  for (const r of rows) {
+    const e = events.get(r.event_id);
+    if (e) out.set(`${r.type}\u0000${r.state_key}`, withCreateId(e.json as PDU, r.event_id, rv));
+  }
+  return out;
+}
+
+function refIds(refs: PDU['prev_events']): string[] {
+  return refs.map((r) => (typeof r === 'string' ? r : r[0]));
+}
+
+/** Auth checks in v3-v11 compare against the create event's id, which stored v3+ events do not carry. */
+function withCreateId(e: PDU, id: string, rv: RoomVersion): PDU {
+  return rv.eventIdFormat === 'v1' || e.type !== 'm.room.create' ? e : { ...e, event_id: id };
+}
