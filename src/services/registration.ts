@@ -36,7 +36,7 @@ import {
 } from '../storage/registration-token-use.js';
 import type { Schema } from '../storage/schema.js';
 import { getUiaSession, setUiaServerValue } from '../storage/uia.js';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { AccountsService } from './accounts.js';
 import type { AuthService } from './auth.js';
 import { checkPasswordPolicy } from './password-policy.js';
@@ -45,6 +45,7 @@ import type { PasswordHasher } from './passwords.js';
 import type { RateLimiter } from './rate-limit.js';
 import { UIA_SESSION_LIFETIME_MS, UiaRequired, type UiaService } from './uia.js';
 import { withSubsystemLogger } from '../logger.js';
+import type { Db, Tx } from '../storage/db.js';
 
 export const REGISTRATION_TOKEN_STAGE = 'm.login.registration_token';
 
@@ -57,7 +58,6 @@ const BUILTIN_USER_TYPES = ['support', 'bot'];
 /** Synapse gives up generating a numeric localpart after this many collisions. */
 const MAX_GENERATE_ATTEMPTS = 10;
 
-type Db = Kysely<Schema> | Transaction<Schema>;
 type Json = Record<string, unknown>;
 
 /** What registration needs from the server; an AppContext fits. */
@@ -271,7 +271,7 @@ export class RegistrationService {
    * a completed one. A use that is no longer held (released by a sweep
    * racing this registration) is taken afresh if the token still allows it.
    */
-  private async completeTokenUse(tx: Transaction<Schema>, sessionId: string, stageResult: unknown, now: number): Promise<void> {
+  private async completeTokenUse(tx: Tx, sessionId: string, stageResult: unknown, now: number): Promise<void> {
     const held = await heldTokenOf(tx, sessionId);
     const token = held ?? (typeof stageResult === 'string' ? stageResult : undefined);
     if (token === undefined) return;
@@ -419,7 +419,7 @@ export class RegistrationService {
    * M_USER_IN_USE), or a generated numeric one (display name = localpart).
    */
   private async insertAccount(
-    tx: Transaction<Schema>,
+    tx: Tx,
     a: { localpart?: string; passwordHash: string | null; admin?: boolean; isGuest?: boolean; userType: string | null; displayname?: string | null },
   ): Promise<string> {
     const { accounts } = this.deps.services;

@@ -20,7 +20,7 @@
  * Either way, the user whose keys changed (or got a signature) gets a
  * device-list change, so that those tracking them query their keys again.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Base64Error, decodeBase64 } from '../../core/base64.js';
 import { verifyJson } from '../../core/signing.js';
@@ -33,6 +33,7 @@ import type { Notifier } from '../notifier.js';
 import type { DeviceListsService } from './device-lists.js';
 import { badJson, checkUserId, crossSigningPublicKey, invalidParam, isObject, jsonEqual, rejectNulJson, signedPart, type Json } from './keys.js';
 import { withSubsystemLogger } from '../../logger.js';
+import type { Db } from '../../storage/db.js';
 
 const TYPES = [
   ['master_key', 'master'],
@@ -86,7 +87,7 @@ export interface CrossSigningDeps {
 
 const failure = (errcode: string, error: string) => ({ errcode, error });
 
-async function storedKeys(db: Kysely<Schema> | Transaction<Schema>, userId: string): Promise<Map<CrossSigningType, Json>> {
+async function storedKeys(db: Db, userId: string): Promise<Map<CrossSigningType, Json>> {
   return new Map((await crossSigningKeysOf(db, [userId], ['master', 'self_signing', 'user_signing'])).map((r) => [r.key_type, r.key_json]));
 }
 

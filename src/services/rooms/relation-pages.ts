@@ -4,17 +4,14 @@
  * roots, served as the timeline serves them (serialize.ts), so with their
  * own bundled aggregations (relations.ts).
  */
-import type { Kysely, Transaction } from 'kysely';
 import { MatrixError } from '../../matrix-error.js';
 import { relationsPage, threadsPage } from '../../storage/relations.js';
-import type { Schema } from '../../storage/schema.js';
 import { getTimelineEvent, getTimelineEvents, type TimelineEvent, type TopoPosition } from '../../storage/timeline.js';
 import { topoTokenAfter, topoTokenBefore } from '../streams/stream-token.js';
 import { tokenPosition } from './positions.js';
 import { serializeEvents, timelineOptions } from './serialize.js';
 import { requireRoomAccess, VisibilityChecker } from './visibility.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 /** Default and largest page sizes for /relations and /threads (Synapse: default 5, at most 1000). */
 const DEFAULT_LIMIT = 5;

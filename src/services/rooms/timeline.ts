@@ -8,10 +8,8 @@
  * `events_room_topo` index, so a page deep in a long room costs what a page
  * at its end costs (bench/messages.ts).
  */
-import type { Kysely, Transaction } from 'kysely';
 import { MatrixError } from '../../matrix-error.js';
 import { getEvents, type StoredEvent } from '../../storage/events.js';
-import type { Schema } from '../../storage/schema.js';
 import { roomMembers, stateAtGroup } from '../../storage/state.js';
 import {
   eventNearTimestamp,
@@ -29,8 +27,7 @@ import { eventMatches, roomAllowed, type RoomEventFilter } from './event-filter.
 import { minPosition, tokenPosition } from './positions.js';
 import { serializeEvent, serializeEvents, timelineOptions } from './serialize.js';
 import { requireRoomAccess, VisibilityChecker } from './visibility.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 /** /messages page size: 10 by default, at most 1000 (as Synapse). */
 export const MESSAGES_DEFAULT_LIMIT = 10;
