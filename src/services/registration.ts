@@ -46,6 +46,7 @@ import type { RateLimiter } from './rate-limit.js';
 import { UIA_SESSION_LIFETIME_MS, UiaRequired, type UiaService } from './uia.js';
 import { withSubsystemLogger } from '../logger.js';
 import type { Db, Tx } from '../storage/db.js';
+import { isJsonObject } from '../core/json-values.js';
 
 export const REGISTRATION_TOKEN_STAGE = 'm.login.registration_token';
 
@@ -111,10 +112,6 @@ function truthy(v: unknown): boolean {
   return Boolean(v);
 }
 
-function isObject(v: unknown): v is Json {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 export class RegistrationService {
   private readonly nonces = new Map<string, number>();
   private lastSweep = 0;
@@ -153,7 +150,7 @@ export class RegistrationService {
 
   private get userTypesConfig(): { extra: string[]; defaultType: string | null } {
     const ut = this.config.raw['user_types'];
-    if (!isObject(ut)) return { extra: [], defaultType: null };
+    if (!isJsonObject(ut)) return { extra: [], defaultType: null };
     const extra = Array.isArray(ut['extra_user_types']) ? ut['extra_user_types'].filter((x): x is string => typeof x === 'string') : [];
     const def = typeof ut['default_user_type'] === 'string' ? ut['default_user_type'] : null;
     return { extra, defaultType: def };
@@ -327,7 +324,7 @@ export class RegistrationService {
 
     // What the session already knows: a user registered by it, the password's hash.
     const auth = body['auth'];
-    const sid = isObject(auth) && typeof auth['session'] === 'string' && auth['session'] !== '' ? auth['session'] : undefined;
+    const sid = isJsonObject(auth) && typeof auth['session'] === 'string' && auth['session'] !== '' ? auth['session'] : undefined;
     const known = sid !== undefined ? await getUiaSession(this.db, sid) : undefined;
     const registeredUserId = typeof known?.serverdict['registered_user_id'] === 'string' ? known.serverdict['registered_user_id'] : undefined;
     const storedHash = typeof known?.serverdict['password_hash'] === 'string' ? known.serverdict['password_hash'] : undefined;
