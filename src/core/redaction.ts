@@ -4,6 +4,7 @@
  * that is signed and the input of the reference hash, so every byte matters.
  */
 import { requireRoomVersion, type RoomVersion } from './room-versions.js';
+import { isJsonObject } from './json-values.js';
 
 type Algorithm = RoomVersion['redaction'];
 type JsonRecord = Record<string, unknown>;
@@ -77,17 +78,13 @@ const CONTENT_KEYS: Readonly<Record<Algorithm, Readonly<Record<string, readonly 
   },
 };
 
-function isRecord(v: unknown): v is JsonRecord {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function hasOwn(obj: object, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(obj, key);
 }
 
 function redactContent(type: unknown, content: unknown, algorithm: Algorithm): JsonRecord {
   const out: JsonRecord = {};
-  if (typeof type !== 'string' || !isRecord(content)) return out;
+  if (typeof type !== 'string' || !isJsonObject(content)) return out;
   if (algorithm === 'v11' && type === 'm.room.create') {
     // v11 keeps the whole create content.
     return { ...content };
@@ -101,7 +98,7 @@ function redactContent(type: unknown, content: unknown, algorithm: Algorithm): J
     // `third_party_invite` without `signed` becomes `{}` rather than vanishing;
     // the spec's wording allows either and signatures must match Synapse's.
     const tpi = content['third_party_invite'];
-    if (isRecord(tpi)) {
+    if (isJsonObject(tpi)) {
       out['third_party_invite'] = hasOwn(tpi, 'signed') ? { signed: tpi['signed'] } : {};
     }
   }

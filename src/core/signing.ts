@@ -10,6 +10,7 @@ import { Base64Error, decodeBase64, encodeBase64 } from './base64.js';
 import { canonicalJsonWithout } from './canonical-json.js';
 import { randomAlphanumeric } from './event-id.js';
 import type { Signatures } from './pdu.js';
+import { isJsonObject } from './json-values.js';
 
 export interface SigningKey {
   algorithm: 'ed25519';
@@ -175,10 +176,6 @@ export function signatureOf(obj: object, privateKey: KeyObject): string {
   return encodeBase64(sign(null, signedBytes(obj), privateKey));
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function hasOwn(obj: object, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(obj, key);
 }
@@ -191,9 +188,9 @@ export function withSignature<T extends object>(
   signature: string,
 ): T & { signatures: Signatures } {
   const existing = (obj as { signatures?: unknown }).signatures;
-  if (existing !== undefined && !isRecord(existing)) throw new SigningError('`signatures` is not an object');
+  if (existing !== undefined && !isJsonObject(existing)) throw new SigningError('`signatures` is not an object');
   const forServer = existing !== undefined && hasOwn(existing, serverName) ? existing[serverName] : undefined;
-  if (forServer !== undefined && !isRecord(forServer)) {
+  if (forServer !== undefined && !isJsonObject(forServer)) {
     throw new SigningError(`\`signatures[${JSON.stringify(serverName)}]\` is not an object`);
   }
   // Computed keys in literals define own properties, so even `__proto__` is safe here.
@@ -237,11 +234,11 @@ export function signJsonWithKey<T extends object>(
 
 /** The base64 signature string `signatures[serverName][keyId]`, if there is one. */
 export function findSignature(obj: unknown, serverName: string, keyId: string): string | undefined {
-  if (!isRecord(obj)) return undefined;
+  if (!isJsonObject(obj)) return undefined;
   const sigs = obj['signatures'];
-  if (!isRecord(sigs) || !hasOwn(sigs, serverName)) return undefined;
+  if (!isJsonObject(sigs) || !hasOwn(sigs, serverName)) return undefined;
   const forServer = sigs[serverName];
-  if (!isRecord(forServer) || !hasOwn(forServer, keyId)) return undefined;
+  if (!isJsonObject(forServer) || !hasOwn(forServer, keyId)) return undefined;
   const sig = forServer[keyId];
   return typeof sig === 'string' ? sig : undefined;
 }

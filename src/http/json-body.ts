@@ -17,7 +17,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { JsonParseError, parseJsonBody } from '../core/json-parse.js';
-import { isJsonObject } from '../json-values.js';
+import { isJsonObject } from '../core/json-values.js';
 import { badJson, notJson } from '../matrix-error.js';
 
 /** The deepest nesting of arrays and objects a request body may have (the top-level object is 1). */

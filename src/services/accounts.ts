@@ -3,7 +3,6 @@
  * passwords, deactivation. Registration, login and the admin API all go
  * through here, so the rules are the same whichever door a user comes in by.
  */
-import type { Kysely, Transaction } from 'kysely';
 import type { HomeserverConfig } from '../config/types.js';
 import { forbidden, MatrixError } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
@@ -11,7 +10,6 @@ import { deleteAllAccountData } from '../storage/account-data.js';
 import { reactivateUser, setAdmin, setLocked, setProfileFields, setUserType } from '../storage/admin-users.js';
 import { deleteDeviceRows } from '../storage/devices.js';
 import { addPendingDeactivation } from '../storage/memberships.js';
-import type { Schema } from '../storage/schema.js';
 import { getUiaSession, setUiaServerValue } from '../storage/uia.js';
 import { getUser, insertUser, setPasswordHash, type UserRow } from '../storage/users.js';
 import type { AuthService } from './auth.js';
@@ -19,8 +17,7 @@ import type { DeviceListsService } from './e2ee/device-lists.js';
 import type { PasswordHasher } from './passwords.js';
 import type { RoomService } from './rooms/room-service.js';
 import type { UiaService } from './uia.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../storage/db.js';
 
 export interface LogoutOptions {
   logoutDevices: boolean;

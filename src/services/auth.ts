@@ -9,7 +9,6 @@ import type { HomeserverConfig } from '../config/types.js';
 import { MatrixError, unknownToken } from '../matrix-error.js';
 import type { Database } from '../storage/database.js';
 import { recordClientIp, upsertDevice } from '../storage/devices.js';
-import type { Schema } from '../storage/schema.js';
 import {
   deleteTokens,
   findAccessToken,
@@ -20,9 +19,9 @@ import {
   replaceRefreshToken,
   type TokenOwner,
 } from '../storage/tokens.js';
-import type { Kysely, Transaction } from 'kysely';
 import { newAccessToken, newDeviceId, newRefreshToken, tokenHash } from './tokens.js';
 import { subsystemLogger } from '../logger.js';
+import type { Db } from '../storage/db.js';
 
 export interface Requester {
   userId: string;
@@ -135,7 +134,7 @@ export class AuthService {
    * caller's transaction when given one.
    */
   async createSession(
-    db: Kysely<Schema> | Transaction<Schema>,
+    db: Db,
     opts: { userId: string; deviceId?: string | null; displayName?: string | null; refreshable?: boolean; now?: number },
   ): Promise<NewSession> {
     const now = opts.now ?? Date.now();
@@ -235,7 +234,7 @@ export class AuthService {
   }
 
   /** Signs out devices (or all of a user's sessions), effective for the very next request. */
-  async signOut(db: Kysely<Schema> | Transaction<Schema>, userId: string, opts: { deviceIds?: string[]; exceptTokenId?: number } = {}): Promise<void> {
+  async signOut(db: Db, userId: string, opts: { deviceIds?: string[]; exceptTokenId?: number } = {}): Promise<void> {
     const hashes = await deleteTokens(db, userId, opts);
     this.forget(hashes);
   }

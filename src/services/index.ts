@@ -39,7 +39,9 @@ import { directorySettings } from './rooms/directory-rules.js';
 import { DEFAULT_FILTER_TIMELINE_LIMIT } from './rooms/event-filter.js';
 import { EventPipeline } from './rooms/event-pipeline.js';
 import { RoomRateLimits } from './rooms/rate-limits.js';
+import { RelationPagesService } from './rooms/relation-pages.js';
 import { RoomService } from './rooms/room-service.js';
+import { TimelineService } from './rooms/timeline.js';
 import { RoomUpgrader } from './rooms/upgrade.js';
 import type { ServerKeys } from './server-keys.js';
 import { LazyMemberCache } from './streams/lazy-members.js';
@@ -85,6 +87,10 @@ export interface Services {
   /** The published room directory. */
   readonly directory: DirectoryService;
   readonly upgrader: RoomUpgrader;
+  /** Reading rooms: /messages, /context, /event, /members, /joined_members, /timestamp_to_event. */
+  readonly timeline: TimelineService;
+  /** Pages of related events (/relations) and of thread roots (/threads). */
+  readonly relationPages: RelationPagesService;
   readonly presence: PresenceService;
   /** Local users' display names and avatars. */
   readonly profiles: ProfileService;
@@ -167,7 +173,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     // Push actions and typing follow every persisted event, inside its transaction.
     rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
     rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
-    const deviceLists = new DeviceListsService({ db, notifier, logger });
+    const deviceLists = new DeviceListsService({ db, notifier, positions, logger });
     const accounts = new AccountsService(database, config, passwords, auth, uia, { deviceLists, rooms });
     const isMine = (userId: string) => accounts.isMine(userId);
     const devices = new DevicesService({ database, auth, deviceLists });
@@ -194,6 +200,8 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       aliases: new AliasService({ db, rooms, serverName: config.server_name, directory, logger }),
       directory: new DirectoryService(db, directory),
       upgrader: new RoomUpgrader({ db, rooms, serverName: config.server_name, notifier, logger }),
+      timeline: new TimelineService({ db, lazyMembers }),
+      relationPages: new RelationPagesService(db),
       presence,
       profiles: new ProfileService({ db, raw: config.raw, isMine, rooms, logger }),
       typing,

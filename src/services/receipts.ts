@@ -11,7 +11,7 @@
  * - After a change, the room's joined members are woken (only the user
  *   for private receipts and the read marker).
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { JsonObject } from '../core/pdu.js';
 import { forbidden, MatrixError } from '../matrix-error.js';
 import { getAccountData, putAccountData } from '../storage/account-data.js';
@@ -21,8 +21,7 @@ import type { Schema } from '../storage/schema.js';
 import { currentState, roomMembers } from '../storage/state.js';
 import type { Notifier } from './notifier.js';
 import { receiptFitsThread, type EventLookup } from './push/threads.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db, Tx } from '../storage/db.js';
 
 export const RECEIPT_TYPES = ['m.read', 'm.read.private', 'm.fully_read'] as const;
 export type ReceiptType = (typeof RECEIPT_TYPES)[number];
@@ -112,7 +111,7 @@ export class ReceiptsService {
     if (changed.size > 0) await this.wake(roomId, userId, changed.has('m.read') ? 'room' : 'self');
   }
 
-  private async storeReceipt(tx: Db, userId: string, roomId: string, type: ReceiptType, event: StoredEvent, threadId: string | undefined): Promise<boolean> {
+  private async storeReceipt(tx: Tx, userId: string, roomId: string, type: ReceiptType, event: StoredEvent, threadId: string | undefined): Promise<boolean> {
     const data: Record<string, unknown> = { ts: Date.now() };
     if (threadId !== undefined) data['thread_id'] = threadId;
     const pos = await upsertReceipt(tx, {
@@ -129,7 +128,7 @@ export class ReceiptsService {
   }
 
   /** Moves the fully-read marker forward (never back), as Synapse does. */
-  private async setFullyRead(tx: Db, userId: string, roomId: string, event: StoredEvent): Promise<boolean> {
+  private async setFullyRead(tx: Tx, userId: string, roomId: string, event: StoredEvent): Promise<boolean> {
     const existing = await getAccountData(tx, userId, roomId, 'm.fully_read');
     const oldId = existing?.['event_id'];
     if (typeof oldId === 'string') {
@@ -141,7 +140,7 @@ export class ReceiptsService {
   }
 
   /** Runs a write in one transaction, one write at a time, so stream positions commit in order. */
-  private async write<T>(fn: (tx: Transaction<Schema>) => Promise<T>): Promise<T> {
+  private async write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     const run = this.writeQueue
       .catch(() => undefined)
       .then(async () => {

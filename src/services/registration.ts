@@ -36,7 +36,7 @@ import {
 } from '../storage/registration-token-use.js';
 import type { Schema } from '../storage/schema.js';
 import { getUiaSession, setUiaServerValue } from '../storage/uia.js';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { AccountsService } from './accounts.js';
 import type { AuthService } from './auth.js';
 import { checkPasswordPolicy } from './password-policy.js';
@@ -45,6 +45,8 @@ import type { PasswordHasher } from './passwords.js';
 import type { RateLimiter } from './rate-limit.js';
 import { UIA_SESSION_LIFETIME_MS, UiaRequired, type UiaService } from './uia.js';
 import { withSubsystemLogger } from '../logger.js';
+import type { Db, Tx } from '../storage/db.js';
+import { isJsonObject } from '../core/json-values.js';
 
 export const REGISTRATION_TOKEN_STAGE = 'm.login.registration_token';
 
@@ -57,7 +59,6 @@ const BUILTIN_USER_TYPES = ['support', 'bot'];
 /** Synapse gives up generating a numeric localpart after this many collisions. */
 const MAX_GENERATE_ATTEMPTS = 10;
 
-type Db = Kysely<Schema> | Transaction<Schema>;
 type Json = Record<string, unknown>;
 
 /** What registration needs from the server; an AppContext fits. */
@@ -111,10 +112,6 @@ function truthy(v: unknown): boolean {
   return Boolean(v);
 }
 
-function isObject(v: unknown): v is Json {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 export class RegistrationService {
   private readonly nonces = new Map<string, number>();
   private lastSweep = 0;
@@ -153,7 +150,7 @@ export class RegistrationService {
 
   private get userTypesConfig(): { extra: string[]; defaultType: string | null } {
     const ut = this.config.raw['user_types'];
-    if (!isObject(ut)) return { extra: [], defaultType: null };
+    if (!isJsonObject(ut)) return { extra: [], defaultType: null };
     const extra = Array.isArray(ut['extra_user_types']) ? ut['extra_user_types'].filter((x): x is string => typeof x === 'string') : [];
     const def = typeof ut['default_user_type'] === 'string' ? ut['default_user_type'] : null;
     return { extra, defaultType: def };
@@ -271,7 +268,7 @@ export class RegistrationService {
    * a completed one. A use that is no longer held (released by a sweep
    * racing this registration) is taken afresh if the token still allows it.
    */
-  private async completeTokenUse(tx: Transaction<Schema>, sessionId: string, stageResult: unknown, now: number): Promise<void> {
+  private async completeTokenUse(tx: Tx, sessionId: string, stageResult: unknown, now: number): Promise<void> {
     const held = await heldTokenOf(tx, sessionId);
     const token = held ?? (typeof stageResult === 'string' ? stageResult : undefined);
     if (token === undefined) return;
@@ -327,7 +324,7 @@ export class RegistrationService {
 
     // What the session already knows: a user registered by it, the password's hash.
     const auth = body['auth'];
-    const sid = isObject(auth) && typeof auth['session'] === 'string' && auth['session'] !== '' ? auth['session'] : undefined;
+    const sid = isJsonObject(auth) && typeof auth['session'] === 'string' && auth['session'] !== '' ? auth['session'] : undefined;
     const known = sid !== undefined ? await getUiaSession(this.db, sid) : undefined;
     const registeredUserId = typeof known?.serverdict['registered_user_id'] === 'string' ? known.serverdict['registered_user_id'] : undefined;
     const storedHash = typeof known?.serverdict['password_hash'] === 'string' ? known.serverdict['password_hash'] : undefined;
@@ -419,7 +416,7 @@ export class RegistrationService {
    * M_USER_IN_USE), or a generated numeric one (display name = localpart).
    */
   private async insertAccount(
-    tx: Transaction<Schema>,
+    tx: Tx,
     a: { localpart?: string; passwordHash: string | null; admin?: boolean; isGuest?: boolean; userType: string | null; displayname?: string | null },
   ): Promise<string> {
     const { accounts } = this.deps.services;

@@ -4,10 +4,9 @@
  * signatures made over keys with them. The server only stores and hands
  * out public keys; services/e2ee/keys.ts checks what comes in.
  */
-import { sql, type RawBuilder, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
+import { sql, type RawBuilder } from 'kysely';
 import { textArray } from './sql-arrays.js';
-import type { Db } from './db.js';
+import type { Db, Tx } from './db.js';
 
 type Json = Record<string, unknown>;
 
@@ -240,7 +239,7 @@ export async function deviceIdsOf(db: Db, userId: string): Promise<string[]> {
 }
 
 /** Serialises cross-signing uploads of one user until the transaction ends (a transaction-scoped advisory lock). */
-export async function lockCrossSigning(tx: Transaction<Schema>, userId: string): Promise<void> {
+export async function lockCrossSigning(tx: Tx, userId: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`cross-signing:${userId}`}, 0))`.execute(tx);
 }
 

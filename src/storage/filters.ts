@@ -3,16 +3,15 @@
  * uploading a filter identical to one the user already has returns that
  * filter's id instead of storing it twice.
  */
-import { sql, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-import type { Db } from './db.js';
+import { sql } from 'kysely';
+import type { Db, Tx } from './db.js';
 
 /**
  * Stores a filter (or finds the same one) in the caller's transaction;
  * returns its id. A transaction-scoped advisory lock on the user serialises
  * two uploads by one user, so they cannot both take the same id.
  */
-export async function addUserFilter(tx: Transaction<Schema>, userId: string, filter: Record<string, unknown>, now: number): Promise<number> {
+export async function addUserFilter(tx: Tx, userId: string, filter: Record<string, unknown>, now: number): Promise<number> {
   const json = JSON.stringify(filter);
   await sql`SELECT pg_advisory_xact_lock(hashtext(${`user_filters:${userId}`}))`.execute(tx);
   const same = await tx

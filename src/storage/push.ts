@@ -5,7 +5,7 @@
  */
 import { sql } from 'kysely';
 import { textArray } from './sql-arrays.js';
-import type { Db } from './db.js';
+import type { Db, Tx } from './db.js';
 
 const json = (v: unknown) => sql<never>`${JSON.stringify(v)}::jsonb`;
 
@@ -44,8 +44,8 @@ export async function defaultOverrides(db: Db, userIds: readonly string[]): Prom
   return db.selectFrom('push_rules_defaults').select(['user_id', 'kind', 'rule_id', 'enabled', 'actions']).where('user_id', 'in', [...new Set(userIds)]).execute();
 }
 
-export async function getUserRule(db: Db, userId: string, kind: string, ruleId: string): Promise<UserRuleRow | undefined> {
-  return db
+export async function getUserRule(tx: Tx, userId: string, kind: string, ruleId: string): Promise<UserRuleRow | undefined> {
+  return tx
     .selectFrom('push_rules')
     .select(['user_id', 'kind', 'rule_id', 'priority', 'conditions', 'pattern', 'actions', 'enabled'])
     .where('user_id', '=', userId)

@@ -5,7 +5,7 @@
  * has been failing.
  */
 import { sql } from 'kysely';
-import type { Db } from './db.js';
+import type { Db, Tx } from './db.js';
 
 export interface PusherRow {
   id: number;
@@ -68,8 +68,8 @@ export async function getPusherById(db: Db, id: number): Promise<PusherRow | und
 }
 
 /** The user's pusher for (app_id, pushkey), locked for the caller's transaction. */
-export async function getPusherForUpdate(db: Db, userId: string, appId: string, pushkey: string): Promise<PusherRow | undefined> {
-  const r = await db
+export async function getPusherForUpdate(tx: Tx, userId: string, appId: string, pushkey: string): Promise<PusherRow | undefined> {
+  const r = await tx
     .selectFrom('pushers')
     .select(COLUMNS)
     .where('user_id', '=', userId)

@@ -10,9 +10,8 @@
  * (`lockRegistrationToken`) first, inside their transaction, so two
  * sessions cannot both take a token's last use.
  */
-import { sql, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
-import type { Db } from './db.js';
+import { sql } from 'kysely';
+import type { Db, Tx } from './db.js';
 
 export interface TokenCounters {
   token: string;
@@ -30,7 +29,7 @@ export async function readTokenCounters(db: Db, token: string): Promise<TokenCou
 }
 
 /** Reads a token's counters and locks its row until the transaction ends (SELECT … FOR UPDATE). */
-export async function lockRegistrationToken(tx: Transaction<Schema>, token: string): Promise<TokenCounters | undefined> {
+export async function lockRegistrationToken(tx: Tx, token: string): Promise<TokenCounters | undefined> {
   return tx.selectFrom('registration_tokens').select(COLUMNS).where('token', '=', token).forUpdate().executeTakeFirst();
 }
 
@@ -44,7 +43,7 @@ export async function heldTokenOf(db: Db, sessionId: string): Promise<string | u
  * Records that a session holds one use of a token and counts it in
  * `pending`. False (and nothing changed) when the session holds one already.
  */
-export async function holdTokenUse(tx: Transaction<Schema>, sessionId: string, token: string, now: number): Promise<boolean> {
+export async function holdTokenUse(tx: Tx, sessionId: string, token: string, now: number): Promise<boolean> {
   const row = await tx
     .insertInto('registration_token_pending')
     .values({ session_id: sessionId, token, created_ts: now })
@@ -64,7 +63,7 @@ export async function holdTokenUse(tx: Transaction<Schema>, sessionId: string, t
  * A session registered: its held use moves from `pending` to `completed`.
  * Returns the token, or undefined when the session held none.
  */
-export async function completeHeldTokenUse(tx: Transaction<Schema>, sessionId: string): Promise<string | undefined> {
+export async function completeHeldTokenUse(tx: Tx, sessionId: string): Promise<string | undefined> {
   const row = await tx.deleteFrom('registration_token_pending').where('session_id', '=', sessionId).returning('token').executeTakeFirst();
   if (!row) return undefined;
   await tx
@@ -76,7 +75,7 @@ export async function completeHeldTokenUse(tx: Transaction<Schema>, sessionId: s
 }
 
 /** Counts a completed use that was not held as pending first. */
-export async function countCompletedUse(tx: Transaction<Schema>, token: string): Promise<void> {
+export async function countCompletedUse(tx: Tx, token: string): Promise<void> {
   await tx
     .updateTable('registration_tokens')
     .set((eb) => ({ completed: eb(eb.ref('completed'), '+', 1) }))
@@ -92,7 +91,7 @@ export async function countCompletedUse(tx: Transaction<Schema>, token: string):
  * deadlock with them. Safe to run from several processes at once: each
  * held use is deleted, and so counted, once.
  */
-export async function releaseAbandonedTokenUses(tx: Transaction<Schema>, sessionCutoff: number): Promise<number> {
+export async function releaseAbandonedTokenUses(tx: Tx, sessionCutoff: number): Promise<number> {
   const abandoned = () =>
     tx.selectFrom('registration_token_pending as p').where(({ not, exists, selectFrom }) =>
       not(

@@ -5,10 +5,9 @@
  * the caller's transaction after `lockUserBackups`, which serialises one
  * user's backup writes (version numbers, the "current version" check, etags).
  */
-import { sql, type Transaction } from 'kysely';
-import type { Schema } from './schema.js';
+import { sql } from 'kysely';
 import { textArray } from './sql-arrays.js';
-import type { Db } from './db.js';
+import type { Db, Tx } from './db.js';
 
 const num = (v: unknown): number => Number(v);
 
@@ -37,12 +36,12 @@ export interface BackedUpKey {
 }
 
 /** Serialises one user's backup writes until the caller's transaction ends. */
-export async function lockUserBackups(tx: Transaction<Schema>, userId: string): Promise<void> {
+export async function lockUserBackups(tx: Tx, userId: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtext(${`room_keys:${userId}`}))`.execute(tx);
 }
 
 /** Creates the user's next version (one above any they ever had); returns its number. */
-export async function createBackupVersion(tx: Transaction<Schema>, userId: string, algorithm: string, authData: Record<string, unknown>): Promise<number> {
+export async function createBackupVersion(tx: Tx, userId: string, algorithm: string, authData: Record<string, unknown>): Promise<number> {
   const res = await sql<{ version: string | number }>`
     INSERT INTO e2e_room_keys_versions (user_id, version, algorithm, auth_data)
     SELECT ${userId}, coalesce(max(version), 0) + 1, ${algorithm}, ${JSON.stringify(authData)}::jsonb
@@ -64,7 +63,7 @@ export async function getBackupVersion(db: Db, userId: string, version?: number)
 }
 
 /** Replaces a version's auth_data. */
-export async function updateBackupAuthData(tx: Db, userId: string, version: number, authData: Record<string, unknown>): Promise<void> {
+export async function updateBackupAuthData(tx: Tx, userId: string, version: number, authData: Record<string, unknown>): Promise<void> {
   await tx
     .updateTable('e2e_room_keys_versions')
     .set({ auth_data: sql<Record<string, unknown>>`${JSON.stringify(authData)}::jsonb` })
@@ -74,7 +73,7 @@ export async function updateBackupAuthData(tx: Db, userId: string, version: numb
 }
 
 /** Marks a version deleted (its number stays taken) and deletes its keys; false when the user never had it. */
-export async function deleteBackupVersion(tx: Db, userId: string, version: number): Promise<boolean> {
+export async function deleteBackupVersion(tx: Tx, userId: string, version: number): Promise<boolean> {
   const r = await tx.updateTable('e2e_room_keys_versions').set({ deleted: true }).where('user_id', '=', userId).where('version', '=', version).executeTakeFirst();
   if (Number(r.numUpdatedRows) === 0) return false;
   await tx.deleteFrom('e2e_room_keys').where('user_id', '=', userId).where('version', '=', version).execute();
@@ -82,7 +81,7 @@ export async function deleteBackupVersion(tx: Db, userId: string, version: numbe
 }
 
 /** Adds one to a version's etag (its keys changed); returns the new etag. */
-export async function bumpBackupEtag(tx: Db, userId: string, version: number): Promise<number> {
+export async function bumpBackupEtag(tx: Tx, userId: string, version: number): Promise<number> {
   const row = await tx
     .updateTable('e2e_room_keys_versions')
     .set((eb) => ({ etag: eb('etag', '+', 1) }))
@@ -111,7 +110,7 @@ export async function countBackupKeys(db: Db, userId: string, version: number): 
  * forwarded_count; on a tie the stored key stays). Each (room, session)
  * may appear once. Returns how many keys were written (new or replaced).
  */
-export async function upsertBackupKeys(tx: Db, userId: string, version: number, keys: readonly BackedUpKey[]): Promise<number> {
+export async function upsertBackupKeys(tx: Tx, userId: string, version: number, keys: readonly BackedUpKey[]): Promise<number> {
   let changed = 0;
   for (let i = 0; i < keys.length; i += 1000) {
     const chunk = keys.slice(i, i + 1000);
@@ -150,7 +149,7 @@ export async function getBackupKeys(db: Db, userId: string, version: number, roo
 }
 
 /** Deletes a version's keys: all, one room's, or one session's; returns how many went. */
-export async function deleteBackupKeys(tx: Db, userId: string, version: number, roomId?: string, sessionId?: string): Promise<number> {
+export async function deleteBackupKeys(tx: Tx, userId: string, version: number, roomId?: string, sessionId?: string): Promise<number> {
   let q = tx.deleteFrom('e2e_room_keys').where('user_id', '=', userId).where('version', '=', version);
   if (roomId !== undefined) q = q.where('room_id', '=', roomId);
   if (sessionId !== undefined) q = q.where('session_id', '=', sessionId);

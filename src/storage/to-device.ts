@@ -4,7 +4,7 @@
  * requests already done (`to_device_txns`). See migration 0010.
  */
 import { sql } from 'kysely';
-import type { Db } from './db.js';
+import type { Db, Tx } from './db.js';
 
 const num = (v: unknown): number => Number(v);
 
@@ -17,7 +17,7 @@ function textArray(values: readonly string[]) {
  * was already there (a retry). Run first in the sending transaction: a
  * concurrent retry waits on the row and then finds it.
  */
-export async function claimToDeviceTxn(tx: Db, userId: string, deviceId: string, txnId: string, now: number): Promise<boolean> {
+export async function claimToDeviceTxn(tx: Tx, userId: string, deviceId: string, txnId: string, now: number): Promise<boolean> {
   const row = await tx
     .insertInto('to_device_txns')
     .values({ user_id: userId, device_id: deviceId, txn_id: txnId, ts: now })
@@ -35,7 +35,7 @@ export async function claimToDeviceTxn(tx: Db, userId: string, deviceId: string,
  * returned.
  */
 export async function existingDevices(
-  tx: Db,
+  tx: Tx,
   all: readonly string[],
   pairs: readonly { userId: string; deviceId: string }[],
 ): Promise<{ user_id: string; device_id: string }[]> {
@@ -54,7 +54,7 @@ export async function existingDevices(
 }
 
 /** Queues messages (JSON text each) for devices, each at a new position on the to-device stream. */
-export async function insertInboxMessages(tx: Db, rows: readonly { userId: string; deviceId: string; json: string }[], now: number): Promise<void> {
+export async function insertInboxMessages(tx: Tx, rows: readonly { userId: string; deviceId: string; json: string }[], now: number): Promise<void> {
   for (let i = 0; i < rows.length; i += 1000) {
     const chunk = rows.slice(i, i + 1000);
     await sql`

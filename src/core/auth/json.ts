@@ -1,9 +1,9 @@
 /** Small type guards for JSON-shaped input. */
-import type { JsonObject, JsonValue } from '../pdu.js';
+import { isJsonObject } from '../json-values.js';
+import type { JsonObject } from '../pdu.js';
 
-export function isObject(v: JsonValue | undefined | unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+/** A JSON object (not null, not an array), typed as event JSON. */
+export const isObject: (v: unknown) => v is JsonObject = isJsonObject;
 
 /** `obj[key]` if it is a string. */
 export function stringAt(obj: JsonObject, key: string): string | undefined {

@@ -7,9 +7,8 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
 import { parseSigningKeys } from '../../services/e2ee/cross-signing.js';
-import { deviceListChanges } from '../../services/e2ee/device-lists.js';
 import { KeysService, parseClaim, parseQuery, parseUpload } from '../../services/e2ee/keys.js';
-import { decodeStreamToken, type StreamToken } from '../../services/streams/stream-token.js';
+import { decodeStreamToken } from '../../services/streams/stream-token.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, reauthenticate } from './session-helpers.js';
@@ -23,7 +22,7 @@ function queryParam(req: FastifyRequest, name: string): string | undefined {
 }
 
 export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const { deviceKeys: keys, crossSigning, sync } = ctx.services;
+  const { deviceKeys: keys, crossSigning, deviceLists } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
     app.post(`${prefix}/keys/upload`, async (req) => {
@@ -49,12 +48,7 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
       if (fromParam === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing string query parameter 'from'");
       const toParam = queryParam(req, 'to');
       const from = decodeStreamToken(fromParam);
-      const now = await sync.currentToken();
-      // `to` is a hint (Synapse ignores it); a token from the future is brought back to the present.
-      const to: StreamToken = toParam === undefined ? now : decodeStreamToken(toParam);
-      const upto = { events: Math.min(to.events, now.events), deviceLists: Math.min(to.deviceLists, now.deviceLists) };
-      const after = { events: Math.min(from.events, upto.events), deviceLists: Math.min(from.deviceLists, upto.deviceLists) };
-      return deviceListChanges(ctx.database.db, requester.userId, after, upto);
+      return deviceLists.changesBetween(requester.userId, from, toParam === undefined ? undefined : decodeStreamToken(toParam));
     });
 
     app.post(`${prefix}/keys/device_signing/upload`, async (req) => {

@@ -4,7 +4,6 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import { getRelations, getThreads } from '../../services/rooms/relation-pages.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { queryEnum, queryInteger, queryString } from './timeline.js';
@@ -20,12 +19,12 @@ function queryBoolean(req: FastifyRequest, name: string): boolean | undefined {
 }
 
 export const relationsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const db = ctx.database.db;
+  const { relationPages } = ctx.services;
 
   const relations = async (req: FastifyRequest<{ Params: { roomId: string; eventId: string; relType?: string; eventType?: string } }>) => {
     const requester = await requireUser(ctx, req, { allowGuest: true });
     const limit = queryInteger(req, 'limit');
-    return getRelations(db, requester.userId, req.params.roomId, req.params.eventId, {
+    return relationPages.relations(requester.userId, req.params.roomId, req.params.eventId, {
       relType: req.params.relType,
       eventType: req.params.eventType,
       from: queryString(req, 'from') || undefined,
@@ -44,7 +43,7 @@ export const relationsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
     const requester = await requireUser(ctx, req, { allowGuest: true });
     const limit = queryInteger(req, 'limit');
     if (limit !== undefined && limit < 1) throw new MatrixError(400, 'M_INVALID_PARAM', 'limit must be an integer greater than zero');
-    return getThreads(db, requester.userId, req.params.roomId, {
+    return relationPages.threads(requester.userId, req.params.roomId, {
       include: queryEnum(req, 'include', ['all', 'participated'] as const, 'all') as 'all' | 'participated',
       from: queryString(req, 'from') || undefined,
       limit,

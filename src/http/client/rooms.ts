@@ -11,7 +11,7 @@ import { toClientEvent } from '../../services/rooms/client-event.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { type EmptyBody, jsonObjectBody } from '../json-body.js';
-import { isJsonObject } from '../../json-values.js';
+import { isJsonObject } from '../../core/json-values.js';
 import { CLIENT_PREFIXES, reasonOf } from './session-helpers.js';
 
 

@@ -7,7 +7,7 @@ import { badJson, MatrixError } from '../../matrix-error.js';
 import type { Requester } from '../../services/auth.js';
 import { UiaRequired, type UiaResult } from '../../services/uia.js';
 import type { AppContext } from '../context.js';
-import { containsNul } from '../../json-values.js';
+import { containsNul } from '../../core/json-values.js';
 
 /** Both client API prefixes; every route here exists under each. */
 export const CLIENT_PREFIXES = ['/_matrix/client/r0', '/_matrix/client/v3'] as const;

@@ -5,7 +5,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
 import { parseRoomEventFilterParam } from '../../services/rooms/event-filter.js';
-import { getContext, getJoinedMembers, getMembers, getMessages, getRoomEvent, MEMBERSHIPS, type Membership, timestampToEvent } from '../../services/rooms/timeline.js';
+import { MEMBERSHIPS, type Membership } from '../../services/rooms/timeline.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
@@ -42,22 +42,20 @@ export function queryEnum<T extends string>(req: FastifyRequest, name: string, a
 }
 
 export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  const db = ctx.database.db;
-  const { lazyMembers } = ctx.services;
+  const { timeline } = ctx.services;
 
   for (const p of CLIENT_PREFIXES) {
     app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/messages`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       // The spec makes `dir` required; Synapse reads a missing one as forwards.
       const dir = queryEnum(req, 'dir', ['b', 'f'] as const, 'f') as 'b' | 'f';
-      return getMessages(db, requester.userId, req.params.roomId, {
+      return timeline.messages(requester.userId, req.params.roomId, {
         dir,
         from: queryString(req, 'from') || undefined,
         to: queryString(req, 'to') || undefined,
         limit: queryInteger(req, 'limit'),
         filter: parseRoomEventFilterParam(queryString(req, 'filter')),
         deviceId: requester.deviceId,
-        lazyMembers,
       });
     });
 
@@ -65,17 +63,17 @@ export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const limit = queryInteger(req, 'limit') ?? 10;
       const filter = parseRoomEventFilterParam(queryString(req, 'filter'));
-      return getContext(db, requester.userId, req.params.roomId, req.params.eventId, limit, filter, requester.deviceId);
+      return timeline.context(requester.userId, req.params.roomId, req.params.eventId, limit, filter, requester.deviceId);
     });
 
     app.get<{ Params: { roomId: string; eventId: string } }>(`${p}/rooms/:roomId/event/:eventId`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      return getRoomEvent(db, requester.userId, req.params.roomId, req.params.eventId, requester.deviceId);
+      return timeline.event(requester.userId, req.params.roomId, req.params.eventId, requester.deviceId);
     });
 
     app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/members`, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      return getMembers(db, requester.userId, req.params.roomId, {
+      return timeline.members(requester.userId, req.params.roomId, {
         at: queryString(req, 'at') || undefined,
         membership: queryEnum<Membership>(req, 'membership', MEMBERSHIPS),
         notMembership: queryEnum<Membership>(req, 'not_membership', MEMBERSHIPS),
@@ -84,7 +82,7 @@ export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
 
     app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/joined_members`, async (req) => {
       const requester = await requireUser(ctx, req);
-      return getJoinedMembers(db, requester.userId, req.params.roomId);
+      return timeline.joinedMembers(requester.userId, req.params.roomId);
     });
   }
 
@@ -92,6 +90,6 @@ export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
     const requester = await requireUser(ctx, req);
     const ts = queryInteger(req, 'ts', { required: true }) as number;
     const dir = queryEnum(req, 'dir', ['f', 'b'] as const, 'f') as 'f' | 'b';
-    return timestampToEvent(db, requester.userId, req.params.roomId, ts, dir);
+    return timeline.timestampToEvent(requester.userId, req.params.roomId, ts, dir);
   });
 };

@@ -20,7 +20,7 @@
  * Either way, the user whose keys changed (or got a signature) gets a
  * device-list change, so that those tracking them query their keys again.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Base64Error, decodeBase64 } from '../../core/base64.js';
 import { verifyJson } from '../../core/signing.js';
@@ -31,8 +31,10 @@ import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import type { DeviceListsService } from './device-lists.js';
-import { badJson, checkUserId, crossSigningPublicKey, invalidParam, isObject, jsonEqual, rejectNulJson, signedPart, type Json } from './keys.js';
+import { badJson, checkUserId, crossSigningPublicKey, invalidParam, jsonEqual, rejectNulJson, signedPart, type Json } from './keys.js';
 import { withSubsystemLogger } from '../../logger.js';
+import type { Db } from '../../storage/db.js';
+import { isJsonObject } from '../../core/json-values.js';
 
 const TYPES = [
   ['master_key', 'master'],
@@ -59,13 +61,13 @@ export function parseSigningKeys(body: Json, userId: string): SigningKeysUpload 
   for (const [field, type] of TYPES) {
     const v = body[field];
     if (v === undefined || v === null) continue;
-    if (!isObject(v)) throw badJson(`${field} must be an object`);
+    if (!isJsonObject(v)) throw badJson(`${field} must be an object`);
     rejectNulJson(v, field);
     const usage = v['usage'];
     if (v['user_id'] !== userId || !Array.isArray(usage) || !usage.includes(type)) throw invalidParam(`Invalid key: ${field} must name the user and have usage ${type}`);
     if (!usage.every((u) => typeof u === 'string')) throw badJson(`${field}.usage must be a list of strings`);
     const sigs = v['signatures'];
-    if (sigs !== undefined && !(isObject(sigs) && Object.values(sigs).every((s) => isObject(s) && Object.values(s).every((x) => typeof x === 'string')))) {
+    if (sigs !== undefined && !(isJsonObject(sigs) && Object.values(sigs).every((s) => isJsonObject(s) && Object.values(s).every((x) => typeof x === 'string')))) {
       throw badJson(`${field}.signatures must map user IDs to objects of strings`);
     }
     const publicKey = crossSigningPublicKey(v);
@@ -86,15 +88,15 @@ export interface CrossSigningDeps {
 
 const failure = (errcode: string, error: string) => ({ errcode, error });
 
-async function storedKeys(db: Kysely<Schema> | Transaction<Schema>, userId: string): Promise<Map<CrossSigningType, Json>> {
+async function storedKeys(db: Db, userId: string): Promise<Map<CrossSigningType, Json>> {
   return new Map((await crossSigningKeysOf(db, [userId], ['master', 'self_signing', 'user_signing'])).map((r) => [r.key_type, r.key_json]));
 }
 
 /** The (key id, signature) pairs `signer` put on `signed`. */
 function signaturesBy(signed: Json, signer: string): [string, string][] {
   const sigs = signed['signatures'];
-  const by = isObject(sigs) ? sigs[signer] : undefined;
-  if (!isObject(by)) return [];
+  const by = isJsonObject(sigs) ? sigs[signer] : undefined;
+  if (!isJsonObject(by)) return [];
   return Object.entries(by).filter((e): e is [string, string] => typeof e[1] === 'string');
 }
 
@@ -163,9 +165,9 @@ export class CrossSigningService {
     const entries: { userId: string; keyId: string; signed: Json }[] = [];
     for (const [userId, byKey] of Object.entries(body)) {
       checkUserId(userId);
-      if (!isObject(byKey)) throw badJson(`The signatures for ${userId} must be an object of signed keys`);
+      if (!isJsonObject(byKey)) throw badJson(`The signatures for ${userId} must be an object of signed keys`);
       for (const [keyId, signed] of Object.entries(byKey)) {
-        if (!isObject(signed)) throw badJson(`The signed key ${userId} ${keyId.slice(0, 300)} must be an object`);
+        if (!isJsonObject(signed)) throw badJson(`The signed key ${userId} ${keyId.slice(0, 300)} must be an object`);
         entries.push({ userId, keyId, signed });
       }
     }
@@ -181,8 +183,8 @@ export class CrossSigningService {
     const changedUsers = new Set<string>();
     /** The signatures on `signed` by `signer` other than those the stored key already carries. */
     const newSignatures = (signed: Json, storedKey: Json, signer: string): [string, string][] => {
-      const old = isObject(storedKey['signatures']) ? (storedKey['signatures'] as Json)[signer] : undefined;
-      return signaturesBy(signed, signer).filter(([k, s]) => !(isObject(old) && old[k] === s));
+      const old = isJsonObject(storedKey['signatures']) ? (storedKey['signatures'] as Json)[signer] : undefined;
+      return signaturesBy(signed, signer).filter(([k, s]) => !(isJsonObject(old) && old[k] === s));
     };
     const verified = (signed: Json, storedKey: Json, signer: string, keyId: string, publicKey: unknown): boolean => {
       const bytes = typeof publicKey === 'string' ? publicKeyBytes(publicKey) : undefined;

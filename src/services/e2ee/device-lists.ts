@@ -28,6 +28,7 @@ import {
 } from '../../storage/device-lists.js';
 import type { Schema } from '../../storage/schema.js';
 import type { Notifier } from '../notifier.js';
+import type { StreamPositions } from '../streams/positions.js';
 
 /** The two stream positions of a sync token that device lists depend on. */
 export interface DeviceListPosition {
@@ -93,7 +94,20 @@ export async function deviceListChanges(
  * only delays the news to the next sync, so errors are logged, not thrown.
  */
 export class DeviceListsService {
-  constructor(private readonly d: { db: Kysely<Schema>; notifier: Notifier; logger?: { warn(obj: object, msg: string): void } }) {}
+  constructor(private readonly d: { db: Kysely<Schema>; notifier: Notifier; positions: StreamPositions; logger?: { warn(obj: object, msg: string): void } }) {}
+
+  /**
+   * GET /keys/changes: `changed` and `left` for the user between two sync
+   * tokens. `to` is a hint (Synapse ignores it); a token from the future is
+   * brought back to the present.
+   */
+  async changesBetween(userId: string, from: DeviceListPosition, to?: DeviceListPosition): Promise<DeviceListChanges> {
+    const now = await this.d.positions.current();
+    const end = to ?? now;
+    const upto = { events: Math.min(end.events, now.events), deviceLists: Math.min(end.deviceLists, now.deviceLists) };
+    const after = { events: Math.min(from.events, upto.events), deviceLists: Math.min(from.deviceLists, upto.deviceLists) };
+    return deviceListChanges(this.d.db, userId, after, upto);
+  }
 
   async changed(userIds: Iterable<string>): Promise<void> {
     try {

@@ -45,7 +45,7 @@ import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import type { DeviceListsService } from './device-lists.js';
 import { withSubsystemLogger } from '../../logger.js';
-import { containsNul } from '../../json-values.js';
+import { containsNul, isJsonObject } from '../../core/json-values.js';
 
 export type Json = Record<string, unknown>;
 
@@ -55,8 +55,6 @@ export const SIGNED_CURVE25519 = 'signed_curve25519';
 const MAX_ID_BYTES = 255;
 /** What one request may name (users × devices), so a request cannot ask for unbounded work. */
 const MAX_QUERY_ENTRIES = 10_000;
-
-export const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 export const badJson = (msg: string) => new MatrixError(400, 'M_BAD_JSON', msg);
 export const invalidParam = (msg: string) => new MatrixError(400, 'M_INVALID_PARAM', msg);
@@ -76,7 +74,7 @@ export function checkUserId(userId: string): void {
 export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
-  if (isObject(a) && isObject(b)) {
+  if (isJsonObject(a) && isJsonObject(b)) {
     const ka = Object.keys(a);
     if (ka.length !== Object.keys(b).length) return false;
     return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && jsonEqual(a[k], b[k]));
@@ -95,7 +93,7 @@ export function withSignatures(obj: Json, sigs: readonly SignatureRow[]): Json {
   if (sigs.length === 0) return obj;
   const signatures: Record<string, Json> = {};
   const own = obj['signatures'];
-  if (isObject(own)) for (const [u, s] of Object.entries(own)) if (isObject(s)) signatures[u] = { ...s };
+  if (isJsonObject(own)) for (const [u, s] of Object.entries(own)) if (isJsonObject(s)) signatures[u] = { ...s };
   for (const s of sigs) signatures[s.user_id] = { ...signatures[s.user_id], [s.key_id]: s.signature };
   return { ...obj, signatures };
 }
@@ -103,7 +101,7 @@ export function withSignatures(obj: Json, sigs: readonly SignatureRow[]): Json {
 /** The public key of a cross-signing key object (`keys` holds exactly `ed25519:<key>`: `<key>`). */
 export function crossSigningPublicKey(key: Json): string | undefined {
   const keys = key['keys'];
-  if (!isObject(keys)) return undefined;
+  if (!isJsonObject(keys)) return undefined;
   const entries = Object.entries(keys);
   if (entries.length !== 1) return undefined;
   const [id, value] = entries[0] as [string, unknown];
@@ -119,18 +117,18 @@ export interface UploadRequest {
 }
 
 function checkStringMap(v: unknown, what: string): void {
-  if (!isObject(v) || !Object.values(v).every((x) => typeof x === 'string')) throw badJson(`${what} must be an object of strings`);
+  if (!isJsonObject(v) || !Object.values(v).every((x) => typeof x === 'string')) throw badJson(`${what} must be an object of strings`);
 }
 
 /** Checks `device_keys` as the spec's DeviceKeys object (all five fields) naming the requester's user and device. */
 function parseDeviceKeys(v: unknown, requester: Requester, deviceId: string): Json {
-  if (!isObject(v)) throw badJson('device_keys must be an object');
+  if (!isJsonObject(v)) throw badJson('device_keys must be an object');
   for (const f of ['user_id', 'device_id'] as const) if (typeof v[f] !== 'string') throw badJson(`device_keys.${f} must be a string`);
   const algorithms = v['algorithms'];
   if (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string')) throw badJson('device_keys.algorithms must be a list of strings');
   checkStringMap(v['keys'], 'device_keys.keys');
   const sigs = v['signatures'];
-  if (!isObject(sigs) || !Object.values(sigs).every((s) => isObject(s) && Object.values(s).every((x) => typeof x === 'string'))) {
+  if (!isJsonObject(sigs) || !Object.values(sigs).every((s) => isJsonObject(s) && Object.values(s).every((x) => typeof x === 'string'))) {
     throw badJson('device_keys.signatures must map user IDs to objects of strings');
   }
   if (v['user_id'] !== requester.userId) throw invalidParam('Provided `user_id` in `device_keys` does not match that of the authenticated user');
@@ -141,12 +139,12 @@ function parseDeviceKeys(v: unknown, requester: Requester, deviceId: string): Js
 /** `<algorithm>:<key id>` → key (a string, or a signed key object). */
 function parseKeyMap(v: unknown, what: string): NewKey[] {
   if (v === undefined || v === null) return [];
-  if (!isObject(v)) throw badJson(`${what} must be an object`);
+  if (!isJsonObject(v)) throw badJson(`${what} must be an object`);
   const out: NewKey[] = [];
   for (const [name, key] of Object.entries(v)) {
     const colon = name.indexOf(':');
     if (colon <= 0 || colon === name.length - 1 || tooLong(name)) throw invalidParam(`${what}: key name ${JSON.stringify(name.slice(0, 300))} is not <algorithm>:<key id>`);
-    if (typeof key !== 'string' && !isObject(key)) throw badJson(`${what}: key ${name} must be a string or an object`);
+    if (typeof key !== 'string' && !isJsonObject(key)) throw badJson(`${what}: key ${name} must be a string or an object`);
     out.push({ algorithm: name.slice(0, colon), keyId: name.slice(colon + 1), key });
   }
   return out;
@@ -178,7 +176,7 @@ export function parseQuery(body: Json): QueryRequest {
   checkTimeout(body);
   const dk = body['device_keys'];
   if (dk === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: device_keys');
-  if (!isObject(dk)) throw badJson('device_keys must be an object');
+  if (!isJsonObject(dk)) throw badJson('device_keys must be an object');
   rejectNulJson(dk, 'device_keys');
   const users = new Map<string, string[] | null>();
   let n = 0;
@@ -200,12 +198,12 @@ export function parseClaim(body: Json): ClaimWanted[] {
   checkTimeout(body);
   const otk = body['one_time_keys'];
   if (otk === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: one_time_keys');
-  if (!isObject(otk)) throw badJson('one_time_keys must be an object');
+  if (!isJsonObject(otk)) throw badJson('one_time_keys must be an object');
   rejectNulJson(otk, 'one_time_keys');
   const out: ClaimWanted[] = [];
   for (const [userId, devices] of Object.entries(otk)) {
     checkUserId(userId);
-    if (!isObject(devices)) throw badJson(`one_time_keys for ${userId} must map device IDs to algorithms`);
+    if (!isJsonObject(devices)) throw badJson(`one_time_keys for ${userId} must map device IDs to algorithms`);
     for (const [deviceId, algorithm] of Object.entries(devices)) {
       if (typeof algorithm !== 'string' || algorithm === '' || tooLong(algorithm)) throw badJson(`The algorithm for ${userId} ${deviceId.slice(0, 300)} must be a non-empty string`);
       out.push({ userId, deviceId, algorithm });
@@ -232,7 +230,7 @@ export const UNREACHABLE = { status: 503, message: 'Federation is not available 
 /** Whether two one-time keys are the same key: equal strings, or objects equal but for their signatures (as Synapse compares). */
 function sameOneTimeKey(a: unknown, b: unknown): boolean {
   if (typeof a === 'string' || typeof b === 'string') return a === b;
-  if (!isObject(a) || !isObject(b)) return false;
+  if (!isJsonObject(a) || !isJsonObject(b)) return false;
   const { signatures: _a, ...ra } = a;
   const { signatures: _b, ...rb } = b;
   return jsonEqual(ra, rb);

@@ -32,7 +32,7 @@ import {
   upsertBackupKeys,
 } from '../../storage/room-keys.js';
 import type { Schema } from '../../storage/schema.js';
-import { containsNul, isJsonObject } from '../../json-values.js';
+import { containsNul, isJsonObject } from '../../core/json-values.js';
 
 type Json = Record<string, unknown>;
 

@@ -29,7 +29,7 @@ import { claimToDeviceTxn, deleteInboxUpTo, existingDevices, inboxMessages, inse
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import type { RateLimiter } from '../rate-limit.js';
-import { containsNul, isJsonObject } from '../../json-values.js';
+import { containsNul, isJsonObject } from '../../core/json-values.js';
 import { withSubsystemLogger } from '../../logger.js';
 
 type Json = Record<string, unknown>;

@@ -14,12 +14,10 @@
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../../config/types.js';
 import { MatrixError, tooLarge } from '../../matrix-error.js';
 import type { Database } from '../../storage/database.js';
-import type { Schema } from '../../storage/schema.js';
 import {
   completeReservation,
   deleteExpiredReservations,
@@ -44,6 +42,7 @@ import { candidates, outputSize, selectThumbnail, type ThumbnailMethod, type Thu
 import { type SourceImage, Thumbnailer, ThumbnailRefused, thumbnailType, type ThumbnailType } from './thumbnailer.js';
 import { UploadWaiters } from './upload-waiters.js';
 import { withSubsystemLogger } from '../../logger.js';
+import type { Tx } from '../../storage/db.js';
 
 export interface MediaRepositoryDeps {
   readonly config: HomeserverConfig;
@@ -238,7 +237,7 @@ export class MediaRepository {
    * is renamed into place in the same transaction, and a failure leaves
    * neither file (temporary or final) nor row behind.
    */
-  private async placeFile(file: ReceivedFile, mediaId: string, record: (tx: Transaction<Schema>) => Promise<void>): Promise<void> {
+  private async placeFile(file: ReceivedFile, mediaId: string, record: (tx: Tx) => Promise<void>): Promise<void> {
     const dest = this.layout.localContent(mediaId);
     let moved = false;
     try {

@@ -18,7 +18,7 @@
  *   furthest `m.read`/`m.read.private` receipt or own event, per thread for
  *   threaded receipts.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { parseLevel, userPowerLevel } from '../../core/auth/power-levels.js';
 import type { JsonObject, PDU } from '../../core/pdu.js';
 import { requireRoomVersion, type RoomVersion } from '../../core/room-versions.js';
@@ -62,8 +62,7 @@ import {
 } from './rules.js';
 import { MAIN_THREAD, threadIdOf } from './threads.js';
 import type { NewRule } from './validate.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db, Tx } from '../../storage/db.js';
 
 export interface Counts {
   notification_count: number;
@@ -231,7 +230,7 @@ export class PushService {
    * transaction that also rewrites `m.push_rules`; then drops the cached
    * ruleset and wakes the user's syncs.
    */
-  private async change(userId: string, fn: (tx: Transaction<Schema>) => Promise<void>): Promise<void> {
+  private async change(userId: string, fn: (tx: Tx) => Promise<void>): Promise<void> {
     await this.inUserQueue(userId, async () => {
       this.invalidateRules(userId);
       try {

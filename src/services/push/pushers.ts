@@ -29,7 +29,7 @@ import { outboundPolicy, outboundRanges } from '../outbound/outbound-config.js';
 import { GatewayClient } from './gateway-client.js';
 import type { PushService } from './push-service.js';
 import { PUSHER_SENDER_DEFAULTS, PusherSender, type PusherSenderOptions } from './pusher-sender.js';
-import { containsNul } from '../../json-values.js';
+import { containsNul } from '../../core/json-values.js';
 import type { StreamPositions } from '../streams/positions.js';
 import { withSubsystemLogger } from '../../logger.js';
 

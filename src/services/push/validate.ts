@@ -5,7 +5,7 @@
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
 import type { PushAction, PushCondition, RuleKind } from './rules.js';
-import { containsNul, isJsonObject } from '../../json-values.js';
+import { containsNul, isJsonObject } from '../../core/json-values.js';
 
 const invalid = (msg: string) => new MatrixError(400, 'M_INVALID_PARAM', msg);
 

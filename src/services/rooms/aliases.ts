@@ -13,7 +13,7 @@
  *   `m.room.canonical_alias` without it is sent (best effort, as Synapse).
  * - Resolving a remote alias needs federation: 404 M_NOT_FOUND for now.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { sendLevel, userPowerLevel } from '../../core/auth/index.js';
 import type { JsonObject, PDU } from '../../core/pdu.js';
@@ -30,8 +30,7 @@ import { checkLength, checkLocalpart, type ParsedAlias, parseRoomAliasOrThrow } 
 import { aliasCreationAllowed, type DirectorySettings } from './directory-rules.js';
 import type { RoomService } from './room-service.js';
 import { withSubsystemLogger } from '../../logger.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 /** A state event's content from the room's current state, or undefined. */
 export async function currentStateContent(db: Db, roomId: string, type: string, stateKey = ''): Promise<JsonObject | undefined> {

@@ -22,6 +22,7 @@
  * pattern it accepts means the same here).
  */
 import { MatrixError } from '../../matrix-error.js';
+import { isJsonObject } from '../../core/json-values.js';
 
 export interface EventFilter {
   limit?: number;
@@ -64,10 +65,6 @@ export const DEFAULT_FILTER_TIMELINE_LIMIT = 100;
 
 type Json = Record<string, unknown>;
 
-function isObject(v: unknown): v is Json {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 function invalid(path: string, what: string): MatrixError {
   return new MatrixError(400, 'M_INVALID_PARAM', `Invalid filter: '${path}' ${what}`);
 }
@@ -107,7 +104,7 @@ function checkBool(o: Json, key: string, path: string, mode: Mode): void {
 
 function checkEventFilter(v: unknown, path: string, mode: Mode): void {
   if (v === undefined) return;
-  if (!isObject(v)) throw invalid(path.slice(0, -1), 'must be an object');
+  if (!isJsonObject(v)) throw invalid(path.slice(0, -1), 'must be an object');
   const l = v['limit'];
   if (l !== undefined && !(l === null && mode === 'query')) {
     const min = mode === 'query' ? 1 : 0;
@@ -121,7 +118,7 @@ function checkEventFilter(v: unknown, path: string, mode: Mode): void {
 
 function checkRoomEventFilter(v: unknown, path: string, mode: Mode): void {
   checkEventFilter(v, path, mode);
-  if (v === undefined || !isObject(v)) return;
+  if (v === undefined || !isJsonObject(v)) return;
   checkStringArray(v, 'rooms', path, mode, isRoomId, 'room id');
   checkStringArray(v, 'not_rooms', path, mode, isRoomId, 'room id');
   for (const k of ['contains_url', 'lazy_load_members', 'include_redundant_members', 'unread_thread_notifications']) checkBool(v, k, path, mode);
@@ -129,7 +126,7 @@ function checkRoomEventFilter(v: unknown, path: string, mode: Mode): void {
 
 /** Throws 400 M_INVALID_PARAM unless `json` is a valid filter definition. */
 export function validateFilter(json: unknown): asserts json is Json {
-  if (!isObject(json)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid filter: must be a JSON object');
+  if (!isJsonObject(json)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid filter: must be a JSON object');
   checkStringArray(json, 'event_fields', '', 'schema');
   if (json['event_format'] !== undefined && json['event_format'] !== 'client' && json['event_format'] !== 'federation') {
     throw invalid('event_format', 'must be "client" or "federation"');
@@ -138,7 +135,7 @@ export function validateFilter(json: unknown): asserts json is Json {
   checkEventFilter(json['account_data'], 'account_data.', 'schema');
   const room = json['room'];
   if (room !== undefined) {
-    if (!isObject(room)) throw invalid('room', 'must be an object');
+    if (!isJsonObject(room)) throw invalid('room', 'must be an object');
     checkStringArray(room, 'rooms', 'room.', 'schema', isRoomId, 'room id');
     checkStringArray(room, 'not_rooms', 'room.', 'schema', isRoomId, 'room id');
     checkBool(room, 'include_leave', 'room.', 'schema');
@@ -150,9 +147,9 @@ export function validateFilter(json: unknown): asserts json is Json {
 export function capTimelineLimit(json: Json, max: number): Json {
   if (max < 0) return json;
   const room = json['room'];
-  if (!isObject(room)) return json;
+  if (!isJsonObject(room)) return json;
   const timeline = room['timeline'];
-  if (!isObject(timeline) || typeof timeline['limit'] !== 'number' || timeline['limit'] <= max) return json;
+  if (!isJsonObject(timeline) || typeof timeline['limit'] !== 'number' || timeline['limit'] <= max) return json;
   return { ...json, room: { ...room, timeline: { ...timeline, limit: max } } };
 }
 
@@ -161,7 +158,7 @@ function strings(v: unknown): string[] | undefined {
 }
 
 function parseEventFilter(v: unknown): EventFilter {
-  const o = isObject(v) ? v : {};
+  const o = isJsonObject(v) ? v : {};
   return {
     limit: typeof o['limit'] === 'number' ? o['limit'] : undefined,
     types: strings(o['types']),
@@ -172,7 +169,7 @@ function parseEventFilter(v: unknown): EventFilter {
 }
 
 function parseRoomEventFilter(v: unknown): RoomEventFilter {
-  const o = isObject(v) ? v : {};
+  const o = isJsonObject(v) ? v : {};
   return {
     ...parseEventFilter(o),
     rooms: strings(o['rooms']),
@@ -186,7 +183,7 @@ function parseRoomEventFilter(v: unknown): RoomEventFilter {
 
 /** The parsed form of a filter that passed validateFilter. */
 export function parseFilter(json: Json): SyncFilter {
-  const room = isObject(json['room']) ? json['room'] : {};
+  const room = isJsonObject(json['room']) ? json['room'] : {};
   return {
     eventFields: strings(json['event_fields']),
     eventFormat: json['event_format'] === 'federation' ? 'federation' : 'client',
@@ -219,7 +216,7 @@ export function parseRoomEventFilterParam(raw: string | undefined): RoomEventFil
   } catch {
     parsed = undefined;
   }
-  if (!isObject(parsed)) throw new MatrixError(400, 'M_NOT_JSON', 'Query parameter filter must be a valid JSON object');
+  if (!isJsonObject(parsed)) throw new MatrixError(400, 'M_NOT_JSON', 'Query parameter filter must be a valid JSON object');
   checkRoomEventFilter(parsed, '', 'query');
   return parseRoomEventFilter(parsed);
 }
@@ -271,7 +268,7 @@ export function eventMatches(f: MatchableFilter | undefined, e: { type: string; 
   }
   if (e.roomId !== undefined && f.notRooms !== undefined && !roomAllowed(f, e.roomId)) return false;
   if (f.containsUrl !== undefined) {
-    const url = isObject(e.content) ? e.content['url'] : undefined;
+    const url = isJsonObject(e.content) ? e.content['url'] : undefined;
     if ((typeof url === 'string') !== f.containsUrl) return false;
   }
   return true;

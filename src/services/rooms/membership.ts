@@ -15,18 +15,15 @@
  * - The same change again (same sender, membership and content) returns the
  *   existing event instead of a new one.
  */
-import type { Kysely, Transaction } from 'kysely';
 import { canonicalJson } from '../../core/canonical-json.js';
 import type { JsonObject } from '../../core/pdu.js';
 import { forbidden, MatrixError } from '../../matrix-error.js';
 import { getEvent, getEvents } from '../../storage/events.js';
-import type { Schema } from '../../storage/schema.js';
 import { currentState } from '../../storage/state.js';
 import { getProfile } from '../../storage/users.js';
 import type { Requester } from '../auth.js';
 import type { EventDraft } from './event-pipeline.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 export type MembershipAction = 'join' | 'leave' | 'invite' | 'ban' | 'unban' | 'kick' | 'knock';
 

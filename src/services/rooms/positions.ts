@@ -3,13 +3,10 @@
  * token names its position directly; a sync token (`s…`) names a stream
  * position, placed at the depth of the room's last event at or before it.
  */
-import type { Kysely, Transaction } from 'kysely';
 import { MatrixError } from '../../matrix-error.js';
-import type { Schema } from '../../storage/schema.js';
 import { positionAtStream, type TopoPosition } from '../../storage/timeline.js';
 import { decodeTimelineToken } from '../streams/stream-token.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 /** The position a token names in this room; 400 M_INVALID_PARAM naming the parameter when it does not parse. */
 export async function tokenPosition(db: Db, roomId: string, token: string, param: string): Promise<TopoPosition> {

@@ -9,15 +9,12 @@
  * Room versions 1-2 also carry a redaction auth rule (core/auth), which
  * runs before this.
  */
-import type { Kysely, Transaction } from 'kysely';
 import { namedLevel, userPowerLevel } from '../../core/auth/index.js';
 import type { PDU } from '../../core/pdu.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import { forbidden, MatrixError } from '../../matrix-error.js';
 import { getEvent } from '../../storage/events.js';
-import type { Schema } from '../../storage/schema.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 /** The event a redaction names: top-level `redacts` before v11, `content.redacts` from v11. */
 export function redactionTarget(rv: RoomVersion, pdu: PDU): string | undefined {

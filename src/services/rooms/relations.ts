@@ -11,7 +11,6 @@
  * (`m.in_reply_to` without `rel_type`) are not relations here: they are
  * stored and served as they are.
  */
-import type { Kysely, Transaction } from 'kysely';
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
 import { getEvent, getEvents, type StoredEvent } from '../../storage/events.js';
@@ -29,10 +28,8 @@ import {
   threadsRepliedTo,
   threadSummaries,
 } from '../../storage/relations.js';
-import type { Schema } from '../../storage/schema.js';
 import { toClientEvent, type ClientEvent } from './client-event.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 export interface Relation {
   relType: string;

@@ -15,15 +15,12 @@
  * /sync and every timeline endpoint call serializeEvents, so an event reads
  * the same wherever it is served.
  */
-import type { Kysely, Transaction } from 'kysely';
 import { getEvents, recordedReplacedState, transactionIds, type StoredEvent } from '../../storage/events.js';
-import type { Schema } from '../../storage/schema.js';
 import { stateAtGroupsForKeys } from '../../storage/state.js';
 import { getTimelineEvents, type TimelineEvent } from '../../storage/timeline.js';
 import { toClientEvent, type ClientEvent } from './client-event.js';
 import { bundleAggregations } from './relations.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 export interface SerializeOptions {
   /** The user the events are for: thread participation is theirs. */

@@ -21,7 +21,7 @@
  * Failures of the optional steps (3 and 4) that the auth rules refuse are
  * logged and skipped, as Synapse does.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { JsonObject, JsonValue, PDU } from '../../core/pdu.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
@@ -37,8 +37,7 @@ import type { Notifier } from '../notifier.js';
 import type { EventDraft, PersistedEvent } from './event-pipeline.js';
 import type { CreateRoomRequest, RoomService } from './room-service.js';
 import { withSubsystemLogger } from '../../logger.js';
-
-type Tx = Transaction<Schema>;
+import type { Tx } from '../../storage/db.js';
 
 const COPIED_STATE: readonly StateKeyTuple[] = [
   ['m.room.join_rules', ''],

@@ -24,15 +24,12 @@
  * who left (their history up to the leave), and anyone when the room is
  * world_readable now; others get 403 M_FORBIDDEN.
  */
-import type { Kysely, Transaction } from 'kysely';
 import { forbidden } from '../../matrix-error.js';
 import { getEvent } from '../../storage/events.js';
-import type { Schema } from '../../storage/schema.js';
 import { currentState, stateAtGroupsForKeys } from '../../storage/state.js';
 import { userMembershipHistory } from '../../storage/sync.js';
 import { getTimelineEvent, getTimelineEvents, type TimelineEvent } from '../../storage/timeline.js';
-
-type Db = Kysely<Schema> | Transaction<Schema>;
+import type { Db } from '../../storage/db.js';
 
 const HISTORY_VISIBILITY = 'm.room.history_visibility';
 /** Least restrictive first. */
