@@ -9,7 +9,7 @@
  * access token. `useServerWithUsers` sets up a file's server and users.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
-import { type TestServer, startTestServer } from './server.js';
+import { type TestServer, type TestServerOptions, startTestServer } from './server.js';
 import { api, createUser, type TestUser } from './users.js';
 
 export type Actor = TestUser | string;
@@ -49,20 +49,45 @@ export async function createUsers(t: TestServer, ...localparts: string[]): Promi
   return out;
 }
 
+/** Options for a file's server: the test server's, and which of its users are server admins. */
+export interface UseServerOptions extends TestServerOptions {
+  admins?: string[];
+}
+
 /**
- * Starts a server with these users for the file's tests (beforeAll; closed
- * in afterAll). The fields of what it returns are set once beforeAll ran:
- * `env.t` is the server, `env.alice` the user made for 'alice'.
+ * The file's (or the describe block's) server, started in beforeAll and
+ * closed in afterAll. The object returned is filled in when beforeAll runs,
+ * so it can be bound to a const at the top of the file. `opts` may be a
+ * function, called in beforeAll (for settings known only then).
  */
+export function useTestServer(opts: TestServerOptions | (() => TestServerOptions | Promise<TestServerOptions>) = {}): TestServer {
+  return useServerWith(opts).t;
+}
+
+/** `useServerWith` with the default settings. */
 export function useServerWithUsers<const N extends string>(...localparts: N[]): { t: TestServer } & Record<N, TestUser> {
-  const env = {} as { t: TestServer } & Record<N, TestUser>;
+  return useServerWith({}, ...localparts);
+}
+
+/**
+ * Starts a server with these users (beforeAll; closed in afterAll). What it
+ * returns is filled in when beforeAll ran, each field an object that stays
+ * the same, so it can be destructured at once: `t` is the server, `alice`
+ * the user made for 'alice' (an admin if listed in `opts.admins`).
+ */
+export function useServerWith<const N extends string>(
+  opts: UseServerOptions | (() => UseServerOptions | Promise<UseServerOptions>),
+  ...localparts: N[]
+): { t: TestServer } & Record<N, TestUser> {
+  const env = { t: {} as TestServer } as { t: TestServer } & Record<N, TestUser>;
+  for (const l of localparts) Object.assign(env, { [l]: {} });
   beforeAll(async () => {
-    env.t = await startTestServer();
-    const users = await createUsers(env.t, ...localparts);
-    localparts.forEach((l, i) => Object.assign(env, { [l]: users[i] }));
+    const { admins = [], ...serverOpts } = typeof opts === 'function' ? await opts() : opts;
+    Object.assign(env.t, await startTestServer(serverOpts));
+    for (const l of localparts) Object.assign(env[l], await createUser(env.t, l, { admin: admins.includes(l) }));
   });
   afterAll(async () => {
-    await env.t?.close();
+    await env.t.close?.();
   });
   return env;
 }

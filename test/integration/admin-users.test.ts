@@ -4,21 +4,11 @@
  * the effect of each change on the database and on the user's sessions.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useServerWith } from '../helpers/rooms.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-let t: TestServer;
-let admin: TestUser;
-let alice: TestUser;
-
-beforeAll(async () => {
-  t = await startTestServer();
-  admin = await createUser(t, 'admin', { admin: true });
-  alice = await createUser(t, 'alice');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, admin, alice } = useServerWith({ admins: ['admin'] }, 'admin', 'alice');
 
 const db = () => t.server.ctx.database.db;
 const u = (userId: string) => `/_synapse/admin/v2/users/${encodeURIComponent(userId)}`;

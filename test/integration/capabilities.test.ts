@@ -1,17 +1,12 @@
 /** GET /capabilities: what the configuration allows, for signed-in users and guests. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ROOM_VERSIONS } from '../../src/core/room-versions.js';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer } from '../helpers/server.js';
 import { api, createUser } from '../helpers/users.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const allVersions = Object.fromEntries([...ROOM_VERSIONS.keys()].map((v) => [v, 'stable']));
 

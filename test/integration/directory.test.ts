@@ -5,6 +5,7 @@
  * pagination both ways, counts, auth, settings).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useServerWith } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
@@ -21,19 +22,7 @@ const listPath = (roomId: string, v = 'v3') => `/_matrix/client/${v}/directory/l
 const visibility = async (s: TestServer, roomId: string) => (await api(s, 'GET', listPath(roomId))).body.visibility;
 
 describe('GET/PUT /directory/list/room/{roomId}', () => {
-  let t: TestServer;
-  let alice: TestUser;
-  let bob: TestUser;
-  let admin: TestUser;
-  beforeAll(async () => {
-    t = await startTestServer({ yaml: ALLOW_ALL });
-    alice = await createUser(t, 'alice');
-    bob = await createUser(t, 'bob');
-    admin = await createUser(t, 'root', { admin: true });
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const { t, alice, bob, root: admin } = useServerWith({ yaml: ALLOW_ALL, admins: ['root'] }, 'alice', 'bob', 'root');
 
   it('reads visibility without a token; unknown rooms are 404 M_NOT_FOUND', async () => {
     const priv = await createRoom(t, alice.accessToken, { preset: 'public_chat' });

@@ -8,9 +8,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { createUser, type TestUser } from '../helpers/users.js';
+import { describe, expect, it } from 'vitest';
+import { useServerWith, useServerWithUsers } from '../helpers/rooms.js';
+import { type TestServer } from '../helpers/server.js';
+import { type TestUser } from '../helpers/users.js';
 import {
   animatedGif,
   download,
@@ -25,15 +26,7 @@ import {
   upload,
 } from '../helpers/media-http.js';
 
-let t: TestServer;
-let alice: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice } = useServerWithUsers('alice');
 
 async function stored(server: TestServer, user: TestUser, body: Buffer | string, contentType: string): Promise<string> {
   const res = await upload(server, user.accessToken, body, { contentType });
@@ -205,15 +198,7 @@ describe('thumbnails from the configured sizes (dynamic_thumbnails off)', () => 
 });
 
 describe('with a small max_image_pixels', () => {
-  let small: TestServer;
-  let bob: TestUser;
-  beforeAll(async () => {
-    small = await startTestServer({ yaml: { max_image_pixels: 10_000 } });
-    bob = await createUser(small, 'bob');
-  });
-  afterAll(async () => {
-    await small?.close();
-  });
+  const { t: small, bob } = useServerWith({ yaml: { max_image_pixels: 10_000 } }, 'bob');
 
   it('refuses an ordinary image over the limit (413) and thumbnails one within it', async () => {
     const over = await stored(small, bob, await pngImage(101, 100), 'image/png');
@@ -234,15 +219,7 @@ describe('with a small max_image_pixels', () => {
 });
 
 describe('with dynamic_thumbnails', () => {
-  let dyn: TestServer;
-  let carol: TestUser;
-  beforeAll(async () => {
-    dyn = await startTestServer({ yaml: { dynamic_thumbnails: true } });
-    carol = await createUser(dyn, 'carol');
-  });
-  afterAll(async () => {
-    await dyn?.close();
-  });
+  const { t: dyn, carol } = useServerWith({ yaml: { dynamic_thumbnails: true } }, 'carol');
 
   it('makes the size asked for (scale keeps the aspect ratio, crop fills the box), once', async () => {
     const id = await stored(dyn, carol, await pngImage(1000, 500), 'image/png');

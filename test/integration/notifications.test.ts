@@ -4,15 +4,9 @@
  * after the user's read position (receipts, public or private, threaded or
  * not, and their own events); /notifications pages through them.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
-
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-let dave: TestUser;
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServerWithUsers } from '../helpers/rooms.js';
+import { api, type TestUser } from '../helpers/users.js';
 
 const enc = encodeURIComponent;
 let txn = 0;
@@ -32,16 +26,7 @@ const receipt = (user: TestUser, roomId: string, type: string, eventId: string, 
 const counts = (user: TestUser, roomId: string) => t.server.ctx.services.push.unreadCounts(user.userId, roomId);
 const notifications = (user: TestUser, query = '') => api(t, 'GET', `/_matrix/client/v3/notifications${query}`, { token: user.accessToken });
 
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
-  dave = await createUser(t, 'dave');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol, dave } = useServerWithUsers('alice', 'bob', 'carol', 'dave');
 
 describe('unread counts', () => {
   let roomId: string;

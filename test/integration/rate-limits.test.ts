@@ -6,8 +6,8 @@
  * drained (polled, with a bound; no timing assertions). Limits are small
  * (0.5 per second) so recovery takes a second or two.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { roomHelpers, text } from '../helpers/rooms.js';
+import { describe, expect, it } from 'vitest';
+import { roomHelpers, text, useTestServer } from '../helpers/rooms.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
@@ -55,14 +55,8 @@ function fixtures(server: () => TestServer) {
 }
 
 describe('rc_message and rc_admin_redaction', () => {
-  let t: TestServer;
   const f = fixtures(() => t);
-  beforeAll(async () => {
-    t = await startTestServer({ yaml: { rc_message: FAST(3), rc_admin_redaction: FAST(2) } });
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer({ yaml: { rc_message: FAST(3), rc_admin_redaction: FAST(2) } });
 
   /** A public room made by a fresh user (1 of their rc_message). */
   async function publicRoom(): Promise<{ owner: TestUser; roomId: string }> {
@@ -195,22 +189,16 @@ describe('rc_message and rc_admin_redaction', () => {
 });
 
 describe('rc_room_creation, rc_joins, rc_joins_per_room, rc_invites, rc_media_create, rc_key_requests', () => {
-  let t: TestServer;
   const f = fixtures(() => t);
-  beforeAll(async () => {
-    t = await startTestServer({
-      yaml: {
-        rc_room_creation: FAST(2),
-        rc_joins: { local: FAST(2), remote: FAST(2) },
-        rc_joins_per_room: FAST(3),
-        rc_invites: { per_room: FAST(2), per_user: FAST(2), per_issuer: FAST(3) },
-        rc_media_create: FAST(2),
-        rc_key_requests: FAST(2),
-      },
-    });
-  });
-  afterAll(async () => {
-    await t?.close();
+  const t = useTestServer({
+    yaml: {
+      rc_room_creation: FAST(2),
+      rc_joins: { local: FAST(2), remote: FAST(2) },
+      rc_joins_per_room: FAST(3),
+      rc_invites: { per_room: FAST(2), per_user: FAST(2), per_issuer: FAST(3) },
+      rc_media_create: FAST(2),
+      rc_key_requests: FAST(2),
+    },
   });
 
   it('rc_room_creation limits /createRoom and upgrades per user, and recovers', async () => {

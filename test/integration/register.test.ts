@@ -5,9 +5,10 @@
  * the race for a token's last use, session expiry), over HTTP against the
  * real server, checking what lands in the database.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/rooms.js';
 import { api, createUser } from '../helpers/users.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { type TestServer } from '../helpers/server.js';
 
 const REG = '/_matrix/client/v3/register';
 const VALIDITY = '/_matrix/client/v1/register/m.login.registration_token/validity';
@@ -38,19 +39,13 @@ const stage = (t: TestServer, session: string, auth: Record<string, unknown>, ex
   api(t, 'POST', REG, { body: { ...extra, auth: { ...auth, session } } });
 
 describe('open registration (enable_registration_without_verification)', () => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer({
-      yaml: {
-        enable_registration: true,
-        enable_registration_without_verification: true,
-        allow_guest_access: true,
-        password_config: { policy: { enabled: true, minimum_length: 8, require_digit: true } },
-      },
-    });
-  });
-  afterAll(async () => {
-    await t?.close();
+  const t = useTestServer({
+    yaml: {
+      enable_registration: true,
+      enable_registration_without_verification: true,
+      allow_guest_access: true,
+      password_config: { policy: { enabled: true, minimum_length: 8, require_digit: true } },
+    },
   });
 
   it('offers the m.login.dummy flow with a session, no errcode on the first round', async () => {
@@ -286,13 +281,7 @@ describe('open registration (enable_registration_without_verification)', () => {
 });
 
 describe('registration disabled (the default)', () => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer({ yaml: { rc_registration_token_validity: LOOSE } });
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer({ yaml: { rc_registration_token_validity: LOOSE } });
 
   it('POST /register is 403 M_FORBIDDEN "Registration has been disabled"', async () => {
     for (const path of [REG, '/_matrix/client/r0/register']) {
@@ -321,14 +310,8 @@ describe('registration disabled (the default)', () => {
 });
 
 describe('registration tokens (registration_requires_token)', () => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer({
-      yaml: { enable_registration: true, registration_requires_token: true, rc_registration_token_validity: LOOSE },
-    });
-  });
-  afterAll(async () => {
-    await t?.close();
+  const t = useTestServer({
+    yaml: { enable_registration: true, registration_requires_token: true, rc_registration_token_validity: LOOSE },
   });
 
   it('offers the token stage ahead of the dummy stage, as Synapse does', async () => {
@@ -526,19 +509,13 @@ describe('registration tokens (registration_requires_token)', () => {
 });
 
 describe('rate limits', () => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer({
-      yaml: {
-        enable_registration: true,
-        enable_registration_without_verification: true,
-        allow_guest_access: true,
-        rc_registration: { per_second: 0.001, burst_count: 2 },
-      },
-    });
-  });
-  afterAll(async () => {
-    await t?.close();
+  const t = useTestServer({
+    yaml: {
+      enable_registration: true,
+      enable_registration_without_verification: true,
+      allow_guest_access: true,
+      rc_registration: { per_second: 0.001, burst_count: 2 },
+    },
   });
 
   it('rc_registration counts registrations per client address; over it every /register call is 429', async () => {

@@ -5,29 +5,18 @@
  * events committed concurrently in many rooms all arrive, exactly once;
  * tokens stay valid across a server restart.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { restartTestServer } from '../helpers/restart.js';
 import { testDatabaseKind } from '../helpers/database.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
-
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
+import { useServerWithUsers } from '../helpers/rooms.js';
+import { api, type TestUser } from '../helpers/users.js';
 
 type Json = Record<string, any>;
 // PGlite runs one transaction at a time, so writes cannot commit out of order there.
 const embedded = (await testDatabaseKind()) === 'embedded';
 const enc = encodeURIComponent;
 
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob } = useServerWithUsers('alice', 'bob');
 
 async function sync(u: TestUser, params: Record<string, string | number | boolean> = {}, signal?: AbortSignal): Promise<Json> {
   const q = new URLSearchParams();
@@ -232,7 +221,7 @@ describe('tokens across a restart', () => {
     expect(s0.rooms.join[roomId].timeline.events.map((e: Json) => e.event_id)).toContain(before);
     const b0 = await sync(bob);
 
-    t = await restartTestServer(t);
+    Object.assign(t, await restartTestServer(t));
 
     const same = await sync(alice, { since: s0.next_batch });
     expect(same.rooms.join).toEqual({});
