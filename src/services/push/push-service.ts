@@ -272,7 +272,7 @@ export class PushService {
    * users, the sender's implicit read position, and drops the
    * notifications of an event this one redacts.
    */
-  async onPersisted(tx: Db, room: RoomRow, ev: PersistedEvent, stateGroupBefore: number | null): Promise<void> {
+  async onPersisted(tx: Tx, room: RoomRow, ev: PersistedEvent, stateGroupBefore: number | null): Promise<void> {
     const pdu = ev.pdu;
     if (pdu.type === 'm.room.redaction') {
       const target = typeof pdu.redacts === 'string' ? pdu.redacts : pdu.content['redacts'];

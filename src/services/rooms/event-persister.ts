@@ -85,7 +85,7 @@ export function isLive(e: PersistedEvent): boolean {
  * event, its edges and the room's new state are written. `stateGroupBefore`
  * is the state group before the event.
  */
-export type PersistHook = (tx: Db, room: RoomRow, event: PersistedEvent, stateGroupBefore: number | null) => Promise<void>;
+export type PersistHook = (tx: Tx, room: RoomRow, event: PersistedEvent, stateGroupBefore: number | null) => Promise<void>;
 
 /** Called after a commit with the events the transaction persisted, in order. */
 export type CommittedHook = (events: readonly PersistedEvent[]) => Promise<void> | void;

@@ -29,7 +29,7 @@ import {
   threadSummaries,
 } from '../../storage/relations.js';
 import { toClientEvent, type ClientEvent } from './client-event.js';
-import type { Db } from '../../storage/db.js';
+import type { Db, Tx } from '../../storage/db.js';
 
 export interface Relation {
   relType: string;
@@ -94,7 +94,7 @@ export interface StoredForRelations {
  * redacted (its content, so its relation, is gone). `validate` is for events
  * our clients send; events from other servers are indexed as they are.
  */
-export async function recordEventRelations(tx: Db, e: StoredForRelations, opts: { validate: boolean }): Promise<void> {
+export async function recordEventRelations(tx: Tx, e: StoredForRelations, opts: { validate: boolean }): Promise<void> {
   const rel = relationOfContent(e.content);
   if (rel) {
     if (opts.validate) await validateRelation(tx, e.roomId, e.sender, e.type, rel);
