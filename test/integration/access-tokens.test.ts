@@ -3,17 +3,11 @@
  * missing, malformed or unknown one, and account flags that take effect on
  * the very next request (locked, deactivated by an admin).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/rooms.js';
 import { api, createUser } from '../helpers/users.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 describe('access tokens', () => {
   it('accepts the token in the Authorization header or the access_token query parameter', async () => {

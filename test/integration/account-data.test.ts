@@ -2,19 +2,13 @@
  * Account data, global and per room: storage with a new stream position on
  * every write, and the spec's refusals.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { accountDataMaxStreamId, accountDataSince } from '../../src/storage/account-data.js';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const db = () => t.server.ctx.database.db;
 const globalPath = (u: string, type: string, v = 'v3') => `/_matrix/client/${v}/user/${encodeURIComponent(u)}/account_data/${encodeURIComponent(type)}`;

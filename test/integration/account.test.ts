@@ -2,18 +2,13 @@
  * GET /account/whoami, POST /account/password and POST /account/deactivate
  * (both behind UIA), over HTTP against the real server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest, login, passwordAuth } from '../helpers/sessions.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const db = () => t.server.ctx.database.db;
 const whoami = (token: string, server = t) => api(server, 'GET', '/_matrix/client/v3/account/whoami', { token });

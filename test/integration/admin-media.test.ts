@@ -5,24 +5,13 @@
  * room's media, querying, deleting, quarantining and protecting one item,
  * bulk deletion by age and size, purging the remote cache, and the errors.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { download, localContentPath, localThumbnailDir, pngImage, thumbnail } from '../helpers/media-http.js';
 import { exists, insertRemoteMedia, uploadMedia } from '../helpers/media.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerWith } from '../helpers/rooms.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
-let t: TestServer;
-let admin: TestUser;
-let alice: TestUser;
-
-beforeAll(async () => {
-  t = await startTestServer();
-  admin = await createUser(t, 'admin', { admin: true });
-  alice = await createUser(t, 'alice');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, admin, alice } = useServerWith({ admins: ['admin'] }, 'admin', 'alice');
 
 const enc = encodeURIComponent;
 const db = () => t.server.ctx.database.db;

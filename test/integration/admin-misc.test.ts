@@ -3,23 +3,12 @@
  * version, deactivate, reset password, whois, the admin flag, joined
  * rooms, devices, username availability.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SERVER_VERSION } from '../../src/version.js';
+import { useServerWith } from '../helpers/rooms.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 
-let t: TestServer;
-let admin: TestUser;
-let alice: TestUser;
-
-beforeAll(async () => {
-  t = await startTestServer();
-  admin = await createUser(t, 'admin', { admin: true });
-  alice = await createUser(t, 'alice');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, admin, alice } = useServerWith({ admins: ['admin'] }, 'admin', 'alice');
 
 const db = () => t.server.ctx.database.db;
 const enc = encodeURIComponent;

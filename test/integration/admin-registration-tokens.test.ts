@@ -2,24 +2,13 @@
  * /_synapse/admin/v1/registration_tokens against the real server: Synapse's
  * shapes, its validation errors, and what lands in the database.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, createUser, type TestUser } from '../helpers/users.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { useServerWith } from '../helpers/rooms.js';
+import { api } from '../helpers/users.js';
 
 const BASE = '/_synapse/admin/v1/registration_tokens';
 
-let t: TestServer;
-let admin: TestUser;
-let alice: TestUser;
-
-beforeAll(async () => {
-  t = await startTestServer();
-  admin = await createUser(t, 'admin', { admin: true });
-  alice = await createUser(t, 'alice');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, admin, alice } = useServerWith({ admins: ['admin'] }, 'admin', 'alice');
 
 const db = () => t.server.ctx.database.db;
 const dbRow = (token: string) => db().selectFrom('registration_tokens').selectAll().where('token', '=', token).executeTakeFirst();

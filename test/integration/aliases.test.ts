@@ -3,25 +3,12 @@
  * GET /rooms/{roomId}/aliases and createRoom's room_alias_name, with
  * Synapse's rules on who may create and delete, and the errors.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { describe, expect, it } from 'vitest';
+import { useServerWith } from '../helpers/rooms.js';
+import { startTestServer } from '../helpers/server.js';
+import { api, createUser } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-let admin: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
-  admin = await createUser(t, 'root', { admin: true });
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol, root: admin } = useServerWith({ admins: ['root'] }, 'alice', 'bob', 'carol', 'root');
 
 const enc = encodeURIComponent;
 const db = () => t.server.ctx.database.db;

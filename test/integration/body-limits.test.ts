@@ -6,24 +6,14 @@
  * before authentication) and for a chunked body found too large while read.
  */
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { createUser, type TestUser } from '../helpers/users.js';
+import { describe, expect, it } from 'vitest';
+import { useServerWith } from '../helpers/rooms.js';
 
 const MiB = 1024 * 1024;
 const UPLOAD_LIMIT = 64 * 1024;
 
-let t: TestServer;
-let alice: TestUser;
-
-beforeAll(async () => {
-  // max_request_body_size stays Synapse's 200 × 64 KiB (12.5 MiB): max_upload_size is below it.
-  t = await startTestServer({ yaml: { max_upload_size: UPLOAD_LIMIT } });
-  alice = await createUser(t, 'alice');
-});
-afterAll(async () => {
-  await t?.close();
-});
+// max_request_body_size stays Synapse's 200 × 64 KiB (12.5 MiB): max_upload_size is below it.
+const { t, alice } = useServerWith({ yaml: { max_upload_size: UPLOAD_LIMIT } }, 'alice');
 
 interface OversizeResult {
   status: number;

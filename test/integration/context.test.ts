@@ -3,23 +3,12 @@
  * and GET /v1/rooms/{roomId}/timestamp_to_event, with history visibility
  * and the errors.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { getEvent } from '../../src/storage/events.js';
-import { createUsers, roomHelpers, text } from '../helpers/rooms.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, type TestUser } from '../helpers/users.js';
+import { roomHelpers, text, useServerWithUsers } from '../helpers/rooms.js';
+import { api } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  [alice, bob, carol] = await createUsers(t, 'alice', 'bob', 'carol');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol } = useServerWithUsers('alice', 'bob', 'carol');
 
 const enc = encodeURIComponent;
 const rooms = roomHelpers(() => t);

@@ -6,24 +6,18 @@
  * master keys; bad signatures in `failures`), with what /keys/query then
  * shows to whom, and the device-list changes they cause.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { crossSigning, crossSigningKey, deviceKeys, ed25519, sign, signingUpload, type CrossSigning, type TestDevice } from '../helpers/e2e-keys.js';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest, passwordAuth } from '../helpers/sessions.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
 type Json = Record<string, any>;
 
-let t: TestServer;
 /** `api` with the body typed loosely, as these tests read deep into it. */
 const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) =>
   api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const V3 = '/_matrix/client/v3';
 const db = () => t.server.ctx.database.db;

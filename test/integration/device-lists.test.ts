@@ -4,24 +4,18 @@
  * deletions of devices of users sharing a room, users who start or stop
  * sharing a room — and long-polling syncs woken by a device-list change.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { deviceKeys } from '../helpers/e2e-keys.js';
+import { useTestServer } from '../helpers/rooms.js';
 import { eventually, login, passwordAuth } from '../helpers/sessions.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
 type Json = Record<string, any>;
 
-let t: TestServer;
 /** `api` with the body typed loosely, as these tests read deep into it. */
 const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) =>
   api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const V3 = '/_matrix/client/v3';
 const enc = encodeURIComponent;

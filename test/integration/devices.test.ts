@@ -2,18 +2,12 @@
  * The devices API: list, get, rename, delete (UIA) one or several, over
  * HTTP against the real server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest, eventually, login, passwordAuth } from '../helpers/sessions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 import { api, createUser } from '../helpers/users.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const db = () => t.server.ctx.database.db;
 const V3 = '/_matrix/client/v3';

@@ -4,13 +4,13 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import nacl from 'tweetnacl';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeBase64 } from '../../src/core/base64.js';
 import { verifyJson } from '../../src/core/signing.js';
 import type { PluginOptions } from '../../src/http/context.js';
 import { jsonObjectBody } from '../../src/http/json-body.js';
 import { canonicalJson } from '../../src/core/canonical-json.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { useTestServer } from '../helpers/rooms.js';
 
 /** Routes that exist only in this test, to drive the shared body and error handling. */
 const probes: FastifyPluginAsync<PluginOptions> = async (app) => {
@@ -23,15 +23,9 @@ const probes: FastifyPluginAsync<PluginOptions> = async (app) => {
   });
 };
 
-let t: TestServer;
 const logLines: string[] = [];
 
-beforeAll(async () => {
-  t = await startTestServer({ extraPlugins: [probes], logLines, yaml: { serve_server_wellknown: true } });
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer({ extraPlugins: [probes], logLines, yaml: { serve_server_wellknown: true } });
 
 describe('discovery and versions', () => {
   it('GET /_matrix/client/versions lists spec versions', async () => {

@@ -3,25 +3,14 @@
  * twice gives the same id, the timeline limit capped), validation errors,
  * other users' filters, and what stored and inline filters do to /sync.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
-
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServerWithUsers } from '../helpers/rooms.js';
+import { api, type TestUser } from '../helpers/users.js';
 
 type Json = Record<string, any>;
 const enc = encodeURIComponent;
 
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob } = useServerWithUsers('alice', 'bob');
 
 const upload = (u: TestUser, body: unknown, owner = u.userId) => api(t, 'POST', `/_matrix/client/v3/user/${enc(owner)}/filter`, { token: u.accessToken, body });
 const download = (u: TestUser, id: unknown, owner = u.userId) => api(t, 'GET', `/_matrix/client/r0/user/${enc(owner)}/filter/${enc(String(id))}`, { token: u.accessToken });

@@ -5,12 +5,11 @@
  * three scopes, the keep-the-better-key rule, etag and count, and the
  * errors for wrong, unknown or missing versions and malformed bodies.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
-let t: TestServer;
 type Json = Record<string, any>;
 const V3 = '/_matrix/client/v3';
 const enc = encodeURIComponent;
@@ -20,12 +19,7 @@ const AUTH_DATA = { public_key: 'abcdefg', signatures: { '@alice:example.org': {
 const SESSION_DATA = { ephemeral: 'base64+ephemeral+key', ciphertext: 'base64+ciphertext+of+JSON+data', mac: 'base64+mac+of+ciphertext' };
 const ROOM = '!roomid:example.org';
 
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 let users = 0;
 const newUser = (): Promise<TestUser> => createUser(t, `kb${++users}`);

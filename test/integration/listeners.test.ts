@@ -4,30 +4,24 @@
  * listeners share the one set of services of the process.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { PluginOptions } from '../../src/http/context.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { useTestServer } from '../helpers/rooms.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 
 const ipProbe: FastifyPluginAsync<PluginOptions> = async (app) => {
   app.get('/_matrix/client/v3/test/ip', async (req) => ({ ip: req.ip }));
 };
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer({
-    extraPlugins: [ipProbe],
-    yaml: {
-      listeners: [
-        { port: 8008, type: 'http', bind_addresses: ['127.0.0.1', '::1'], x_forwarded: false, resources: [{ names: ['client'] }] },
-        { port: 8448, type: 'http', bind_addresses: ['127.0.0.1'], resources: [{ names: ['federation'] }] },
-        { port: 8009, type: 'http', bind_addresses: ['127.0.0.1'], resources: [{ names: ['client'] }] },
-      ],
-    },
-  });
-});
-afterAll(async () => {
-  await t?.close();
+const t = useTestServer({
+  extraPlugins: [ipProbe],
+  yaml: {
+    listeners: [
+      { port: 8008, type: 'http', bind_addresses: ['127.0.0.1', '::1'], x_forwarded: false, resources: [{ names: ['client'] }] },
+      { port: 8448, type: 'http', bind_addresses: ['127.0.0.1'], resources: [{ names: ['federation'] }] },
+      { port: 8009, type: 'http', bind_addresses: ['127.0.0.1'], resources: [{ names: ['client'] }] },
+    ],
+  },
 });
 
 it('binds every address of a listener', async () => {

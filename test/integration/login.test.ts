@@ -2,21 +2,16 @@
  * POST /login (password), the login rate limits, POST /refresh and
  * POST /logout(/all), over HTTP against the real server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest, eventually, login } from '../helpers/sessions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer } from '../helpers/server.js';
 import { api, createUser } from '../helpers/users.js';
 
 const LOOSE = { per_second: 1000, burst_count: 1000 };
 const TIGHT = { per_second: 0.001, burst_count: 2 };
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const db = () => t.server.ctx.database.db;
 const whoami = (token: string, server = t) => api(server, 'GET', '/_matrix/client/v3/account/whoami', { token });

@@ -4,23 +4,14 @@
  * (inline only for safe types, file names per RFC 6266, sandboxing),
  * byte ranges, and refusals (remote, quarantined, hostile ids).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useServerWith, useServerWithUsers } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { createUser, type TestUser } from '../helpers/users.js';
 import { download, pngImage, rawRequest, upload } from '../helpers/media-http.js';
 
 const CSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';";
 
-let t: TestServer;
-let alice: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice } = useServerWithUsers('alice');
 
 const db = () => t.server.ctx.database.db;
 
@@ -204,15 +195,7 @@ describe('legacy GET /_matrix/media/v3/download with enable_authenticated_media 
 });
 
 describe('with enable_authenticated_media: false', () => {
-  let open: TestServer;
-  let bob: TestUser;
-  beforeAll(async () => {
-    open = await startTestServer({ yaml: { enable_authenticated_media: false } });
-    bob = await createUser(open, 'bob');
-  });
-  afterAll(async () => {
-    await open?.close();
-  });
+  const { t: open, bob } = useServerWith({ yaml: { enable_authenticated_media: false } }, 'bob');
 
   it('marks uploads as not authenticated-only and serves them on the legacy endpoints without a token', async () => {
     const up = await upload(open, bob.accessToken, 'open media', { contentType: 'text/plain' });

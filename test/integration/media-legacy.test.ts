@@ -14,8 +14,9 @@ import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pngImage, rawRequest, type RawResponse, upload } from '../helpers/media-http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { useServerWith } from '../helpers/rooms.js';
+import { type TestServer } from '../helpers/server.js';
+import { api } from '../helpers/users.js';
 
 const LEGACY = ['/_matrix/media/r0', '/_matrix/media/v3'] as const;
 const AUTHENTICATED = '/_matrix/client/v1/media';
@@ -66,15 +67,7 @@ function expectNotFound(res: RawResponse, what: string): void {
 }
 
 describe('with enable_authenticated_media: false', () => {
-  let t: TestServer;
-  let alice: TestUser;
-  beforeAll(async () => {
-    t = await startTestServer({ yaml: { enable_authenticated_media: false, max_upload_size: MAX_UPLOAD, ...PREVIEWS } });
-    alice = await createUser(t, 'alice');
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const { t, alice } = useServerWith({ yaml: { enable_authenticated_media: false, max_upload_size: MAX_UPLOAD, ...PREVIEWS } }, 'alice');
 
   it.each(LEGACY)('uploads on %s/upload, then downloads on every legacy path without a token', async (prefix) => {
     const body = `uploaded on ${prefix}`;
@@ -129,15 +122,7 @@ describe('with enable_authenticated_media: false', () => {
 });
 
 describe('with enable_authenticated_media at its default (true)', () => {
-  let t: TestServer;
-  let bob: TestUser;
-  beforeAll(async () => {
-    t = await startTestServer({ yaml: PREVIEWS });
-    bob = await createUser(t, 'bob');
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const { t, bob } = useServerWith({ yaml: PREVIEWS }, 'bob');
 
   it.each(LEGACY)('still takes uploads on %s/upload (as Synapse) and serves them on the authenticated endpoints', async (prefix) => {
     const up = await upload(t, bob.accessToken, png, { contentType: 'image/png', filename: 'pic.png', prefix });

@@ -7,25 +7,15 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useServerWith } from '../helpers/rooms.js';
 import { createGuest, eventually } from '../helpers/sessions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 import { download, filesUnder, localContentPath, rawRequest, upload } from '../helpers/media-http.js';
 
 const LIMIT = 4096;
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-beforeAll(async () => {
-  t = await startTestServer({ yaml: { max_upload_size: LIMIT, max_pending_media_uploads: 2 } });
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob } = useServerWith({ yaml: { max_upload_size: LIMIT, max_pending_media_uploads: 2 } }, 'alice', 'bob');
 
 const db = () => t.server.ctx.database.db;
 const row = (mediaId: string) => db().selectFrom('local_media').selectAll().where('media_id', '=', mediaId).executeTakeFirst();

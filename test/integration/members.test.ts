@@ -2,25 +2,11 @@
  * GET /rooms/{roomId}/members (membership, not_membership, `at`, departed
  * users) and GET /rooms/{roomId}/joined_members.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServerWithUsers } from '../helpers/rooms.js';
+import { api, createUser } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-let dave: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
-  dave = await createUser(t, 'dave');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol, dave } = useServerWithUsers('alice', 'bob', 'carol', 'dave');
 
 const enc = encodeURIComponent;
 

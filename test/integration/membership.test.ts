@@ -4,27 +4,14 @@
  * leaving every room on deactivation (client and admin), the admin
  * joined_rooms list, and profile changes reaching member events.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { forgottenRoomIds } from '../../src/storage/memberships.js';
+import { useServerWith } from '../helpers/rooms.js';
 import { createGuest, passwordAuth } from '../helpers/sessions.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { startTestServer } from '../helpers/server.js';
+import { api, createUser } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-let admin: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
-  admin = await createUser(t, 'root', { admin: true });
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol, root: admin } = useServerWith({ admins: ['root'] }, 'alice', 'bob', 'carol', 'root');
 
 const enc = encodeURIComponent;
 const db = () => t.server.ctx.database.db;

@@ -4,23 +4,12 @@
  * visibility, the 1000-event cap, and the errors. Also the 64 KiB event
  * limit through /send and /state.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { getEvent } from '../../src/storage/events.js';
-import { createUsers, roomHelpers, signIn, text } from '../helpers/rooms.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, type TestUser } from '../helpers/users.js';
+import { roomHelpers, signIn, text, useServerWithUsers } from '../helpers/rooms.js';
+import { api } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  [alice, bob, carol] = await createUsers(t, 'alice', 'bob', 'carol');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol } = useServerWithUsers('alice', 'bob', 'carol');
 
 const enc = encodeURIComponent;
 const { act, createRoom, leave, send, setState, join, messages, sync } = roomHelpers(() => t);

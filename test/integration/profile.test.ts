@@ -2,18 +2,13 @@
  * Profiles: GET /profile/{userId}, GET/PUT/DELETE .../displayname and
  * .../avatar_url, the limits, who may write, and the config switches.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer } from '../helpers/server.js';
 import { api, createUser } from '../helpers/users.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 const db = () => t.server.ctx.database.db;
 const p = (userId: string, field?: string, v = 'v3') => `/_matrix/client/${v}/profile/${encodeURIComponent(userId)}${field ? `/${field}` : ''}`;

@@ -4,14 +4,10 @@
  * the spec's errors, m.push_rules account data, and the effect of rules on
  * notification counts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { accountDataSince } from '../../src/storage/account-data.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { useServerWithUsers } from '../helpers/rooms.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
-
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
 
 const enc = encodeURIComponent;
 const V3 = '/_matrix/client/v3/pushrules';
@@ -20,14 +16,7 @@ const rulePath = (kind: string, id: string, attr = '') => `${V3}/global/${kind}/
 type Rule = { rule_id: string; default: boolean; enabled: boolean; actions: unknown[]; conditions?: unknown[]; pattern?: string };
 type Ruleset = Record<'override' | 'content' | 'room' | 'sender' | 'underride', Rule[]>;
 
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob } = useServerWithUsers('alice', 'bob');
 
 async function ruleset(user: TestUser): Promise<Ruleset> {
   const res = await api(t, 'GET', `${V3}/global/`, { token: user.accessToken });

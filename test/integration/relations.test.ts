@@ -4,22 +4,11 @@
  * (m.thread, m.replace, m.reference) wherever events are served, and
  * GET /v1/rooms/{roomId}/threads.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUsers, roomHelpers } from '../helpers/rooms.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, type TestUser } from '../helpers/users.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { roomHelpers, useServerWithUsers } from '../helpers/rooms.js';
+import { api } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  [alice, bob, carol] = await createUsers(t, 'alice', 'bob', 'carol');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol } = useServerWithUsers('alice', 'bob', 'carol');
 
 const enc = encodeURIComponent;
 

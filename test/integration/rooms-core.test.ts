@@ -3,26 +3,16 @@
  * signed PDUs that pass the auth rules; sends are idempotent per device;
  * refusals name the rule; state is kept as bounded delta chains.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkContentHash } from '../../src/core/hashes.js';
 import { eventId } from '../../src/core/event-id.js';
 import { verifyEventSignature } from '../../src/core/event-signing.js';
 import { getEvent } from '../../src/storage/events.js';
 import { stateAtGroup } from '../../src/storage/state.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { useServerWithUsers } from '../helpers/rooms.js';
+import { api } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob } = useServerWithUsers('alice', 'bob');
 
 const create = async (body: object, token = alice.accessToken) => api(t, 'POST', '/_matrix/client/v3/createRoom', { token, body });
 

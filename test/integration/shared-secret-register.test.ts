@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedSecretMac } from '../../src/services/shared-secret-mac.js';
+import { useTestServer } from '../helpers/rooms.js';
 import { api, createUser } from '../helpers/users.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -45,13 +46,7 @@ describe('the MAC', () => {
 });
 
 describe('with registration_shared_secret (and enable_registration off)', () => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer({ yaml: { registration_shared_secret: SECRET, user_types: { extra_user_types: ['bridge'] } } });
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer({ yaml: { registration_shared_secret: SECRET, user_types: { extra_user_types: ['bridge'] } } });
 
   it('GET hands out fresh 128-hex-digit nonces', async () => {
     const a = await nonceOf(t);
@@ -282,13 +277,7 @@ describe('with registration_shared_secret_path', () => {
 });
 
 describe('without a shared secret', () => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer();
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer();
 
   it('POST is 400 "Shared secret registration is not enabled"', async () => {
     const nonce = await nonceOf(t);

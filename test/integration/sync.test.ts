@@ -5,26 +5,13 @@
  * include_leave, account data, summaries, history visibility, ephemeral
  * events, unread counts, and the errors for bad parameters.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestServer, startTestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { useServerWithUsers } from '../helpers/rooms.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
-
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
 
 type Json = Record<string, any>;
 
-beforeAll(async () => {
-  t = await startTestServer();
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol } = useServerWithUsers('alice', 'bob', 'carol');
 
 const enc = encodeURIComponent;
 

@@ -6,23 +6,17 @@
  * retries with the old token), long-poll wake-ups, device deletion, and
  * malformed requests.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeStreamToken } from '../../src/services/streams/stream-token.js';
+import { useTestServer } from '../helpers/rooms.js';
 import { createGuest, login, passwordAuth } from '../helpers/sessions.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
-let t: TestServer;
 type Json = Record<string, any>;
 const V3 = '/_matrix/client/v3';
 const enc = encodeURIComponent;
 
-beforeAll(async () => {
-  t = await startTestServer();
-});
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestServer();
 
 let users = 0;
 async function newUser(name: string): Promise<TestUser> {

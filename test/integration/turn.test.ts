@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { turnCredentials } from '../../src/services/turn.js';
+import { useServerWith } from '../helpers/rooms.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
@@ -123,18 +124,10 @@ describe('voip/turnServer with a shared secret (read from turn_shared_secret_pat
 });
 
 describe('voip/turnServer with a static username and password, guests refused', () => {
-  let t: TestServer;
-  let alice: TestUser;
 
-  beforeAll(async () => {
-    t = await startTestServer({
-      yaml: { turn_uris: [URIS[0]], turn_username: 'turnuser', turn_password: 'turnpass', turn_allow_guests: false, turn_user_lifetime: '90s' },
-    });
-    alice = await createUser(t, 'alice');
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const { t, alice } = useServerWith({
+    yaml: { turn_uris: [URIS[0]], turn_username: 'turnuser', turn_password: 'turnpass', turn_allow_guests: false, turn_user_lifetime: '90s' },
+  }, 'alice');
 
   it('hands out the static pair with the configured lifetime', async () => {
     const res = await api(t, 'GET', '/_matrix/client/r0/voip/turnServer', { token: alice.accessToken });
@@ -152,17 +145,9 @@ describe('voip/turnServer with a static username and password, guests refused', 
 });
 
 describe('voip/turnServer when TURN is not configured', () => {
-  let t: TestServer;
-  let alice: TestUser;
 
-  beforeAll(async () => {
-    // turn_uris missing: a shared secret alone is not a TURN setup.
-    t = await startTestServer({ yaml: { turn_shared_secret: SECRET } });
-    alice = await createUser(t, 'alice');
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  // turn_uris missing: a shared secret alone is not a TURN setup.
+  const { t, alice } = useServerWith({ yaml: { turn_shared_secret: SECRET } }, 'alice');
 
   it('answers {} on r0 and v3', async () => {
     for (const v of ['r0', 'v3']) {

@@ -4,25 +4,13 @@
  * directory entry, tags and m.direct, the power levels of both rooms, v12
  * targets, and the refusals (which leave nothing behind).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
+import { useServerWith } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
-import { type TestServer, startTestServer } from '../helpers/server.js';
-import { api, createUser, type TestUser } from '../helpers/users.js';
+import { api } from '../helpers/users.js';
 
-let t: TestServer;
-let alice: TestUser;
-let bob: TestUser;
-let carol: TestUser;
-beforeAll(async () => {
-  t = await startTestServer({ yaml: { room_list_publication_rules: [{ action: 'allow' }] } });
-  alice = await createUser(t, 'alice');
-  bob = await createUser(t, 'bob');
-  carol = await createUser(t, 'carol');
-});
-afterAll(async () => {
-  await t?.close();
-});
+const { t, alice, bob, carol } = useServerWith({ yaml: { room_list_publication_rules: [{ action: 'allow' }] } }, 'alice', 'bob', 'carol');
 
 const enc = encodeURIComponent;
 const db = () => t.server.ctx.database.db;
