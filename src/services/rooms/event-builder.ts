@@ -46,10 +46,15 @@ export class EventBuilder {
     return this.sign(base, rv);
   }
 
-  /** The event a draft becomes in `room` now (413 M_TOO_LARGE past the spec's 65536 bytes). */
-  async build(db: Db, room: RoomRow, rv: RoomVersion, sender: string, draft: EventDraft, now: number): Promise<PDU> {
+  /**
+   * The event a draft becomes in `room` now (413 M_TOO_LARGE past the spec's
+   * 65536 bytes), and whether it cites every forward extremity (at most ten
+   * are cited), so that it will be the only one.
+   */
+  async build(db: Db, room: RoomRow, rv: RoomVersion, sender: string, draft: EventDraft, now: number): Promise<{ pdu: PDU; citesAllExtremities: boolean }> {
     validateNewEvent(room.room_id, draft);
-    const extremities = (await forwardExtremities(db, room.room_id)).slice(0, MAX_PREV_EVENTS);
+    const all = await forwardExtremities(db, room.room_id);
+    const extremities = all.slice(0, MAX_PREV_EVENTS);
     const depth = extremities.reduce((d, e) => Math.max(d, e.depth), 0) + 1;
     const base: PDU = {
       room_id: room.room_id,
@@ -86,7 +91,7 @@ export class EventBuilder {
     if (Buffer.byteLength(canonicalJson(signed)) > MAX_EVENT_BYTES) {
       throw new MatrixError(413, 'M_TOO_LARGE', `Event is larger than ${MAX_EVENT_BYTES} bytes`);
     }
-    return signed;
+    return { pdu: signed, citesAllExtremities: all.length === extremities.length };
   }
 
   private sign(base: PDU, rv: RoomVersion): PDU {

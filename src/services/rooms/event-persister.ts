@@ -67,6 +67,8 @@ export interface PersistedEvent {
 export interface PersistOptions {
   /** Built by this server against the room's current state (EventBuilder). */
   local?: boolean;
+  /** Local events: its prev events are all the room's forward extremities, so afterwards it is the only one. */
+  citesAllExtremities?: boolean;
   /** Store without state or DAG place. */
   outlier?: boolean;
   /** History fetched from another server: ordered before every live event. */
@@ -184,7 +186,7 @@ export class EventPersister {
     const out = this.describe(id, pdu, room, streamOrdering, false, rejected, softFailed, backfilled, groupBefore, groupAfter);
 
     if (accepted && !softFailed) {
-      if (!backfilled) await this.advance(tx, rv, room, out, prevIds, opts.local === true);
+      if (!backfilled) await this.advance(tx, rv, room, out, prevIds, opts);
       const redacted = pdu.type === 'm.room.redaction' ? await this.applyRedaction(tx, rv, room.room_id, id, pdu) : undefined;
       await recordEventRelations(
         tx,
@@ -294,10 +296,10 @@ export class EventPersister {
    * room's current state follows: the state after the event when it is the
    * only extremity, else the resolution of the extremities' states.
    */
-  private async advance(tx: Tx, rv: RoomVersion, room: RoomRow, ev: PersistedEvent, prevIds: string[], local: boolean): Promise<void> {
-    const cited = !local && (await hasAcceptedChild(tx, ev.eventId));
+  private async advance(tx: Tx, rv: RoomVersion, room: RoomRow, ev: PersistedEvent, prevIds: string[], opts: PersistOptions): Promise<void> {
+    const cited = !opts.local && (await hasAcceptedChild(tx, ev.eventId));
     await advanceExtremities(tx, room.room_id, cited ? undefined : ev.eventId, prevIds);
-    const extremities = await forwardExtremities(tx, room.room_id);
+    const extremities = opts.local && opts.citesAllExtremities ? [{ event_id: ev.eventId }] : await forwardExtremities(tx, room.room_id);
     let target: number | null;
     if (extremities.length === 1 && extremities[0]!.event_id === ev.eventId) target = ev.stateGroupAfter;
     else {

@@ -71,8 +71,9 @@ export class EventPipeline {
    */
   async persist(tx: Tx, room: RoomRow, sender: string, draft: EventDraft, now = Date.now(), prebuilt?: PDU): Promise<PersistedEvent> {
     const rv = requireRoomVersion(room.room_version);
-    const pdu = prebuilt ?? (await this.builder.build(tx, room, rv, sender, draft, now));
-    return this.persister.persist(tx, room, pdu, { local: true });
+    // A prebuilt event is a create event: it has no prev events, and the room no extremities yet.
+    const built = prebuilt ? { pdu: prebuilt, citesAllExtremities: true } : await this.builder.build(tx, room, rv, sender, draft, now);
+    return this.persister.persist(tx, room, built.pdu, { local: true, citesAllExtremities: built.citesAllExtremities });
   }
 
   /** Loads the room or answers 404 M_NOT_FOUND. */
