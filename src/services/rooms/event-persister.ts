@@ -225,7 +225,7 @@ export class EventPersister {
    * refused (403) rather than stored when the rules disallow it.
    */
   private async checkLocal(tx: Tx, rv: RoomVersion, room: RoomRow, pdu: PDU): Promise<undefined> {
-    const state = await currentPdus(tx, rv, room.room_id, neededKeys(rv, pdu));
+    const state = await pdusOf(tx, rv, await currentMap(tx, room.room_id, neededKeys(rv, pdu)));
     const lookup = (t: string, k: string) => state.get(`${t}\u0000${k}`);
     const verdict = checkAuthAgainstState(rv, pdu, lookup);
     if (!verdict.allowed) throw forbidden(verdict.reason ?? 'Event not allowed by the auth rules');
@@ -249,13 +249,7 @@ export class EventPersister {
 
   /** Why the state (read through `read`) does not allow the event, or undefined. */
   private async checkAgainstState(tx: Tx, rv: RoomVersion, pdu: PDU, read: (keys: StateKeyTuple[]) => Promise<StateMap>): Promise<string | undefined> {
-    const ids = await read(neededKeys(rv, pdu));
-    const events = await getEvents(tx, [...ids.values()]);
-    const byKey = new Map<string, PDU>();
-    for (const [k, id] of ids) {
-      const e = events.get(id);
-      if (e) byKey.set(k, withCreateId(e.json as PDU, id, rv));
-    }
+    const byKey = await pdusOf(tx, rv, await read(neededKeys(rv, pdu)));
     const verdict = checkAuthAgainstState(rv, pdu, (t, k) => byKey.get(`${t}\u0000${k}`));
     return verdict.allowed ? undefined : (verdict.reason ?? 'not allowed by the state before it');
   }
@@ -343,13 +337,13 @@ async function currentMap(db: Db, roomId: string, keys: StateKeyTuple[]): Promis
   return new Map((await currentState(db, roomId, keys)).map((r) => [`${r.type}\u0000${r.state_key}`, r.event_id]));
 }
 
-async function currentPdus(db: Db, rv: RoomVersion, roomId: string, keys: StateKeyTuple[]): Promise<Map<string, PDU>> {
-  const rows = await currentState(db, roomId, keys);
-  const events = await getEvents(db, rows.map((r) => r.event_id));
+/** The events of a state (as the auth rules read them), by `type NUL state_key`. */
+async function pdusOf(db: Db, rv: RoomVersion, ids: StateMap): Promise<Map<string, PDU>> {
+  const events = await getEvents(db, [...ids.values()]);
   const out = new Map<string, PDU>();
-  for (const r of rows) {
-    const e = events.get(r.event_id);
-    if (e) out.set(`${r.type}\u0000${r.state_key}`, withCreateId(e.json as PDU, r.event_id, rv));
+  for (const [k, id] of ids) {
+    const e = events.get(id);
+    if (e) out.set(k, withCreateId(e.json as PDU, id, rv));
   }
   return out;
 }
