@@ -12,13 +12,15 @@
  * neither signed as canonical JSON nor stored.
  *
  * Handlers take a body that must be a JSON object through jsonObjectBody,
- * Synapse's one rule for every such route.
+ * Synapse's one rule for every such route; it then raises the route
+ * schema's failure, if any (request-schema.ts).
  */
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { JsonParseError, parseJsonBody } from '../core/json-parse.js';
 import { isJsonObject } from '../core/json-values.js';
 import { badJson, notJson } from '../matrix-error.js';
+import { checkBodySchema, checkSubstitutedBody } from './request-schema.js';
 
 /** The deepest nesting of arrays and objects a request body may have (the top-level object is 1). */
 export const MAX_BODY_DEPTH = 100;
@@ -66,14 +68,22 @@ export type EmptyBody = 'required' | 'allowEmpty' | 'emptyIsObject';
 export function jsonObjectBody(req: FastifyRequest, empty: EmptyBody = 'required'): Record<string, unknown> {
   const body = req.body;
   if (body === NOT_JSON) {
-    if (empty === 'emptyIsObject') return {};
+    if (empty === 'emptyIsObject') return substitute(req);
     throw notJson('Content not JSON.');
   }
   if (body === undefined) {
     if (empty === 'required') throw notJson('Content not JSON.');
-    return {};
+    return substitute(req);
   }
-  if (body === null && empty === 'allowEmpty') return {};
+  if (body === null && empty === 'allowEmpty') return substitute(req);
   if (!isJsonObject(body)) throw badJson('Content must be a JSON object.');
+  checkBodySchema(req);
+  return body;
+}
+
+/** `{}` for a route that takes no body as an empty one, checked against the route's body schema. */
+function substitute(req: FastifyRequest): Record<string, unknown> {
+  const body = {};
+  checkSubstitutedBody(req, body);
   return body;
 }
