@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ConfigError } from './errors.js';
+import { isObj, type Obj } from './reader.js';
 
 /** pino's levels. */
 export const PINO_LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -120,11 +121,6 @@ const JSON_FORMATTERS: Record<string, boolean> = {
   'synapse.logging._terse_json.TerseJsonFormatter': true,
 };
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** Reads and checks a log config file; throws LogConfigError naming the file and what is wrong. */
 export function loadLogConfig(path: string): LogConfigSpec {

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { isJsonObject } from '../core/json-values.js';
 import { parseDuration, parseSize } from './durations.js';
 import { ConfigError, InvalidValueError, describeValue } from './errors.js';
 import { isPlaceholder, placeholderLine } from './placeholders.js';
@@ -29,8 +30,9 @@ function isSecretPath(path: string): boolean {
 
 export type Obj = Record<string, unknown>;
 
+/** A YAML mapping (a JSON object, not a timestamp the parser made a Date of). */
 export function isObj(v: unknown): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
+  return isJsonObject(v) && !(v instanceof Date);
 }
 
 /** Reads typed values out of the merged config, naming the file and key in every error (load.ts and the section readers beside it). */

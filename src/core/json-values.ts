@@ -1,8 +1,13 @@
-/** Small checks on parsed JSON request bodies, shared by the API areas. */
+/** Small checks on parsed JSON values (request bodies, event content, settings), shared by every layer. */
 
 /** A JSON object (not null, not an array). */
 export function isJsonObject<T extends Record<string, unknown> = Record<string, unknown>>(v: unknown): v is T {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** The value if it is a JSON object, else a new empty object (content and settings that may be missing or malformed). */
+export function objectOrEmpty<T extends Record<string, unknown> = Record<string, unknown>>(v: unknown): T {
+  return isJsonObject<T>(v) ? v : ({} as T);
 }
 
 /**

@@ -2,6 +2,7 @@
  * One log line as Python's logging sees it: a LogRecord made from the JSON
  * line pino wrote (parsed once, then shared by every handler).
  */
+import { isJsonObject } from '../core/json-values.js';
 
 /** pino level number → Python levelno and levelname. */
 const PY_LEVELS: Record<number, [number, string]> = {
@@ -93,7 +94,7 @@ export class LogRecord {
   static parse(line: string): LogRecord | undefined {
     try {
       const obj: unknown = JSON.parse(line);
-      return obj !== null && typeof obj === 'object' && !Array.isArray(obj) ? new LogRecord(obj as Record<string, unknown>) : undefined;
+      return isJsonObject(obj) ? new LogRecord(obj) : undefined;
     } catch {
       return undefined;
     }

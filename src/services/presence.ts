@@ -62,6 +62,7 @@ import {
 import type { Schema } from '../storage/schema.js';
 import type { Notifier } from './notifier.js';
 import { withSubsystemLogger } from '../logger.js';
+import { objectOrEmpty } from '../core/json-values.js';
 
 export type PresenceState = 'online' | 'unavailable' | 'offline';
 export const PRESENCE_STATES: readonly PresenceState[] = ['online', 'unavailable', 'offline'];
@@ -105,7 +106,7 @@ export const PRESENCE_DEFAULTS = {
 /** Presence options from the config: `presence.enabled` (true, false, "untracked") and Synapse's timer keys, in ms. */
 export function presenceOptions(config: HomeserverConfig): PresenceOptions {
   const raw = config.raw['presence'];
-  const p = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const p = objectOrEmpty(raw);
   const ms = (k: string, d: number) => {
     const v = p[k];
     return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : d;

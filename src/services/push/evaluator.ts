@@ -13,6 +13,7 @@
  */
 import type { JsonObject, JsonValue } from '../../core/pdu.js';
 import { isUserIndependent, RULE_KINDS, type PushAction, type PushCondition, type PushRule, type PushRuleset } from './rules.js';
+import { objectOrEmpty } from '../../core/json-values.js';
 
 export interface PushRoomContext {
   /** Joined members, local and remote. */
@@ -160,7 +161,7 @@ export class PushEvaluator {
     private readonly room: PushRoomContext,
   ) {
     const c = event['content'];
-    this.content = c !== null && typeof c === 'object' && !Array.isArray(c) ? c : {};
+    this.content = objectOrEmpty(c);
     this.hasMentions = Object.hasOwn(this.content, 'm.mentions');
   }
 

@@ -63,6 +63,7 @@ import {
 import { MAIN_THREAD, threadIdOf } from './threads.js';
 import type { NewRule } from './validate.js';
 import type { Db, Tx } from '../../storage/db.js';
+import { isJsonObject } from '../../core/json-values.js';
 
 export interface Counts {
   notification_count: number;
@@ -365,7 +366,7 @@ export class PushService {
     const powerLevels = pick('m.room.power_levels');
     const notificationLevels: Record<string, number> = {};
     const n = powerLevels?.content['notifications'];
-    if (n !== null && typeof n === 'object' && !Array.isArray(n)) {
+    if (isJsonObject(n)) {
       for (const [k, v] of Object.entries(n)) {
         const level = parseLevel(rv, v);
         if (level !== undefined) notificationLevels[k] = level;

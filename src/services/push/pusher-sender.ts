@@ -51,6 +51,7 @@ import type { GatewayClient } from './gateway-client.js';
 import { badgeNotification, eventNotification, type NotifiedEvent, type RoomContext } from './gateway-notification.js';
 import type { PushService } from './push-service.js';
 import { withSubsystemLogger } from '../../logger.js';
+import { objectOrEmpty } from '../../core/json-values.js';
 
 export interface PusherSenderOptions {
   /** `push.include_content` (Synapse's default true). */
@@ -404,7 +405,7 @@ export class PusherSender {
       type: stored.type,
       sender: stored.sender,
       ...(stored.state_key !== null ? { state_key: stored.state_key } : {}),
-      content: content !== null && typeof content === 'object' && !Array.isArray(content) ? (content as Record<string, unknown>) : {},
+      content: objectOrEmpty(content),
     };
     const room = p.data['format'] === 'event_id_only' ? {} : await this.roomContext(ev);
     return eventNotification(p, ev, row.actions, unread, room, { includeContent: this.d.options.includeContent });
@@ -428,7 +429,7 @@ export class PusherSender {
     const contentOf = (type: string, stateKey: string): Record<string, unknown> => {
       const id = ids.get(`${type}\u0000${stateKey}`);
       const c = id ? events.get(id)?.json['content'] : undefined;
-      return c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : {};
+      return objectOrEmpty(c);
     };
     const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
     const ctx: RoomContext = {};

@@ -29,9 +29,9 @@ import { outboundPolicy, outboundRanges } from '../outbound/outbound-config.js';
 import { GatewayClient } from './gateway-client.js';
 import type { PushService } from './push-service.js';
 import { PUSHER_SENDER_DEFAULTS, PusherSender, type PusherSenderOptions } from './pusher-sender.js';
-import { containsNul } from '../../core/json-values.js';
 import type { StreamPositions } from '../streams/positions.js';
 import { withSubsystemLogger } from '../../logger.js';
+import { containsNul, objectOrEmpty } from '../../core/json-values.js';
 
 export const NOTIFY_PATH = '/_matrix/push/v1/notify';
 const MAX_PUSHKEY_BYTES = 512;
@@ -146,7 +146,7 @@ export interface PusherConfig {
 /** The pusher settings of homeserver.yaml, with Synapse's defaults. */
 export function pusherConfig(config: HomeserverConfig): PusherConfig {
   const raw = config.raw['push'];
-  const push = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const push = objectOrEmpty(raw);
   const { blacklist, whitelist } = outboundRanges(config);
   // Parsed now, so a bad entry stops the start even when this process does not send.
   outboundPolicy({ blacklist, whitelist });

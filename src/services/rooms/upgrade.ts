@@ -38,6 +38,7 @@ import type { EventDraft, PersistedEvent } from './event-pipeline.js';
 import type { CreateRoomRequest, RoomService } from './room-service.js';
 import { withSubsystemLogger } from '../../logger.js';
 import type { Tx } from '../../storage/db.js';
+import { isJsonObject, objectOrEmpty } from '../../core/json-values.js';
 
 const COPIED_STATE: readonly StateKeyTuple[] = [
   ['m.room.join_rules', ''],
@@ -70,7 +71,7 @@ function asLevel(v: JsonValue | undefined): number | undefined {
 export function fixupPowerLevels(content: JsonObject): JsonObject {
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(content)) {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    if (isJsonObject(v)) {
       const m: JsonObject = {};
       for (const [mk, mv] of Object.entries(v)) {
         const l = asLevel(mv);
@@ -87,7 +88,7 @@ export function fixupPowerLevels(content: JsonObject): JsonObject {
 
 function levelsMap(pl: JsonObject, key: string): JsonObject {
   const m = pl[key];
-  return m !== null && typeof m === 'object' && !Array.isArray(m) ? (m as JsonObject) : {};
+  return objectOrEmpty<JsonObject>(m);
 }
 
 function withoutUsers(pl: JsonObject, users: readonly string[]): JsonObject {

@@ -6,6 +6,7 @@
  */
 import { splitPropertyPath } from '../push/evaluator.js';
 import type { ClientEvent } from '../rooms/client-event.js';
+import { objectOrEmpty } from '../../core/json-values.js';
 
 /** Keeps only the listed fields of an event (a path to an object keeps all of it). */
 export function projectFields(event: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
@@ -47,7 +48,7 @@ export interface StrippedStateEvent {
 }
 
 export function stripped(e: { type: string; state_key: string; sender: string; content: unknown }): StrippedStateEvent {
-  const content = e.content !== null && typeof e.content === 'object' && !Array.isArray(e.content) ? (e.content as Record<string, unknown>) : {};
+  const content = objectOrEmpty(e.content);
   return { type: e.type, state_key: e.state_key, sender: e.sender, content };
 }
 
