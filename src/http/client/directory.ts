@@ -8,23 +8,68 @@
  * `allow_public_rooms_without_auth` lets GET /publicRooms go without an
  * access token (an invalid one is then ignored too, as Synapse does).
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
 import type { PublicRoomsRequest } from '../../services/rooms/directory.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
+import { raiseSchemaError } from '../request-schema.js';
 
 const SERVER_NAME = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/;
 
-/** A non-negative integer `limit`; undefined when absent. */
-function parseLimit(v: unknown, errcode: 'M_INVALID_PARAM' | 'M_BAD_JSON'): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new MatrixError(400, errcode, 'limit must be a non-negative integer');
-  return n;
+/** PUT /directory/room/{roomAlias}: the room (required) and, unused until federation, `servers`. */
+const ALIAS_BODY = {
+  type: 'object',
+  required: ['room_id'],
+  properties: { room_id: { type: 'string' }, servers: { type: ['array', 'null'], items: { type: 'string' } } },
+};
+
+/** PUT /directory/list/room/{roomId}: `visibility`, public when absent (or null). */
+const VISIBILITY_BODY = {
+  type: 'object',
+  properties: { visibility: { enum: ['public', 'private', null], errcode: 'M_INVALID_PARAM' } },
+};
+
+/** GET /publicRooms: `limit` a non-negative integer, `since` a token, `server` a server name. */
+const PUBLIC_ROOMS_QUERY = {
+  type: 'object',
+  properties: {
+    limit: { type: 'string', pattern: '^[0-9]{1,15}$' },
+    since: { type: 'string' },
+    server: { type: 'string' },
+  },
+};
+
+/** POST /publicRooms: as the GET, and the filter; Synapse also takes `limit` as a string of digits. */
+const PUBLIC_ROOMS_BODY = {
+  type: 'object',
+  properties: {
+    limit: { anyOf: [{ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }, { type: 'string', pattern: '^[0-9]{1,15}$' }, { type: 'null' }] },
+    since: { type: ['string', 'null'] },
+    filter: {
+      type: ['object', 'null'],
+      properties: {
+        generic_search_term: { type: ['string', 'null'] },
+        room_types: { type: ['array', 'null'], items: { type: ['string', 'null'] } },
+      },
+    },
+    include_all_networks: { type: 'boolean' },
+    third_party_instance_id: { type: ['string', 'null'] },
+  },
+};
+
+interface PublicRoomsBody {
+  limit?: number | string | null;
+  since?: string | null;
+  filter?: { generic_search_term?: string | null; room_types?: (string | null)[] | null } | null;
+  include_all_networks?: boolean;
+  third_party_instance_id?: string | null;
 }
+
+/** A `limit` the schema let through (an integer or a string of digits) as a number. */
+const limitOf = (v: number | string | null | undefined): number | undefined => (v === undefined || v === null ? undefined : Number(v));
 
 export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { aliases, directory } = ctx.services;
@@ -39,16 +84,9 @@ export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
   for (const p of CLIENT_PREFIXES) {
     app.get<{ Params: { roomAlias: string } }>(`${p}/directory/room/:roomAlias`, async (req) => aliases.resolve(req.params.roomAlias));
 
-    app.put<{ Params: { roomAlias: string } }>(`${p}/directory/room/:roomAlias`, async (req) => {
+    app.put<{ Params: { roomAlias: string } }>(`${p}/directory/room/:roomAlias`, { schema: { body: ALIAS_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = jsonObjectBody(req);
-      const roomId = body['room_id'];
-      if (roomId === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing room_id');
-      if (typeof roomId !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'room_id must be a string');
-      const servers = body['servers'];
-      if (servers !== undefined && servers !== null && (!Array.isArray(servers) || !servers.every((s) => typeof s === 'string'))) {
-        throw new MatrixError(400, 'M_BAD_JSON', 'servers must be a list of server names');
-      }
+      const roomId = jsonObjectBody(req)['room_id'] as string;
       rejectNul(roomId, 'room_id');
       await aliases.create(requester, req.params.roomAlias, roomId);
       req.log.info({ alias: req.params.roomAlias, room_id: roomId }, 'room alias created');
@@ -69,63 +107,46 @@ export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
 
     app.get<{ Params: { roomId: string } }>(`${p}/directory/list/room/:roomId`, async (req) => ({ visibility: await directory.visibility(req.params.roomId) }));
 
-    app.put<{ Params: { roomId: string } }>(`${p}/directory/list/room/:roomId`, async (req) => {
+    app.put<{ Params: { roomId: string } }>(`${p}/directory/list/room/:roomId`, { schema: { body: VISIBILITY_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
-      const body = jsonObjectBody(req);
-      const visibility = body['visibility'] ?? 'public';
-      if (visibility !== 'public' && visibility !== 'private') throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid visibility setting');
+      const visibility = (jsonObjectBody(req)['visibility'] as 'public' | 'private' | null | undefined) ?? 'public';
       await directory.setVisibility(requester, req.params.roomId, visibility);
       req.log.info({ room_id: req.params.roomId, visibility }, 'room directory visibility changed');
       return {};
     });
 
-    app.get(`${p}/publicRooms`, async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>) => {
-      const q = req.query ?? {};
-      const server = typeof q['server'] === 'string' ? q['server'] : undefined;
+    app.get<{ Querystring: { limit?: string; since?: string; server?: string } }>(`${p}/publicRooms`, { schema: { querystring: PUBLIC_ROOMS_QUERY } }, async (req) => {
+      const { server, since, limit } = req.query;
       try {
         await requireUser(ctx, req, { allowGuest: true });
       } catch (err) {
         // Synapse: without a (valid) token only the local list, and only when configured.
         if (!ctx.config.allow_public_rooms_without_auth || !(err instanceof MatrixError) || err.statusCode !== 401 || server) throw err;
+        raiseSchemaError(req);
       }
       checkServer(server);
-      const since = q['since'];
-      return directory.publicRooms({ limit: parseLimit(q['limit'], 'M_INVALID_PARAM'), since: typeof since === 'string' && since !== '' ? since : undefined });
+      return directory.publicRooms({ limit: limitOf(limit), since: since !== undefined && since !== '' ? since : undefined });
     });
 
-    app.post(`${p}/publicRooms`, async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>) => {
+    app.post<{ Querystring: { server?: unknown } }>(`${p}/publicRooms`, { schema: { body: PUBLIC_ROOMS_BODY } }, async (req) => {
       await requireUser(ctx, req, { allowGuest: true });
-      const server = typeof req.query?.['server'] === 'string' ? (req.query['server'] as string) : undefined;
-      const body = jsonObjectBody(req);
-      const r: PublicRoomsRequest = { limit: parseLimit(body['limit'], 'M_BAD_JSON') };
-      const since = body['since'];
-      if (since !== undefined && since !== null) {
-        if (typeof since !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'since must be a string');
-        if (since !== '') r.since = since;
+      const server = typeof req.query?.server === 'string' ? req.query.server : undefined;
+      const body = jsonObjectBody(req) as PublicRoomsBody;
+      const r: PublicRoomsRequest = { limit: limitOf(body.limit) };
+      if (typeof body.since === 'string' && body.since !== '') r.since = body.since;
+      const term = body.filter?.generic_search_term;
+      if (typeof term === 'string') {
+        rejectNul(term, 'generic_search_term');
+        if (term.trim() !== '') r.search = term;
       }
-      const filter = body['filter'];
-      if (filter !== undefined && filter !== null) {
-        if (typeof filter !== 'object' || Array.isArray(filter)) throw new MatrixError(400, 'M_BAD_JSON', 'filter must be an object');
-        const f = filter as Record<string, unknown>;
-        const term = f['generic_search_term'];
-        if (term !== undefined && term !== null) {
-          if (typeof term !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'generic_search_term must be a string');
-          rejectNul(term, 'generic_search_term');
-          if (term.trim() !== '') r.search = term;
-        }
-        const types = f['room_types'];
-        if (types !== undefined && types !== null) {
-          if (!Array.isArray(types) || !types.every((t) => t === null || typeof t === 'string')) throw new MatrixError(400, 'M_BAD_JSON', 'room_types must be a list of strings and nulls');
-          rejectNul(types, 'room_types');
-          r.roomTypes = types as (string | null)[];
-        }
+      const types = body.filter?.room_types;
+      if (Array.isArray(types)) {
+        rejectNul(types, 'room_types');
+        r.roomTypes = types;
       }
-      const all = body['include_all_networks'];
-      if (all !== undefined && typeof all !== 'boolean') throw new MatrixError(400, 'M_BAD_JSON', 'include_all_networks must be a boolean');
-      const instance = body['third_party_instance_id'];
-      if (instance !== undefined && instance !== null) {
-        if (typeof instance !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'third_party_instance_id must be a string');
-        if (all === true) throw new MatrixError(400, 'M_INVALID_PARAM', "Can't use include_all_networks with an explicit network");
+      const instance = body.third_party_instance_id;
+      if (typeof instance === 'string') {
+        if (body.include_all_networks === true) throw new MatrixError(400, 'M_INVALID_PARAM', "Can't use include_all_networks with an explicit network");
         r.thirdPartyInstanceId = instance;
       }
       checkServer(server);

@@ -15,8 +15,25 @@ import { MatrixError } from '../../matrix-error.js';
 import { parseRoomAliasOrThrow } from '../../services/rooms/alias-syntax.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, reasonOf } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
+
+/** A membership change's optional `reason` (null is "not given", as Synapse). */
+export const REASON = { type: ['string', 'null'] };
+
+/** The body of join, leave and knock: an optional `reason`. */
+export const REASON_BODY = { type: 'object', properties: { reason: REASON } };
+
+/**
+ * The `reason` of a body its route schema has checked, for the member
+ * event's content; U+0000 is refused (the database could not hold it).
+ */
+export function memberReason(body: Record<string, unknown>): { reason?: string } {
+  const r = body['reason'] as string | null | undefined;
+  if (typeof r !== 'string') return {};
+  rejectNul(r, 'reason');
+  return { reason: r };
+}
 
 type Params = { Params: { roomIdOrAlias: string } };
 
@@ -39,19 +56,19 @@ export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   }
 
   for (const p of CLIENT_PREFIXES) {
-    app.post<Params>(`${p}/join/:roomIdOrAlias`, async (req) => {
+    app.post<Params>(`${p}/join/:roomIdOrAlias`, { schema: { body: REASON_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const body = jsonObjectBody(req, 'allowEmpty');
       const roomId = await resolveRoom(req.params.roomIdOrAlias);
-      await rooms.updateMembership(requester, roomId, requester.userId, 'join', reasonOf(body));
+      await rooms.updateMembership(requester, roomId, requester.userId, 'join', memberReason(body));
       return { room_id: roomId };
     });
 
-    app.post<Params>(`${p}/knock/:roomIdOrAlias`, async (req) => {
+    app.post<Params>(`${p}/knock/:roomIdOrAlias`, { schema: { body: REASON_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req);
       const roomId = await resolveRoom(req.params.roomIdOrAlias);
-      await rooms.updateMembership(requester, roomId, requester.userId, 'knock', reasonOf(body));
+      await rooms.updateMembership(requester, roomId, requester.userId, 'knock', memberReason(body));
       return { room_id: roomId };
     });
 

@@ -4,7 +4,6 @@
  * them, and `next_token` (a stream position) when more may follow.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { MatrixError } from '../../matrix-error.js';
 import { toClientEvent } from '../../services/rooms/client-event.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
@@ -13,22 +12,24 @@ import { CLIENT_PREFIXES } from './session-helpers.js';
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;
 
+/** `from` a stream position (empty: the start), `limit` a non-negative integer, `only` (`highlight` is the one value read). */
+const NOTIFICATIONS_QUERY = {
+  type: 'object',
+  properties: {
+    from: { type: 'string', pattern: '^([0-9]{1,15})?$' },
+    limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+    only: { type: 'string' },
+  },
+};
+
 export const notificationsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   for (const prefix of CLIENT_PREFIXES) {
-    app.get<{ Querystring: Record<string, unknown> }>(`${prefix}/notifications`, async (req) => {
+    app.get<{ Querystring: { from?: string; limit?: string; only?: string } }>(`${prefix}/notifications`, { schema: { querystring: NOTIFICATIONS_QUERY } }, async (req) => {
       const requester = await requireUser(ctx, req);
-      const q = req.query ?? {};
-      let from: number | undefined;
-      if (q['from'] !== undefined && q['from'] !== '') {
-        from = /^\d{1,15}$/.test(String(q['from'])) ? Number(q['from']) : NaN;
-        if (!Number.isSafeInteger(from)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Query parameter "from" contains unrecognised token');
-      }
-      let limit = DEFAULT_LIMIT;
-      if (q['limit'] !== undefined) {
-        if (!/^\d{1,9}$/.test(String(q['limit']))) throw new MatrixError(400, 'M_INVALID_PARAM', 'limit must be a non-negative integer');
-        limit = Math.min(Number(q['limit']), MAX_LIMIT);
-      }
-      const { notifications, nextToken } = await ctx.services.push.notifications(requester.userId, { from, limit, onlyHighlight: q['only'] === 'highlight' });
+      const q = req.query;
+      const from = q.from === undefined || q.from === '' ? undefined : Number(q.from);
+      const limit = q.limit === undefined ? DEFAULT_LIMIT : Math.min(Number(q.limit), MAX_LIMIT);
+      const { notifications, nextToken } = await ctx.services.push.notifications(requester.userId, { from, limit, onlyHighlight: q.only === 'highlight' });
       const now = Date.now();
       return {
         notifications: notifications.map((n) => {

@@ -17,12 +17,23 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { isValidUserId } from '../../core/auth/ids.js';
-import { badJson, forbidden, MatrixError } from '../../matrix-error.js';
+import { forbidden, MatrixError } from '../../matrix-error.js';
 import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
+
+/** PUT presence: `presence` (required) and `status_msg` (null: none), nothing else. */
+const PRESENCE_BODY = {
+  type: 'object',
+  required: ['presence'],
+  additionalProperties: false,
+  properties: {
+    presence: { type: 'string', enum: [...PRESENCE_STATES], errcode: 'M_INVALID_PARAM' },
+    status_msg: { type: ['string', 'null'], errcode: 'M_INVALID_PARAM' },
+  },
+};
 
 function checkUserId(userId: string): void {
   if (!isValidUserId(userId) || Buffer.byteLength(userId) > 255) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid user id');
@@ -44,24 +55,16 @@ export const presencePlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
       return presence.get(userId);
     });
 
-    app.put<{ Params: { userId: string } }>(path, async (req) => {
+    app.put<{ Params: { userId: string } }>(path, { schema: { body: PRESENCE_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const { userId } = req.params;
       checkUserId(userId);
       if (requester.userId !== userId) throw forbidden('Can only set your own presence state');
       ctx.services.rateLimiter.check(`presence:${requester.userId}`, rc, { user: requester.userId });
       const body = jsonObjectBody(req);
-      const state = body['presence'];
-      if (state === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing key 'presence'");
-      if (typeof state !== 'string' || !(PRESENCE_STATES as readonly string[]).includes(state)) {
-        throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid presence state');
-      }
-      const msg = body['status_msg'];
-      if (msg !== undefined && msg !== null && typeof msg !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'status_msg must be a string.');
-      if (typeof msg === 'string') rejectNul(msg, 'status_msg');
-      const unknown = Object.keys(body).filter((k) => k !== 'presence' && k !== 'status_msg');
-      if (unknown.length > 0) throw badJson(`Unable to parse state: unknown key '${unknown[0]}'`);
-      await ctx.services.presence?.set(userId, state as PresenceState, typeof msg === 'string' ? msg : null);
+      const msg = (body['status_msg'] as string | null | undefined) ?? null;
+      if (msg !== null) rejectNul(msg, 'status_msg');
+      await ctx.services.presence?.set(userId, body['presence'] as PresenceState, msg);
       return {};
     });
   }

@@ -19,8 +19,17 @@ import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
+/** As Synapse; Ajv's maxLength counts code points, as Synapse (Python) does. */
 const MAX_LENGTH: Record<ProfileField, number> = { displayname: 256, avatar_url: 1000 };
-const FIELD_NAME: Record<ProfileField, string> = { displayname: 'Displayname', avatar_url: 'Avatar URL' };
+
+/** PUT /profile/{userId}/{field}: the field (required), a string of at most its length in code points. */
+function fieldBody(field: ProfileField) {
+  return {
+    type: 'object',
+    required: [field],
+    properties: { [field]: { type: 'string', maxLength: MAX_LENGTH[field], errcode: 'M_INVALID_PARAM' } },
+  };
+}
 
 function checkUserId(userId: string): void {
   if (!isValidUserId(userId) || Buffer.byteLength(userId) > 255) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid user id');
@@ -61,18 +70,13 @@ export const profilePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         return { [field]: value };
       });
 
-      app.put<{ Params: { userId: string } }>(path, async (req) => {
+      app.put<{ Params: { userId: string } }>(path, { schema: { body: fieldBody(field) } }, async (req) => {
         const { userId } = req.params;
         checkUserId(userId);
         // The spec lets guests change their display name, and nothing else.
         const requester = await requireUser(ctx, req, { allowGuest: field === 'displayname' });
-        const body = jsonObjectBody(req);
-        if (!(field in body)) throw new MatrixError(400, 'M_MISSING_PARAM', `Missing key '${field}'`);
-        const raw = body[field];
-        if (typeof raw !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', `'${field}' must be a string`);
+        const raw = jsonObjectBody(req)[field] as string;
         rejectNul(raw, field);
-        // Counted in code points, as Synapse (Python) counts.
-        if ([...raw].length > MAX_LENGTH[field]) throw new MatrixError(400, 'M_INVALID_PARAM', `${FIELD_NAME[field]} is too long (max ${MAX_LENGTH[field]})`);
         const value = field === 'displayname' ? raw.trim() : raw;
         await profiles.set(requester, userId, field, value === '' ? null : value);
         return {};

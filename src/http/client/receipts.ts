@@ -27,33 +27,39 @@ function checkIds(roomId: string, eventId: string): void {
   }
 }
 
+/** A receipt's body: an optional `thread_id`, `main` or a thread root's event id. */
+const RECEIPT_BODY = {
+  type: 'object',
+  properties: { thread_id: { type: 'string', minLength: 1, errcode: 'M_INVALID_PARAM' } },
+};
+
+/** The read markers: each receipt type an optional event id (null is "not given"). */
+const READ_MARKERS_BODY = {
+  type: 'object',
+  properties: Object.fromEntries(RECEIPT_TYPES.map((t) => [t, { type: ['string', 'null'], errcode: 'M_INVALID_PARAM' }])),
+};
+
 export const receiptsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const receipts = ctx.services.receipts;
   for (const prefix of CLIENT_PREFIXES) {
-    app.post<{ Params: { roomId: string; receiptType: string; eventId: string } }>(`${prefix}/rooms/:roomId/receipt/:receiptType/:eventId`, async (req) => {
+    app.post<{ Params: { roomId: string; receiptType: string; eventId: string } }>(`${prefix}/rooms/:roomId/receipt/:receiptType/:eventId`, { schema: { body: RECEIPT_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const { roomId, receiptType, eventId } = req.params;
       checkIds(roomId, eventId);
       if (!isReceiptType(receiptType)) throw invalid(`Receipt type must be one of ${RECEIPT_TYPES.join(', ')}`);
-      const body = jsonObjectBody(req);
-      let threadId: string | undefined;
-      if (body['thread_id'] !== undefined) {
-        const t = body['thread_id'];
-        if (typeof t !== 'string' || t === '' || t.includes('\u0000')) throw invalid('thread_id field must be a non-empty string');
-        threadId = t;
-      }
+      const threadId = jsonObjectBody(req)['thread_id'] as string | undefined;
+      if (threadId?.includes('\u0000')) throw invalid('thread_id field must be a non-empty string');
       await receipts.receipt(requester.userId, roomId, receiptType, eventId, threadId);
       return {};
     });
 
-    app.post<{ Params: { roomId: string } }>(`${prefix}/rooms/:roomId/read_markers`, async (req) => {
+    app.post<{ Params: { roomId: string } }>(`${prefix}/rooms/:roomId/read_markers`, { schema: { body: READ_MARKERS_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const body = jsonObjectBody(req);
       const markers: Partial<Record<ReceiptType, string>> = {};
       for (const t of RECEIPT_TYPES) {
-        const v = body[t];
+        const v = body[t] as string | null | undefined;
         if (v === undefined || v === null) continue;
-        if (typeof v !== 'string') throw invalid(`${t} must be an event ID`);
         checkIds(req.params.roomId, v);
         markers[t] = v;
       }

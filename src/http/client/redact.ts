@@ -14,6 +14,8 @@ import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 
+/** The redaction's content: an optional `reason` (null is "not given"); other keys go into the event as sent. */
+const REDACT_BODY = { type: 'object', properties: { reason: { type: ['string', 'null'] } } };
 
 export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;
@@ -21,7 +23,6 @@ export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
   const redact = async (req: FastifyRequest<{ Params: { roomId: string; eventId: string; txnId?: string } }>) => {
     const requester = await requireUser(ctx, req);
     const content = jsonObjectBody(req) as JsonObject;
-    if (content['reason'] !== undefined && content['reason'] !== null && typeof content['reason'] !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'reason must be a string');
     const { roomId, eventId, txnId } = req.params;
     if (!eventId.startsWith('$')) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid event id');
     const txn = txnId === undefined ? undefined : { scope: txnScope.redact(roomId, eventId), id: txnId };
@@ -30,8 +31,8 @@ export const redactPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx
   };
 
   for (const p of CLIENT_PREFIXES) {
-    app.put(`${p}/rooms/:roomId/redact/:eventId/:txnId`, redact);
+    app.put(`${p}/rooms/:roomId/redact/:eventId/:txnId`, { schema: { body: REDACT_BODY } }, redact);
     // Synapse also takes a POST without a transaction id (pre-r0 clients).
-    app.post(`${p}/rooms/:roomId/redact/:eventId`, redact);
+    app.post(`${p}/rooms/:roomId/redact/:eventId`, { schema: { body: REDACT_BODY } }, redact);
   }
 };

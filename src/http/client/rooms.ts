@@ -12,8 +12,8 @@ import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { type EmptyBody, jsonObjectBody } from '../json-body.js';
 import { isJsonObject } from '../../core/json-values.js';
-import { CLIENT_PREFIXES, reasonOf } from './session-helpers.js';
-
+import { CLIENT_PREFIXES } from './session-helpers.js';
+import { memberReason, REASON, REASON_BODY } from './membership.js';
 
 /** The body as a JSON object; the membership routes take no body (or `null`) as `{}`, as Synapse. */
 function bodyObject(req: FastifyRequest, empty: EmptyBody = 'required'): JsonObject {
@@ -22,26 +22,39 @@ function bodyObject(req: FastifyRequest, empty: EmptyBody = 'required'): JsonObj
 
 const USER_ID = /^@[^:]+:.+$/;
 
+/** The spec's top-level /createRoom fields; what is inside the state events is checked as they are built. */
+const CREATE_ROOM_BODY = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    topic: { type: 'string' },
+    room_alias_name: { type: 'string' },
+    room_version: { type: 'string' },
+    visibility: { type: 'string', enum: ['public', 'private'] },
+    preset: { type: 'string', enum: ['private_chat', 'trusted_private_chat', 'public_chat'], errcode: 'M_INVALID_PARAM' },
+    invite: { type: 'array', items: { type: 'string', errcode: 'M_INVALID_PARAM' }, errcode: 'M_INVALID_PARAM' },
+    is_direct: { type: 'boolean' },
+    initial_state: { type: 'array', items: { type: 'object' } },
+    creation_content: { type: 'object' },
+    power_level_content_override: { type: 'object' },
+  },
+};
+
+/** The body of invite, kick, ban and unban: the target (required) and an optional `reason`. */
+const TARGET_BODY = {
+  type: 'object',
+  required: ['user_id'],
+  properties: { user_id: { type: 'string', errcode: 'M_INVALID_PARAM' }, reason: REASON },
+};
+
+/** What the schema cannot say: user id grammar, and the shape of each initial state event. */
 function validateCreateRoom(b: JsonObject): CreateRoomRequest {
-  const bad = (msg: string) => new MatrixError(400, 'M_BAD_JSON', msg);
-  const str = (k: string) => {
-    if (b[k] !== undefined && typeof b[k] !== 'string') throw bad(`${k} must be a string`);
-  };
-  ['name', 'topic', 'room_alias_name', 'room_version'].forEach(str);
-  if (b.visibility !== undefined && b.visibility !== 'public' && b.visibility !== 'private') throw bad('visibility must be "public" or "private"');
-  if (b.preset !== undefined && !['private_chat', 'trusted_private_chat', 'public_chat'].includes(b.preset as string)) {
-    throw new MatrixError(400, 'M_INVALID_PARAM', 'Unknown preset');
-  }
-  if (b.invite !== undefined && (!Array.isArray(b.invite) || !b.invite.every((u) => typeof u === 'string' && USER_ID.test(u)))) {
+  if (Array.isArray(b.invite) && !b.invite.every((u) => USER_ID.test(u as string))) {
     throw new MatrixError(400, 'M_INVALID_PARAM', 'invite must be a list of user ids');
   }
-  for (const k of ['creation_content', 'power_level_content_override']) if (b[k] !== undefined && !isJsonObject<JsonObject>(b[k])) throw bad(`${k} must be an object`);
-  if (b.initial_state !== undefined) {
-    if (!Array.isArray(b.initial_state) || !b.initial_state.every((s) => isJsonObject<JsonObject>(s) && typeof s['type'] === 'string' && isJsonObject(s['content']) && (s['state_key'] === undefined || typeof s['state_key'] === 'string'))) {
-      throw bad('initial_state must be a list of {type, state_key, content}');
-    }
+  if (Array.isArray(b.initial_state) && !(b.initial_state as JsonObject[]).every((s) => typeof s['type'] === 'string' && isJsonObject(s['content']) && (s['state_key'] === undefined || typeof s['state_key'] === 'string'))) {
+    throw new MatrixError(400, 'M_BAD_JSON', 'initial_state must be a list of {type, state_key, content}');
   }
-  if (b.is_direct !== undefined && typeof b.is_direct !== 'boolean') throw bad('is_direct must be a boolean');
   return b as unknown as CreateRoomRequest;
 }
 
@@ -54,7 +67,7 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
   };
 
   for (const p of CLIENT_PREFIXES) {
-    app.post(`${p}/createRoom`, async (req) => {
+    app.post(`${p}/createRoom`, { schema: { body: CREATE_ROOM_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const { roomId } = await rooms.createRoom(requester, validateCreateRoom(bodyObject(req)));
       return { room_id: roomId };
@@ -100,27 +113,27 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
       return { joined_rooms: await rooms.joinedRooms(requester.userId) };
     });
 
-    app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/join`, async (req) => {
+    app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/join`, { schema: { body: REASON_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'join', reasonOf(bodyObject(req, 'allowEmpty')));
+      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'join', memberReason(bodyObject(req, 'allowEmpty')));
       return { room_id: req.params.roomId };
     });
 
-    app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/leave`, async (req) => {
+    app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/leave`, { schema: { body: REASON_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const b = bodyObject(req, 'allowEmpty');
-      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'leave', reasonOf(b));
+      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'leave', memberReason(b));
       return {};
     });
 
     for (const action of ['invite', 'kick', 'ban', 'unban'] as const) {
-      app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/${action}`, async (req) => {
+      app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/${action}`, { schema: { body: TARGET_BODY } }, async (req) => {
         const requester = await requireUser(ctx, req);
         const b = bodyObject(req, 'allowEmpty');
-        if (!('user_id' in b)) throw new MatrixError(400, 'M_MISSING_PARAM', "Missing params: ['user_id']");
-        if (typeof b.user_id !== 'string' || !USER_ID.test(b.user_id)) throw new MatrixError(400, 'M_INVALID_PARAM', 'user_id must be a user id');
+        const target = b.user_id as string;
+        if (!USER_ID.test(target)) throw new MatrixError(400, 'M_INVALID_PARAM', 'user_id must be a user id');
         // Synapse's checks (unban only the banned, kick only members, ...) come before the auth rules.
-        await rooms.updateMembership(requester, req.params.roomId, b.user_id, action, reasonOf(b));
+        await rooms.updateMembership(requester, req.params.roomId, target, action, memberReason(b));
         return {};
       });
     }

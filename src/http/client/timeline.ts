@@ -41,28 +41,57 @@ export function queryEnum<T extends string>(req: FastifyRequest, name: string, a
   return raw as T;
 }
 
+/** A non-negative integer in a query string, as Synapse's parse_integer reads it (spaces around it allowed). */
+export const QUERY_COUNT = { type: 'string', pattern: '^\\s*[0-9]{1,15}\\s*$' };
+
+/** A `limit` the schema let through, as a number. */
+export const countOf = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+
+/** GET /messages: `dir` (b or f; the spec requires it, Synapse reads a missing one as forwards), tokens, `limit`, a filter. */
+const MESSAGES_QUERY = {
+  type: 'object',
+  properties: {
+    dir: { type: 'string', enum: ['b', 'f'] },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    limit: QUERY_COUNT,
+    filter: { type: 'string' },
+  },
+};
+
+/** GET /context: `limit` and a filter. */
+const CONTEXT_QUERY = { type: 'object', properties: { limit: QUERY_COUNT, filter: { type: 'string' } } };
+
+interface MessagesQuery {
+  dir?: 'b' | 'f';
+  from?: string;
+  to?: string;
+  limit?: string;
+  filter?: string;
+}
+
 export const timelinePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { timeline } = ctx.services;
 
   for (const p of CLIENT_PREFIXES) {
-    app.get<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/messages`, async (req) => {
+    app.get<{ Params: { roomId: string }; Querystring: MessagesQuery }>(`${p}/rooms/:roomId/messages`, { schema: { querystring: MESSAGES_QUERY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      // The spec makes `dir` required; Synapse reads a missing one as forwards.
-      const dir = queryEnum(req, 'dir', ['b', 'f'] as const, 'f') as 'b' | 'f';
+      const q = req.query;
       return timeline.messages(requester.userId, req.params.roomId, {
-        dir,
-        from: queryString(req, 'from') || undefined,
-        to: queryString(req, 'to') || undefined,
-        limit: queryInteger(req, 'limit'),
-        filter: parseRoomEventFilterParam(queryString(req, 'filter')),
+        dir: q.dir ?? 'f',
+        from: q.from || undefined,
+        to: q.to || undefined,
+        limit: countOf(q.limit),
+        filter: parseRoomEventFilterParam(q.filter),
         deviceId: requester.deviceId,
       });
     });
 
-    app.get<{ Params: { roomId: string; eventId: string } }>(`${p}/rooms/:roomId/context/:eventId`, async (req) => {
+    type ContextRoute = { Params: { roomId: string; eventId: string }; Querystring: { limit?: string; filter?: string } };
+    app.get<ContextRoute>(`${p}/rooms/:roomId/context/:eventId`, { schema: { querystring: CONTEXT_QUERY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const limit = queryInteger(req, 'limit') ?? 10;
-      const filter = parseRoomEventFilterParam(queryString(req, 'filter'));
+      const limit = countOf(req.query.limit) ?? 10;
+      const filter = parseRoomEventFilterParam(req.query.filter);
       return timeline.context(requester.userId, req.params.roomId, req.params.eventId, limit, filter, requester.deviceId);
     });
 

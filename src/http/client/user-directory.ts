@@ -18,7 +18,6 @@
  *   and avatar first.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { MatrixError } from '../../matrix-error.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
@@ -26,21 +25,29 @@ import { jsonObjectBody } from '../json-body.js';
 
 const MAX_LIMIT = 50;
 
+/** The search: `search_term` (required) and `limit` (null: the default); Synapse answers a wrong type M_INVALID_PARAM. */
+const SEARCH_BODY = {
+  type: 'object',
+  required: ['search_term'],
+  properties: {
+    search_term: { type: 'string', errcode: 'M_INVALID_PARAM' },
+    limit: { type: ['integer', 'null'], errcode: 'M_INVALID_PARAM' },
+  },
+};
+
 export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { userDirectory } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
-    app.post(`${prefix}/user_directory/search`, async (req) => {
+    app.post(`${prefix}/user_directory/search`, { schema: { body: SEARCH_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
-      if (!userDirectory.admit(requester.userId)) return { limited: false, results: [] };
+      const admitted = userDirectory.admit(requester.userId);
+      // Read even when the directory is off: a route schema's failure must be answered.
       const body = jsonObjectBody(req);
-      const term = body['search_term'];
-      if (term === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', '`search_term` is required field');
-      if (typeof term !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', '`search_term` must be a string');
+      if (!admitted) return { limited: false, results: [] };
+      const term = body['search_term'] as string;
       rejectNul(term, 'search_term');
-      const rawLimit = body['limit'] ?? 10;
-      if (typeof rawLimit !== 'number' || !Number.isInteger(rawLimit)) throw new MatrixError(400, 'M_INVALID_PARAM', '`limit` must be an integer');
-      const limit = Math.max(0, Math.min(rawLimit, MAX_LIMIT));
+      const limit = Math.max(0, Math.min((body['limit'] as number | null | undefined) ?? 10, MAX_LIMIT));
 
       const { limited, rows } = await userDirectory.search(requester.userId, term, limit);
       return {
