@@ -109,6 +109,8 @@ export function crossSigningPublicKey(key: Json): string | undefined {
 }
 
 // ---------------------------------------------------------------- parsing
+// The routes' schemas have checked the top level of each body (which maps
+// are objects, which are required); these check what is inside.
 
 export interface UploadRequest {
   deviceKeys?: Json;
