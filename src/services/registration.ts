@@ -292,13 +292,13 @@ export class RegistrationService {
     if (req.kind === 'guest') return this.registerGuest(body, req.ip);
     if (req.kind !== 'user') throw new MatrixError(400, 'M_UNRECOGNIZED', `Do not understand membership kind: ${req.kind}`);
 
-    const refreshRequested = body['refresh_token'] ?? false;
-    if (typeof refreshRequested !== 'boolean') throw invalidParam('`refresh_token` should be true or false.');
+    // The route's schema has checked the fields' types.
+    const refreshRequested = (body['refresh_token'] as boolean | undefined) ?? false;
 
     let username: string | undefined;
     if ('username' in body) {
-      const u = body['username'];
-      if (typeof u !== 'string' || u.length > 512) throw new MatrixError(400, 'M_INVALID_USERNAME', 'Invalid username');
+      const u = body['username'] as string;
+      if (u.length > 512) throw new MatrixError(400, 'M_INVALID_USERNAME', 'Invalid username');
       username = u.toLowerCase();
     }
 
@@ -316,8 +316,8 @@ export class RegistrationService {
 
     let password: string | undefined;
     if (body['password'] !== undefined && body['password'] !== null) {
-      const p = body['password'];
-      if (typeof p !== 'string' || p.length > 512) throw invalidParam('Invalid password');
+      const p = body['password'] as string;
+      if (p.length > 512) throw invalidParam('Invalid password');
       checkPasswordPolicy(config.password_config.policy, p);
       password = p;
     }
@@ -384,14 +384,12 @@ export class RegistrationService {
     return out;
   }
 
-  /** Checks the device parameters of a registration. */
+  /** Checks the device parameters of a registration (their types are the route schema's, on the request that gave them). */
   private deviceFields(params: Json): Json {
-    const deviceId = params['device_id'];
-    if (deviceId !== undefined && deviceId !== null && (typeof deviceId !== 'string' || deviceId === '' || deviceId.length > 512)) {
+    const deviceId = params['device_id'] as string | null | undefined;
+    if (deviceId !== undefined && deviceId !== null && (deviceId === '' || deviceId.length > 512)) {
       throw invalidParam('device_id must be a non-empty string');
     }
-    const name = params['initial_device_display_name'];
-    if (name !== undefined && name !== null && typeof name !== 'string') throw invalidParam('initial_device_display_name must be a string');
     return params;
   }
 

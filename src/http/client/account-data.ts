@@ -13,6 +13,9 @@ import { containsNul } from '../../core/json-values.js';
 import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
+/** Account data content: any JSON object. */
+const CONTENT_BODY = { type: 'object' };
+
 const SERVER_MANAGED: Record<string, string> = {
   'm.fully_read': 'Cannot set m.fully_read through this API. Use /rooms/!roomId:server.name/read_markers',
   'm.push_rules': 'Cannot set m.push_rules through this API. Use /pushrules',
@@ -61,7 +64,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
     type Global = { Params: { userId: string; type: string } };
     type Room = { Params: { userId: string; roomId: string; type: string } };
 
-    app.put<Global>(`${prefix}/user/:userId/account_data/:type`, async (req) => {
+    app.put<Global>(`${prefix}/user/:userId/account_data/:type`, { schema: { body: CONTENT_BODY } }, async (req) => {
       const { userId, type } = req.params;
       await owner(req, userId, 'add');
       checkType(type);
@@ -80,7 +83,7 @@ export const accountDataPlugin: FastifyPluginAsync<PluginOptions> = async (app, 
       return content;
     });
 
-    app.put<Room>(`${prefix}/user/:userId/rooms/:roomId/account_data/:type`, async (req) => {
+    app.put<Room>(`${prefix}/user/:userId/rooms/:roomId/account_data/:type`, { schema: { body: CONTENT_BODY } }, async (req) => {
       const { userId, roomId, type } = req.params;
       await owner(req, userId, 'add');
       checkRoom(roomId);

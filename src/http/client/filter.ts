@@ -11,11 +11,14 @@ import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
+/** The filter is a JSON object; its fields are checked deeply by the filters service. */
+const FILTER_BODY = { type: 'object' };
+
 export const filterPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { filters } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
-    app.post<{ Params: { userId: string } }>(`${prefix}/user/:userId/filter`, async (req) => {
+    app.post<{ Params: { userId: string } }>(`${prefix}/user/:userId/filter`, { schema: { body: FILTER_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       if (req.params.userId !== requester.userId) throw forbidden('Cannot create filters for other users');
       const body = jsonObjectBody(req);

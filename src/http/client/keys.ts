@@ -14,6 +14,21 @@ import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, reauthenticate } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
+/**
+ * The top level of the spec's /keys bodies (the service checks what is
+ * inside): objects where the spec has them, null taken as not given on
+ * upload, `timeout` an integer (ignored: nothing here waits on other
+ * servers). Wrong types are M_BAD_JSON, a missing map M_MISSING_PARAM.
+ */
+const KEY_MAP = { type: 'object', nullable: true };
+const UPLOAD_BODY = {
+  type: 'object',
+  properties: { device_keys: KEY_MAP, one_time_keys: KEY_MAP, fallback_keys: KEY_MAP, 'org.matrix.msc2732.fallback_keys': KEY_MAP },
+};
+const TIMEOUT = { type: 'integer', nullable: true };
+const QUERY_BODY = { type: 'object', required: ['device_keys'], properties: { device_keys: { type: 'object' }, timeout: TIMEOUT } };
+const CLAIM_BODY = { type: 'object', required: ['one_time_keys'], properties: { one_time_keys: { type: 'object' }, timeout: TIMEOUT } };
+
 function queryParam(req: FastifyRequest, name: string): string | undefined {
   const v = (req.query as Record<string, unknown> | undefined)?.[name];
   if (v === undefined) return undefined;
@@ -25,19 +40,19 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
   const { deviceKeys: keys, crossSigning, deviceLists } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
-    app.post(`${prefix}/keys/upload`, async (req) => {
+    app.post(`${prefix}/keys/upload`, { schema: { body: UPLOAD_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const deviceId = KeysService.deviceOf(requester);
       const upload = parseUpload(jsonObjectBody(req), requester, deviceId);
       return { one_time_key_counts: await keys.upload(requester, upload) };
     });
 
-    app.post(`${prefix}/keys/query`, async (req) => {
+    app.post(`${prefix}/keys/query`, { schema: { body: QUERY_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       return keys.query(requester, parseQuery(jsonObjectBody(req)));
     });
 
-    app.post(`${prefix}/keys/claim`, async (req) => {
+    app.post(`${prefix}/keys/claim`, { schema: { body: CLAIM_BODY } }, async (req) => {
       await requireUser(ctx, req, { allowGuest: true });
       return keys.claim(parseClaim(jsonObjectBody(req)));
     });

@@ -10,8 +10,43 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { forbidden, MatrixError } from '../../matrix-error.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, optionalString, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
+
+/**
+ * The spec's POST /login body, with Synapse's codes: a missing `type` is
+ * M_MISSING_PARAM, a field of the wrong type M_INVALID_PARAM. `device_id`
+ * and `initial_device_display_name` may be null (not given). The password is
+ * required only for m.login.password, checked in the handler.
+ */
+const LOGIN_BODY = {
+  type: 'object',
+  required: ['type'],
+  properties: {
+    type: { type: 'string', errcode: 'M_INVALID_PARAM' },
+    identifier: { type: 'object', errcode: 'M_INVALID_PARAM' },
+    password: { type: 'string', errcode: 'M_INVALID_PARAM' },
+    token: { type: 'string', errcode: 'M_INVALID_PARAM' },
+    device_id: { type: 'string', nullable: true, errcode: 'M_INVALID_PARAM' },
+    initial_device_display_name: { type: 'string', nullable: true, errcode: 'M_INVALID_PARAM' },
+    refresh_token: { type: 'boolean', errcode: 'M_INVALID_PARAM' },
+  },
+};
+
+interface LoginBody {
+  type: string;
+  password?: string;
+  device_id?: string | null;
+  initial_device_display_name?: string | null;
+  refresh_token?: boolean;
+}
+
+/** POST /refresh: the refresh token (required, a string). */
+const REFRESH_BODY = {
+  type: 'object',
+  required: ['refresh_token'],
+  properties: { refresh_token: { type: 'string', errcode: 'M_INVALID_PARAM' } },
+};
 
 /** Synapse's limits on what a client may send at login. */
 const MAX_DEVICE_ID_LENGTH = 512;
@@ -35,28 +70,28 @@ export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   for (const prefix of CLIENT_PREFIXES) {
     app.get(`${prefix}/login`, async () => ({ flows }));
 
-    app.post(`${prefix}/login`, async (req) => {
-      const body = jsonObjectBody(req);
-      const refresh = body['refresh_token'] ?? false;
-      if (typeof refresh !== 'boolean') throw new MatrixError(400, 'M_INVALID_PARAM', '`refresh_token` should be true or false.');
+    app.post(`${prefix}/login`, { schema: { body: LOGIN_BODY } }, async (req) => {
+      const raw = jsonObjectBody(req);
+      const body = raw as unknown as LoginBody;
+      const refresh = body.refresh_token ?? false;
 
       rateLimiter.check(`login-address:${req.ip}`, config.rc_login.address);
 
-      const type = body['type'];
-      if (type === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing JSON keys: type');
-      if (typeof type !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Bad parameter: type');
+      const type = body.type;
       if (type !== 'm.login.password') throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}`);
       if (!passwordLogin) throw new MatrixError(400, 'M_UNKNOWN', 'Password login has been disabled.');
-      const password = body['password'];
-      if (typeof password !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Bad parameter: password');
-      const deviceId = optionalString(body, 'device_id');
+      const password = body.password;
+      if (password === undefined) throw new MatrixError(400, 'M_INVALID_PARAM', 'Bad parameter: password');
+      const deviceId = body.device_id ?? undefined;
+      rejectNul(deviceId, 'device_id');
       if (deviceId !== undefined && deviceId.length > MAX_DEVICE_ID_LENGTH) {
         throw new MatrixError(400, 'M_INVALID_PARAM', `device_id cannot be longer than ${MAX_DEVICE_ID_LENGTH} characters.`);
       }
-      const displayName = optionalString(body, 'initial_device_display_name');
+      const displayName = body.initial_device_display_name ?? undefined;
+      rejectNul(displayName, 'initial_device_display_name');
       checkDeviceDisplayName(displayName);
 
-      const userId = accounts.userIdFromIdentifier(body);
+      const userId = accounts.userIdFromIdentifier(raw);
       rejectNul(userId, 'user');
       const failedKey = `login-failed:${userId}`;
       rateLimiter.check(failedKey, config.rc_login.failed_attempts, { update: false });
@@ -92,11 +127,8 @@ export const loginFlowsPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
       };
     });
 
-    app.post(`${prefix}/refresh`, async (req) => {
-      const body = jsonObjectBody(req);
-      const token = body['refresh_token'];
-      if (token === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: refresh_token');
-      if (typeof token !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid param: refresh_token');
+    app.post(`${prefix}/refresh`, { schema: { body: REFRESH_BODY } }, async (req) => {
+      const token = (jsonObjectBody(req) as { refresh_token: string }).refresh_token;
       // The spec: the old refresh token stays valid until the new access or refresh token is used.
       return auth.refresh(token);
     });

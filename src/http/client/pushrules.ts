@@ -8,7 +8,7 @@
  * M_NOT_FOUND; malformed rules 400 M_INVALID_PARAM (M_MISSING_PARAM when a
  * required key is absent).
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { JsonObject } from '../../core/pdu.js';
 import { MatrixError } from '../../matrix-error.js';
 import { isRuleKind, type RuleKind } from '../../services/push/rules.js';
@@ -18,18 +18,36 @@ import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
-type RuleParams = { Params: { kind: string; ruleId: string }; Querystring: Record<string, unknown> };
+type RuleParams = { Params: { kind: string; ruleId: string }; Querystring: { before?: string; after?: string } };
+
+/** PUT a rule: `before` and `after` name another rule, each given once. */
+const RULE_QUERY = { type: 'object', properties: { before: { type: 'string' }, after: { type: 'string' } } };
+
+/**
+ * PUT .../enabled: `{enabled}` (required, a boolean; M_INVALID_PARAM as
+ * Synapse), or a bare `true`/`false`, which Synapse also takes from older
+ * clients.
+ */
+const ENABLED_BODY = {
+  if: { type: 'object' },
+  then: { type: 'object', required: ['enabled'], properties: { enabled: { type: 'boolean', errcode: 'M_INVALID_PARAM' } } },
+};
+
+/** PUT .../actions: `{actions}` (required, a list; the service checks each action). */
+const ACTIONS_BODY = {
+  type: 'object',
+  required: ['actions'],
+  properties: { actions: { type: 'array', errcode: 'M_INVALID_PARAM' } },
+};
 
 function kindOf(kind: string): RuleKind {
   if (!isRuleKind(kind)) throw new MatrixError(400, 'M_INVALID_PARAM', `Unknown push rule kind: ${kind}`);
   return kind;
 }
 
-function queryString(req: FastifyRequest<RuleParams>, key: string): string | undefined {
-  const v = req.query?.[key];
-  if (v === undefined || v === '') return undefined;
-  if (typeof v !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', `${key} must be given once`);
-  return v;
+/** A `before`/`after` parameter; empty is not given. */
+function neighbour(v: string | undefined): string | undefined {
+  return v === '' ? undefined : v;
 }
 
 export const pushRulesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
@@ -58,15 +76,13 @@ export const pushRulesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
       return push.getRule(requester.userId, kindOf(req.params.kind), req.params.ruleId);
     });
 
-    app.put<RuleParams>(`${base}/global/:kind/:ruleId`, async (req) => {
+    app.put<RuleParams>(`${base}/global/:kind/:ruleId`, { schema: { querystring: RULE_QUERY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const kind = kindOf(req.params.kind);
       const { ruleId } = req.params;
       checkNewRuleId(ruleId);
       const rule = checkRuleBody(kind, jsonObjectBody(req) as JsonObject);
-      const before = queryString(req, 'before');
-      const after = queryString(req, 'after');
-      await push.putRule(requester.userId, kind, ruleId, rule, { before, after });
+      await push.putRule(requester.userId, kind, ruleId, rule, { before: neighbour(req.query.before), after: neighbour(req.query.after) });
       return {};
     });
 
@@ -82,13 +98,10 @@ export const pushRulesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
       return { enabled: rule.enabled };
     });
 
-    app.put<RuleParams>(`${base}/global/:kind/:ruleId/enabled`, async (req) => {
+    app.put<RuleParams>(`${base}/global/:kind/:ruleId/enabled`, { schema: { body: ENABLED_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const kind = kindOf(req.params.kind);
-      // Synapse also takes a bare `true` / `false` as the body (older clients send one).
-      const enabled = typeof req.body === 'boolean' ? req.body : jsonObjectBody(req)['enabled'];
-      if (enabled === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing enabled');
-      if (typeof enabled !== 'boolean') throw new MatrixError(400, 'M_INVALID_PARAM', "Value for 'enabled' must be boolean");
+      const enabled = typeof req.body === 'boolean' ? req.body : (jsonObjectBody(req) as { enabled: boolean }).enabled;
       await push.setEnabled(requester.userId, kind, req.params.ruleId, enabled);
       return {};
     });
@@ -99,11 +112,10 @@ export const pushRulesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
       return { actions: rule.actions };
     });
 
-    app.put<RuleParams>(`${base}/global/:kind/:ruleId/actions`, async (req) => {
+    app.put<RuleParams>(`${base}/global/:kind/:ruleId/actions`, { schema: { body: ACTIONS_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const kind = kindOf(req.params.kind);
       const body = jsonObjectBody(req);
-      if (body['actions'] === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing actions');
       await push.setActions(requester.userId, kind, req.params.ruleId, checkActions(body['actions']));
       return {};
     });

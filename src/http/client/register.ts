@@ -9,6 +9,35 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { accessTokenOf } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
+import { raiseSchemaError } from '../request-schema.js';
+
+/**
+ * The spec's POST /register fields, with Synapse's codes: a username that is
+ * not a string is M_INVALID_USERNAME, any other field of the wrong type
+ * M_INVALID_PARAM; null counts as not given where Synapse takes it so.
+ * Lengths, the password policy and the username's grammar stay in the
+ * service.
+ */
+const REGISTER_BODY = {
+  type: 'object',
+  properties: {
+    username: { type: 'string', errcode: 'M_INVALID_USERNAME' },
+    password: { type: 'string', nullable: true, errcode: 'M_INVALID_PARAM' },
+    device_id: { type: 'string', nullable: true, errcode: 'M_INVALID_PARAM' },
+    initial_device_display_name: { type: 'string', nullable: true, errcode: 'M_INVALID_PARAM' },
+    inhibit_login: { type: 'boolean', errcode: 'M_INVALID_PARAM' },
+    refresh_token: { type: 'boolean', errcode: 'M_INVALID_PARAM' },
+  },
+};
+
+/**
+ * A query parameter of these GET routes: a string, or the same repeated
+ * (Synapse reads the first). Its absence is the service's to answer, after
+ * the checks Synapse makes first (registration open, the rate limit).
+ */
+const QUERY_STRING = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] };
+const AVAILABLE_QUERY = { type: 'object', properties: { username: QUERY_STRING } };
+const TOKEN_VALIDITY_QUERY = { type: 'object', properties: { token: QUERY_STRING } };
 
 /** The first value of a query parameter (a repeated one gives an array). */
 function queryParam(req: FastifyRequest, name: string): string | undefined {
@@ -19,7 +48,7 @@ function queryParam(req: FastifyRequest, name: string): string | undefined {
 export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { registration } = ctx.services;
   for (const v of ['r0', 'v3']) {
-    app.post(`/_matrix/client/${v}/register`, async (req) =>
+    app.post(`/_matrix/client/${v}/register`, { schema: { body: REGISTER_BODY } }, async (req) =>
       registration.register({
         body: jsonObjectBody(req),
         kind: queryParam(req, 'kind') ?? 'user',
@@ -29,9 +58,13 @@ export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
         hasAccessToken: accessTokenOf(req) !== undefined,
       }),
     );
-    app.get(`/_matrix/client/${v}/register/available`, async (req) => registration.usernameAvailable(queryParam(req, 'username')));
+    app.get(`/_matrix/client/${v}/register/available`, { schema: { querystring: AVAILABLE_QUERY } }, async (req) => {
+      raiseSchemaError(req);
+      return registration.usernameAvailable(queryParam(req, 'username'));
+    });
   }
-  app.get('/_matrix/client/v1/register/m.login.registration_token/validity', async (req) =>
-    registration.tokenValidity(queryParam(req, 'token'), req.ip),
-  );
+  app.get('/_matrix/client/v1/register/m.login.registration_token/validity', { schema: { querystring: TOKEN_VALIDITY_QUERY } }, async (req) => {
+    raiseSchemaError(req);
+    return registration.tokenValidity(queryParam(req, 'token'), req.ip);
+  });
 };

@@ -13,6 +13,13 @@ import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
+/** A version body (POST and PUT /room_keys/version): `algorithm` and `auth_data`, both required. */
+const VERSION_BODY = {
+  type: 'object',
+  required: ['algorithm', 'auth_data'],
+  properties: { algorithm: { type: 'string', minLength: 1 }, auth_data: { type: 'object' } },
+};
+
 type KeysRequest = FastifyRequest<{ Params: { roomId?: string; sessionId?: string }; Querystring: { version?: unknown } }>;
 
 function versionParam(req: KeysRequest): string | undefined {
@@ -30,7 +37,7 @@ export const roomKeysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
   const { roomKeys } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
-    app.post(`${prefix}/room_keys/version`, async (req) => {
+    app.post(`${prefix}/room_keys/version`, { schema: { body: VERSION_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       return { version: await roomKeys.createVersion(requester.userId, jsonObjectBody(req)) };
     });
@@ -46,7 +53,7 @@ export const roomKeysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
       return roomKeys.versionInfo(requester.userId, req.params.version);
     });
 
-    app.put<Version>(`${prefix}/room_keys/version/:version`, async (req) => {
+    app.put<Version>(`${prefix}/room_keys/version/:version`, { schema: { body: VERSION_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       await roomKeys.updateVersion(requester.userId, req.params.version, jsonObjectBody(req));
       return {};

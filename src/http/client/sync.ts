@@ -7,26 +7,43 @@
  * `set_presence` (online, unavailable, offline). A long-poll ends early when
  * the client goes away.
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
 import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 
-function param(req: FastifyRequest, name: string): string | undefined {
-  const v = (req.query as Record<string, unknown> | undefined)?.[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', `Query parameter '${name}' must be given once`);
-  return v;
-}
+/** A true/false query parameter, as Synapse's parse_boolean. */
+const BOOLEAN_PARAM = { type: 'string', enum: ['true', 'false'] };
 
-function boolParam(req: FastifyRequest, name: string): boolean | undefined {
-  const v = param(req, name);
-  if (v === undefined) return undefined;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw new MatrixError(400, 'M_INVALID_PARAM', `Boolean query parameter '${name}' must be one of ['true', 'false']`);
+/**
+ * The spec's /sync query parameters, each given once (a repeated one is an
+ * array, refused M_INVALID_PARAM). `timeout` is an integer in milliseconds
+ * (a negative one waits not at all; an empty one is 0, as before).
+ */
+const SYNC_QUERY = {
+  type: 'object',
+  properties: {
+    since: { type: 'string' },
+    filter: { type: 'string' },
+    timeout: { type: 'string', pattern: '^(-?[0-9]+)?$' },
+    full_state: BOOLEAN_PARAM,
+    set_presence: { type: 'string', enum: [...PRESENCE_STATES] },
+    use_state_after: BOOLEAN_PARAM,
+    'org.matrix.msc4222.use_state_after': BOOLEAN_PARAM,
+  },
+};
+
+interface SyncQuery {
+  from?: unknown;
+  since?: string;
+  filter?: string;
+  timeout?: string;
+  full_state?: 'true' | 'false';
+  set_presence?: PresenceState;
+  use_state_after?: 'true' | 'false';
+  'org.matrix.msc4222.use_state_after'?: 'true' | 'false';
 }
 
 /** Aborts when the client closes the connection before the response is written. */
@@ -42,31 +59,22 @@ export const syncPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
   const services = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
-    app.get(`${prefix}/sync`, async (req, reply) => {
-      if (param(req, 'from') !== undefined) throw new MatrixError(400, 'M_INVALID_PARAM', "'from' is not a valid query parameter. Did you mean 'since'?");
+    app.get<{ Querystring: SyncQuery }>(`${prefix}/sync`, { schema: { querystring: SYNC_QUERY } }, async (req, reply) => {
+      const query = req.query;
+      if (query.from !== undefined) throw new MatrixError(400, 'M_INVALID_PARAM', "'from' is not a valid query parameter. Did you mean 'since'?");
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      const timeoutRaw = param(req, 'timeout');
-      let timeoutMs = 0;
-      if (timeoutRaw !== undefined && timeoutRaw !== '') {
-        if (!/^-?\d+$/.test(timeoutRaw)) throw new MatrixError(400, 'M_INVALID_PARAM', "Query parameter 'timeout' must be an integer");
-        timeoutMs = Math.max(0, Number(timeoutRaw));
-      }
-      const setPresence = param(req, 'set_presence') ?? 'online';
-      if (!(PRESENCE_STATES as readonly string[]).includes(setPresence)) {
-        throw new MatrixError(400, 'M_INVALID_PARAM', `Query parameter 'set_presence' must be one of [${PRESENCE_STATES.join(', ')}]`);
-      }
-      const since = param(req, 'since');
-      const filter = await services.filters.forSync(requester.userId, param(req, 'filter'));
+      const timeoutMs = query.timeout === undefined || query.timeout === '' ? 0 : Math.max(0, Number(query.timeout));
+      const filter = await services.filters.forSync(requester.userId, query.filter);
       let stateAfterKey: string | undefined;
-      if (boolParam(req, 'use_state_after')) stateAfterKey = 'state_after';
-      else if (boolParam(req, 'org.matrix.msc4222.use_state_after')) stateAfterKey = 'org.matrix.msc4222.state_after';
+      if (query.use_state_after === 'true') stateAfterKey = 'state_after';
+      else if (query['org.matrix.msc4222.use_state_after'] === 'true') stateAfterKey = 'org.matrix.msc4222.state_after';
       return services.sync.sync({
         requester,
-        since: since === '' ? undefined : since,
+        since: query.since === '' ? undefined : query.since,
         filter,
-        fullState: boolParam(req, 'full_state') ?? false,
+        fullState: query.full_state === 'true',
         timeoutMs,
-        setPresence: setPresence as PresenceState,
+        setPresence: query.set_presence ?? 'online',
         stateAfterKey,
         signal: closedSignal(reply),
       });

@@ -10,11 +10,18 @@ import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
+/** The spec's body: `messages` (required), user id → device id (or `*`) → content. */
+const SEND_TO_DEVICE_BODY = {
+  type: 'object',
+  required: ['messages'],
+  properties: { messages: { type: 'object' } },
+};
+
 export const toDevicePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { toDevice } = ctx.services;
 
   for (const prefix of CLIENT_PREFIXES) {
-    app.put<{ Params: { eventType: string; txnId: string } }>(`${prefix}/sendToDevice/:eventType/:txnId`, async (req) => {
+    app.put<{ Params: { eventType: string; txnId: string } }>(`${prefix}/sendToDevice/:eventType/:txnId`, { schema: { body: SEND_TO_DEVICE_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const { eventType, txnId } = req.params;
       const parsed = parseSendToDevice(eventType, txnId, jsonObjectBody(req));

@@ -109,6 +109,8 @@ export function crossSigningPublicKey(key: Json): string | undefined {
 }
 
 // ---------------------------------------------------------------- parsing
+// The routes' schemas have checked the top level of each body (which maps
+// are objects, which are required); these check what is inside.
 
 export interface UploadRequest {
   deviceKeys?: Json;
@@ -121,8 +123,7 @@ function checkStringMap(v: unknown, what: string): void {
 }
 
 /** Checks `device_keys` as the spec's DeviceKeys object (all five fields) naming the requester's user and device. */
-function parseDeviceKeys(v: unknown, requester: Requester, deviceId: string): Json {
-  if (!isJsonObject(v)) throw badJson('device_keys must be an object');
+function parseDeviceKeys(v: Json, requester: Requester, deviceId: string): Json {
   for (const f of ['user_id', 'device_id'] as const) if (typeof v[f] !== 'string') throw badJson(`device_keys.${f} must be a string`);
   const algorithms = v['algorithms'];
   if (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string')) throw badJson('device_keys.algorithms must be a list of strings');
@@ -137,9 +138,8 @@ function parseDeviceKeys(v: unknown, requester: Requester, deviceId: string): Js
 }
 
 /** `<algorithm>:<key id>` → key (a string, or a signed key object). */
-function parseKeyMap(v: unknown, what: string): NewKey[] {
+function parseKeyMap(v: Json | null | undefined, what: string): NewKey[] {
   if (v === undefined || v === null) return [];
-  if (!isJsonObject(v)) throw badJson(`${what} must be an object`);
   const out: NewKey[] = [];
   for (const [name, key] of Object.entries(v)) {
     const colon = name.indexOf(':');
@@ -152,19 +152,13 @@ function parseKeyMap(v: unknown, what: string): NewKey[] {
 
 export function parseUpload(body: Json, requester: Requester, deviceId: string): UploadRequest {
   rejectNulJson(body, 'Keys');
-  const dk = body['device_keys'];
-  const fallback = body['fallback_keys'] ?? body['org.matrix.msc2732.fallback_keys'];
+  const dk = body['device_keys'] as Json | null | undefined;
+  const fallback = (body['fallback_keys'] ?? body['org.matrix.msc2732.fallback_keys']) as Json | null | undefined;
   return {
     deviceKeys: dk === undefined || dk === null ? undefined : parseDeviceKeys(dk, requester, deviceId),
-    oneTimeKeys: parseKeyMap(body['one_time_keys'], 'one_time_keys'),
+    oneTimeKeys: parseKeyMap(body['one_time_keys'] as Json | null | undefined, 'one_time_keys'),
     fallbackKeys: parseKeyMap(fallback, 'fallback_keys'),
   };
-}
-
-/** A body's optional `timeout` (milliseconds); only its type is checked, as nothing here waits on other servers. */
-function checkTimeout(body: Json): void {
-  const t = body['timeout'];
-  if (t !== undefined && t !== null && (typeof t !== 'number' || !Number.isFinite(t))) throw badJson('timeout must be a number');
 }
 
 export interface QueryRequest {
@@ -173,10 +167,7 @@ export interface QueryRequest {
 }
 
 export function parseQuery(body: Json): QueryRequest {
-  checkTimeout(body);
-  const dk = body['device_keys'];
-  if (dk === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: device_keys');
-  if (!isJsonObject(dk)) throw badJson('device_keys must be an object');
+  const dk = body['device_keys'] as Json;
   rejectNulJson(dk, 'device_keys');
   const users = new Map<string, string[] | null>();
   let n = 0;
@@ -195,10 +186,7 @@ export function parseQuery(body: Json): QueryRequest {
 }
 
 export function parseClaim(body: Json): ClaimWanted[] {
-  checkTimeout(body);
-  const otk = body['one_time_keys'];
-  if (otk === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: one_time_keys');
-  if (!isJsonObject(otk)) throw badJson('one_time_keys must be an object');
+  const otk = body['one_time_keys'] as Json;
   rejectNulJson(otk, 'one_time_keys');
   const out: ClaimWanted[] = [];
   for (const [userId, devices] of Object.entries(otk)) {

@@ -118,15 +118,14 @@ export function parseKeysUpload(body: Json, scope: KeyScope): BackedUpKey[] {
   });
 }
 
-/** The `algorithm` and `auth_data` of a version body. */
+/**
+ * The `algorithm` and `auth_data` of a version body, whose types the
+ * route's schema has checked (a non-empty string, an object).
+ */
 export function parseVersionBody(body: Json): { algorithm: string; authData: Json } {
-  const algorithm = body['algorithm'];
-  const authData = body['auth_data'];
-  const missing = [algorithm === undefined ? 'algorithm' : '', authData === undefined ? 'auth_data' : ''].filter((x) => x !== '');
-  if (missing.length > 0) throw new MatrixError(400, 'M_MISSING_PARAM', `Missing params: ${missing.join(', ')}`);
-  if (typeof algorithm !== 'string' || algorithm === '') throw badJson('algorithm must be a non-empty string');
+  const algorithm = body['algorithm'] as string;
+  const authData = body['auth_data'] as Json;
   if (algorithm.includes('\u0000') || Buffer.byteLength(algorithm) > MAX_ID_BYTES) throw badJson(`algorithm must be at most ${MAX_ID_BYTES} bytes, without U+0000`);
-  if (!isJsonObject(authData)) throw badJson('auth_data must be an object');
   if (containsNul(authData)) throw badJson('auth_data may not contain U+0000');
   return { algorithm, authData };
 }

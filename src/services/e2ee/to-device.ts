@@ -50,14 +50,16 @@ export interface ToDeviceRequest {
 
 
 
-/** Checks the path parameters and body of a /sendToDevice request (400 on anything malformed). */
+/**
+ * Checks the path parameters and body of a /sendToDevice request (400 on
+ * anything malformed); the route's schema has made sure `messages` is an
+ * object.
+ */
 export function parseSendToDevice(eventType: string, txnId: string, body: Json): ToDeviceRequest {
   if (eventType === '') throw new MatrixError(400, 'M_INVALID_PARAM', 'Event type may not be empty');
   if (Buffer.byteLength(eventType) > MAX_TYPE_BYTES) throw new MatrixError(400, 'M_INVALID_PARAM', `Event type may not be longer than ${MAX_TYPE_BYTES} bytes`);
   if (eventType.includes('\u0000') || txnId.includes('\u0000')) throw new MatrixError(400, 'M_INVALID_PARAM', 'Path parameters may not contain U+0000');
-  const raw = body['messages'];
-  if (raw === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing params: messages');
-  if (!isJsonObject(raw)) throw new MatrixError(400, 'M_BAD_JSON', 'messages must be an object');
+  const raw = body['messages'] as Json;
   if (containsNul(raw)) throw new MatrixError(400, 'M_BAD_JSON', 'messages may not contain U+0000');
   const messages: ToDeviceRequest['messages'] = new Map();
   for (const [userId, byDevice] of Object.entries(raw)) {

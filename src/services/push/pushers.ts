@@ -68,15 +68,19 @@ export type PusherRequest =
 const missing = (names: string[]) => new MatrixError(400, 'M_MISSING_PARAM', `Missing parameters: ${names.join(', ')}`);
 const invalid = (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message);
 
-
+/** A string field, present (the route's schema has checked its type). */
 function str(body: Record<string, unknown>, key: string): string {
-  const v = body[key];
-  if (typeof v !== 'string') throw invalid(`${key} must be a string`);
+  const v = body[key] as string;
   if (v.includes('\u0000')) throw invalid(`${key} may not contain U+0000`);
   return v;
 }
 
-/** Validates a POST /pushers/set body (400 M_MISSING_PARAM / M_INVALID_PARAM). */
+/**
+ * Validates a POST /pushers/set body (400 M_MISSING_PARAM / M_INVALID_PARAM)
+ * whose field types the route's schema has checked: which fields are
+ * required (all of them named when missing, as Synapse; null counts as
+ * missing but for `kind`), the limits and the URL.
+ */
 export function parsePusherRequest(body: Record<string, unknown>): PusherRequest {
   const absent = (k: string) => body[k] === undefined || (k !== 'kind' && body[k] === null);
   const deleting = body['kind'] === null;
@@ -96,11 +100,8 @@ export function parsePusherRequest(body: Record<string, unknown>): PusherRequest
   const deviceDisplayName = str(body, 'device_display_name');
   const lang = str(body, 'lang');
   const profileTag = body['profile_tag'] === undefined || body['profile_tag'] === null ? '' : str(body, 'profile_tag');
-  const append = body['append'] ?? false;
-  if (typeof append !== 'boolean') throw invalid('append must be true or false');
-  const data = body['data'];
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw invalid('data must be an object');
-  const d = data as Record<string, unknown>;
+  const append = (body['append'] as boolean | undefined) ?? false;
+  const d = body['data'] as Record<string, unknown>;
   if (containsNul(d)) throw invalid('data may not contain U+0000');
   if (d['format'] !== undefined && typeof d['format'] !== 'string') throw invalid('data.format must be a string');
 
