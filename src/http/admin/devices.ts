@@ -29,7 +29,7 @@ const CREATE_DEVICE_BODY = {
 const DELETE_DEVICES_BODY = {
   type: 'object',
   required: ['devices'],
-  properties: { devices: { type: 'array', items: { type: 'string' }, errcode: 'M_INVALID_PARAM' } },
+  properties: { devices: { type: 'array', items: { type: 'string', errcode: 'M_INVALID_PARAM' }, errcode: 'M_INVALID_PARAM' } },
 };
 
 /** PUT devices/{deviceId}: an optional new `display_name` (null changes nothing; too long is M_TOO_LARGE, in the handler). */
