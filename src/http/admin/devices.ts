@@ -5,16 +5,38 @@
  * forgets them).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { invalidParam, MatrixError } from '../../matrix-error.js';
+import { MatrixError } from '../../matrix-error.js';
 import type { DeviceRow as AdminDeviceRow } from '../../storage/devices.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
-import { localUserId, requireParams } from './params.js';
+import { localUserId } from './params.js';
 
 /** Synapse's MAX_DEVICE_DISPLAY_NAME_LEN. */
 const MAX_DEVICE_DISPLAY_NAME_LEN = 100;
 const PREFIX = '/_synapse/admin/v2/users/:userId';
+
+/** POST devices: `device_id`, a non-empty string (absent, null or "" is M_MISSING_PARAM, as Synapse). */
+const CREATE_DEVICE_BODY = {
+  type: 'object',
+  required: ['device_id'],
+  properties: {
+    device_id: { allOf: [{ not: { enum: [null, ''] }, errcode: 'M_MISSING_PARAM' }, { type: 'string', errcode: 'M_INVALID_PARAM' }] },
+  },
+};
+
+/** POST delete_devices: `devices`, a list of device ids. */
+const DELETE_DEVICES_BODY = {
+  type: 'object',
+  required: ['devices'],
+  properties: { devices: { type: 'array', items: { type: 'string', errcode: 'M_INVALID_PARAM' }, errcode: 'M_INVALID_PARAM' } },
+};
+
+/** PUT devices/{deviceId}: an optional new `display_name` (null changes nothing; too long is M_TOO_LARGE, in the handler). */
+const RENAME_DEVICE_BODY = {
+  type: 'object',
+  properties: { display_name: { type: ['string', 'null'], errcode: 'M_INVALID_PARAM' } },
+};
 
 type UserParams = { Params: { userId: string } };
 type DeviceParams = { Params: { userId: string; deviceId: string } };
@@ -47,27 +69,19 @@ export const adminDevicesPlugin: FastifyPluginAsync<PluginOptions> = async (app,
     return { devices: list, total: list.length };
   });
 
-  app.post<UserParams>(`${PREFIX}/devices`, async (req, reply) => {
+  app.post<UserParams>(`${PREFIX}/devices`, { schema: { body: CREATE_DEVICE_BODY } }, async (req, reply) => {
     await requireAdmin(ctx, req);
     const userId = await targetUser(req.params.userId, 'Can only create devices for local users');
-    const body = jsonObjectBody(req);
-    const deviceId = body['device_id'];
-    if (deviceId === undefined || deviceId === null || deviceId === '') throw new MatrixError(400, 'M_MISSING_PARAM', 'Missing device_id');
-    if (typeof deviceId !== 'string') throw invalidParam('device_id must be a string');
-    await devices.create(userId, deviceId);
+    const body = jsonObjectBody(req) as { device_id: string };
+    await devices.create(userId, body.device_id);
     return reply.code(201).send({});
   });
 
-  app.post<UserParams>(`${PREFIX}/delete_devices`, async (req) => {
+  app.post<UserParams>(`${PREFIX}/delete_devices`, { schema: { body: DELETE_DEVICES_BODY } }, async (req) => {
     await requireAdmin(ctx, req);
     const userId = await targetUser(req.params.userId);
-    const body = jsonObjectBody(req);
-    requireParams(body, ['devices']);
-    const ids = body['devices'];
-    if (!Array.isArray(ids) || !ids.every((d): d is string => typeof d === 'string')) {
-      throw invalidParam('devices must be a list of device ids');
-    }
-    await devices.delete(userId, ids);
+    const body = jsonObjectBody(req) as { devices: string[] };
+    await devices.delete(userId, body.devices);
     return {};
   });
 
@@ -79,12 +93,11 @@ export const adminDevicesPlugin: FastifyPluginAsync<PluginOptions> = async (app,
     return shape(device);
   });
 
-  app.put<DeviceParams>(`${PREFIX}/devices/:deviceId`, async (req) => {
+  app.put<DeviceParams>(`${PREFIX}/devices/:deviceId`, { schema: { body: RENAME_DEVICE_BODY } }, async (req) => {
     await requireAdmin(ctx, req);
     const userId = await targetUser(req.params.userId);
-    const body = jsonObjectBody(req, 'allowEmpty');
-    const name = body['display_name'];
-    if (name !== undefined && name !== null && typeof name !== 'string') throw invalidParam('display_name must be a string');
+    const body = jsonObjectBody(req, 'allowEmpty') as { display_name?: string | null };
+    const name = body.display_name;
     if (typeof name === 'string' && name.length > MAX_DEVICE_DISPLAY_NAME_LEN) {
       throw new MatrixError(400, 'M_TOO_LARGE', `Device display name is too long (max ${MAX_DEVICE_DISPLAY_NAME_LEN})`);
     }

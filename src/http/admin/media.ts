@@ -10,12 +10,23 @@
  * the files).
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { invalidParam, MatrixError, missingParam } from '../../matrix-error.js';
+import { invalidParam, MatrixError } from '../../matrix-error.js';
 import { isValidMediaId, isValidServerName } from '../../services/media/layout.js';
 import { USER_MEDIA_ORDER_BY, type UserMediaOrderBy, type UserMediaPage } from '../../services/media/media-admin.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { localUserId, parseUserId, queryBoolean, queryEnum, queryInteger, queryString, userNotFound } from './params.js';
+import {
+  localUserId,
+  parseUserId,
+  QUERY_BOOLEAN,
+  QUERY_DIR,
+  QUERY_INTEGER,
+  queryChoice,
+  queryEnumSchema,
+  queryFlag,
+  queryNumber,
+  userNotFound,
+} from './params.js';
 
 type UserParams = { Params: { userId: string } };
 type RoomParams = { Params: { roomId: string } };
@@ -34,10 +45,25 @@ function parseRoomId(s: string): string {
   return s;
 }
 
-/** `before_ts`: a required millisecond timestamp, not one that reads as 1970. */
+/** A user's media, listed or deleted: a page of it, in an order. */
+const USER_MEDIA_QUERY = {
+  type: 'object',
+  properties: { from: QUERY_INTEGER, limit: QUERY_INTEGER, order_by: queryEnumSchema(USER_MEDIA_ORDER_BY), dir: QUERY_DIR },
+};
+
+/** Bulk deletion: media last used before `before_ts` (required), larger than `size_gt`, profile pictures kept or not. */
+const DELETE_OLD_QUERY = {
+  type: 'object',
+  required: ['before_ts'],
+  properties: { before_ts: QUERY_INTEGER, size_gt: QUERY_INTEGER, keep_profiles: QUERY_BOOLEAN },
+};
+
+/** The remote cache's purge: media last used before `before_ts` (required). */
+const PURGE_CACHE_QUERY = { type: 'object', required: ['before_ts'], properties: { before_ts: QUERY_INTEGER } };
+
+/** `before_ts` (required by the route schema): a millisecond timestamp, not one that reads as 1970. */
 function beforeTsParam(req: FastifyRequest): number {
-  if (queryString(req, 'before_ts') === undefined) throw missingParam("Missing integer query parameter 'before_ts'");
-  const ts = queryInteger(req, 'before_ts')!;
+  const ts = queryNumber(req, 'before_ts')!;
   if (ts < YEAR_1970_MS_LIMIT) {
     throw invalidParam(
       'Query parameter before_ts you provided is from the year 1970. Double check that you are providing a timestamp in milliseconds.',
@@ -48,13 +74,13 @@ function beforeTsParam(req: FastifyRequest): number {
 
 /** from / limit / order_by / dir, as Synapse reads them for a user's media. */
 function userMediaPage(req: FastifyRequest): UserMediaPage {
-  const from = queryInteger(req, 'from') ?? 0;
-  const limit = queryInteger(req, 'limit') ?? 100;
+  const from = queryNumber(req, 'from') ?? 0;
+  const limit = queryNumber(req, 'limit') ?? 100;
   const q = (req.query ?? {}) as Record<string, unknown>;
   // Neither given: newest first, as Synapse keeps for older clients.
   if (!('order_by' in q) && !('dir' in q)) return { from, limit, orderBy: 'created_ts', dir: 'b' };
-  const orderBy: UserMediaOrderBy = queryEnum(req, 'order_by', USER_MEDIA_ORDER_BY) ?? 'created_ts';
-  const dir = queryEnum(req, 'dir', ['f', 'b'] as const) ?? 'f';
+  const orderBy = queryChoice<UserMediaOrderBy>(req, 'order_by') ?? 'created_ts';
+  const dir = queryChoice<'f' | 'b'>(req, 'dir') ?? 'f';
   return { from, limit, orderBy, dir };
 }
 
@@ -65,7 +91,7 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   const localUser = (raw: string) => localUserId(ctx, raw, 'Can only look up local users');
 
   // ---- a user's media ----
-  app.get<UserParams>('/_synapse/admin/v1/users/:userId/media', async (req) => {
+  app.get<UserParams>('/_synapse/admin/v1/users/:userId/media', { schema: { querystring: USER_MEDIA_QUERY } }, async (req) => {
     await requireAdmin(ctx, req);
     const userId = localUser(req.params.userId);
     const listed = await media.userMedia(userId, () => userMediaPage(req));
@@ -76,7 +102,7 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     return res;
   });
 
-  app.delete<UserParams>('/_synapse/admin/v1/users/:userId/media', async (req) => {
+  app.delete<UserParams>('/_synapse/admin/v1/users/:userId/media', { schema: { querystring: USER_MEDIA_QUERY } }, async (req) => {
     await requireAdmin(ctx, req);
     const userId = localUser(req.params.userId);
     const deleted = await media.deleteUserMedia(userId, () => userMediaPage(req));
@@ -191,16 +217,16 @@ export const adminMediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     await requireAdmin(ctx, req);
     if (req.params.serverName !== undefined && !isMine(req.params.serverName)) throw notLocalMedia();
     const beforeTs = beforeTsParam(req);
-    const sizeGt = queryInteger(req, 'size_gt') ?? 0;
-    const keepProfiles = queryBoolean(req, 'keep_profiles') ?? true;
+    const sizeGt = queryNumber(req, 'size_gt') ?? 0;
+    const keepProfiles = queryFlag(req, 'keep_profiles') ?? true;
     const deleted = await media.deleteOld({ beforeTs, sizeGt, keepProfiles });
     return { deleted_media: deleted, total: deleted.length };
   };
-  app.post('/_synapse/admin/v1/media/delete', deleteOld);
-  app.post<{ Params: { serverName: string } }>('/_synapse/admin/v1/media/:serverName/delete', deleteOld);
+  app.post('/_synapse/admin/v1/media/delete', { schema: { querystring: DELETE_OLD_QUERY } }, deleteOld);
+  app.post<{ Params: { serverName: string } }>('/_synapse/admin/v1/media/:serverName/delete', { schema: { querystring: DELETE_OLD_QUERY } }, deleteOld);
 
   // ---- remote media cache ----
-  app.post('/_synapse/admin/v1/purge_media_cache', async (req) => {
+  app.post('/_synapse/admin/v1/purge_media_cache', { schema: { querystring: PURGE_CACHE_QUERY } }, async (req) => {
     await requireAdmin(ctx, req);
     const beforeTs = beforeTsParam(req);
     return { deleted: await media.purgeRemoteCache(beforeTs) };

@@ -1,7 +1,7 @@
 /**
  * Input parsing shared by the /_synapse/admin plugins, with Synapse's error
- * codes and messages: query parameters (booleans, integers, enums), JSON
- * object bodies, and the user id in the path.
+ * codes and messages: the query-string schema fragments and readers of the
+ * values they checked, the user id in the path.
  */
 import type { FastifyRequest } from 'fastify';
 import { invalidParam, MatrixError, missingParam } from '../../matrix-error.js';
@@ -32,32 +32,40 @@ export function queryRequiredString(req: FastifyRequest, name: string): string {
   return v;
 }
 
-export function queryBoolean(req: FastifyRequest, name: string): boolean | undefined {
+/*
+ * Query-string schema fragments for the routes' `querystring` schemas. A
+ * value is a string, or an array when the parameter is repeated (Synapse
+ * then reads the first), so each fragment takes either. Failures are 400
+ * M_INVALID_PARAM, raised by requireAdmin after the admin check.
+ */
+const oneOrMore = (s: Record<string, unknown>) => ({ anyOf: [s, { type: 'array', items: s }] });
+
+/** `true` or `false`, as Synapse's parse_boolean. */
+export const QUERY_BOOLEAN = oneOrMore({ type: 'string', enum: ['true', 'false'] });
+/** A non-negative integer (Synapse's int() takes surrounding blanks and a `+`). */
+export const QUERY_INTEGER = oneOrMore({ type: 'string', pattern: '^\\s*[+]?[0-9]{1,15}\\s*$' });
+/** Any string. */
+export const QUERY_STRING = oneOrMore({ type: 'string' });
+/** One of `values`. */
+export const queryEnumSchema = (values: readonly string[]) => oneOrMore({ type: 'string', enum: [...values] });
+/** `dir`: forwards or backwards. */
+export const QUERY_DIR = queryEnumSchema(['f', 'b']);
+
+/** A QUERY_BOOLEAN parameter, already checked by the route schema. */
+export function queryFlag(req: FastifyRequest, name: string): boolean | undefined {
   const v = queryString(req, name);
-  if (v === undefined) return undefined;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw invalidParam(`Boolean query parameter '${name}' must be one of ['true', 'false']`);
+  return v === undefined ? undefined : v === 'true';
 }
 
-/** A non-negative integer query parameter. */
-export function queryInteger(req: FastifyRequest, name: string): number | undefined {
+/** A QUERY_INTEGER parameter, already checked by the route schema. */
+export function queryNumber(req: FastifyRequest, name: string): number | undefined {
   const v = queryString(req, name);
-  if (v === undefined) return undefined;
-  const t = v.trim();
-  if (!/^[+-]?\d+$/.test(t) || !Number.isSafeInteger(Number(t))) throw invalidParam(`Query parameter ${name} must be an integer`);
-  const n = Number(t);
-  if (n < 0) throw invalidParam(`Query parameter ${name} must be a positive integer.`);
-  return n;
+  return v === undefined ? undefined : Number(v.trim());
 }
 
-export function queryEnum<T extends string>(req: FastifyRequest, name: string, allowed: readonly T[]): T | undefined {
-  const v = queryString(req, name);
-  if (v === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(v)) {
-    throw invalidParam(`Query parameter '${name}' must be one of [${allowed.map((a) => `'${a}'`).join(', ')}]`);
-  }
-  return v as T;
+/** An enum parameter, already checked by the route schema. */
+export function queryChoice<T extends string>(req: FastifyRequest, name: string): T | undefined {
+  return queryString(req, name) as T | undefined;
 }
 
 /** Synapse's `Missing params: [...]` check. */

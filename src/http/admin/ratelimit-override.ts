@@ -6,7 +6,6 @@
  * the user from every rate limit (services/ratelimit-overrides.ts).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { invalidParam } from '../../matrix-error.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
@@ -16,11 +15,15 @@ type UserParams = { Params: { userId: string } };
 
 const PATH = '/_synapse/admin/v1/users/:userId/override_ratelimit';
 
-/** A body field: a non-negative integer, 0 when absent (Synapse's checks; booleans are not integers). */
-function count(body: Record<string, unknown>, name: string): number {
-  const v = body[name] ?? 0;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalidParam(`${JSON.stringify(v)} parameter must be a positive int`);
-  return v;
+/** A count: a non-negative integer, or null for 0 (M_INVALID_PARAM, as Synapse; booleans are not integers). */
+const COUNT = { type: ['integer', 'null'], minimum: 0, maximum: Number.MAX_SAFE_INTEGER, errcode: 'M_INVALID_PARAM' };
+
+/** POST: `messages_per_second` and `burst_count`, 0 when absent. */
+const OVERRIDE_BODY = { type: 'object', properties: { messages_per_second: COUNT, burst_count: COUNT } };
+
+interface OverrideBody {
+  messages_per_second?: number | null;
+  burst_count?: number | null;
 }
 
 export const adminRatelimitOverridePlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
@@ -32,11 +35,11 @@ export const adminRatelimitOverridePlugin: FastifyPluginAsync<PluginOptions> = a
     return (await overrides.read(userId)) ?? {};
   });
 
-  app.post<UserParams>(PATH, async (req) => {
+  app.post<UserParams>(PATH, { schema: { body: OVERRIDE_BODY } }, async (req) => {
     await requireAdmin(ctx, req);
     const userId = localUserId(ctx, req.params.userId, 'Only local users can be ratelimited');
-    const body = jsonObjectBody(req, 'allowEmpty');
-    return overrides.set(userId, { messages_per_second: count(body, 'messages_per_second'), burst_count: count(body, 'burst_count') });
+    const body = jsonObjectBody(req, 'allowEmpty') as OverrideBody;
+    return overrides.set(userId, { messages_per_second: body.messages_per_second ?? 0, burst_count: body.burst_count ?? 0 });
   });
 
   app.delete<UserParams>(PATH, async (req) => {

@@ -10,12 +10,41 @@ import type { RegistrationTokenChanges, RegistrationTokenRow } from '../../servi
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
-import { queryBoolean } from './params.js';
+import { QUERY_BOOLEAN, queryFlag } from './params.js';
 
 const PREFIX = '/_synapse/admin/v1/registration_tokens';
-const TOKEN_RE = /^[A-Za-z0-9._~-]+$/;
 /** The column is a PostgreSQL integer. */
 const MAX_USES = 2_147_483_647;
+
+/** `uses_allowed`: a non-negative integer or null (M_INVALID_PARAM, as Synapse). */
+const USES_ALLOWED = { type: ['integer', 'null'], minimum: 0, maximum: MAX_USES, errcode: 'M_INVALID_PARAM' };
+/** `expiry_time`: milliseconds since the epoch or null; "not in the past" is checked in the handler. */
+const EXPIRY_TIME = { type: ['integer', 'null'], minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, errcode: 'M_INVALID_PARAM' };
+
+/** POST …/new: a chosen `token`, or a `length` for a random one (read only when no token is given). */
+const NEW_TOKEN_BODY = {
+  type: 'object',
+  properties: {
+    token: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._~-]+$', errcode: 'M_INVALID_PARAM' },
+    uses_allowed: USES_ALLOWED,
+    expiry_time: EXPIRY_TIME,
+  },
+  if: { required: ['token'] },
+  else: { properties: { length: { type: 'integer', minimum: 1, maximum: 64, errcode: 'M_INVALID_PARAM' } } },
+};
+
+/** PUT …/{token}: the fields to change. */
+const UPDATE_TOKEN_BODY = { type: 'object', properties: { uses_allowed: USES_ALLOWED, expiry_time: EXPIRY_TIME } };
+
+/** GET: `valid` filters on validity. */
+const LIST_QUERY = { type: 'object', properties: { valid: QUERY_BOOLEAN } };
+
+interface TokenBody extends Record<string, unknown> {
+  token?: string;
+  length?: number;
+  uses_allowed?: number | null;
+  expiry_time?: number | null;
+}
 
 const notFound = (token: string) => new MatrixError(404, 'M_NOT_FOUND', `No such registration token: ${token}`);
 
@@ -23,49 +52,28 @@ function shape(row: RegistrationTokenRow): Record<string, unknown> {
   return { token: row.token, uses_allowed: row.uses_allowed, pending: row.pending, completed: row.completed, expiry_time: row.expiry_time };
 }
 
-function parseUsesAllowed(v: unknown): number | null {
-  if (v === null) return null;
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_USES) return v;
-  throw invalidParam('uses_allowed must be a non-negative integer or null');
-}
-
-function parseExpiryTime(v: unknown, now: number): number | null {
-  if (v === null) return null;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw invalidParam('expiry_time must be an integer or null');
-  if (v < now) throw invalidParam('expiry_time must not be in the past');
+/** An expiry time as checked by the schema, refused if already past. */
+function checkExpiryTime(v: number | null, now: number): number | null {
+  if (v !== null && v < now) throw invalidParam('expiry_time must not be in the past');
   return v;
 }
 
 export const adminRegistrationTokensPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { registrationTokens: tokens } = ctx.services;
 
-  app.get(PREFIX, async (req) => {
+  app.get(PREFIX, { schema: { querystring: LIST_QUERY } }, async (req) => {
     await requireAdmin(ctx, req);
-    const valid = queryBoolean(req, 'valid');
-    const rows = await tokens.list(valid);
+    const rows = await tokens.list(queryFlag(req, 'valid'));
     return { registration_tokens: rows.map(shape) };
   });
 
-  app.post(`${PREFIX}/new`, async (req) => {
+  app.post(`${PREFIX}/new`, { schema: { body: NEW_TOKEN_BODY } }, async (req) => {
     await requireAdmin(ctx, req);
-    const body = jsonObjectBody(req);
-    let chosen: string | undefined;
-    let length = 16;
-    if ('token' in body) {
-      const token = body['token'];
-      if (typeof token !== 'string') throw invalidParam('token must be a string');
-      if (token.length === 0 || token.length > 64) throw invalidParam('token must not be empty and must not be longer than 64 characters');
-      if (!TOKEN_RE.test(token)) throw invalidParam('token must consist only of characters matched by the regex [A-Za-z0-9._~-]');
-      chosen = token;
-    } else if ('length' in body) {
-      const l = body['length'];
-      if (typeof l !== 'number' || !Number.isInteger(l)) throw invalidParam('length must be an integer');
-      if (l <= 0 || l > 64) throw invalidParam('length must be greater than zero and not greater than 64');
-      length = l;
-    }
-    const now = Date.now();
-    const usesAllowed = 'uses_allowed' in body ? parseUsesAllowed(body['uses_allowed']) : null;
-    const expiryTime = 'expiry_time' in body ? parseExpiryTime(body['expiry_time'], now) : null;
+    const body = jsonObjectBody(req) as TokenBody;
+    const chosen = body.token;
+    const length = chosen === undefined ? (body.length ?? 16) : 16;
+    const usesAllowed = body.uses_allowed ?? null;
+    const expiryTime = checkExpiryTime(body.expiry_time ?? null, Date.now());
 
     const row = await tokens.create({ ...(chosen !== undefined ? { token: chosen } : {}), length, usesAllowed, expiryTime });
     return shape(row);
@@ -78,12 +86,12 @@ export const adminRegistrationTokensPlugin: FastifyPluginAsync<PluginOptions> = 
     return shape(row);
   });
 
-  app.put<{ Params: { token: string } }>(`${PREFIX}/:token`, async (req) => {
+  app.put<{ Params: { token: string } }>(`${PREFIX}/:token`, { schema: { body: UPDATE_TOKEN_BODY } }, async (req) => {
     await requireAdmin(ctx, req);
-    const body = jsonObjectBody(req);
+    const body = jsonObjectBody(req) as TokenBody;
     const changes: RegistrationTokenChanges = {};
-    if ('uses_allowed' in body) changes.uses_allowed = parseUsesAllowed(body['uses_allowed']);
-    if ('expiry_time' in body) changes.expiry_time = parseExpiryTime(body['expiry_time'], Date.now());
+    if (body.uses_allowed !== undefined) changes.uses_allowed = body.uses_allowed;
+    if (body.expiry_time !== undefined) changes.expiry_time = checkExpiryTime(body.expiry_time, Date.now());
     const row = await tokens.update(req.params.token, changes);
     if (!row) throw notFound(req.params.token);
     return shape(row);

@@ -19,9 +19,14 @@ import { jsonObjectBody } from '../json-body.js';
 import {
   localUserId,
   parseUserId,
-  queryBoolean,
-  queryEnum,
-  queryInteger,
+  QUERY_BOOLEAN,
+  QUERY_DIR,
+  QUERY_INTEGER,
+  QUERY_STRING,
+  queryChoice,
+  queryEnumSchema,
+  queryFlag,
+  queryNumber,
   queryRequiredString,
   queryString,
   queryStrings,
@@ -57,25 +62,76 @@ function optionalBoolean(body: Record<string, unknown>, key: string, message: st
 }
 
 /** threepids / external_ids: Axon stores neither yet, so only an empty list (or none) is accepted. */
-function checkUnsupportedList(body: Record<string, unknown>, key: string, required: string[], what: string): void {
+/** threepids / external_ids: Axon stores neither yet, so only an empty list (or none) is accepted. */
+function checkUnsupportedList(body: Record<string, unknown>, key: string, what: string): void {
   const v = body[key];
-  if (v === undefined || v === null) return;
-  if (!Array.isArray(v)) throw invalidParam(`${key} must be a list`);
-  for (const item of v) {
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw invalidParam(`${key} must be a list of objects`);
-    requireParams(item as Record<string, unknown>, required);
-  }
-  if (v.length > 0) throw invalidParam(`${what} are not supported by this server yet`);
+  if (Array.isArray(v) && v.length > 0) throw invalidParam(`${what} are not supported by this server yet`);
 }
 
-function parseDisplayname(v: unknown): string | null {
-  if (typeof v !== 'string') throw invalidParam("'displayname' must be a string");
+/** The list's query string (v2 and v3), Synapse's parameters. */
+const USER_LIST_QUERY = {
+  type: 'object',
+  properties: {
+    from: QUERY_INTEGER,
+    limit: QUERY_INTEGER,
+    user_id: QUERY_STRING,
+    name: QUERY_STRING,
+    guests: QUERY_BOOLEAN,
+    deactivated: QUERY_BOOLEAN,
+    locked: QUERY_BOOLEAN,
+    admins: QUERY_BOOLEAN,
+    order_by: queryEnumSchema(USER_ORDER_BY),
+    dir: QUERY_DIR,
+    not_user_type: QUERY_STRING,
+  },
+};
+
+/** A list of objects each with the `required` fields (M_INVALID_PARAM / M_MISSING_PARAM, as Synapse). */
+const objectList = (required: string[]) => ({
+  type: ['array', 'null'],
+  errcode: 'M_INVALID_PARAM',
+  items: { allOf: [{ type: 'object', errcode: 'M_INVALID_PARAM' }, { required }] },
+});
+
+/**
+ * PUT /v2/users/{userId}: the fields' types, with Synapse's codes (user_type
+ * against the configured types, length limits and the cross-field rules
+ * stay in the handler).
+ */
+const UPSERT_USER_BODY = {
+  type: 'object',
+  properties: {
+    password: { type: ['string', 'null'], maxLength: MAX_PASSWORD_LEN, errcode: 'M_UNKNOWN' },
+    logout_devices: { type: 'boolean', errcode: 'M_UNKNOWN' },
+    displayname: { type: 'string', errcode: 'M_INVALID_PARAM' },
+    avatar_url: { type: 'string', errcode: 'M_INVALID_PARAM' },
+    admin: { type: 'boolean' },
+    deactivated: { type: 'boolean', errcode: 'M_UNKNOWN' },
+    locked: { type: 'boolean', errcode: 'M_UNKNOWN' },
+    user_type: { type: ['string', 'null'], errcode: 'M_UNKNOWN' },
+    threepids: objectList(['medium', 'address']),
+    external_ids: objectList(['auth_provider', 'external_id']),
+  },
+};
+
+/** UPSERT_USER_BODY's fields, as checked. */
+interface UpsertUserBody extends Record<string, unknown> {
+  password?: string | null;
+  logout_devices?: boolean;
+  displayname?: string;
+  avatar_url?: string;
+  admin?: boolean;
+  deactivated?: boolean;
+  locked?: boolean;
+  user_type?: string | null;
+}
+
+function parseDisplayname(v: string): string | null {
   if (v.length > MAX_DISPLAYNAME_LEN) throw new MatrixError(400, 'M_UNKNOWN', `Displayname is too long (max ${MAX_DISPLAYNAME_LEN})`);
   return v === '' ? null : v.trim();
 }
 
-function parseAvatarUrl(v: unknown): string | null {
-  if (typeof v !== 'string') throw invalidParam("'avatar_url' must be a string");
+function parseAvatarUrl(v: string): string | null {
   if (v.length > MAX_AVATAR_URL_LEN) throw new MatrixError(400, 'M_UNKNOWN', `Avatar URL is too long (max ${MAX_AVATAR_URL_LEN})`);
   return v === '' ? null : v;
 }
@@ -105,18 +161,18 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   // ---- list ----
   const listHandler = (version: 'v2' | 'v3') => async (req: FastifyRequest) => {
     await requireAdmin(ctx, req);
-    const from = queryInteger(req, 'from') ?? 0;
-    const limit = queryInteger(req, 'limit') ?? 100;
+    const from = queryNumber(req, 'from') ?? 0;
+    const limit = queryNumber(req, 'limit') ?? 100;
     const userIdFilter = queryString(req, 'user_id');
     const name = queryString(req, 'name');
-    const guests = queryBoolean(req, 'guests') ?? true;
-    const deactivatedParam = queryBoolean(req, 'deactivated');
+    const guests = queryFlag(req, 'guests') ?? true;
+    const deactivatedParam = queryFlag(req, 'deactivated');
     // v2: `true` includes deactivated users, otherwise they are left out. v3: a plain filter.
     const deactivated = version === 'v2' ? (deactivatedParam ? undefined : false) : deactivatedParam;
-    const locked = queryBoolean(req, 'locked') ?? false;
-    const admins = queryBoolean(req, 'admins');
-    const orderBy = queryEnum(req, 'order_by', USER_ORDER_BY) ?? 'name';
-    const dir = queryEnum(req, 'dir', ['b', 'f'] as const) ?? 'f';
+    const locked = queryFlag(req, 'locked') ?? false;
+    const admins = queryFlag(req, 'admins');
+    const orderBy = queryChoice<(typeof USER_ORDER_BY)[number]>(req, 'order_by') ?? 'name';
+    const dir = queryChoice<'b' | 'f'>(req, 'dir') ?? 'f';
     const notUserTypes = queryStrings(req, 'not_user_type');
 
     const { users, total } = await adminUsers.list({
@@ -136,8 +192,8 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     if (from + limit < total) res['next_token'] = String(from + users.length);
     return res;
   };
-  app.get('/_synapse/admin/v2/users', listHandler('v2'));
-  app.get('/_synapse/admin/v3/users', listHandler('v3'));
+  app.get('/_synapse/admin/v2/users', { schema: { querystring: USER_LIST_QUERY } }, listHandler('v2'));
+  app.get('/_synapse/admin/v3/users', { schema: { querystring: USER_LIST_QUERY } }, listHandler('v3'));
 
   // ---- query one ----
   app.get<UserParams>('/_synapse/admin/v2/users/:userId', async (req) => {
@@ -147,43 +203,38 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   });
 
   // ---- create or modify ----
-  app.put<UserParams>('/_synapse/admin/v2/users/:userId', async (req, reply) => {
+  app.put<UserParams>('/_synapse/admin/v2/users/:userId', { schema: { body: UPSERT_USER_BODY } }, async (req, reply) => {
     const requester = await requireAdmin(ctx, req);
     const userId = parseUserId(req.params.userId);
-    const body = jsonObjectBody(req);
+    const body = jsonObjectBody(req) as UpsertUserBody;
     if (!accounts.isMine(userId)) throw new MatrixError(400, 'M_UNKNOWN', 'This endpoint can only be used with local users');
 
-    checkUnsupportedList(body, 'threepids', ['medium', 'address'], 'Third-party identifiers (threepids)');
-    checkUnsupportedList(body, 'external_ids', ['auth_provider', 'external_id'], 'External ids');
+    checkUnsupportedList(body, 'threepids', 'Third-party identifiers (threepids)');
+    checkUnsupportedList(body, 'external_ids', 'External ids');
 
     const types = userTypesConfig(ctx);
-    const userType = body['user_type'] ?? null;
-    if (userType !== null && (typeof userType !== 'string' || !types.allowed.has(userType))) {
-      throw new MatrixError(400, 'M_UNKNOWN', 'Invalid user type');
-    }
-    const setAdminTo = optionalBoolean(body, 'admin', "Param 'admin' must be a boolean, if given", 'M_BAD_JSON');
-    const password = body['password'] ?? null;
-    if (password !== null && (typeof password !== 'string' || password.length > MAX_PASSWORD_LEN)) {
-      throw new MatrixError(400, 'M_UNKNOWN', 'Invalid password');
-    }
-    const logoutDevices = optionalBoolean(body, 'logout_devices', "'logout_devices' parameter is not of type boolean") ?? true;
-    const deactivate = optionalBoolean(body, 'deactivated', "'deactivated' parameter is not of type boolean");
-    const lock = optionalBoolean(body, 'locked', "'locked' parameter is not of type boolean");
+    const userType = body.user_type ?? null;
+    if (userType !== null && !types.allowed.has(userType)) throw new MatrixError(400, 'M_UNKNOWN', 'Invalid user type');
+    const setAdminTo = body.admin;
+    const password = body.password ?? null;
+    const logoutDevices = body.logout_devices ?? true;
+    const deactivate = body.deactivated;
+    const lock = body.locked;
     if (deactivate && lock) throw new MatrixError(400, 'M_UNKNOWN', "An user can't be deactivated and locked");
-    const displayname = 'displayname' in body ? parseDisplayname(body['displayname']) : undefined;
-    const avatarUrl = 'avatar_url' in body ? parseAvatarUrl(body['avatar_url']) : undefined;
+    const displayname = body.displayname !== undefined ? parseDisplayname(body.displayname) : undefined;
+    const avatarUrl = body.avatar_url !== undefined ? parseAvatarUrl(body.avatar_url) : undefined;
     if (typeof password === 'string' && !canChangePassword(ctx)) throw forbidden('Password change disabled');
     if (userId === requester.userId && setAdminTo === false) throw new MatrixError(400, 'M_UNKNOWN', 'You may not demote yourself.');
 
     const result = await accounts.upsertUser({
       userId,
-      password: typeof password === 'string' ? password : null,
+      password,
       logoutDevices,
       keep: keepOwnSession(userId, requester),
       admin: setAdminTo,
       deactivated: deactivate,
       locked: lock,
-      ...('user_type' in body ? { userType: typeof userType === 'string' ? userType : null } : {}),
+      ...('user_type' in body ? { userType } : {}),
       defaultUserType: types.defaultType,
       displayname,
       avatarUrl,

@@ -13,11 +13,12 @@
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { invalidParam, MatrixError, missingParam } from '../../matrix-error.js';
+import { invalidParam, MatrixError } from '../../matrix-error.js';
 import { CACHE_CONTROL, contentDisposition, essence, SECURITY_HEADERS, servedContentType } from '../../services/media/headers.js';
 import { contradictsClaimedImage, SNIFF_BYTES } from '../../services/media/sniff.js';
 import type { LookupOptions, ThumbnailRequest, UploadMeta } from '../../services/media/repository.js';
 import { requireUser } from '../auth.js';
+import { raiseSchemaError } from '../request-schema.js';
 import type { PluginOptions } from '../context.js';
 
 const CLIENT_MEDIA = '/_matrix/client/v1/media';
@@ -40,31 +41,36 @@ function queryString(req: FastifyRequest, name: string): string | undefined {
   return v;
 }
 
-function queryInt(req: FastifyRequest, name: string, opts: { required?: boolean; min?: number } = {}): number | undefined {
-  const v = queryString(req, name);
-  if (v === undefined) {
-    if (opts.required) throw missingParam(`Missing integer query parameter '${name}'`);
-    return undefined;
-  }
-  if (!/^-?\d{1,15}$/.test(v)) throw invalidParam(`Query parameter '${name}' must be an integer`);
-  const n = Number(v);
-  if (opts.min !== undefined && n < opts.min) throw invalidParam(`Query parameter '${name}' must be at least ${opts.min}`);
-  return n;
-}
+/** The query parameters of every download and thumbnail (each given once; allow_* are accepted and checked only). */
+const LOOKUP_PARAMS = {
+  timeout_ms: { type: 'string', pattern: '^[0-9]{1,15}$' },
+  allow_redirect: { type: 'string', enum: ['true', 'false'] },
+  allow_remote: { type: 'string', enum: ['true', 'false'] },
+};
 
-function queryBool(req: FastifyRequest, name: string): boolean | undefined {
-  const v = queryString(req, name);
-  if (v === undefined) return undefined;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw invalidParam(`Boolean query parameter '${name}' must be one of ['true', 'false']`);
-}
+/** Download: the lookup parameters. */
+const DOWNLOAD_QUERY = { type: 'object', properties: LOOKUP_PARAMS };
+
+/** Thumbnail: the size wanted (required, at least 1), how to fit it, and whether an animated one may be served. */
+const THUMBNAIL_QUERY = {
+  type: 'object',
+  required: ['width', 'height'],
+  properties: {
+    ...LOOKUP_PARAMS,
+    width: { type: 'string', pattern: '^(?=[0-9]*[1-9])[0-9]{1,15}$' },
+    height: { type: 'string', pattern: '^(?=[0-9]*[1-9])[0-9]{1,15}$' },
+    method: { type: 'string', enum: ['crop', 'scale'] },
+    animated: { type: 'string', enum: ['true', 'false'] },
+  },
+};
+
+/** Query values as the route schemas checked them. */
+type LookupQuery = { timeout_ms?: string };
+type ThumbnailQuery = LookupQuery & { width: string; height: string; method?: 'crop' | 'scale'; animated?: 'true' | 'false' };
 
 function lookupOptions(req: FastifyRequest, legacy: boolean): LookupOptions {
-  const timeout = queryInt(req, 'timeout_ms', { min: 0 }) ?? DEFAULT_TIMEOUT_MS;
-  // Accepted and checked; we never redirect and never fetch remote media (yet).
-  queryBool(req, 'allow_redirect');
-  queryBool(req, 'allow_remote');
+  const raw = (req.query as LookupQuery).timeout_ms;
+  const timeout = raw === undefined ? DEFAULT_TIMEOUT_MS : Number(raw);
   return { legacy, timeoutMs: Math.min(timeout, MAX_TIMEOUT_MS) };
 }
 
@@ -178,6 +184,8 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
   const configBody = () => ({ 'm.upload.size': repo.settings.maxUploadSize });
 
   async function download(req: FastifyRequest<Download>, reply: FastifyReply, legacy: boolean) {
+    // The legacy endpoints take no token: their query failures are raised here.
+    raiseSchemaError(req);
     const { serverName, mediaId, fileName } = req.params;
     const opts = lookupOptions(req, legacy);
     const { media, path } = await repo.localForDownload(serverName, mediaId, opts);
@@ -191,12 +199,10 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
   }
 
   async function thumbnail(req: FastifyRequest<Thumb>, reply: FastifyReply, legacy: boolean) {
+    raiseSchemaError(req);
     const { serverName, mediaId } = req.params;
-    const width = queryInt(req, 'width', { required: true, min: 1 })!;
-    const height = queryInt(req, 'height', { required: true, min: 1 })!;
-    const method = queryString(req, 'method') ?? 'scale';
-    if (method !== 'crop' && method !== 'scale') throw invalidParam("Query parameter 'method' must be one of ['crop', 'scale']");
-    const want: ThumbnailRequest = { width, height, method, animated: queryBool(req, 'animated') ?? false };
+    const q = req.query as ThumbnailQuery;
+    const want: ThumbnailRequest = { width: Number(q.width), height: Number(q.height), method: q.method ?? 'scale', animated: q.animated === 'true' };
     const opts = lookupOptions(req, legacy);
     const t = await repo.thumbnail(serverName, mediaId, want, opts);
     const ext = t.type.slice('image/'.length);
@@ -206,9 +212,16 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
   /** GET, and HEAD answered by the same handler (which then sends the headers only, Content-Length included). */
   function getAndHead<T extends { Params: Record<string, string | undefined> }>(
     url: string,
+    querystring: Record<string, unknown>,
     handler: (req: FastifyRequest<T>, reply: FastifyReply) => Promise<FastifyReply>,
   ): void {
-    app.route({ method: ['GET', 'HEAD'], url, exposeHeadRoute: false, handler: (req, reply) => handler(req as unknown as FastifyRequest<T>, reply) });
+    app.route({
+      method: ['GET', 'HEAD'],
+      url,
+      exposeHeadRoute: false,
+      schema: { querystring },
+      handler: (req, reply) => handler(req as unknown as FastifyRequest<T>, reply),
+    });
   }
 
   // Authenticated endpoints (spec 1.11).
@@ -217,12 +230,12 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
     return configBody();
   });
   for (const suffix of ['', '/:fileName']) {
-    getAndHead<Download>(`${CLIENT_MEDIA}/download/:serverName/:mediaId${suffix}`, async (req, reply) => {
+    getAndHead<Download>(`${CLIENT_MEDIA}/download/:serverName/:mediaId${suffix}`, DOWNLOAD_QUERY, async (req, reply) => {
       await requireUser(ctx, req, { allowGuest: true });
       return download(req, reply, false);
     });
   }
-  getAndHead<Thumb>(`${CLIENT_MEDIA}/thumbnail/:serverName/:mediaId`, async (req, reply) => {
+  getAndHead<Thumb>(`${CLIENT_MEDIA}/thumbnail/:serverName/:mediaId`, THUMBNAIL_QUERY, async (req, reply) => {
     await requireUser(ctx, req, { allowGuest: true });
     return thumbnail(req, reply, false);
   });
@@ -265,8 +278,8 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
       return configBody();
     });
     for (const suffix of ['', '/:fileName']) {
-      getAndHead<Download>(`${prefix}/download/:serverName/:mediaId${suffix}`, (req, reply) => download(req, reply, true));
+      getAndHead<Download>(`${prefix}/download/:serverName/:mediaId${suffix}`, DOWNLOAD_QUERY, (req, reply) => download(req, reply, true));
     }
-    getAndHead<Thumb>(`${prefix}/thumbnail/:serverName/:mediaId`, (req, reply) => thumbnail(req, reply, true));
+    getAndHead<Thumb>(`${prefix}/thumbnail/:serverName/:mediaId`, THUMBNAIL_QUERY, (req, reply) => thumbnail(req, reply, true));
   }
 };

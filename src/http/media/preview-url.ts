@@ -9,11 +9,13 @@
  * media; images it fetches are stored through the media repository.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { missingParam } from '../../matrix-error.js';
 import { parsePreviewUrl } from '../../services/media/url-preview.js';
-import { queryInteger, queryString } from '../admin/params.js';
+import { QUERY_INTEGER, QUERY_STRING, queryString } from '../admin/params.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+
+/** `url` (required) and `ts`, a time in milliseconds that must be a number (previews are not kept that long to honour it). */
+const PREVIEW_QUERY = { type: 'object', required: ['url'], properties: { url: QUERY_STRING, ts: QUERY_INTEGER } };
 
 export const previewUrlPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const previews = ctx.services.urlPreviews;
@@ -21,12 +23,8 @@ export const previewUrlPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
 
   const handler = async (req: FastifyRequest) => {
     const requester = await requireUser(ctx, req);
-    const raw = queryString(req, 'url');
-    if (raw === undefined) throw missingParam("Missing string query parameter 'url'");
-    // `ts` asks for a preview as of a time; previews are not kept that long, but the value must be a number.
-    queryInteger(req, 'ts');
-    return previews.preview(parsePreviewUrl(raw), requester.userId);
+    return previews.preview(parsePreviewUrl(queryString(req, 'url')!), requester.userId);
   };
-  app.get('/_matrix/client/v1/media/preview_url', handler);
-  for (const v of ['v3', 'r0']) app.get(`/_matrix/media/${v}/preview_url`, handler);
+  app.get('/_matrix/client/v1/media/preview_url', { schema: { querystring: PREVIEW_QUERY } }, handler);
+  for (const v of ['v3', 'r0']) app.get(`/_matrix/media/${v}/preview_url`, { schema: { querystring: PREVIEW_QUERY } }, handler);
 };
