@@ -4,11 +4,12 @@
  * checked by fastify's Ajv, set up here so that it never changes what it
  * checks: no type coercion, no defaults, no removal of unknown properties.
  *
- * A failure becomes the spec's error: a missing property is M_MISSING_PARAM,
- * any other failure in a body M_BAD_JSON and in a query string
- * M_INVALID_PARAM. A schema may name another code with the `errcode` keyword
- * beside the keyword that fails (Synapse answers M_INVALID_PARAM for some
- * body fields).
+ * A failure becomes the spec's error: a missing property is M_MISSING_PARAM
+ * ("Missing params: ['x']", as Synapse words it), any other failure in a
+ * body M_BAD_JSON and in a query string M_INVALID_PARAM. A schema may name
+ * another code with the `errcode` keyword, and Synapse's message with
+ * `errmsg` (where `{name}` stands for the property), beside the keyword that fails (Synapse answers M_INVALID_PARAM
+ * for some body fields, and admin scripts see its wording).
  *
  * Synapse authenticates before it reads a request, so a bad token is 401
  * whatever the body holds. A failure is therefore held on the request
@@ -34,7 +35,9 @@ export const AJV_OPTIONS: FastifyServerOptions['ajv'] = {
   },
   plugins: [
     (ajv) => {
-      (ajv as { addKeyword: (def: { keyword: string; schemaType: string }) => unknown }).addKeyword({ keyword: 'errcode', schemaType: 'string' });
+      const a = ajv as { addKeyword: (def: { keyword: string; schemaType: string }) => unknown };
+      a.addKeyword({ keyword: 'errcode', schemaType: 'string' });
+      a.addKeyword({ keyword: 'errmsg', schemaType: 'string' });
       return ajv;
     },
   ],
@@ -52,11 +55,18 @@ const raised = new WeakSet<FastifyRequest>();
 
 function describe(e: FastifySchemaValidationError, part: Part): string {
   const where = e.instancePath === '' ? part : `${part}${e.instancePath.replaceAll('/', '.')}`;
-  if (e.keyword === 'required') return `Missing ${String((e.params as { missingProperty?: unknown }).missingProperty)}`;
+  if (e.keyword === 'required') return `Missing params: ['${String((e.params as { missingProperty?: unknown }).missingProperty)}']`;
   if (e.keyword === 'additionalProperties') {
     return `${where} may not have ${String((e.params as { additionalProperty?: unknown }).additionalProperty)}`;
   }
   return `${where} ${e.message ?? 'is invalid'}`;
+}
+
+/** An `errmsg` with `{name}` replaced by the failing property's name (so shared fragments can name theirs). */
+function wordedFor(errmsg: string, e: FastifySchemaValidationError): string {
+  const missing = e.keyword === 'required' ? (e.params as { missingProperty?: unknown }).missingProperty : undefined;
+  const name = typeof missing === 'string' ? missing : (e.instancePath.split('/').filter((x) => x !== '' && !/^[0-9]+$/.test(x)).pop() ?? '');
+  return errmsg.replaceAll('{name}', name.replaceAll('~1', '/').replaceAll('~0', '~'));
 }
 
 /** Fastify's `schemaErrorFormatter`: the first failure as the spec's error. */
@@ -64,10 +74,13 @@ export function schemaErrorFormatter(errors: FastifySchemaValidationError[], dat
   const part = (dataVar === 'query' ? 'querystring' : dataVar) as Part;
   const first = errors[0];
   if (first === undefined) return new MatrixError(400, part === 'body' ? 'M_BAD_JSON' : 'M_INVALID_PARAM', `Invalid ${part}`);
-  const own = (first as { parentSchema?: { errcode?: unknown } }).parentSchema?.errcode;
+  const parent = (first as { parentSchema?: { errcode?: unknown; errmsg?: unknown } }).parentSchema;
+  const own = parent?.errcode;
   const errcode =
     typeof own === 'string' ? own : first.keyword === 'required' ? 'M_MISSING_PARAM' : part === 'body' ? 'M_BAD_JSON' : 'M_INVALID_PARAM';
-  return new MatrixError(400, errcode, describe(first, part));
+  // On an object schema, errmsg words its missing properties ({name} is the missing one).
+  const message = typeof parent?.errmsg === 'string' ? wordedFor(parent.errmsg, first) : describe(first, part);
+  return new MatrixError(400, errcode, message);
 }
 
 function failureOf(req: FastifyRequest): HeldFailure | undefined {

@@ -124,9 +124,7 @@ describe('create', () => {
     const before = await db().selectFrom('registration_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     const res = await api(t, 'POST', `${BASE}/new`, { token: admin.accessToken, body });
     expect(res.status).toBe(400);
-    expect(res.body.errcode).toBe('M_INVALID_PARAM');
-    // The route schema checks the types and ranges (its own message); the handler the past expiry.
-    if (message.includes('past')) expect(res.body.error).toBe(message);
+    expect(res.body).toEqual({ errcode: 'M_INVALID_PARAM', error: message });
     const after = await db().selectFrom('registration_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n));
   });
@@ -188,7 +186,7 @@ describe('read, list, update, delete', () => {
   it('valid must be true or false', async () => {
     const res = await api(t, 'GET', `${BASE}?valid=yes`, { token: admin.accessToken });
     expect(res.status).toBe(400);
-    expect(res.body.errcode).toBe('M_INVALID_PARAM');
+    expect(res.body).toEqual({ errcode: 'M_INVALID_PARAM', error: "Boolean query parameter 'valid' must be one of ['true', 'false']" });
   });
 
   it('PUT updates the given fields only, and null clears them', async () => {
@@ -218,8 +216,7 @@ describe('read, list, update, delete', () => {
     for (const [body, message] of cases) {
       const res = await api(t, 'PUT', `${BASE}/upd2`, { token: admin.accessToken, body });
       expect(res.status).toBe(400);
-      expect(res.body.errcode).toBe('M_INVALID_PARAM');
-      if (message.includes('past')) expect(res.body.error).toBe(message);
+      expect(res.body).toEqual({ errcode: 'M_INVALID_PARAM', error: message });
     }
     expect(await dbRow('upd2')).toMatchObject({ uses_allowed: 2, expiry_time: null });
     const missing = await api(t, 'PUT', `${BASE}/nope`, { token: admin.accessToken, body: { uses_allowed: 1 } });

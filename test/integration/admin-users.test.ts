@@ -169,19 +169,19 @@ describe('PUT /_synapse/admin/v2/users/<user_id>: create', () => {
 
   it('validates the body', async () => {
     const cases: [unknown, number, string, string?][] = [
-      [{ admin: 'yes' }, 400, 'M_BAD_JSON'],
-      [{ password: 12 }, 400, 'M_UNKNOWN'],
-      [{ password: 'x'.repeat(513) }, 400, 'M_UNKNOWN'],
-      [{ logout_devices: 'no' }, 400, 'M_UNKNOWN'],
-      [{ deactivated: null }, 400, 'M_UNKNOWN'],
-      [{ locked: 1 }, 400, 'M_UNKNOWN'],
+      [{ admin: 'yes' }, 400, 'M_BAD_JSON', "Param 'admin' must be a boolean, if given"],
+      [{ password: 12 }, 400, 'M_UNKNOWN', 'Invalid password'],
+      [{ password: 'x'.repeat(513) }, 400, 'M_UNKNOWN', 'Invalid password'],
+      [{ logout_devices: 'no' }, 400, 'M_UNKNOWN', "'logout_devices' parameter is not of type boolean"],
+      [{ deactivated: null }, 400, 'M_UNKNOWN', "'deactivated' parameter is not of type boolean"],
+      [{ locked: 1 }, 400, 'M_UNKNOWN', "'locked' parameter is not of type boolean"],
       [{ deactivated: true, locked: true }, 400, 'M_UNKNOWN', "An user can't be deactivated and locked"],
-      [{ displayname: 5 }, 400, 'M_INVALID_PARAM'],
+      [{ displayname: 5 }, 400, 'M_INVALID_PARAM', "'displayname' must be a string"],
       [{ displayname: 'x'.repeat(257) }, 400, 'M_UNKNOWN', 'Displayname is too long (max 256)'],
-      [{ avatar_url: null }, 400, 'M_INVALID_PARAM'],
-      [{ threepids: [{ medium: 'email' }] }, 400, 'M_MISSING_PARAM'],
+      [{ avatar_url: null }, 400, 'M_INVALID_PARAM', "'avatar_url' must be a string"],
+      [{ threepids: [{ medium: 'email' }] }, 400, 'M_MISSING_PARAM', "Missing params: ['address']"],
       [{ threepids: [{ medium: 'email', address: 'a@b.c' }] }, 400, 'M_INVALID_PARAM'],
-      [{ external_ids: [{ auth_provider: 'oidc' }] }, 400, 'M_MISSING_PARAM'],
+      [{ external_ids: [{ auth_provider: 'oidc' }] }, 400, 'M_MISSING_PARAM', "Missing params: ['external_id']"],
       [[1, 2], 400, 'M_BAD_JSON'],
     ];
     for (const [body, status, errcode, error] of cases) {
@@ -409,7 +409,6 @@ describe('GET /_synapse/admin/v2/users and v3', () => {
   });
 
   it('rejects bad query parameters', async () => {
-    // Checked by the route schema: the errcode is Synapse's, the message the schema's.
     const cases: [string, string, string][] = [
       ['?limit=-1', 'M_INVALID_PARAM', 'Query parameter limit must be a positive integer.'],
       ['?limit=abc', 'M_INVALID_PARAM', 'Query parameter limit must be an integer'],
@@ -421,7 +420,7 @@ describe('GET /_synapse/admin/v2/users and v3', () => {
     for (const [q, errcode, error] of cases) {
       const res = await list(q);
       expect(res.status, q).toBe(400);
-      expect(res.body.errcode, `${q}: ${error}`).toBe(errcode);
+      expect(res.body).toEqual({ errcode, error });
     }
     const order = await list('?order_by=password_hash');
     expect(order.status).toBe(400);

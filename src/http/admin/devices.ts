@@ -20,8 +20,14 @@ const PREFIX = '/_synapse/admin/v2/users/:userId';
 const CREATE_DEVICE_BODY = {
   type: 'object',
   required: ['device_id'],
+  errmsg: 'Missing {name}',
   properties: {
-    device_id: { allOf: [{ not: { enum: [null, ''] }, errcode: 'M_MISSING_PARAM' }, { type: 'string', errcode: 'M_INVALID_PARAM' }] },
+    device_id: {
+      allOf: [
+        { not: { enum: [null, ''] }, errcode: 'M_MISSING_PARAM', errmsg: 'Missing device_id' },
+        { type: 'string', errcode: 'M_INVALID_PARAM', errmsg: 'device_id must be a string' },
+      ],
+    },
   },
 };
 

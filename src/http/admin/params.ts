@@ -41,15 +41,22 @@ export function queryRequiredString(req: FastifyRequest, name: string): string {
 const oneOrMore = (s: Record<string, unknown>) => ({ anyOf: [s, { type: 'array', items: s }] });
 
 /** `true` or `false`, as Synapse's parse_boolean. */
-export const QUERY_BOOLEAN = oneOrMore({ type: 'string', enum: ['true', 'false'] });
-/** A non-negative integer (Synapse's int() takes surrounding blanks and a `+`). */
-export const QUERY_INTEGER = oneOrMore({ type: 'string', pattern: '^\\s*[+]?[0-9]{1,15}\\s*$' });
+export const QUERY_BOOLEAN = oneOrMore({ type: 'string', enum: ['true', 'false'], errmsg: "Boolean query parameter '{name}' must be one of ['true', 'false']" });
+/** A non-negative integer (Synapse's int() takes surrounding blanks and a sign), worded as Synapse's parse_integer. */
+export const QUERY_INTEGER = oneOrMore({
+  type: 'string',
+  allOf: [
+    { pattern: '^\\s*[+-]?[0-9]{1,15}\\s*$', errmsg: 'Query parameter {name} must be an integer' },
+    { pattern: '^\\s*[+]?[0-9]+\\s*$', errmsg: 'Query parameter {name} must be a positive integer.' },
+  ],
+});
 /** Any string. */
 export const QUERY_STRING = oneOrMore({ type: 'string' });
-/** One of `values`. */
-export const queryEnumSchema = (values: readonly string[]) => oneOrMore({ type: 'string', enum: [...values] });
-/** `dir`: forwards or backwards. */
-export const QUERY_DIR = queryEnumSchema(['f', 'b']);
+/** One of `values`, worded as Synapse's parse_enum. */
+export const queryEnumSchema = (values: readonly string[]) =>
+  oneOrMore({ type: 'string', enum: [...values], errmsg: `Query parameter '{name}' must be one of [${values.map((v) => `'${v}'`).join(', ')}]` });
+/** `dir`: backwards or forwards. */
+export const QUERY_DIR = queryEnumSchema(['b', 'f']);
 
 /** A QUERY_BOOLEAN parameter, already checked by the route schema. */
 export function queryFlag(req: FastifyRequest, name: string): boolean | undefined {

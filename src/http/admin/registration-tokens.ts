@@ -17,20 +17,50 @@ const PREFIX = '/_synapse/admin/v1/registration_tokens';
 const MAX_USES = 2_147_483_647;
 
 /** `uses_allowed`: a non-negative integer or null (M_INVALID_PARAM, as Synapse). */
-const USES_ALLOWED = { type: ['integer', 'null'], minimum: 0, maximum: MAX_USES, errcode: 'M_INVALID_PARAM' };
+const USES_ALLOWED = {
+  type: ['integer', 'null'],
+  minimum: 0,
+  maximum: MAX_USES,
+  errcode: 'M_INVALID_PARAM',
+  errmsg: 'uses_allowed must be a non-negative integer or null',
+};
 /** `expiry_time`: milliseconds since the epoch or null; "not in the past" is checked in the handler. */
-const EXPIRY_TIME = { type: ['integer', 'null'], minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, errcode: 'M_INVALID_PARAM' };
+const EXPIRY_TIME = {
+  type: ['integer', 'null'],
+  minimum: -Number.MAX_SAFE_INTEGER,
+  maximum: Number.MAX_SAFE_INTEGER,
+  errcode: 'M_INVALID_PARAM',
+  errmsg: 'expiry_time must be an integer or null',
+};
+const INVALID = 'M_INVALID_PARAM';
 
 /** POST …/new: a chosen `token`, or a `length` for a random one (read only when no token is given). */
 const NEW_TOKEN_BODY = {
   type: 'object',
   properties: {
-    token: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._~-]+$', errcode: 'M_INVALID_PARAM' },
+    token: {
+      type: 'string',
+      errcode: INVALID,
+      errmsg: 'token must be a string',
+      allOf: [
+        { minLength: 1, maxLength: 64, errcode: INVALID, errmsg: 'token must not be empty and must not be longer than 64 characters' },
+        { pattern: '^[A-Za-z0-9._~-]+$', errcode: INVALID, errmsg: 'token must consist only of characters matched by the regex [A-Za-z0-9._~-]' },
+      ],
+    },
     uses_allowed: USES_ALLOWED,
     expiry_time: EXPIRY_TIME,
   },
   if: { required: ['token'] },
-  else: { properties: { length: { type: 'integer', minimum: 1, maximum: 64, errcode: 'M_INVALID_PARAM' } } },
+  else: {
+    properties: {
+      length: {
+        type: 'integer',
+        errcode: INVALID,
+        errmsg: 'length must be an integer',
+        allOf: [{ minimum: 1, maximum: 64, errcode: INVALID, errmsg: 'length must be greater than zero and not greater than 64' }],
+      },
+    },
+  },
 };
 
 /** PUT …/{token}: the fields to change. */

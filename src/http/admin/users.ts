@@ -98,16 +98,18 @@ const objectList = (required: string[]) => ({
  * against the configured types, length limits and the cross-field rules
  * stay in the handler).
  */
+/** Synapse's words for a flag of the wrong type. */
+const NOT_BOOLEAN = "'{name}' parameter is not of type boolean";
 const UPSERT_USER_BODY = {
   type: 'object',
   properties: {
-    password: { type: ['string', 'null'], maxLength: MAX_PASSWORD_LEN, errcode: 'M_UNKNOWN' },
-    logout_devices: { type: 'boolean', errcode: 'M_UNKNOWN' },
-    displayname: { type: 'string', errcode: 'M_INVALID_PARAM' },
-    avatar_url: { type: 'string', errcode: 'M_INVALID_PARAM' },
-    admin: { type: 'boolean' },
-    deactivated: { type: 'boolean', errcode: 'M_UNKNOWN' },
-    locked: { type: 'boolean', errcode: 'M_UNKNOWN' },
+    password: { type: ['string', 'null'], maxLength: MAX_PASSWORD_LEN, errcode: 'M_UNKNOWN', errmsg: 'Invalid password' },
+    logout_devices: { type: 'boolean', errcode: 'M_UNKNOWN', errmsg: NOT_BOOLEAN },
+    displayname: { type: 'string', errcode: 'M_INVALID_PARAM', errmsg: "'{name}' must be a string" },
+    avatar_url: { type: 'string', errcode: 'M_INVALID_PARAM', errmsg: "'{name}' must be a string" },
+    admin: { type: 'boolean', errmsg: "Param '{name}' must be a boolean, if given" },
+    deactivated: { type: 'boolean', errcode: 'M_UNKNOWN', errmsg: NOT_BOOLEAN },
+    locked: { type: 'boolean', errcode: 'M_UNKNOWN', errmsg: NOT_BOOLEAN },
     user_type: { type: ['string', 'null'], errcode: 'M_UNKNOWN' },
     threepids: objectList(['medium', 'address']),
     external_ids: objectList(['auth_provider', 'external_id']),
