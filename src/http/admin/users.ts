@@ -33,6 +33,7 @@ import {
   requireParams,
   userNotFound,
 } from './params.js';
+import { CLIENT_PREFIXES } from '../client/session-helpers.js';
 
 type UserParams = { Params: { userId: string } };
 
@@ -287,7 +288,7 @@ export const adminUsersPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
     return { user_id: userId, devices };
   };
   app.get<UserParams>('/_synapse/admin/v1/whois/:userId', whois);
-  for (const v of ['r0', 'v3']) app.get<UserParams>(`/_matrix/client/${v}/admin/whois/:userId`, whois);
+  for (const prefix of CLIENT_PREFIXES) app.get<UserParams>(`${prefix}/admin/whois/:userId`, whois);
 
   // ---- admin flag ----
   app.get<UserParams>('/_synapse/admin/v1/users/:userId/admin', async (req) => {

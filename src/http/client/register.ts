@@ -10,6 +10,7 @@ import { accessTokenOf } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
 import { raiseSchemaError } from '../request-schema.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
 
 /**
  * The spec's POST /register fields, with Synapse's codes: a username that is
@@ -47,8 +48,8 @@ function queryParam(req: FastifyRequest, name: string): string | undefined {
 
 export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { registration } = ctx.services;
-  for (const v of ['r0', 'v3']) {
-    app.post(`/_matrix/client/${v}/register`, { schema: { body: REGISTER_BODY } }, async (req) =>
+  for (const prefix of CLIENT_PREFIXES) {
+    app.post(`${prefix}/register`, { schema: { body: REGISTER_BODY } }, async (req) =>
       registration.register({
         body: jsonObjectBody(req),
         kind: queryParam(req, 'kind') ?? 'user',
@@ -58,7 +59,7 @@ export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
         hasAccessToken: accessTokenOf(req) !== undefined,
       }),
     );
-    app.get(`/_matrix/client/${v}/register/available`, { schema: { querystring: AVAILABLE_QUERY } }, async (req) => {
+    app.get(`${prefix}/register/available`, { schema: { querystring: AVAILABLE_QUERY } }, async (req) => {
       raiseSchemaError(req);
       return registration.usernameAvailable(queryParam(req, 'username'));
     });

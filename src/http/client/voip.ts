@@ -9,6 +9,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { turnCredentials } from '../../services/turn.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
+import { CLIENT_PREFIXES } from './session-helpers.js';
 
 const responseSchema = {
   200: {
@@ -23,7 +24,8 @@ const responseSchema = {
 } as const;
 
 export const voipPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  for (const prefix of ['/_matrix/client/r0', '/_matrix/client/v3', '/_matrix/client/api/v1']) {
+  // Synapse also serves this one under the old api/v1 prefix.
+  for (const prefix of [...CLIENT_PREFIXES, '/_matrix/client/api/v1']) {
     app.get(`${prefix}/voip/turnServer`, { schema: { response: responseSchema } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: ctx.config.turn_allow_guests });
       return turnCredentials(ctx.config, requester.userId) ?? {};
