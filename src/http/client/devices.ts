@@ -10,7 +10,7 @@ import type { DeviceRow } from '../../storage/devices.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { checkDeviceDisplayName } from './login.js';
-import { CLIENT_PREFIXES, reauthenticate, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, pathOf, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
 function deviceJson(d: DeviceRow): Record<string, unknown> {
@@ -62,9 +62,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
     app.delete<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req, 'emptyIsObject');
-      await reauthenticate(ctx, req, requester, body);
-      // Like Synapse, deleting a device that is already gone succeeds.
-      await devices.delete(requester.userId, [req.params.deviceId]);
+      await devices.deleteAuthenticated(requester, { uri: pathOf(req), method: req.method, body }, [req.params.deviceId]);
       req.log.info({ user_id: requester.userId, device_id: req.params.deviceId }, 'device deleted');
       return {};
     });
@@ -77,8 +75,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
         throw new MatrixError(400, ids === undefined ? 'M_MISSING_PARAM' : 'M_BAD_JSON', 'devices must be a list of device ids');
       }
       rejectNul(ids, 'devices');
-      await reauthenticate(ctx, req, requester, body);
-      await devices.delete(requester.userId, ids);
+      await devices.deleteAuthenticated(requester, { uri: pathOf(req), method: req.method, body }, ids);
       req.log.info({ user_id: requester.userId, devices: ids.length }, 'devices deleted');
       return {};
     });
