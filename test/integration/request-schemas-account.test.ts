@@ -22,3 +22,19 @@ describe('POST /account/password across two UIA requests', () => {
     expect((await login(t, 'pwtwostep', u.password)).status).toBe(403);
   });
 });
+
+describe('device route schemas', () => {
+  it('refuses bad bodies with the spec errcodes', async () => {
+    const u = await createUser(t, 'devschema');
+    const cases: [string, string, unknown, string][] = [
+      ['POST', `${V3}/delete_devices`, {}, 'M_MISSING_PARAM'],
+      ['POST', `${V3}/delete_devices`, { devices: 'x' }, 'M_BAD_JSON'],
+      ['POST', `${V3}/delete_devices`, { devices: [1] }, 'M_BAD_JSON'],
+      ['PUT', `${V3}/devices/${u.deviceId}`, { display_name: 5 }, 'M_BAD_JSON'],
+    ];
+    for (const [method, path, body, errcode] of cases) {
+      const res = await api(t, method, path, { token: u.accessToken, body });
+      expect([res.status, res.body.errcode]).toEqual([400, errcode]);
+    }
+  });
+});

@@ -17,6 +17,16 @@ function deviceJson(d: DeviceRow): Record<string, unknown> {
   return { device_id: d.device_id, display_name: d.display_name, last_seen_ip: d.last_seen_ip, last_seen_ts: d.last_seen_ts };
 }
 
+/** PUT /devices/{id}: `display_name` (absent or null changes nothing). */
+const RENAME_BODY = { type: 'object', properties: { display_name: { type: ['string', 'null'] } } };
+
+/** POST /delete_devices: the device ids to delete (and UIA's `auth`). */
+const DELETE_DEVICES_BODY = {
+  type: 'object',
+  required: ['devices'],
+  properties: { devices: { type: 'array', items: { type: 'string' } }, auth: { type: 'object' } },
+};
+
 const notFound = () => new MatrixError(404, 'M_NOT_FOUND', 'No device found');
 
 export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
@@ -41,13 +51,10 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       return deviceJson(device);
     });
 
-    app.put<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
+    app.put<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, { schema: { body: RENAME_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const body = jsonObjectBody(req);
-      const name = body['display_name'];
-      if (name !== undefined && name !== null && typeof name !== 'string') {
-        throw new MatrixError(400, 'M_BAD_JSON', 'display_name must be a string');
-      }
+      const name = body['display_name'] as string | null | undefined;
       // Leaving display_name out (or null) changes nothing, as in Synapse.
       if (name === undefined || name === null) {
         if (!(await devices.get(requester.userId, req.params.deviceId))) throw notFound();
@@ -67,13 +74,10 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       return {};
     });
 
-    app.post(`${prefix}/delete_devices`, async (req) => {
+    app.post(`${prefix}/delete_devices`, { schema: { body: DELETE_DEVICES_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req, 'emptyIsObject');
-      const ids = body['devices'];
-      if (!Array.isArray(ids) || !ids.every((d): d is string => typeof d === 'string')) {
-        throw new MatrixError(400, ids === undefined ? 'M_MISSING_PARAM' : 'M_BAD_JSON', 'devices must be a list of device ids');
-      }
+      const ids = body['devices'] as string[];
       rejectNul(ids, 'devices');
       await devices.deleteAuthenticated(requester, { uri: pathOf(req), method: req.method, body }, ids);
       req.log.info({ user_id: requester.userId, devices: ids.length }, 'devices deleted');
