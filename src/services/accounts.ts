@@ -12,11 +12,13 @@ import { deleteDeviceRows } from '../storage/devices.js';
 import { addPendingDeactivation } from '../storage/memberships.js';
 import { getUiaSession, setUiaServerValue } from '../storage/uia.js';
 import { getUser, insertUser, setPasswordHash, type UserRow } from '../storage/users.js';
+import type { Requester } from './auth.js';
 import type { AuthService } from './auth.js';
 import type { DeviceListsService } from './e2ee/device-lists.js';
 import type { PasswordHasher } from './passwords.js';
 import type { RoomService } from './rooms/room-service.js';
-import type { UiaService } from './uia.js';
+import type { Reauthenticator } from './reauth.js';
+import { UiaRequired, type UiaRequest, type UiaService } from './uia.js';
 import type { Db } from '../storage/db.js';
 
 export interface LogoutOptions {
@@ -30,6 +32,8 @@ export interface LogoutOptions {
 export interface AccountEffects {
   deviceLists: DeviceListsService;
   rooms: Pick<RoomService, 'partDeactivatedUsers' | 'updateProfileInRooms'>;
+  /** UIA for the signed-in user's own password change and deactivation. */
+  reauth: Reauthenticator;
 }
 
 /** The admin API's create-or-modify (PUT /_synapse/admin/v2/users/<user_id>), parsed; undefined leaves a field as it is. */
@@ -173,6 +177,46 @@ export class AccountsService {
     await this.database.db.transaction().execute((tx) => this.writePassword(tx, userId, hash, opts));
     this.auth.forgetUser(userId);
     if (opts.logoutDevices) await this.effects.deviceLists.changed([userId]);
+  }
+
+  /**
+   * POST /account/password: re-authenticates the requester through UIA, then
+   * sets the new password. A password given before UIA finished is kept,
+   * hashed, with the UIA session, and used when the last request omits it.
+   * `request.body` is the whole request body; `new_password` is not part of
+   * what UIA keeps of it. The latest request's other parameters win (an
+   * empty one falls back to the first); `logout_devices` defaults to true.
+   * Returns whether the other sessions were ended.
+   */
+  async changePasswordAuthenticated(requester: Requester, request: UiaRequest, newPassword: string | undefined): Promise<{ logoutDevices: boolean }> {
+    if (!(this.config.password_config.enabled && this.config.password_config.localdb_enabled)) throw forbidden('Password change disabled');
+    const { new_password: _omit, ...uiaBody } = request.body ?? {};
+    let sessionId: string;
+    let params: Record<string, unknown>;
+    try {
+      const done = await this.effects.reauth.reauthenticate(requester, { ...request, body: uiaBody });
+      sessionId = done.sessionId;
+      const { auth: _a, ...rest } = uiaBody;
+      params = Object.keys(rest).length > 0 ? rest : done.clientdict;
+    } catch (err) {
+      if (err instanceof UiaRequired && newPassword) await this.keepPendingPassword(err.body.session, newPassword);
+      throw err;
+    }
+    // Without a new password here, the one kept in the UIA session is used.
+    const secret = newPassword ? { password: newPassword } : { uiaSession: sessionId };
+    const logoutDevices = params['logout_devices'] !== false;
+    await this.setPassword(requester.userId, secret, { logoutDevices, exceptTokenId: requester.tokenId, exceptDeviceId: requester.deviceId });
+    return { logoutDevices };
+  }
+
+  /**
+   * POST /account/deactivate: re-authenticates the requester through UIA,
+   * then deactivates the account. As Synapse, account data (push rules,
+   * ignored users, ...) goes with the account.
+   */
+  async deactivateAuthenticated(requester: Requester, request: UiaRequest, opts: { erase: boolean }): Promise<void> {
+    await this.effects.reauth.reauthenticate(requester, request);
+    await this.deactivateAccount(requester.userId, { erase: opts.erase, deleteAccountData: true });
   }
 
   /** Keeps a new password, hashed, in a UIA session still under way (the first one given stays). */

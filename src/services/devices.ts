@@ -8,13 +8,17 @@
 import type { Database } from '../storage/database.js';
 import { deleteAccessTokenById } from '../storage/tokens.js';
 import { deleteDeviceRows, ensureDevice, getDevice, listDevices, setDeviceDisplayName, type DeviceRow } from '../storage/devices.js';
-import type { AuthService, NewSession } from './auth.js';
+import type { AuthService, NewSession, Requester } from './auth.js';
 import type { DeviceListsService } from './e2ee/device-lists.js';
+import type { Reauthenticator } from './reauth.js';
+import type { UiaRequest } from './uia.js';
 
 export interface DevicesServiceDeps {
   database: Database;
   auth: AuthService;
   deviceLists: DeviceListsService;
+  /** UIA before a device is deleted. */
+  reauth: Reauthenticator;
 }
 
 /** Who is logging out: the token's user and device (null for a device-less puppet token). */
@@ -79,6 +83,16 @@ export class DevicesService {
   }
 
   /** Deletes devices with every token on them; ones already gone are no error, as in Synapse. */
+  /**
+   * DELETE /devices/{id} and POST /delete_devices: re-authenticates the
+   * requester through UIA, then deletes the devices (ending their sessions).
+   * Like Synapse, deleting a device that is already gone succeeds.
+   */
+  async deleteAuthenticated(requester: Requester, request: UiaRequest, deviceIds: string[]): Promise<void> {
+    await this.d.reauth.reauthenticate(requester, request);
+    await this.delete(requester.userId, deviceIds);
+  }
+
   async delete(userId: string, deviceIds: string[]): Promise<void> {
     await this.d.database.db.transaction().execute(async (tx) => {
       await this.d.auth.signOut(tx, userId, { deviceIds });

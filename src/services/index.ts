@@ -50,6 +50,7 @@ import { FilterStore } from './sync/filter-store.js';
 import { SyncService } from './sync/sync-service.js';
 import { TypingService } from './typing.js';
 import { UiaService } from './uia.js';
+import { Reauthenticator } from './reauth.js';
 import { UserDirectoryService } from './user-directory.js';
 
 /** What the services are built from. */
@@ -174,9 +175,10 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     rooms.pipeline.addPersistHook((tx, room, ev, groupBefore) => push.onPersisted(tx, room, ev, groupBefore));
     rooms.pipeline.addPersistHook(async (_tx, room, ev) => typing.onPersisted(room.room_id, ev.pdu));
     const deviceLists = new DeviceListsService({ db, notifier, positions, logger });
-    const accounts = new AccountsService(database, config, passwords, auth, uia, { deviceLists, rooms });
+    const reauth = new Reauthenticator(uia, rateLimiter, config.rc_login.failed_attempts);
+    const accounts = new AccountsService(database, config, passwords, auth, uia, { deviceLists, rooms, reauth });
     const isMine = (userId: string) => accounts.isMine(userId);
-    const devices = new DevicesService({ database, auth, deviceLists });
+    const devices = new DevicesService({ database, auth, deviceLists, reauth });
     const receipts = new ReceiptsService({ db, notifier });
     const lazyMembers = new LazyMemberCache();
     const registration = new RegistrationService({ config, database, logger, services: { accounts, auth, uia, passwords, rateLimiter } });
@@ -214,7 +216,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       userDirectory: new UserDirectoryService({ db, config, rateLimiter }),
       lazyMembers,
       deviceKeys: new KeysService(e2ee),
-      crossSigning: new CrossSigningService(e2ee),
+      crossSigning: new CrossSigningService({ ...e2ee, reauth }),
       toDevice: new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } }),
       roomKeys: new RoomKeysService(db),
       media,

@@ -10,12 +10,22 @@ import type { DeviceRow } from '../../storage/devices.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { checkDeviceDisplayName } from './login.js';
-import { CLIENT_PREFIXES, reauthenticate, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, pathOf, rejectNul } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
 function deviceJson(d: DeviceRow): Record<string, unknown> {
   return { device_id: d.device_id, display_name: d.display_name, last_seen_ip: d.last_seen_ip, last_seen_ts: d.last_seen_ts };
 }
+
+/** PUT /devices/{id}: `display_name` (absent or null changes nothing). */
+const RENAME_BODY = { type: 'object', properties: { display_name: { type: ['string', 'null'] } } };
+
+/** POST /delete_devices: the device ids to delete (and UIA's `auth`). */
+const DELETE_DEVICES_BODY = {
+  type: 'object',
+  required: ['devices'],
+  properties: { devices: { type: 'array', items: { type: 'string' } }, auth: { type: 'object' } },
+};
 
 const notFound = () => new MatrixError(404, 'M_NOT_FOUND', 'No device found');
 
@@ -41,13 +51,10 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       return deviceJson(device);
     });
 
-    app.put<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
+    app.put<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, { schema: { body: RENAME_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const body = jsonObjectBody(req);
-      const name = body['display_name'];
-      if (name !== undefined && name !== null && typeof name !== 'string') {
-        throw new MatrixError(400, 'M_BAD_JSON', 'display_name must be a string');
-      }
+      const name = body['display_name'] as string | null | undefined;
       // Leaving display_name out (or null) changes nothing, as in Synapse.
       if (name === undefined || name === null) {
         if (!(await devices.get(requester.userId, req.params.deviceId))) throw notFound();
@@ -62,23 +69,17 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
     app.delete<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req, 'emptyIsObject');
-      await reauthenticate(ctx, req, requester, body);
-      // Like Synapse, deleting a device that is already gone succeeds.
-      await devices.delete(requester.userId, [req.params.deviceId]);
+      await devices.deleteAuthenticated(requester, { uri: pathOf(req), method: req.method, body }, [req.params.deviceId]);
       req.log.info({ user_id: requester.userId, device_id: req.params.deviceId }, 'device deleted');
       return {};
     });
 
-    app.post(`${prefix}/delete_devices`, async (req) => {
+    app.post(`${prefix}/delete_devices`, { schema: { body: DELETE_DEVICES_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req, 'emptyIsObject');
-      const ids = body['devices'];
-      if (!Array.isArray(ids) || !ids.every((d): d is string => typeof d === 'string')) {
-        throw new MatrixError(400, ids === undefined ? 'M_MISSING_PARAM' : 'M_BAD_JSON', 'devices must be a list of device ids');
-      }
+      const ids = body['devices'] as string[];
       rejectNul(ids, 'devices');
-      await reauthenticate(ctx, req, requester, body);
-      await devices.delete(requester.userId, ids);
+      await devices.deleteAuthenticated(requester, { uri: pathOf(req), method: req.method, body }, ids);
       req.log.info({ user_id: requester.userId, devices: ids.length }, 'devices deleted');
       return {};
     });

@@ -11,7 +11,7 @@ import { KeysService, parseClaim, parseQuery, parseUpload } from '../../services
 import { decodeStreamToken } from '../../services/streams/stream-token.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, reauthenticate } from './session-helpers.js';
+import { CLIENT_PREFIXES, pathOf } from './session-helpers.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /**
@@ -70,9 +70,7 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req);
       const upload = parseSigningKeys(body, requester.userId);
-      await crossSigning.uploadKeys(requester, upload, async () => {
-        await reauthenticate(ctx, req, requester, body);
-      });
+      await crossSigning.uploadKeys(requester, upload, { uri: pathOf(req), method: req.method, body });
       return {};
     });
 

@@ -1,12 +1,9 @@
 /**
- * Pieces shared by the session and account endpoints: field checks,
- * re-authentication through UIA (with Synapse's failed-attempts limit).
+ * Pieces shared by the session and account endpoints: field checks and
+ * the request path (re-authentication through UIA is services/reauth.ts).
  */
 import type { FastifyRequest } from 'fastify';
-import { badJson, MatrixError } from '../../matrix-error.js';
-import type { Requester } from '../../services/auth.js';
-import { UiaRequired, type UiaResult } from '../../services/uia.js';
-import type { AppContext } from '../context.js';
+import { MatrixError } from '../../matrix-error.js';
 import { containsNul } from '../../core/json-values.js';
 
 /** Both client API prefixes; every route here exists under each. */
@@ -45,36 +42,4 @@ export function optionalBool(body: Record<string, unknown>, key: string): boolea
 
 export function pathOf(req: FastifyRequest): string {
   return req.url.split('?', 1)[0] ?? req.url;
-}
-
-/**
- * Re-authenticates a signed-in user for a sensitive action (password
- * change, deactivation, device deletion) with UIA. As in Synapse, failed
- * stages count against `rc_login.failed_attempts` for that user, and once
- * over it every attempt is refused with 429 before any password is checked.
- */
-export async function reauthenticate(
-  ctx: AppContext,
-  req: FastifyRequest,
-  requester: Requester,
-  body: Record<string, unknown>,
-  flows: string[][] = [['m.login.password']],
-): Promise<UiaResult> {
-  // UIA keeps the request in a jsonb column, which cannot hold U+0000.
-  if (containsNul(body)) throw badJson('The request may not contain U+0000');
-  const key = `uia-failed:${requester.userId}`;
-  const cfg = ctx.config.rc_login.failed_attempts;
-  ctx.services.rateLimiter.check(key, cfg, { update: false });
-  try {
-    return await ctx.services.uia.authenticate({ uri: pathOf(req), method: req.method, body }, flows, requester);
-  } catch (err) {
-    if (err instanceof UiaRequired && err.failure) {
-      try {
-        ctx.services.rateLimiter.check(key, cfg);
-      } catch {
-        // Already over the limit: the next attempt is refused up front.
-      }
-    }
-    throw err;
-  }
 }

@@ -31,6 +31,8 @@ import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import type { DeviceListsService } from './device-lists.js';
+import type { Reauthenticator } from '../reauth.js';
+import type { UiaRequest } from '../uia.js';
 import { badJson, checkUserId, crossSigningPublicKey, invalidParam, jsonEqual, rejectNulJson, signedPart, type Json } from './keys.js';
 import { withSubsystemLogger } from '../../logger.js';
 import type { Db } from '../../storage/db.js';
@@ -84,6 +86,8 @@ export interface CrossSigningDeps {
   logger: Logger;
   /** Announces device-list changes once they have committed. */
   deviceLists: DeviceListsService;
+  /** UIA before cross-signing keys are replaced. */
+  reauth: Reauthenticator;
 }
 
 const failure = (errcode: string, error: string) => ({ errcode, error });
@@ -106,10 +110,10 @@ export class CrossSigningService {
   }
 
   /**
-   * Stores the user's new cross-signing keys. `reauthenticate` is called
-   * (and must throw unless the user passed UIA) when keys would be replaced.
+   * Stores the user's new cross-signing keys. When keys would be replaced,
+   * the requester must first pass UIA with `request` (the upload request).
    */
-  async uploadKeys(requester: Requester, keys: SigningKeysUpload, reauthenticate: () => Promise<void>, now = Date.now()): Promise<void> {
+  async uploadKeys(requester: Requester, keys: SigningKeysUpload, request: UiaRequest, now = Date.now()): Promise<void> {
     const userId = requester.userId;
     const given = TYPES.map(([, t]) => t).filter((t) => keys[t] !== undefined);
     if (given.length === 0) return;
@@ -122,7 +126,7 @@ export class CrossSigningService {
       if (storedMaster && given.every((t) => jsonEqual(stored.get(t), keys[t]?.json))) return;
       await this.checkKeys(userId, keys, given, storedMaster);
       if (storedMaster && !authenticated) {
-        await reauthenticate();
+        await this.d.reauth.reauthenticate(requester, request);
         authenticated = true;
       }
       const written = await this.d.db.transaction().execute(async (tx) => {
