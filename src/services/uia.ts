@@ -18,6 +18,7 @@ import {
   type UiaSessionRow,
 } from '../storage/uia.js';
 import type { Requester } from './auth.js';
+import { isJsonObject } from '../core/json-values.js';
 
 /** Synapse forgets UIA sessions after two days. */
 export const UIA_SESSION_LIFETIME_MS = 2 * 24 * 3600 * 1000;
@@ -88,7 +89,7 @@ export class UiaService {
   async authenticate(req: UiaRequest, flows: string[][], requester?: Requester, now = Date.now()): Promise<UiaResult> {
     await this.sweep(now);
     const auth = req.body?.['auth'];
-    const authDict = auth !== null && typeof auth === 'object' && !Array.isArray(auth) ? (auth as Record<string, unknown>) : undefined;
+    const authDict = isJsonObject(auth) ? auth : undefined;
     const { auth: _ignored, ...clientdict } = req.body ?? {};
 
     let session: UiaSessionRow | undefined;

@@ -20,6 +20,9 @@ function deviceJson(d: DeviceRow): Record<string, unknown> {
 /** PUT /devices/{id}: `display_name` (absent or null changes nothing). */
 const RENAME_BODY = { type: 'object', properties: { display_name: { type: ['string', 'null'] } } };
 
+/** DELETE /devices/{id}: only UIA's `auth`. */
+const DELETE_DEVICE_BODY = { type: 'object', properties: { auth: { type: 'object' } } };
+
 /** POST /delete_devices: the device ids to delete (and UIA's `auth`). */
 const DELETE_DEVICES_BODY = {
   type: 'object',
@@ -66,7 +69,7 @@ export const devicesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ct
       return {};
     });
 
-    app.delete<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, async (req) => {
+    app.delete<{ Params: { deviceId: string } }>(`${prefix}/devices/:deviceId`, { schema: { body: DELETE_DEVICE_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req, 'emptyIsObject');
       await devices.deleteAuthenticated(requester, { uri: pathOf(req), method: req.method, body }, [req.params.deviceId]);
