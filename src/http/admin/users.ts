@@ -33,7 +33,7 @@ import {
   requireParams,
   userNotFound,
 } from './params.js';
-import { CLIENT_PREFIXES } from '../client/session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 type UserParams = { Params: { userId: string } };
 

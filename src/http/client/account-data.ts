@@ -10,7 +10,7 @@ import { forbidden, MatrixError } from '../../matrix-error.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { containsNul } from '../../core/json-values.js';
-import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** Account data content: any JSON object. */

@@ -8,7 +8,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { checkPasswordPolicy } from '../../services/password-policy.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, pathOf, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, pathOf, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** Synapse caps new passwords at 512 characters. */

@@ -7,7 +7,7 @@ import { ROOM_VERSIONS } from '../../core/room-versions.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { rawBool } from '../../services/profile.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 export const capabilitiesPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { config } = ctx;

@@ -10,7 +10,7 @@ import type { DeviceRow } from '../../storage/devices.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { checkDeviceDisplayName } from './login.js';
-import { CLIENT_PREFIXES, pathOf, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, pathOf, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 function deviceJson(d: DeviceRow): Record<string, unknown> {

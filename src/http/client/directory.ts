@@ -13,7 +13,7 @@ import { MatrixError } from '../../matrix-error.js';
 import type { PublicRoomsRequest } from '../../services/rooms/directory.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 import { raiseSchemaError } from '../request-schema.js';
 

@@ -8,7 +8,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { forbidden } from '../../matrix-error.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** The filter is a JSON object; its fields are checked deeply by the filters service. */

@@ -11,7 +11,7 @@ import { KeysService, parseClaim, parseQuery, parseUpload } from '../../services
 import { decodeStreamToken } from '../../services/streams/stream-token.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, pathOf } from './session-helpers.js';
+import { CLIENT_PREFIXES, pathOf } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /**

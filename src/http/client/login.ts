@@ -10,7 +10,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { forbidden, MatrixError } from '../../matrix-error.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /**

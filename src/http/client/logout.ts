@@ -9,7 +9,7 @@ import { MatrixError, missingToken } from '../../matrix-error.js';
 import type { SessionOwner } from '../../services/devices.js';
 import { accessTokenOf, requireUser } from '../auth.js';
 import type { AppContext, PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 /** The caller, accepting an expired access token (a soft-logged-out client may still log out). */
 async function caller(ctx: AppContext, req: FastifyRequest): Promise<SessionOwner> {

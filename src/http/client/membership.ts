@@ -15,7 +15,7 @@ import { MatrixError } from '../../matrix-error.js';
 import { parseRoomAliasOrThrow } from '../../services/rooms/alias-syntax.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** A membership change's optional `reason` (null is "not given", as Synapse). */

@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { toClientEvent } from '../../services/rooms/client-event.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;

@@ -21,7 +21,7 @@ import { forbidden, MatrixError } from '../../matrix-error.js';
 import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** PUT presence: `presence` (required) and `status_msg` (null: none), nothing else. */

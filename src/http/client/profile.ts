@@ -16,7 +16,7 @@ import { MatrixError } from '../../matrix-error.js';
 import { profileNotFound, type ProfileField } from '../../services/profile.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** As Synapse; Ajv's maxLength counts code points, as Synapse (Python) does. */

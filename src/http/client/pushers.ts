@@ -6,7 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { PluginOptions } from '../context.js';
 import { requireUser } from '../auth.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 const NULLABLE_STRING = { type: 'string', nullable: true, errcode: 'M_INVALID_PARAM' };

@@ -15,7 +15,7 @@ import { isRuleKind, type RuleKind } from '../../services/push/rules.js';
 import { checkActions, checkNewRuleId, checkRuleBody } from '../../services/push/validate.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 type RuleParams = { Params: { kind: string; ruleId: string }; Querystring: { before?: string; after?: string } };

@@ -12,7 +12,7 @@ import { MatrixError } from '../../matrix-error.js';
 import { RECEIPT_TYPES, type ReceiptType } from '../../services/receipts.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 const invalid = (msg: string) => new MatrixError(400, 'M_INVALID_PARAM', msg);

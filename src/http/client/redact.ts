@@ -12,7 +12,7 @@ import { txnScope } from '../../services/rooms/room-service.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 /** The redaction's content: an optional `reason` (null is "not given"); other keys go into the event as sent. */
 const REDACT_BODY = { type: 'object', properties: { reason: { type: ['string', 'null'] } } };

@@ -10,7 +10,7 @@ import { accessTokenOf } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
 import { raiseSchemaError } from '../request-schema.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 /**
  * The spec's POST /register fields, with Synapse's codes: a username that is

@@ -12,7 +12,7 @@ import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { type EmptyBody, jsonObjectBody } from '../json-body.js';
 import { isJsonObject } from '../../core/json-values.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { memberReason, REASON, REASON_BODY } from './membership.js';
 
 /** The body as a JSON object; the membership routes take no body (or `null`) as `{}`, as Synapse. */

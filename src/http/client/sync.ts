@@ -12,7 +12,7 @@ import { MatrixError } from '../../matrix-error.js';
 import { PRESENCE_STATES, type PresenceState } from '../../services/presence.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 /** A true/false query parameter, as Synapse's parse_boolean. */
 const BOOLEAN_PARAM = { type: 'string', enum: ['true', 'false'] };

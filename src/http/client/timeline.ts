@@ -8,7 +8,7 @@ import { parseRoomEventFilterParam } from '../../services/rooms/event-filter.js'
 import { MEMBERSHIPS, type Membership } from '../../services/rooms/timeline.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 
 type Query = Record<string, unknown>;

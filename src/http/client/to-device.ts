@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { parseSendToDevice } from '../../services/e2ee/to-device.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** The spec's body: `messages` (required), user id → device id (or `*`) → content. */

@@ -6,7 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** The spec's body: `typing` (required) and `timeout` in milliseconds. */

@@ -7,7 +7,7 @@ import { isValidUserId } from '../../core/auth/ids.js';
 import { MatrixError } from '../../matrix-error.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 /** The new room version (required; Synapse answers a non-string as an unsupported version) and extra creators. */

@@ -20,7 +20,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES, rejectNul } from './session-helpers.js';
+import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
 
 const MAX_LIMIT = 50;

@@ -9,7 +9,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { turnCredentials } from '../../services/turn.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { CLIENT_PREFIXES } from './session-helpers.js';
+import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 const responseSchema = {
   200: {
