@@ -75,7 +75,13 @@ const powerLevels = {
   prev_events: [id(8)],
   auth_events: [id(2), id(3)],
   content: {
-    ban: 50, kick: 50, redact: 50, invite: 0, events_default: 0, state_default: 50, users_default: 0,
+    ban: 50,
+    kick: 50,
+    redact: 50,
+    invite: 0,
+    events_default: 0,
+    state_default: 50,
+    users_default: 0,
     events: { 'm.room.name': 50, 'm.room.power_levels': 100, 'm.room.history_visibility': 100, 'm.room.tombstone': 100 },
     users: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`@user${i}:server${i % 7}.example`, (i % 3) * 50])),
     notifications: { room: 50 },
@@ -83,8 +89,14 @@ const powerLevels = {
 };
 
 const createEvent = {
-  type: 'm.room.create', sender: '@admin:example.org', state_key: '', room_id: '!OGEhHVWSdvArJzumhm:matrix.org',
-  origin_server_ts: 1_699_000_000_000, depth: 1, prev_events: [], auth_events: [],
+  type: 'm.room.create',
+  sender: '@admin:example.org',
+  state_key: '',
+  room_id: '!OGEhHVWSdvArJzumhm:matrix.org',
+  origin_server_ts: 1_699_000_000_000,
+  depth: 1,
+  prev_events: [],
+  auth_events: [],
   content: { room_version: '10', creator: '@admin:example.org', 'm.federate': true },
 };
 
@@ -124,32 +136,69 @@ const messageBytes = signedBytes(redact(signedMessage, ROOM_VERSION));
 const messageSig = sign(null, messageBytes, key.privateKey);
 
 process.stdout.write(`node ${process.version}, one core, rates per CPU-second\n\n-- Ed25519 --\n`);
-row('node:crypto sign (prepared bytes and key: the ceiling)', rate(() => sign(null, messageBytes, key.privateKey)));
-row('signJsonWithKey (redacted message event)', rate(() => signJsonWithKey(redact(message, ROOM_VERSION), 'example.org', key)));
-row('hashAndSignEvent (message event)', rate(() => hashAndSignEvent(message, ROOM_VERSION, 'example.org', key)));
-row('hashAndSignEvent (membership event, big content)', rate(() => hashAndSignEvent(membership, ROOM_VERSION, 'example.org', key)));
-row('node:crypto verify (prepared bytes and key: the ceiling)', rate(() => verify(null, messageBytes, pubKeyObject, messageSig)));
-row('verifyEventSignature (message event, KeyObject)', rate(() => verifyEventSignature(signedMessage, ROOM_VERSION, 'example.org', key.keyId, pubKeyObject)));
-row('verifyEventSignature (message event, key bytes, cached)', rate(() => verifyEventSignature(signedMessage, ROOM_VERSION, 'example.org', key.keyId, key.publicKey)));
-row('verifyEventSignature (membership event, KeyObject)', rate(() => verifyEventSignature(signedMembership, ROOM_VERSION, 'example.org', key.keyId, pubKeyObject)));
+row(
+  'node:crypto sign (prepared bytes and key: the ceiling)',
+  rate(() => sign(null, messageBytes, key.privateKey)),
+);
+row(
+  'signJsonWithKey (redacted message event)',
+  rate(() => signJsonWithKey(redact(message, ROOM_VERSION), 'example.org', key)),
+);
+row(
+  'hashAndSignEvent (message event)',
+  rate(() => hashAndSignEvent(message, ROOM_VERSION, 'example.org', key)),
+);
+row(
+  'hashAndSignEvent (membership event, big content)',
+  rate(() => hashAndSignEvent(membership, ROOM_VERSION, 'example.org', key)),
+);
+row(
+  'node:crypto verify (prepared bytes and key: the ceiling)',
+  rate(() => verify(null, messageBytes, pubKeyObject, messageSig)),
+);
+row(
+  'verifyEventSignature (message event, KeyObject)',
+  rate(() => verifyEventSignature(signedMessage, ROOM_VERSION, 'example.org', key.keyId, pubKeyObject)),
+);
+row(
+  'verifyEventSignature (message event, key bytes, cached)',
+  rate(() => verifyEventSignature(signedMessage, ROOM_VERSION, 'example.org', key.keyId, key.publicKey)),
+);
+row(
+  'verifyEventSignature (membership event, KeyObject)',
+  rate(() => verifyEventSignature(signedMembership, ROOM_VERSION, 'example.org', key.keyId, pubKeyObject)),
+);
 const signedObj = signJsonWithKey({ server_name: 'example.org', verify_keys: { [key.keyId]: { key: 'x'.repeat(43) } }, valid_until_ts: 1 }, 'example.org', key);
-row('verifyJson (server key response, key bytes)', rate(() => verifyJson(signedObj, 'example.org', key.keyId, key.publicKey)));
+row(
+  'verifyJson (server key response, key bytes)',
+  rate(() => verifyJson(signedObj, 'example.org', key.keyId, key.publicKey)),
+);
 
 process.stdout.write('\n-- hashes and ids --\n');
-row('contentHash (message event)', rate(() => contentHash(signedMessage)));
-row('contentHash (membership event, big content)', rate(() => contentHash(signedMembership)));
-row('eventId v10 (message event)', rate(() => eventId(signedMessage, ROOM_VERSION)));
-row('eventId v10 (membership event, big content)', rate(() => eventId(signedMembership, ROOM_VERSION)));
-row('redact (membership event)', rate(() => redact(signedMembership, ROOM_VERSION)));
+row(
+  'contentHash (message event)',
+  rate(() => contentHash(signedMessage)),
+);
+row(
+  'contentHash (membership event, big content)',
+  rate(() => contentHash(signedMembership)),
+);
+row(
+  'eventId v10 (message event)',
+  rate(() => eventId(signedMessage, ROOM_VERSION)),
+);
+row(
+  'eventId v10 (membership event, big content)',
+  rate(() => eventId(signedMembership, ROOM_VERSION)),
+);
+row(
+  'redact (membership event)',
+  rate(() => redact(signedMembership, ROOM_VERSION)),
+);
 
 process.stdout.write('\n-- canonical JSON --\n');
 // A realistic mix: mostly messages, some memberships, an occasional power levels / create.
-const mix = [
-  ...Array<object>(10).fill(signedMessage),
-  ...Array<object>(4).fill(signedMembership),
-  signedPowerLevels,
-  signedCreate,
-];
+const mix = [...Array<object>(10).fill(signedMessage), ...Array<object>(4).fill(signedMembership), signedPowerLevels, signedCreate];
 const mixBytes = mix.reduce<number>((n, e) => n + Buffer.byteLength(canonicalJson(e)), 0);
 const mixRate = rate(() => {
   for (const e of mix) canonicalJson(e);

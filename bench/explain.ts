@@ -194,13 +194,21 @@ async function bulkAppend(t: TestServer, roomId: string, items: Iterable<{ sende
         .returning(['event_id', 'stream_ordering'])
         .execute();
       const so = new Map(inserted.map((x) => [x.event_id, x.stream_ordering]));
-      await tx.insertInto('event_edges').values(chunk.flatMap((r) => r.prev.map((p) => ({ event_id: r.id, prev_event_id: p })))).execute();
-      await tx.insertInto('event_auth_edges').values(chunk.flatMap((r) => r.auth.map((a) => ({ event_id: r.id, auth_id: a })))).execute();
+      await tx
+        .insertInto('event_edges')
+        .values(chunk.flatMap((r) => r.prev.map((p) => ({ event_id: r.id, prev_event_id: p }))))
+        .execute();
+      await tx
+        .insertInto('event_auth_edges')
+        .values(chunk.flatMap((r) => r.auth.map((a) => ({ event_id: r.id, auth_id: a }))))
+        .execute();
       const txns = chunk.filter((r) => r.txn);
       if (txns.length > 0) {
         await tx
           .insertInto('event_txn_ids')
-          .values(txns.map((r) => ({ user_id: r.sender, device_id: 'BENCH', txn_id: r.txn as string, scope: txnScope.send(roomId, r.pdu.type), event_id: r.id, created_ts: Date.now() })))
+          .values(
+            txns.map((r) => ({ user_id: r.sender, device_id: 'BENCH', txn_id: r.txn as string, scope: txnScope.send(roomId, r.pdu.type), event_id: r.id, created_ts: Date.now() })),
+          )
           .execute();
       }
       // Current state: the last event per key in this chunk.
@@ -301,7 +309,9 @@ async function background(t: TestServer, rooms: number): Promise<void> {
       WHERE e.room_id LIKE '!bg%' AND e.state_key IS NOT NULL
       ON CONFLICT DO NOTHING`.execute(tx);
     await sql`UPDATE rooms r SET current_state_group = g.id FROM state_groups g WHERE g.room_id = r.room_id AND r.room_id LIKE '!bg%'`.execute(tx);
-    await sql`INSERT INTO forward_extremities (room_id, event_id) SELECT '!bg' || r || ':bench.local', '$bg' || r || '_' || ${EVENTS_PER} FROM generate_series(1, ${rooms}) r`.execute(tx);
+    await sql`INSERT INTO forward_extremities (room_id, event_id) SELECT '!bg' || r || ':bench.local', '$bg' || r || '_' || ${EVENTS_PER} FROM generate_series(1, ${rooms}) r`.execute(
+      tx,
+    );
   });
 }
 
@@ -313,8 +323,14 @@ async function build(t: TestServer): Promise<{ bigRoom: string; smallRooms: stri
   await timed('users and profiles', async () => {
     for (let i = 0; i < MEMBERS; i += 1000) {
       const ids = Array.from({ length: Math.min(1000, MEMBERS - i) }, (_, k) => i + k);
-      await db.insertInto('users').values(ids.map((k) => ({ user_id: uid(k), localpart: `u${k}`, password_hash: null, user_type: null, appservice_id: null }))).execute();
-      await db.insertInto('profiles').values(ids.map((k) => ({ user_id: uid(k), displayname: `User ${k}`, avatar_url: k % 3 === 0 ? `mxc://${SERVER}/a${k}` : null }))).execute();
+      await db
+        .insertInto('users')
+        .values(ids.map((k) => ({ user_id: uid(k), localpart: `u${k}`, password_hash: null, user_type: null, appservice_id: null })))
+        .execute();
+      await db
+        .insertInto('profiles')
+        .values(ids.map((k) => ({ user_id: uid(k), displayname: `User ${k}`, avatar_url: k % 3 === 0 ? `mxc://${SERVER}/a${k}` : null })))
+        .execute();
     }
   });
   const bigRoom = (await rooms.createRoom(requester(uid(0)), { preset: 'public_chat', name: 'Big room' })).roomId;
@@ -322,7 +338,15 @@ async function build(t: TestServer): Promise<{ bigRoom: string; smallRooms: stri
   const viaPipeline = Math.min(50, MEMBERS - 1);
   await timed(`${viaPipeline} joins through the pipeline`, () => persistMany(t, bigRoom, joins(1, 1 + viaPipeline), 100));
   await timed(`${MEMBERS - 1 - viaPipeline} joins in bulk`, () => bulkAppend(t, bigRoom, joins(1 + viaPipeline, MEMBERS)));
-  const have = Number((await db.selectFrom('events').select((eb) => eb.fn.countAll().as('n')).where('room_id', '=', bigRoom).executeTakeFirstOrThrow()).n);
+  const have = Number(
+    (
+      await db
+        .selectFrom('events')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('room_id', '=', bigRoom)
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
   const tail = Math.min(200, Math.max(0, EVENTS - have));
   await timed(`${EVENTS - have - tail} messages in bulk`, () => bulkAppend(t, bigRoom, messages(EVENTS - have - tail, MEMBERS, 'big')));
   await timed(`${tail} messages through the pipeline`, () => persistMany(t, bigRoom, messages(tail, MEMBERS, 'tail'), 100));
@@ -362,7 +386,9 @@ const seen = new Set<string>();
 let tableRows = new Map<string, number>();
 
 async function loadTableSizes(pool: pg.Pool): Promise<void> {
-  const r = await pool.query<{ relname: string; n: string }>(`SELECT relname, reltuples::bigint AS n FROM pg_class WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace`);
+  const r = await pool.query<{ relname: string; n: string }>(
+    `SELECT relname, reltuples::bigint AS n FROM pg_class WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace`,
+  );
   tableRows = new Map(r.rows.map((x) => [x.relname, Number(x.n)]));
 }
 
@@ -451,7 +477,13 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1000));
       out(`random_page_cost = ${cost}`);
     }
-    out(`\nTable sizes: ${[...tableRows].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
+    out(
+      `\nTable sizes: ${[...tableRows]
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')}\n`,
+    );
 
     const db = t.server.ctx.database.db;
     const { auth } = t.server.ctx.services;
@@ -481,10 +513,14 @@ async function main(): Promise<void> {
       lastEvent = String(r.json['event_id'] ?? '');
       return r;
     });
-    add('send again with the same txn id (idempotent lookup)', () => call(t, 'PUT', `/_matrix/client/v3/rooms/${big}/send/m.room.message/${firstTxn}`, busy, { msgtype: 'm.text', body: 'hello' }));
+    add('send again with the same txn id (idempotent lookup)', () =>
+      call(t, 'PUT', `/_matrix/client/v3/rooms/${big}/send/m.room.message/${firstTxn}`, busy, { msgtype: 'm.text', body: 'hello' }),
+    );
     const owner = await session(0);
     add('send a state event (big room topic)', () => call(t, 'PUT', `/_matrix/client/v3/rooms/${big}/state/m.room.topic`, owner, { topic: 'bench' }));
-    add('send a message (small room)', () => call(t, 'PUT', `/_matrix/client/v3/rooms/${small}/send/m.room.message/bench-s-${Date.now()}`, busy, { msgtype: 'm.text', body: 'hi' }));
+    add('send a message (small room)', () =>
+      call(t, 'PUT', `/_matrix/client/v3/rooms/${small}/send/m.room.message/bench-s-${Date.now()}`, busy, { msgtype: 'm.text', body: 'hi' }),
+    );
     add('incremental /sync', () => call(t, 'GET', `/_matrix/client/v3/sync?timeout=0&since=${enc(nextBatch)}`, busy));
     add('/messages backwards from the end', async () => {
       const r = await call(t, 'GET', `/_matrix/client/v3/rooms/${big}/messages?dir=b&limit=20`, busy);
@@ -508,7 +544,10 @@ async function main(): Promise<void> {
     add('presence GET of another member', () => call(t, 'GET', `/_matrix/client/v3/presence/${enc(uid(2))}/status`, busy));
     add('presence for sync (since, 5000 users)', async () => {
       const p = t.server.ctx.services.presence;
-      return p.since(Array.from({ length: MEMBERS }, (_, i) => uid(i)), 0);
+      return p.since(
+        Array.from({ length: MEMBERS }, (_, i) => uid(i)),
+        0,
+      );
     });
     add('user directory search', () => call(t, 'POST', '/_matrix/client/v3/user_directory/search', busy, { search_term: 'user 12', limit: 10 }));
     add('user directory search (one letter)', () => call(t, 'POST', '/_matrix/client/v3/user_directory/search', quiet, { search_term: 'u' }));
@@ -550,7 +589,8 @@ async function main(): Promise<void> {
       }
     }
     out('\nSummary (execution ms, statement):');
-    for (const f of findings) out(`  ${Number.isNaN(f.ms) ? '   ?' : f.ms.toFixed(2).padStart(8)}  ${f.seqScans.length ? `SEQ SCAN(${f.seqScans.join(',')}) ` : ''}${f.sql.slice(0, 150)}`);
+    for (const f of findings)
+      out(`  ${Number.isNaN(f.ms) ? '   ?' : f.ms.toFixed(2).padStart(8)}  ${f.seqScans.length ? `SEQ SCAN(${f.seqScans.join(',')}) ` : ''}${f.sql.slice(0, 150)}`);
     const flagged = findings.filter((f) => f.seqScans.length > 0);
     out(`\n${findings.length} distinct statements explained; ${flagged.length} with a sequential scan on a large table.`);
     for (const f of flagged) out(`  !!! [${f.scenario}] ${f.seqScans.join(', ')}: ${f.sql.slice(0, 200)}`);

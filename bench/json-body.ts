@@ -58,9 +58,27 @@ const refuse = (buf: Buffer) => {
 };
 
 process.stdout.write(`node ${process.version}; bodies of ${plain.length} and ${escaped.length} bytes; CPU time per call (median of 7)\n\n`);
-line('before: JSON.parse (message body)', micros(() => before(plain), 20_000));
-line('after: isUtf8 + depth scan + JSON.parse (message body)', micros(() => after(plain), 20_000));
-line('before: JSON.parse (body with a \\ud83c\\udf89 escape)', micros(() => before(escaped), 20_000));
-line('after: the same + surrogate walk (body with the escape)', micros(() => after(escaped), 20_000));
-line(`before: JSON.parse (10,000 levels deep, ${deep.length} bytes)`, micros(() => before(deep), 200));
-line('after: refused by the depth scan (10,000 levels deep)', micros(() => refuse(deep), 200));
+line(
+  'before: JSON.parse (message body)',
+  micros(() => before(plain), 20_000),
+);
+line(
+  'after: isUtf8 + depth scan + JSON.parse (message body)',
+  micros(() => after(plain), 20_000),
+);
+line(
+  'before: JSON.parse (body with a \\ud83c\\udf89 escape)',
+  micros(() => before(escaped), 20_000),
+);
+line(
+  'after: the same + surrogate walk (body with the escape)',
+  micros(() => after(escaped), 20_000),
+);
+line(
+  `before: JSON.parse (10,000 levels deep, ${deep.length} bytes)`,
+  micros(() => before(deep), 200),
+);
+line(
+  'after: refused by the depth scan (10,000 levels deep)',
+  micros(() => refuse(deep), 200),
+);

@@ -78,7 +78,8 @@ async function call(base: string, method: 'GET' | 'POST' | 'PUT', path: string, 
 async function register(base: string, name: string): Promise<string> {
   const body = { username: name, password: `pw-${name}-long-enough`, initial_device_display_name: 'load' };
   const first = await call(base, 'POST', '/_matrix/client/v3/register', undefined, body);
-  const done = first.status === 200 ? first : await call(base, 'POST', '/_matrix/client/v3/register', undefined, { ...body, auth: { type: 'm.login.dummy', session: first.json.session } });
+  const done =
+    first.status === 200 ? first : await call(base, 'POST', '/_matrix/client/v3/register', undefined, { ...body, auth: { type: 'm.login.dummy', session: first.json.session } });
   if (done.status !== 200) throw new Error(`register ${name}: ${done.status} ${JSON.stringify(done.json)}`);
   return done.json.access_token as string;
 }
@@ -226,7 +227,11 @@ async function run(kind: 'postgres' | 'embedded'): Promise<void> {
           const id = `s${s}-${i}`;
           perRoom[r]!++;
           const t = performance.now();
-          const res = await call(base, 'PUT', `/_matrix/client/v3/rooms/${enc(rooms[r]!)}/send/m.room.message/${id}`, token, { msgtype: 'm.text', body: `load ${id}`, load: { id, us: Math.round(t * 1000) } });
+          const res = await call(base, 'PUT', `/_matrix/client/v3/rooms/${enc(rooms[r]!)}/send/m.room.message/${id}`, token, {
+            msgtype: 'm.text',
+            body: `load ${id}`,
+            load: { id, us: Math.round(t * 1000) },
+          });
           sendTimes.push(performance.now() - t);
           if (res.status !== 200) throw new Error(`send: ${res.status} ${JSON.stringify(res.json)}`);
           if (THINK_MS > 0) await new Promise((resolve) => setTimeout(resolve, THINK_MS));

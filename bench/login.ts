@@ -111,9 +111,7 @@ async function main(): Promise<void> {
       `${CONCURRENCY} concurrent clients: ${conc.length} logins in ${ms(concElapsed)} = ${((conc.length * 1000) / concElapsed).toFixed(2)} logins/s; ` +
         `latency p50 ${ms(percentile(conc, 50))}, p95 ${ms(percentile(conc, 95))}`,
     );
-    console.log(
-      `whoami while they run: ${whoami.length} requests, p50 ${ms(percentile(whoami, 50))}, p95 ${ms(percentile(whoami, 95))}, max ${ms(Math.max(...whoami))}`,
-    );
+    console.log(`whoami while they run: ${whoami.length} requests, p50 ${ms(percentile(whoami, 50))}, p95 ${ms(percentile(whoami, 95))}, max ${ms(Math.max(...whoami))}`);
     console.log(`RSS after the runs: ${mib(process.memoryUsage().rss)}`);
   } finally {
     await t.close();

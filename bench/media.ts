@@ -40,7 +40,9 @@ async function noiseImage(width: number, height: number, format: 'png' | 'jpeg')
 /** A PNG of pure noise close to `bytes` long (noise does not compress). */
 async function pngOfSize(bytes: number): Promise<Buffer> {
   const side = Math.round(Math.sqrt(bytes / 3));
-  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
 }
 
 async function upload(t: TestServer, token: string, body: Buffer, type: string): Promise<string> {

@@ -61,7 +61,18 @@ async function main(): Promise<void> {
             depth += 1;
             const eventId = `$bench${i}_${depth}:test.local`;
             const pdu = { room_id: roomId, sender: alice.userId, origin_server_ts: Date.now(), type: 'm.room.message', content, prev_events: [prev], auth_events: [], depth };
-            await insertEvent(tx, { eventId, roomId, type: pdu.type, stateKey: null, sender: alice.userId, depth, ts: pdu.origin_server_ts, json: pdu, stateGroupBefore: room.current_state_group, stateGroupAfter: room.current_state_group });
+            await insertEvent(tx, {
+              eventId,
+              roomId,
+              type: pdu.type,
+              stateKey: null,
+              sender: alice.userId,
+              depth,
+              ts: pdu.origin_server_ts,
+              json: pdu,
+              stateGroupBefore: room.current_state_group,
+              stateGroupAfter: room.current_state_group,
+            });
             await insertEdges(tx, eventId, [prev], []);
             await advanceExtremities(tx, roomId, eventId, [prev]);
             prev = eventId;
@@ -75,13 +86,7 @@ async function main(): Promise<void> {
     await sql`ANALYZE events`.execute(db);
 
     // Tokens at three depths: near the end, the middle, near the start.
-    const rows = await db
-      .selectFrom('events')
-      .select(['depth', 'stream_ordering'])
-      .where('room_id', '=', roomId)
-      .orderBy('depth', 'desc')
-      .limit(1)
-      .executeTakeFirstOrThrow();
+    const rows = await db.selectFrom('events').select(['depth', 'stream_ordering']).where('room_id', '=', roomId).orderBy('depth', 'desc').limit(1).executeTakeFirstOrThrow();
     const top = Number(rows.depth);
     const topStream = Number(rows.stream_ordering);
     const points: [string, string | undefined, { depth: number; stream: number }][] = [

@@ -31,9 +31,17 @@ function evaluatorBench(): void {
   const users = Array.from({ length: 1000 }, (_, i) => `@user${i}:example.org`);
   const rulesets = users.map((u) => buildRuleset(u, [], []));
   const ctx = { memberCount: 1000, senderPowerLevel: 0, notificationLevels: { room: 50 } };
-  const plain: JsonObject = { type: 'm.room.message', sender: '@bob:example.org', room_id: '!r:example.org', content: { msgtype: 'm.text', body: 'hello there, how is everyone doing today?' } };
+  const plain: JsonObject = {
+    type: 'm.room.message',
+    sender: '@bob:example.org',
+    room_id: '!r:example.org',
+    content: { msgtype: 'm.text', body: 'hello there, how is everyone doing today?' },
+  };
   const mention: JsonObject = { ...plain, content: { msgtype: 'm.text', body: 'user7: look', 'm.mentions': { user_ids: ['@user7:example.org'] } } };
-  for (const [name, ev] of [['plain message', plain], ['m.mentions message', mention]] as const) {
+  for (const [name, ev] of [
+    ['plain message', plain],
+    ['m.mentions message', mention],
+  ] as const) {
     const rounds = 50;
     const start = performance.now();
     for (let r = 0; r < rounds; r++) {
@@ -65,7 +73,12 @@ async function main(): Promise<void> {
     let n = 0;
     const push = t.server.ctx.services.push;
     const realHook = push.onPersisted.bind(push);
-    const runs: [number, boolean][] = [[1, true], [50, true], [200, true], [200, false]];
+    const runs: [number, boolean][] = [
+      [1, true],
+      [50, true],
+      [200, true],
+      [200, false],
+    ];
     for (const [members, withPush] of runs) {
       // For comparison, the last run replaces the evaluation with a no-op.
       push.onPersisted = withPush ? realHook : async () => undefined;
@@ -81,7 +94,9 @@ async function main(): Promise<void> {
         times.push(performance.now() - s);
       }
       const total = (performance.now() - start) / 1000;
-      console.log(`(b) ${members} local member(s)${withPush ? '' : ', push evaluation off'}: ${Math.round(count / total)} sends/s, median ${percentile(times, 50).toFixed(1)} ms, p99 ${percentile(times, 99).toFixed(1)} ms`);
+      console.log(
+        `(b) ${members} local member(s)${withPush ? '' : ', push evaluation off'}: ${Math.round(count / total)} sends/s, median ${percentile(times, 50).toFixed(1)} ms, p99 ${percentile(times, 99).toFixed(1)} ms`,
+      );
     }
 
     push.onPersisted = realHook;

@@ -156,7 +156,9 @@ async function main(): Promise<void> {
       const start = performance.now();
       const s = await sync(t, busy);
       const took = performance.now() - start;
-      console.log(`(b) initial sync, ${label}: ${ms(took)}, ${Object.keys(s.rooms.join).length} rooms, ${(s.__bytes / 1024).toFixed(0)} KiB; RSS ${mib(process.memoryUsage().rss)}`);
+      console.log(
+        `(b) initial sync, ${label}: ${ms(took)}, ${Object.keys(s.rooms.join).length} rooms, ${(s.__bytes / 1024).toFixed(0)} KiB; RSS ${mib(process.memoryUsage().rss)}`,
+      );
     }
     {
       const lazy = JSON.stringify({ room: { state: { lazy_load_members: true } } });
@@ -178,7 +180,9 @@ async function main(): Promise<void> {
       const start = performance.now();
       for (let i = 0; i < RATE_MESSAGES / 4; i++) await send(t, sender, hall, `rate ${i}`);
       const secs = (performance.now() - start) / 1000;
-      console.log(`(c) one room (${CLIENTS} members long-polling), one sender after another: ${(RATE_MESSAGES / 4 / secs).toFixed(0)} msgs/s; RSS ${mib(process.memoryUsage().rss)}`);
+      console.log(
+        `(c) one room (${CLIENTS} members long-polling), one sender after another: ${(RATE_MESSAGES / 4 / secs).toFixed(0)} msgs/s; RSS ${mib(process.memoryUsage().rss)}`,
+      );
     }
     {
       const start = performance.now();

@@ -123,7 +123,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const t of ['account_data', 'ui_auth_session_credentials', 'ui_auth_sessions', 'registration_tokens', 'user_ips', 'access_tokens', 'refresh_tokens', 'devices', 'profiles', 'users']) {
+  for (const t of [
+    'account_data',
+    'ui_auth_session_credentials',
+    'ui_auth_sessions',
+    'registration_tokens',
+    'user_ips',
+    'access_tokens',
+    'refresh_tokens',
+    'devices',
+    'profiles',
+    'users',
+  ]) {
     await db.schema.dropTable(t).execute();
   }
   await sql`DROP SEQUENCE account_data_stream_seq`.execute(db);

@@ -29,11 +29,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('origin_server_ts', 'bigint', (c) => c.notNull())
     .execute();
   // Children of a parent, by relation type, in topological order: /relations pages, thread summaries, edits.
-  await db.schema
-    .createIndex('event_relations_parent')
-    .on('event_relations')
-    .columns(['relates_to_id', 'relation_type', 'depth', 'stream_ordering'])
-    .execute();
+  await db.schema.createIndex('event_relations_parent').on('event_relations').columns(['relates_to_id', 'relation_type', 'depth', 'stream_ordering']).execute();
   // "Has this user replied in the thread / reacted with this key already".
   await db.schema.createIndex('event_relations_parent_sender').on('event_relations').columns(['relates_to_id', 'sender', 'relation_type']).execute();
 

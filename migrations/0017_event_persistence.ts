@@ -17,7 +17,10 @@ import { sql, type Kysely } from 'kysely';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('events').addColumn('state_group_after', 'bigint').execute();
-  await db.schema.alterTable('events').addColumn('soft_failed', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+  await db.schema
+    .alterTable('events')
+    .addColumn('soft_failed', 'boolean', (c) => c.notNull().defaultTo(false))
+    .execute();
   await sql`
     UPDATE events e SET state_group_after = first.state_group
     FROM (SELECT DISTINCT ON (event_id) event_id, state_group FROM state_groups_state ORDER BY event_id, state_group) first

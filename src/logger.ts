@@ -167,7 +167,11 @@ export class Logging {
     const env = this.env['AXON_LOG_LEVEL'];
     if (env !== undefined && env.trim() !== '') {
       const level = toPinoLevel(env);
-      if (!level) throw new ConfigError(`expected one of trace, debug, info, warn, error, fatal, silent (or DEBUG, INFO, WARNING, ERROR, CRITICAL), got ${JSON.stringify(env)}`, { file: 'environment', key: 'AXON_LOG_LEVEL' });
+      if (!level)
+        throw new ConfigError(`expected one of trace, debug, info, warn, error, fatal, silent (or DEBUG, INFO, WARNING, ERROR, CRITICAL), got ${JSON.stringify(env)}`, {
+          file: 'environment',
+          key: 'AXON_LOG_LEVEL',
+        });
       return level;
     }
     return config.log_level;

@@ -26,7 +26,5 @@ export const missingParam = (message: string) => new MatrixError(400, 'M_MISSING
 export const invalidParam = (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message);
 export const tooLarge = (message = 'Request body too large') => new MatrixError(413, 'M_TOO_LARGE', message);
 export const missingToken = () => new MatrixError(401, 'M_MISSING_TOKEN', 'Missing access token');
-export const unknownToken = (softLogout = false) =>
-  new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token', softLogout ? { soft_logout: true } : {});
-export const limitExceeded = (retryAfterMs: number) =>
-  new MatrixError(429, 'M_LIMIT_EXCEEDED', 'Too Many Requests', { retry_after_ms: retryAfterMs });
+export const unknownToken = (softLogout = false) => new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token', softLogout ? { soft_logout: true } : {});
+export const limitExceeded = (retryAfterMs: number) => new MatrixError(429, 'M_LIMIT_EXCEEDED', 'Too Many Requests', { retry_after_ms: retryAfterMs });

@@ -75,10 +75,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       ),
     ]);
     let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([
-      drained.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), opts.drainMs ?? DRAIN_MS))),
-    ]);
+    const late = await Promise.race([drained.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), opts.drainMs ?? DRAIN_MS)))]);
     clearTimeout(timer);
     if (late) {
       logger.warn({ drain_ms: opts.drainMs ?? DRAIN_MS }, 'requests still running at the end of the shutdown grace period; closing their connections');

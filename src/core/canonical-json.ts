@@ -11,13 +11,7 @@
  * the spec's grammar does not allow, so those are rejected instead).
  */
 
-export type CanonicalJsonErrorKind =
-  | 'non_integer'
-  | 'integer_range'
-  | 'non_finite'
-  | 'unsupported_type'
-  | 'lone_surrogate'
-  | 'too_deep';
+export type CanonicalJsonErrorKind = 'non_integer' | 'integer_range' | 'non_finite' | 'unsupported_type' | 'lone_surrogate' | 'too_deep';
 
 export class CanonicalJsonError extends Error {
   /** Where in the value the problem is, e.g. `content.body[2]`; empty at the root. */

@@ -36,13 +36,7 @@ export function hashAndSignEvent<T extends object>(
  * that redacted copies verify too. False, never a throw, for any problem,
  * including an unknown room version.
  */
-export function verifyEventSignature(
-  event: unknown,
-  roomVersion: string,
-  serverName: string,
-  keyId: string,
-  publicKey: Uint8Array | KeyObject,
-): boolean {
+export function verifyEventSignature(event: unknown, roomVersion: string, serverName: string, keyId: string, publicKey: Uint8Array | KeyObject): boolean {
   try {
     const version = lookupRoomVersion(roomVersion);
     if (version === undefined || typeof event !== 'object' || event === null || Array.isArray(event)) return false;
@@ -95,12 +89,7 @@ export function requiredSigningServers(event: object, roomVersion: string): stri
   const inviteVia3pid = isMember && content['membership'] === 'invite' && content['third_party_invite'] !== undefined;
   if (!inviteVia3pid) addServer(serverOf(ev['sender'], 'sender'));
   if (version.eventIdFormat === 'v1') addServer(serverOf(ev['event_id'], 'event_id'));
-  if (
-    version.restrictedJoinRule &&
-    isMember &&
-    content['membership'] === 'join' &&
-    content['join_authorised_via_users_server'] !== undefined
-  ) {
+  if (version.restrictedJoinRule && isMember && content['membership'] === 'join' && content['join_authorised_via_users_server'] !== undefined) {
     addServer(serverOf(content['join_authorised_via_users_server'], 'join_authorised_via_users_server'));
   }
   return servers;
@@ -118,11 +107,7 @@ export type EventSignatureCheck = { ok: true } | { ok: false; reason: string };
  * skipped, as the spec says. Expired keys (v5+: `valid_until_ts` before the
  * event's `origin_server_ts`) must be left out by `keysFor`. Never throws.
  */
-export function checkEventSignatures(
-  event: unknown,
-  roomVersion: string,
-  keysFor: (serverName: string) => ServerKeys | undefined,
-): EventSignatureCheck {
+export function checkEventSignatures(event: unknown, roomVersion: string, keysFor: (serverName: string) => ServerKeys | undefined): EventSignatureCheck {
   try {
     if (typeof event !== 'object' || event === null || Array.isArray(event)) return { ok: false, reason: 'not an object' };
     const version = lookupRoomVersion(roomVersion);

@@ -16,9 +16,7 @@ const oneShotHash = (nodeCrypto as { hash?: typeof nodeCrypto.hash }).hash;
 
 /** SHA-256 of a string's UTF-8 bytes (or of bytes). */
 export const sha256: (data: string | Uint8Array) => Buffer =
-  typeof oneShotHash === 'function'
-    ? (data) => oneShotHash('sha256', data, 'buffer')
-    : (data) => createHash('sha256').update(data).digest();
+  typeof oneShotHash === 'function' ? (data) => oneShotHash('sha256', data, 'buffer') : (data) => createHash('sha256').update(data).digest();
 
 const CONTENT_HASH_SKIP: ReadonlySet<string> = new Set(['unsigned', 'signatures', 'hashes']);
 // `age_ts` is an old top-level field; redaction drops it anyway, listed for clarity.

@@ -15,17 +15,7 @@ export {
   type EventIdFormat,
   type StateResAlgorithm,
 } from './room-versions.js';
-export {
-  stateMapKey,
-  splitStateMapKey,
-  referencedIds,
-  type PDU,
-  type JsonValue,
-  type JsonObject,
-  type Signatures,
-  type AuthResult,
-  type StateMapKey,
-} from './pdu.js';
+export { stateMapKey, splitStateMapKey, referencedIds, type PDU, type JsonValue, type JsonObject, type Signatures, type AuthResult, type StateMapKey } from './pdu.js';
 
 // --- event-core primitives: canonical JSON, base64, hashes, ids, redaction, signing ---
 export {
@@ -113,9 +103,4 @@ export {
 } from './auth/index.js';
 
 // --- state resolution (room versions 1-12) ---
-export {
-  resolveState,
-  StateResolutionError,
-  type ResolveStateOptions,
-  type StateEntry,
-} from './state-res/index.js';
+export { resolveState, StateResolutionError, type ResolveStateOptions, type StateEntry } from './state-res/index.js';

@@ -52,12 +52,7 @@ export function parseStrictJson(text: string, opts?: ParseStrictJsonOptions): Js
   }
   // The value walk is only needed when the text could hold an out-of-range
   // integer (16+ digits) or a lone surrogate (raw, or as a \ud8xx escape).
-  if (
-    longDigitRun ||
-    !(text as unknown as WellFormed).isWellFormed() ||
-    text.includes('\\ud') ||
-    text.includes('\\uD')
-  ) {
+  if (longDigitRun || !(text as unknown as WellFormed).isWellFormed() || text.includes('\\ud') || text.includes('\\uD')) {
     try {
       assertCanonicalCompatible(value);
     } catch (err) {

@@ -27,9 +27,7 @@ const TOP_LEVEL_V1: readonly string[] = [
   'membership',
 ];
 // v11 stops protecting `origin`, `membership` and `prev_state`.
-const TOP_LEVEL_V11: readonly string[] = TOP_LEVEL_V1.filter(
-  (k) => k !== 'origin' && k !== 'membership' && k !== 'prev_state',
-);
+const TOP_LEVEL_V11: readonly string[] = TOP_LEVEL_V1.filter((k) => k !== 'origin' && k !== 'membership' && k !== 'prev_state');
 
 const POWER_LEVELS_V1 = ['ban', 'events', 'events_default', 'kick', 'redact', 'state_default', 'users', 'users_default'];
 // v11 adds `invite`.

@@ -105,9 +105,7 @@ function strip(r: RoomVersion): Omit<RoomVersion, 'id' | 'stability'> {
   return rest;
 }
 
-export const ROOM_VERSIONS: ReadonlyMap<string, RoomVersion> = new Map(
-  [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12].map((r) => [r.id, r]),
-);
+export const ROOM_VERSIONS: ReadonlyMap<string, RoomVersion> = new Map([V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12].map((r) => [r.id, r]));
 
 /** Synapse's default for `default_room_version` (10 from 1.76, 11 in current releases). */
 export const DEFAULT_ROOM_VERSION = '11';

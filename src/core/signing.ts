@@ -181,12 +181,7 @@ function hasOwn(obj: object, key: string): boolean {
 }
 
 /** A copy of `obj` whose `signatures[serverName][keyId]` is `signature`, other signatures kept. */
-export function withSignature<T extends object>(
-  obj: T,
-  serverName: string,
-  keyId: string,
-  signature: string,
-): T & { signatures: Signatures } {
+export function withSignature<T extends object>(obj: T, serverName: string, keyId: string, signature: string): T & { signatures: Signatures } {
   const existing = (obj as { signatures?: unknown }).signatures;
   if (existing !== undefined && !isJsonObject(existing)) throw new SigningError('`signatures` is not an object');
   const forServer = existing !== undefined && hasOwn(existing, serverName) ? existing[serverName] : undefined;
@@ -212,22 +207,13 @@ function checkEd25519KeyId(keyId: string): void {
  * and `unsigned`; signatures already present are kept. Throws
  * CanonicalJsonError if the object is not canonical JSON.
  */
-export function signJson<T extends object>(
-  obj: T,
-  serverName: string,
-  keyId: string,
-  seed: Uint8Array,
-): T & { signatures: Signatures } {
+export function signJson<T extends object>(obj: T, serverName: string, keyId: string, seed: Uint8Array): T & { signatures: Signatures } {
   checkEd25519KeyId(keyId);
   return withSignature(obj, serverName, keyId, signatureOf(obj, privateKeyFromSeed(seed)));
 }
 
 /** signJson with a prebuilt key (no per-call key lookup). */
-export function signJsonWithKey<T extends object>(
-  obj: T,
-  serverName: string,
-  key: Pick<SigningKey, 'keyId' | 'privateKey'>,
-): T & { signatures: Signatures } {
+export function signJsonWithKey<T extends object>(obj: T, serverName: string, key: Pick<SigningKey, 'keyId' | 'privateKey'>): T & { signatures: Signatures } {
   checkEd25519KeyId(key.keyId);
   return withSignature(obj, serverName, key.keyId, signatureOf(obj, key.privateKey));
 }

@@ -17,9 +17,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
     const path = req.url.split('?', 1)[0] ?? req.url;
     // A path that exists under another method is a 405, as Synapse answers.
     const other = ROUTE_METHODS.some((m) => m !== req.method && app.hasRoute({ method: m, url: path }));
-    const err = other
-      ? new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request')
-      : new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
+    const err = other ? new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request') : new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
     void reply.code(err.statusCode).send(err.toJSON());
   });
 

@@ -65,7 +65,13 @@ function describe(e: FastifySchemaValidationError, part: Part): string {
 /** An `errmsg` with `{name}` replaced by the failing property's name (so shared fragments can name theirs). */
 function wordedFor(errmsg: string, e: FastifySchemaValidationError): string {
   const missing = e.keyword === 'required' ? (e.params as { missingProperty?: unknown }).missingProperty : undefined;
-  const name = typeof missing === 'string' ? missing : (e.instancePath.split('/').filter((x) => x !== '' && !/^[0-9]+$/.test(x)).pop() ?? '');
+  const name =
+    typeof missing === 'string'
+      ? missing
+      : (e.instancePath
+          .split('/')
+          .filter((x) => x !== '' && !/^[0-9]+$/.test(x))
+          .pop() ?? '');
   return errmsg.replaceAll('{name}', name.replaceAll('~1', '/').replaceAll('~0', '~'));
 }
 
@@ -76,8 +82,7 @@ export function schemaErrorFormatter(errors: FastifySchemaValidationError[], dat
   if (first === undefined) return new MatrixError(400, part === 'body' ? 'M_BAD_JSON' : 'M_INVALID_PARAM', `Invalid ${part}`);
   const parent = (first as { parentSchema?: { errcode?: unknown; errmsg?: unknown } }).parentSchema;
   const own = parent?.errcode;
-  const errcode =
-    typeof own === 'string' ? own : first.keyword === 'required' ? 'M_MISSING_PARAM' : part === 'body' ? 'M_BAD_JSON' : 'M_INVALID_PARAM';
+  const errcode = typeof own === 'string' ? own : first.keyword === 'required' ? 'M_MISSING_PARAM' : part === 'body' ? 'M_BAD_JSON' : 'M_INVALID_PARAM';
   // On an object schema, errmsg words its missing properties ({name} is the missing one).
   const message = typeof parent?.errmsg === 'string' ? wordedFor(parent.errmsg, first) : describe(first, part);
   return new MatrixError(400, errcode, message);

@@ -18,14 +18,7 @@ export const SYNAPSE_NAMES: Readonly<Record<string, readonly string[]>> = {
   'axon.storage.sql': ['synapse.storage.SQL'],
   'axon.storage.migrations': ['synapse.storage.prepare_database'],
   'axon.auth': ['synapse.api.auth', 'synapse.handlers.auth', 'synapse.handlers.register'],
-  'axon.rooms': [
-    'synapse.handlers.room',
-    'synapse.handlers.message',
-    'synapse.handlers.room_member',
-    'synapse.handlers.directory',
-    'synapse.events',
-    'synapse.state',
-  ],
+  'axon.rooms': ['synapse.handlers.room', 'synapse.handlers.message', 'synapse.handlers.room_member', 'synapse.handlers.directory', 'synapse.events', 'synapse.state'],
   'axon.sync': ['synapse.handlers.sync'],
   'axon.typing': ['synapse.handlers.typing'],
   'axon.presence': ['synapse.handlers.presence'],
@@ -43,7 +36,7 @@ export function accessLoggerName(port: number | string, tls: boolean): string {
 /** A logger's own name first, then its Synapse names. */
 export function namesOf(name: string): string[] {
   const out = [name];
-  for (let base = name; ; ) {
+  for (let base = name; ;) {
     const synapse = SYNAPSE_NAMES[base];
     if (synapse) {
       for (const s of synapse) out.push(s + name.slice(base.length));
@@ -68,7 +61,7 @@ function depth(name: string): number {
 export function configuredAncestors(name: string, has: (n: string) => boolean): string[] {
   const hits: { n: string; d: number; i: number }[] = [];
   for (const full of namesOf(name)) {
-    for (let n = full; ; ) {
+    for (let n = full; ;) {
       if (has(n) && !hits.some((h) => h.n === n)) hits.push({ n, d: depth(n), i: hits.length });
       const dot = n.lastIndexOf('.');
       if (dot < 0) break;

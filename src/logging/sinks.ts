@@ -270,9 +270,7 @@ function rfsInterval(when: TimedWhen, interval: number): string {
   return `${interval}d`;
 }
 
-export type RotationSpec =
-  | { kind: 'size'; maxBytes: number; backupCount: number }
-  | { kind: 'time'; when: TimedWhen; interval: number; backupCount: number; utc: boolean };
+export type RotationSpec = { kind: 'size'; maxBytes: number; backupCount: number } | { kind: 'time'; when: TimedWhen; interval: number; backupCount: number; utc: boolean };
 
 /**
  * RotatingFileHandler (`homeserver.log.1` is the newest backup, up to

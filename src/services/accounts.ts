@@ -102,7 +102,7 @@ export class AccountsService {
   validateLocalpart(localpart: string, opts: { allowNumeric?: boolean; allowUnderscore?: boolean } = {}): void {
     const bad = (msg: string) => new MatrixError(400, 'M_INVALID_USERNAME', msg);
     if (localpart === '') throw bad('User ID cannot be empty');
-    if (!LOCALPART_RE.test(localpart)) throw bad('User ID can only contain characters a-z, 0-9, or \'=_-./+\'');
+    if (!LOCALPART_RE.test(localpart)) throw bad("User ID can only contain characters a-z, 0-9, or '=_-./+'");
     if (localpart.startsWith('_') && !opts.allowUnderscore) throw bad('User ID may not begin with _');
     if (/^\d+$/.test(localpart) && !opts.allowNumeric) throw bad('Numeric user IDs are reserved for guest users');
     if (Buffer.byteLength(this.userId(localpart)) > 255) throw bad('User ID may not be longer than 255 characters');

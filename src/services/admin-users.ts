@@ -3,16 +3,7 @@
  * user's details, their connections (whois) and joined rooms. The writes
  * are AccountsService's.
  */
-import {
-  type ClientConnection,
-  joinedRoomIds,
-  lastSeenOf,
-  listUsers,
-  USER_ORDER_BY,
-  userConnections,
-  type UserListEntry,
-  type UserListFilter,
-} from '../storage/admin-users.js';
+import { type ClientConnection, joinedRoomIds, lastSeenOf, listUsers, USER_ORDER_BY, userConnections, type UserListEntry, type UserListFilter } from '../storage/admin-users.js';
 import type { Database } from '../storage/database.js';
 import { getProfile, getUser } from '../storage/users.js';
 

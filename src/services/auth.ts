@@ -123,9 +123,7 @@ export class AuthService {
     if (last !== undefined && now - last < IP_WRITE_INTERVAL_MS) return;
     if (this.ipSeen.size >= CACHE_MAX) this.ipSeen.clear();
     this.ipSeen.set(key, now);
-    recordClientIp(this.database.db, owner.user_id, owner.device_id, ip, userAgent, now).catch((err: unknown) =>
-      this.logger.warn({ err }, 'could not record client address'),
-    );
+    recordClientIp(this.database.db, owner.user_id, owner.device_id, ip, userAgent, now).catch((err: unknown) => this.logger.warn({ err }, 'could not record client address'));
   }
 
   /**
@@ -133,10 +131,7 @@ export class AuthService {
    * plus a refresh token when the client asked for one. Runs inside the
    * caller's transaction when given one.
    */
-  async createSession(
-    db: Db,
-    opts: { userId: string; deviceId?: string | null; displayName?: string | null; refreshable?: boolean; now?: number },
-  ): Promise<NewSession> {
+  async createSession(db: Db, opts: { userId: string; deviceId?: string | null; displayName?: string | null; refreshable?: boolean; now?: number }): Promise<NewSession> {
     const now = opts.now ?? Date.now();
     const deviceId = opts.deviceId || newDeviceId();
     const localpart = localpartOf(opts.userId);

@@ -156,7 +156,6 @@ export class RegistrationService {
     return { extra, defaultType: def };
   }
 
-
   /** The flows /register offers, as Synapse computes them without email or phone verification. */
   flows(): string[][] {
     // Synapse puts the token stage in front of every flow; the dummy stage

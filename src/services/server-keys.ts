@@ -23,19 +23,13 @@ export interface ServerKeys {
 /** A missing or unreadable signing key file: the operator's to fix. */
 export class ServerKeysError extends StartupError {}
 
-export function loadServerKeys(
-  serverName: string,
-  path: string,
-  oldVerifyKeys: Record<string, { key: string; expired_ts: number }>,
-  validityMs: number,
-): ServerKeys {
+export function loadServerKeys(serverName: string, path: string, oldVerifyKeys: Record<string, { key: string; expired_ts: number }>, validityMs: number): ServerKeys {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ServerKeysError(
-      `cannot read signing key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); ` +
-        'generate one with --generate-config or --generate-keys',
+      `cannot read signing key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); ` + 'generate one with --generate-config or --generate-keys',
     );
   }
   let keys: SigningKey[];

@@ -6,10 +6,7 @@ import { createHmac } from 'node:crypto';
  * secret over nonce NUL username NUL password NUL "admin"|"notadmin"
  * [NUL user_type]. register_new_matrix_user computes the same.
  */
-export function sharedSecretMac(
-  secret: string,
-  r: { nonce: string; username: string; password: string; admin: boolean; userType?: string | null },
-): string {
+export function sharedSecretMac(secret: string, r: { nonce: string; username: string; password: string; admin: boolean; userType?: string | null }): string {
   const h = createHmac('sha1', Buffer.from(secret, 'utf8'));
   h.update(Buffer.from(r.nonce, 'utf8'));
   h.update('\u0000');

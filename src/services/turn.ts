@@ -18,10 +18,7 @@ export interface TurnCredentials {
   uris: string[];
 }
 
-type TurnConfig = Pick<
-  HomeserverConfig,
-  'turn_uris' | 'turn_shared_secret' | 'turn_username' | 'turn_password' | 'turn_user_lifetime_ms'
->;
+type TurnConfig = Pick<HomeserverConfig, 'turn_uris' | 'turn_shared_secret' | 'turn_username' | 'turn_password' | 'turn_user_lifetime_ms'>;
 
 /** The password coturn expects for a REST-scheme username. */
 export function turnRestPassword(secret: string, username: string): string {

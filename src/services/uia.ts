@@ -9,14 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { MatrixError } from '../matrix-error.js';
 import type { Schema } from '../storage/schema.js';
-import {
-  completedStages,
-  createUiaSession,
-  deleteExpiredUiaSessions,
-  getUiaSession,
-  markStageCompleted,
-  type UiaSessionRow,
-} from '../storage/uia.js';
+import { completedStages, createUiaSession, deleteExpiredUiaSessions, getUiaSession, markStageCompleted, type UiaSessionRow } from '../storage/uia.js';
 import type { Requester } from './auth.js';
 import { isJsonObject } from '../core/json-values.js';
 

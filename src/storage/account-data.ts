@@ -10,13 +10,7 @@ import type { Db } from './db.js';
 export const GLOBAL = '';
 
 export async function getAccountData(db: Db, userId: string, roomId: string, type: string): Promise<Record<string, unknown> | undefined> {
-  const row = await db
-    .selectFrom('account_data')
-    .select('content')
-    .where('user_id', '=', userId)
-    .where('room_id', '=', roomId)
-    .where('type', '=', type)
-    .executeTakeFirst();
+  const row = await db.selectFrom('account_data').select('content').where('user_id', '=', userId).where('room_id', '=', roomId).where('type', '=', type).executeTakeFirst();
   return row?.content;
 }
 
@@ -26,9 +20,7 @@ export async function putAccountData(db: Db, userId: string, roomId: string, typ
   const row = await db
     .insertInto('account_data')
     .values({ user_id: userId, room_id: roomId, type, content: json, stream_id: sql<number>`nextval('account_data_stream_seq')` })
-    .onConflict((oc) =>
-      oc.columns(['user_id', 'room_id', 'type']).doUpdateSet((eb) => ({ content: eb.ref('excluded.content'), stream_id: eb.ref('excluded.stream_id') })),
-    )
+    .onConflict((oc) => oc.columns(['user_id', 'room_id', 'type']).doUpdateSet((eb) => ({ content: eb.ref('excluded.content'), stream_id: eb.ref('excluded.stream_id') })))
     .returning('stream_id')
     .executeTakeFirstOrThrow();
   return row.stream_id;
@@ -40,11 +32,7 @@ export async function deleteAllAccountData(db: Db, userId: string): Promise<void
 }
 
 /** A user's entries written after stream position `since` (global ones have room_id ''), oldest first. */
-export async function accountDataSince(
-  db: Db,
-  userId: string,
-  since: number,
-): Promise<{ room_id: string; type: string; content: Record<string, unknown>; stream_id: number }[]> {
+export async function accountDataSince(db: Db, userId: string, since: number): Promise<{ room_id: string; type: string; content: Record<string, unknown>; stream_id: number }[]> {
   return db
     .selectFrom('account_data')
     .select(['room_id', 'type', 'content', 'stream_id'])

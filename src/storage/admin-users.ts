@@ -63,23 +63,18 @@ function likeLiteral(s: string): string {
 }
 
 function lastSeenByUser(db: Db) {
-  return db.selectFrom('user_ips').select((eb) => ['user_id', eb.fn.max('last_seen').as('last_seen_ts')]).groupBy('user_id');
+  return db
+    .selectFrom('user_ips')
+    .select((eb) => ['user_id', eb.fn.max('last_seen').as('last_seen_ts')])
+    .groupBy('user_id');
 }
 
 export async function listUsers(db: Db, f: UserListFilter): Promise<{ users: UserListEntry[]; total: number }> {
-  let base = db
-    .selectFrom('users as u')
-    .leftJoin('profiles as p', 'p.user_id', 'u.user_id')
-    .leftJoin(lastSeenByUser(db).as('ls'), 'ls.user_id', 'u.user_id');
+  let base = db.selectFrom('users as u').leftJoin('profiles as p', 'p.user_id', 'u.user_id').leftJoin(lastSeenByUser(db).as('ls'), 'ls.user_id', 'u.user_id');
 
   if (f.name) {
     const needle = likeLiteral(f.name.toLowerCase());
-    base = base.where((eb) =>
-      eb.or([
-        eb('u.localpart', 'like', `%${needle}%`),
-        eb(eb.fn('lower', ['p.displayname']), 'like', `%${needle}%`),
-      ]),
-    );
+    base = base.where((eb) => eb.or([eb('u.localpart', 'like', `%${needle}%`), eb(eb.fn('lower', ['p.displayname']), 'like', `%${needle}%`)]));
   } else if (f.userId) {
     base = base.where('u.user_id', 'like', `%${likeLiteral(f.userId.toLowerCase())}%`);
   }
@@ -200,13 +195,7 @@ export interface ClientConnection {
 
 /** Every address and user agent a user's tokens were used from, newest first. */
 export async function userConnections(db: Db, userId: string): Promise<ClientConnection[]> {
-  return db
-    .selectFrom('user_ips')
-    .select(['device_id', 'ip', 'user_agent', 'last_seen'])
-    .where('user_id', '=', userId)
-    .orderBy('last_seen', 'desc')
-    .orderBy('device_id')
-    .execute();
+  return db.selectFrom('user_ips').select(['device_id', 'ip', 'user_agent', 'last_seen']).where('user_id', '=', userId).orderBy('last_seen', 'desc').orderBy('device_id').execute();
 }
 
 /** The rooms a user is joined to now (their current membership is join). */

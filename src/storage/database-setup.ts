@@ -89,10 +89,9 @@ export function checkDatabaseSetup(setup: DatabaseSetup, allowUnsafeLocale: bool
   if (setup.encoding !== 'UTF8') {
     problems.push(`${db} has encoding ${setup.encoding}, but Axon, like Synapse, needs UTF8 to store text; ${howToRecreate(setup)}`);
   }
-  const wrong = [
-    setup.collate !== 'C' ? `LC_COLLATE '${setup.collate}'` : undefined,
-    setup.ctype !== 'C' ? `LC_CTYPE '${setup.ctype}'` : undefined,
-  ].filter((w): w is string => w !== undefined);
+  const wrong = [setup.collate !== 'C' ? `LC_COLLATE '${setup.collate}'` : undefined, setup.ctype !== 'C' ? `LC_CTYPE '${setup.ctype}'` : undefined].filter(
+    (w): w is string => w !== undefined,
+  );
   if (wrong.length > 0) {
     const has = `${db} has ${wrong.join(' and ')}, but Axon, like Synapse, needs 'C' for ${wrong.length > 1 ? 'both' : 'it'}`;
     const why = 'under another locale, text sorts by rules that change with the C library and between machines, leaving indexes over IDs out of order';
@@ -110,9 +109,7 @@ function howToRecreate(setup: DatabaseSetup): string {
   const create =
     `createdb --encoding=UTF8 --locale=C --template=template0 --owner=${shellWord(setup.user)} ${shellWord(setup.database)}` +
     ` (in SQL: CREATE DATABASE ${sqlName(setup.database)} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0 OWNER ${sqlName(setup.user)})`;
-  return setup.hasTables
-    ? `dump it with pg_dump, drop it, create it again with ${create} and restore the dump with pg_restore`
-    : `drop it and create it again with ${create}`;
+  return setup.hasTables ? `dump it with pg_dump, drop it, create it again with ${create} and restore the dump with pg_restore` : `drop it and create it again with ${create}`;
 }
 
 function shellWord(s: string): string {

@@ -134,7 +134,11 @@ async function openEmbedded(path: string, log: KyselyConfig['log']): Promise<Dat
 
 function createEmbeddedCluster(path: string): Promise<void> {
   // The package's ESM entry (createRequire resolves its CommonJS twin beside it).
-  const pgliteUrl = pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite').replace(/\.cjs$/, '.js')).href;
+  const pgliteUrl = pathToFileURL(
+    createRequire(import.meta.url)
+      .resolve('@electric-sql/pglite')
+      .replace(/\.cjs$/, '.js'),
+  ).href;
   const code =
     `const { PGlite } = await import(${JSON.stringify(pgliteUrl)});` +
     `const pg = await PGlite.create({ dataDir: process.argv[1], postgresqlconf: ${JSON.stringify(EMBEDDED_SETTINGS)}, initDbStartParams: ${JSON.stringify(EMBEDDED_INITDB)} });` +

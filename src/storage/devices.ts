@@ -57,24 +57,11 @@ export async function ensureDevice(db: Db, userId: string, deviceId: string): Pr
 
 /** A user's devices (hidden ones left out, as Synapse does), oldest first. */
 export async function listDevices(db: Db, userId: string): Promise<DeviceRow[]> {
-  return db
-    .selectFrom('devices')
-    .select(DEVICE_COLUMNS)
-    .where('user_id', '=', userId)
-    .where('hidden', '=', false)
-    .orderBy('created_ts')
-    .orderBy('device_id')
-    .execute();
+  return db.selectFrom('devices').select(DEVICE_COLUMNS).where('user_id', '=', userId).where('hidden', '=', false).orderBy('created_ts').orderBy('device_id').execute();
 }
 
 export async function getDevice(db: Db, userId: string, deviceId: string): Promise<DeviceRow | undefined> {
-  return db
-    .selectFrom('devices')
-    .select(DEVICE_COLUMNS)
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
-    .where('hidden', '=', false)
-    .executeTakeFirst();
+  return db.selectFrom('devices').select(DEVICE_COLUMNS).where('user_id', '=', userId).where('device_id', '=', deviceId).where('hidden', '=', false).executeTakeFirst();
 }
 
 /** Sets a device's display name; false when the user has no such device. */

@@ -40,7 +40,16 @@ function field(type: string, key: string): RawBuilder<unknown> {
   return sql`max(CASE WHEN s.type = ${type} AND jsonb_typeof(e.json->'content'->${sql.lit(key)}) = 'string' THEN e.json->'content'->>${sql.lit(key)} END)`;
 }
 
-const SUMMARY_TYPES = ['m.room.create', 'm.room.name', 'm.room.topic', 'm.room.canonical_alias', 'm.room.avatar', 'm.room.join_rules', 'm.room.history_visibility', 'm.room.guest_access'];
+const SUMMARY_TYPES = [
+  'm.room.create',
+  'm.room.name',
+  'm.room.topic',
+  'm.room.canonical_alias',
+  'm.room.avatar',
+  'm.room.join_rules',
+  'm.room.history_visibility',
+  'm.room.guest_access',
+];
 
 function listed(): RawBuilder<PublicRoomRow> {
   return sql<PublicRoomRow>`
@@ -65,10 +74,7 @@ function listed(): RawBuilder<PublicRoomRow> {
 }
 
 function conditions(f: PublicRoomsFilter): RawBuilder<unknown>[] {
-  const where: RawBuilder<unknown>[] = [
-    sql`(d.join_rule IN ('public', 'knock', 'knock_restricted') OR d.history_visibility = 'world_readable')`,
-    sql`d.joined_members > 0`,
-  ];
+  const where: RawBuilder<unknown>[] = [sql`(d.join_rule IN ('public', 'knock', 'knock_restricted') OR d.history_visibility = 'world_readable')`, sql`d.joined_members > 0`];
   if (f.search) {
     const term = f.search.toLowerCase();
     where.push(sql`(strpos(lower(d.name), ${term}) > 0 OR strpos(lower(d.topic), ${term}) > 0 OR strpos(lower(d.canonical_alias), ${term}) > 0)`);

@@ -248,9 +248,7 @@ export async function putCrossSigningKey(db: Db, userId: string, type: CrossSign
   await db
     .insertInto('e2e_cross_signing_keys')
     .values({ user_id: userId, key_type: type, key_json: jsonb(key), stream_id: streamId })
-    .onConflict((oc) =>
-      oc.columns(['user_id', 'key_type']).doUpdateSet((eb) => ({ key_json: eb.ref('excluded.key_json'), stream_id: eb.ref('excluded.stream_id') })),
-    )
+    .onConflict((oc) => oc.columns(['user_id', 'key_type']).doUpdateSet((eb) => ({ key_json: eb.ref('excluded.key_json'), stream_id: eb.ref('excluded.stream_id') })))
     .execute();
 }
 

@@ -125,7 +125,11 @@ export async function authChainIds(db: Db, ids: readonly string[]): Promise<stri
 export async function getEvents(db: Db, ids: readonly string[]): Promise<Map<string, StoredEvent>> {
   const out = new Map<string, StoredEvent>();
   if (ids.length === 0) return out;
-  const rows = await db.selectFrom('events').select(COLUMNS).where('event_id', 'in', [...new Set(ids)]).execute();
+  const rows = await db
+    .selectFrom('events')
+    .select(COLUMNS)
+    .where('event_id', 'in', [...new Set(ids)])
+    .execute();
   for (const r of rows) out.set(r.event_id, r);
   return out;
 }
@@ -135,7 +139,10 @@ export async function getEvent(db: Db, id: string): Promise<StoredEvent | undefi
 }
 
 export async function maxStreamOrdering(db: Db): Promise<number> {
-  const r = await db.selectFrom('events').select((eb) => eb.fn.max('stream_ordering').as('m')).executeTakeFirst();
+  const r = await db
+    .selectFrom('events')
+    .select((eb) => eb.fn.max('stream_ordering').as('m'))
+    .executeTakeFirst();
   return Number(r?.m ?? 0);
 }
 

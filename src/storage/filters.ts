@@ -21,7 +21,11 @@ export async function addUserFilter(tx: Tx, userId: string, filter: Record<strin
     .where('filter_json', '=', sql<Record<string, unknown>>`${json}::jsonb`)
     .executeTakeFirst();
   if (same) return same.filter_id;
-  const max = await tx.selectFrom('user_filters').select((eb) => eb.fn.max('filter_id').as('m')).where('user_id', '=', userId).executeTakeFirst();
+  const max = await tx
+    .selectFrom('user_filters')
+    .select((eb) => eb.fn.max('filter_id').as('m'))
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
   const id = max?.m === null || max?.m === undefined ? 0 : Number(max.m) + 1;
   await tx
     .insertInto('user_filters')

@@ -13,16 +13,7 @@ import { getLocalMedia } from './media.js';
 import type { LocalMediaTable, RemoteMediaTable, Schema } from './schema.js';
 import type { Db } from './db.js';
 
-export const USER_MEDIA_ORDER_BY = [
-  'media_id',
-  'upload_name',
-  'created_ts',
-  'last_access_ts',
-  'media_length',
-  'media_type',
-  'quarantined_by',
-  'safe_from_quarantine',
-] as const;
+export const USER_MEDIA_ORDER_BY = ['media_id', 'upload_name', 'created_ts', 'last_access_ts', 'media_length', 'media_type', 'quarantined_by', 'safe_from_quarantine'] as const;
 export type UserMediaOrderBy = (typeof USER_MEDIA_ORDER_BY)[number];
 
 /** One entry of GET /_synapse/admin/v1/users/<user_id>/media. */
@@ -57,16 +48,7 @@ export async function listUserMedia(db: Db, userId: string, page: UserMediaPage)
   const countRow = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
   const direction = page.dir === 'b' ? sql`DESC` : sql`ASC`;
   const rows = await base
-    .select([
-      'media_id',
-      'media_type',
-      'media_length',
-      'upload_name',
-      'created_ts',
-      'last_access_ts',
-      'quarantined_by',
-      'safe_from_quarantine',
-    ])
+    .select(['media_id', 'media_type', 'media_length', 'upload_name', 'created_ts', 'last_access_ts', 'quarantined_by', 'safe_from_quarantine'])
     .orderBy(sql`${sql.ref(page.orderBy)} ${direction}`)
     .orderBy('media_id', 'asc')
     .limit(page.limit)
@@ -101,12 +83,7 @@ export async function getLocalMediaInfo(db: Db, mediaId: string): Promise<LocalM
 export type RemoteMediaInfo = Selectable<RemoteMediaTable>;
 
 export async function getRemoteMediaInfo(db: Db, origin: string, mediaId: string): Promise<RemoteMediaInfo | undefined> {
-  const r = await db
-    .selectFrom('remote_media')
-    .selectAll()
-    .where('media_origin', '=', origin)
-    .where('media_id', '=', mediaId)
-    .executeTakeFirst();
+  const r = await db.selectFrom('remote_media').selectAll().where('media_origin', '=', origin).where('media_id', '=', mediaId).executeTakeFirst();
   if (!r) return undefined;
   return { ...r, media_length: numOrNull(r.media_length), created_ts: num(r.created_ts), last_access_ts: numOrNull(r.last_access_ts) };
 }
@@ -175,13 +152,7 @@ export async function setLocalQuarantine(tx: Db, mediaId: string, by: string | n
 }
 
 export async function setRemoteQuarantine(tx: Db, origin: string, mediaId: string, by: string | null): Promise<number> {
-  const rows = await tx
-    .updateTable('remote_media')
-    .set({ quarantined_by: by })
-    .where('media_origin', '=', origin)
-    .where('media_id', '=', mediaId)
-    .returning('sha256')
-    .execute();
+  const rows = await tx.updateTable('remote_media').set({ quarantined_by: by }).where('media_origin', '=', origin).where('media_id', '=', mediaId).returning('sha256').execute();
   const hash = rows[0]?.sha256;
   if (by !== null && hash) await quarantineByHash(tx, hash, by);
   return rows.length;
@@ -200,22 +171,12 @@ async function quarantineByHash(tx: Db, sha256: string, by: string): Promise<voi
 
 /** Quarantines every unprotected upload of a user; answers how many items that covers. */
 export async function quarantineUserMedia(tx: Db, userId: string, by: string): Promise<number> {
-  const r = await tx
-    .updateTable('local_media')
-    .set({ quarantined_by: by })
-    .where('user_id', '=', userId)
-    .where('safe_from_quarantine', '=', false)
-    .executeTakeFirst();
+  const r = await tx.updateTable('local_media').set({ quarantined_by: by }).where('user_id', '=', userId).where('safe_from_quarantine', '=', false).executeTakeFirst();
   return Number(r.numUpdatedRows);
 }
 
 /** Quarantines the given local ids (unprotected ones) and cached remote items; answers the number of rows marked. */
-export async function quarantineMediaList(
-  tx: Db,
-  local: readonly string[],
-  remote: readonly { origin: string; mediaId: string }[],
-  by: string,
-): Promise<number> {
+export async function quarantineMediaList(tx: Db, local: readonly string[], remote: readonly { origin: string; mediaId: string }[], by: string): Promise<number> {
   let n = 0;
   if (local.length > 0) {
     const r = await tx
@@ -227,12 +188,7 @@ export async function quarantineMediaList(
     n += Number(r.numUpdatedRows);
   }
   for (const { origin, mediaId } of remote) {
-    const r = await tx
-      .updateTable('remote_media')
-      .set({ quarantined_by: by })
-      .where('media_origin', '=', origin)
-      .where('media_id', '=', mediaId)
-      .executeTakeFirst();
+    const r = await tx.updateTable('remote_media').set({ quarantined_by: by }).where('media_origin', '=', origin).where('media_id', '=', mediaId).executeTakeFirst();
     n += Number(r.numUpdatedRows);
   }
   return n;

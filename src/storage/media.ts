@@ -66,10 +66,7 @@ export async function insertLocalMedia(db: Db, m: NewLocalMedia): Promise<void> 
 }
 
 /** Records a `/create` reservation: no content yet, usable until `unused_expires_at`. */
-export async function insertReservation(
-  db: Db,
-  r: { media_id: string; user_id: string; created_ts: number; unused_expires_at: number; authenticated: boolean },
-): Promise<void> {
+export async function insertReservation(db: Db, r: { media_id: string; user_id: string; created_ts: number; unused_expires_at: number; authenticated: boolean }): Promise<void> {
   await db
     .insertInto('local_media')
     .values({
@@ -127,12 +124,7 @@ export async function pendingReservations(db: Db, userId: string, now: number): 
 
 /** Drops a user's lapsed reservations (they never had a file); returns how many. */
 export async function deleteExpiredReservations(db: Db, userId: string, now: number): Promise<number> {
-  const res = await db
-    .deleteFrom('local_media')
-    .where('user_id', '=', userId)
-    .where('media_length', 'is', null)
-    .where('unused_expires_at', '<=', now)
-    .executeTakeFirst();
+  const res = await db.deleteFrom('local_media').where('user_id', '=', userId).where('media_length', 'is', null).where('unused_expires_at', '<=', now).executeTakeFirst();
   return Number(res.numDeletedRows);
 }
 
@@ -153,11 +145,7 @@ export async function setLocalQuarantined(db: Db, mediaId: string, by: string | 
 }
 
 export async function getLocalThumbnails(db: Db, mediaId: string): Promise<ThumbnailInfo[]> {
-  const rows = await db
-    .selectFrom('local_media_thumbnails')
-    .select(['width', 'height', 'type', 'method', 'length'])
-    .where('media_id', '=', mediaId)
-    .execute();
+  const rows = await db.selectFrom('local_media_thumbnails').select(['width', 'height', 'type', 'method', 'length']).where('media_id', '=', mediaId).execute();
   return rows.map((r) => ({ ...r, width: Number(r.width), height: Number(r.height), length: Number(r.length) }));
 }
 

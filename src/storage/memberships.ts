@@ -41,7 +41,11 @@ export async function isForgotten(db: Db, userId: string, roomId: string): Promi
 }
 
 export async function addPendingDeactivation(db: Db, userId: string, now: number): Promise<void> {
-  await db.insertInto('users_pending_deactivation').values({ user_id: userId, created_ts: now }).onConflict((oc) => oc.column('user_id').doNothing()).execute();
+  await db
+    .insertInto('users_pending_deactivation')
+    .values({ user_id: userId, created_ts: now })
+    .onConflict((oc) => oc.column('user_id').doNothing())
+    .execute();
 }
 
 /** The oldest user still to be parted, or undefined. */

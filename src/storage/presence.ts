@@ -57,7 +57,10 @@ export async function presenceNotOffline(db: Db): Promise<PresenceRow[]> {
 }
 
 export async function maxPresenceStreamId(db: Db): Promise<number> {
-  const r = await db.selectFrom('presence').select((eb) => eb.fn.max('stream_id').as('m')).executeTakeFirst();
+  const r = await db
+    .selectFrom('presence')
+    .select((eb) => eb.fn.max('stream_id').as('m'))
+    .executeTakeFirst();
   return Number(r?.m ?? 0);
 }
 

@@ -41,7 +41,11 @@ export async function userRules(db: Db, userIds: readonly string[]): Promise<Use
 /** These users' changes to server-default rules. */
 export async function defaultOverrides(db: Db, userIds: readonly string[]): Promise<DefaultOverrideRow[]> {
   if (userIds.length === 0) return [];
-  return db.selectFrom('push_rules_defaults').select(['user_id', 'kind', 'rule_id', 'enabled', 'actions']).where('user_id', 'in', [...new Set(userIds)]).execute();
+  return db
+    .selectFrom('push_rules_defaults')
+    .select(['user_id', 'kind', 'rule_id', 'enabled', 'actions'])
+    .where('user_id', 'in', [...new Set(userIds)])
+    .execute();
 }
 
 export async function getUserRule(tx: Tx, userId: string, kind: string, ruleId: string): Promise<UserRuleRow | undefined> {
@@ -118,7 +122,11 @@ export async function updateUserRule(db: Db, userId: string, kind: string, ruleI
     .set({
       ...(change.enabled !== undefined ? { enabled: change.enabled } : {}),
       ...(change.actions !== undefined ? { actions: json(change.actions) } : {}),
-    }).where('user_id', '=', userId).where('kind', '=', kind).where('rule_id', '=', ruleId).executeTakeFirst();
+    })
+    .where('user_id', '=', userId)
+    .where('kind', '=', kind)
+    .where('rule_id', '=', ruleId)
+    .executeTakeFirst();
   return Number(r.numUpdatedRows) > 0;
 }
 

@@ -69,14 +69,7 @@ export async function getPusherById(db: Db, id: number): Promise<PusherRow | und
 
 /** The user's pusher for (app_id, pushkey), locked for the caller's transaction. */
 export async function getPusherForUpdate(tx: Tx, userId: string, appId: string, pushkey: string): Promise<PusherRow | undefined> {
-  const r = await tx
-    .selectFrom('pushers')
-    .select(COLUMNS)
-    .where('user_id', '=', userId)
-    .where('app_id', '=', appId)
-    .where('pushkey', '=', pushkey)
-    .forUpdate()
-    .executeTakeFirst();
+  const r = await tx.selectFrom('pushers').select(COLUMNS).where('user_id', '=', userId).where('app_id', '=', appId).where('pushkey', '=', pushkey).forUpdate().executeTakeFirst();
   return r ? toRow(r) : undefined;
 }
 
@@ -145,20 +138,18 @@ export async function deletePusher(db: Db, userId: string, appId: string, pushke
 
 /** Deletes the pushers of other users with this (app_id, pushkey); returns those users. */
 export async function deletePushersOfOtherUsers(db: Db, appId: string, pushkey: string, exceptUserId: string): Promise<string[]> {
-  const rows = await db
-    .deleteFrom('pushers')
-    .where('app_id', '=', appId)
-    .where('pushkey', '=', pushkey)
-    .where('user_id', '!=', exceptUserId)
-    .returning('user_id')
-    .execute();
+  const rows = await db.deleteFrom('pushers').where('app_id', '=', appId).where('pushkey', '=', pushkey).where('user_id', '!=', exceptUserId).returning('user_id').execute();
   return rows.map((r) => r.user_id);
 }
 
 /** Deletes the pushers set from these devices of the user (the devices are going). */
 export async function deletePushersOfDevices(db: Db, userId: string, deviceIds: readonly string[]): Promise<void> {
   if (deviceIds.length === 0) return;
-  await db.deleteFrom('pushers').where('user_id', '=', userId).where('device_id', 'in', [...deviceIds]).execute();
+  await db
+    .deleteFrom('pushers')
+    .where('user_id', '=', userId)
+    .where('device_id', 'in', [...deviceIds])
+    .execute();
 }
 
 /** Deletes every pusher of the user (all their devices are going). */
@@ -251,7 +242,11 @@ export async function setPusherFailingSince(db: Db, id: number, ts: number | nul
 export async function eventStateGroupsBefore(db: Db, eventIds: readonly string[]): Promise<Map<string, number | null>> {
   const out = new Map<string, number | null>();
   if (eventIds.length === 0) return out;
-  const rows = await db.selectFrom('events').select(['event_id', 'state_group_before']).where('event_id', 'in', [...new Set(eventIds)]).execute();
+  const rows = await db
+    .selectFrom('events')
+    .select(['event_id', 'state_group_before'])
+    .where('event_id', 'in', [...new Set(eventIds)])
+    .execute();
   for (const r of rows) out.set(r.event_id, numOrNull(r.state_group_before));
   return out;
 }

@@ -73,7 +73,10 @@ export async function receiptsSince(db: Db, roomIds: readonly string[], from: nu
 
 /** The newest position on the receipts stream (0 before any receipt). */
 export async function maxReceiptStreamId(db: Db): Promise<number> {
-  const r = await db.selectFrom('receipts').select((eb) => eb.fn.max('stream_id').as('m')).executeTakeFirst();
+  const r = await db
+    .selectFrom('receipts')
+    .select((eb) => eb.fn.max('stream_id').as('m'))
+    .executeTakeFirst();
   return Number(r?.m ?? 0);
 }
 

@@ -93,16 +93,11 @@ export async function countCompletedUse(tx: Tx, token: string): Promise<void> {
  */
 export async function releaseAbandonedTokenUses(tx: Tx, sessionCutoff: number): Promise<number> {
   const abandoned = () =>
-    tx.selectFrom('registration_token_pending as p').where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('ui_auth_sessions as s')
-            .select('s.session_id')
-            .whereRef('s.session_id', '=', 'p.session_id')
-            .where('s.creation_time', '>=', sessionCutoff),
-        ),
-      ),
-    );
+    tx
+      .selectFrom('registration_token_pending as p')
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('ui_auth_sessions as s').select('s.session_id').whereRef('s.session_id', '=', 'p.session_id').where('s.creation_time', '>=', sessionCutoff))),
+      );
   const candidates = await abandoned().select('p.token').distinct().orderBy('p.token').execute();
   if (candidates.length === 0) return 0;
   const tokens = candidates.map((c) => c.token);

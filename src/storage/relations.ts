@@ -15,7 +15,11 @@ export type RelationRow = EventRelationsTable;
 export type { TopoPosition };
 
 export async function insertRelation(db: Db, row: RelationRow): Promise<void> {
-  await db.insertInto('event_relations').values(row).onConflict((oc) => oc.column('event_id').doNothing()).execute();
+  await db
+    .insertInto('event_relations')
+    .values(row)
+    .onConflict((oc) => oc.column('event_id').doNothing())
+    .execute();
 }
 
 /** Removes an event's relation (it was redacted); returns the removed row, if there was one. */
@@ -37,7 +41,12 @@ export async function isRelationTarget(db: Db, eventId: string): Promise<boolean
 /** Which of these events have any children at all (one index probe each). */
 export async function relationTargets(db: Db, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const rows = await db.selectFrom('event_relations').select('relates_to_id').distinct().where('relates_to_id', 'in', [...new Set(ids)]).execute();
+  const rows = await db
+    .selectFrom('event_relations')
+    .select('relates_to_id')
+    .distinct()
+    .where('relates_to_id', 'in', [...new Set(ids)])
+    .execute();
   return new Set(rows.map((r) => r.relates_to_id));
 }
 
@@ -121,7 +130,8 @@ export async function relationsPage(db: Db, q: RelationsPageQuery): Promise<{ ev
   if (q.relType !== undefined) conds.push(sql`r.relation_type = ${q.relType}`);
   if (q.eventType !== undefined) conds.push(sql`r.type = ${q.eventType}`);
   if (q.excludeEdits) conds.push(sql`r.relation_type <> 'm.replace'`);
-  if (q.from) conds.push(q.dir === 'b' ? sql`(r.depth, r.stream_ordering) <= (${q.from.depth}, ${q.from.stream})` : sql`(r.depth, r.stream_ordering) > (${q.from.depth}, ${q.from.stream})`);
+  if (q.from)
+    conds.push(q.dir === 'b' ? sql`(r.depth, r.stream_ordering) <= (${q.from.depth}, ${q.from.stream})` : sql`(r.depth, r.stream_ordering) > (${q.from.depth}, ${q.from.stream})`);
   if (q.to) conds.push(q.dir === 'b' ? sql`(r.depth, r.stream_ordering) > (${q.to.depth}, ${q.to.stream})` : sql`(r.depth, r.stream_ordering) <= (${q.to.depth}, ${q.to.stream})`);
   const order = q.dir === 'b' ? sql`DESC` : sql`ASC`;
   const where = sql.join(conds, sql` AND `);
@@ -159,7 +169,11 @@ export interface ThreadSummaryRow {
 export async function threadSummaries(db: Db, rootIds: readonly string[]): Promise<Map<string, ThreadSummaryRow>> {
   const out = new Map<string, ThreadSummaryRow>();
   if (rootIds.length === 0) return out;
-  const rows = await db.selectFrom('threads').select(['thread_id', 'latest_event_id', 'reply_count']).where('thread_id', 'in', [...new Set(rootIds)]).execute();
+  const rows = await db
+    .selectFrom('threads')
+    .select(['thread_id', 'latest_event_id', 'reply_count'])
+    .where('thread_id', 'in', [...new Set(rootIds)])
+    .execute();
   for (const r of rows) out.set(r.thread_id, r);
   return out;
 }
@@ -226,10 +240,7 @@ export async function threadsPage(
   roomId: string,
   opts: { from?: TopoPosition; limit: number; participant?: string },
 ): Promise<{ thread_id: string; latest_depth: number; latest_stream_ordering: number }[]> {
-  let q = db
-    .selectFrom('threads as t')
-    .select(['t.thread_id', 't.latest_depth', 't.latest_stream_ordering'])
-    .where('t.room_id', '=', roomId);
+  let q = db.selectFrom('threads as t').select(['t.thread_id', 't.latest_depth', 't.latest_stream_ordering']).where('t.room_id', '=', roomId);
   if (opts.from) q = q.where(sql<boolean>`(t.latest_depth, t.latest_stream_ordering) <= (${opts.from.depth}, ${opts.from.stream})`);
   const user = opts.participant;
   if (user !== undefined) {

@@ -52,11 +52,7 @@ export async function createBackupVersion(tx: Tx, userId: string, algorithm: str
 
 /** A version that is not deleted: the given one, or the newest (the current one) when none is given. */
 export async function getBackupVersion(db: Db, userId: string, version?: number): Promise<BackupVersionRow | undefined> {
-  let q = db
-    .selectFrom('e2e_room_keys_versions')
-    .select(['version', 'algorithm', 'auth_data', 'etag'])
-    .where('user_id', '=', userId)
-    .where('deleted', '=', false);
+  let q = db.selectFrom('e2e_room_keys_versions').select(['version', 'algorithm', 'auth_data', 'etag']).where('user_id', '=', userId).where('deleted', '=', false);
   q = version === undefined ? q.orderBy('version', 'desc').limit(1) : q.where('version', '=', version);
   const row = await q.executeTakeFirst();
   return row && { ...row, version: num(row.version), etag: num(row.etag) };

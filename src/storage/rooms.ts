@@ -38,14 +38,27 @@ export async function advanceExtremities(db: Db, roomId: string, eventId: string
   if (prevIds.length > 0) {
     await db.deleteFrom('forward_extremities').where('room_id', '=', roomId).where('event_id', 'in', prevIds).execute();
   }
-  if (eventId !== undefined) await db.insertInto('forward_extremities').values({ room_id: roomId, event_id: eventId }).onConflict((oc) => oc.doNothing()).execute();
+  if (eventId !== undefined)
+    await db
+      .insertInto('forward_extremities')
+      .values({ room_id: roomId, event_id: eventId })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
 }
 
 export async function insertEdges(db: Db, eventId: string, prevIds: string[], authIds: string[]): Promise<void> {
   if (prevIds.length > 0) {
-    await db.insertInto('event_edges').values(prevIds.map((p) => ({ event_id: eventId, prev_event_id: p }))).onConflict((oc) => oc.doNothing()).execute();
+    await db
+      .insertInto('event_edges')
+      .values(prevIds.map((p) => ({ event_id: eventId, prev_event_id: p })))
+      .onConflict((oc) => oc.doNothing())
+      .execute();
   }
   if (authIds.length > 0) {
-    await db.insertInto('event_auth_edges').values(authIds.map((a) => ({ event_id: eventId, auth_id: a }))).onConflict((oc) => oc.doNothing()).execute();
+    await db
+      .insertInto('event_auth_edges')
+      .values(authIds.map((a) => ({ event_id: eventId, auth_id: a })))
+      .onConflict((oc) => oc.doNothing())
+      .execute();
   }
 }

@@ -149,7 +149,11 @@ export async function setCurrentState(
 }
 
 /** Rooms where the user's current membership is one of `memberships`. */
-export async function roomsForUser(db: Db, userId: string, memberships: readonly string[]): Promise<{ room_id: string; membership: string; event_id: string; stream_ordering: number }[]> {
+export async function roomsForUser(
+  db: Db,
+  userId: string,
+  memberships: readonly string[],
+): Promise<{ room_id: string; membership: string; event_id: string; stream_ordering: number }[]> {
   const rows = await db
     .selectFrom('current_state')
     .select(['room_id', 'membership', 'event_id', 'stream_ordering'])

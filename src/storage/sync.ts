@@ -304,10 +304,7 @@ export async function joinedMembers(db: Db, roomIds: readonly string[]): Promise
 }
 
 /** The (type, state_key) pairs of state events in each room with a position in (after, before). */
-export async function stateKeysChanged(
-  db: Db,
-  rooms: readonly { roomId: string; after: number; before: number }[],
-): Promise<Map<string, { type: string; state_key: string }[]>> {
+export async function stateKeysChanged(db: Db, rooms: readonly { roomId: string; after: number; before: number }[]): Promise<Map<string, { type: string; state_key: string }[]>> {
   const out = new Map<string, { type: string; state_key: string }[]>();
   const live = rooms.filter((r) => r.before - 1 > r.after);
   if (live.length === 0) return out;
@@ -353,7 +350,8 @@ export async function memberCounts(db: Db, roomIds: readonly string[]): Promise<
 export async function heroes(db: Db, roomIds: readonly string[], userId: string, n: number): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   if (roomIds.length === 0) return out;
-  const query = (ids: readonly string[], memberships: string[]) => sql<{ room_id: string; user_id: string }>`
+  const query = (ids: readonly string[], memberships: string[]) =>
+    sql<{ room_id: string; user_id: string }>`
     SELECT r.room_id, m.state_key AS user_id
     FROM unnest(${textArray(ids)}) AS r(room_id)
     CROSS JOIN LATERAL (

@@ -49,10 +49,14 @@ function timelinePageQuery(db: Db, roomId: string, q: PageQuery) {
   let query = db.selectFrom('events as e').select(COLUMNS).where('room_id', '=', roomId).where(timelineCondition(q.filter));
   const { from, to } = q;
   if (from) {
-    query = query.where(q.dir === 'b' ? sql<boolean>`(depth, stream_ordering) <= (${from.depth}, ${from.stream})` : sql<boolean>`(depth, stream_ordering) > (${from.depth}, ${from.stream})`);
+    query = query.where(
+      q.dir === 'b' ? sql<boolean>`(depth, stream_ordering) <= (${from.depth}, ${from.stream})` : sql<boolean>`(depth, stream_ordering) > (${from.depth}, ${from.stream})`,
+    );
   }
   if (to) {
-    query = query.where(q.dir === 'b' ? sql<boolean>`(depth, stream_ordering) > (${to.depth}, ${to.stream})` : sql<boolean>`(depth, stream_ordering) <= (${to.depth}, ${to.stream})`);
+    query = query.where(
+      q.dir === 'b' ? sql<boolean>`(depth, stream_ordering) > (${to.depth}, ${to.stream})` : sql<boolean>`(depth, stream_ordering) <= (${to.depth}, ${to.stream})`,
+    );
   }
   const order = q.dir === 'b' ? 'desc' : 'asc';
   return query.orderBy('depth', order).orderBy('stream_ordering', order).limit(q.limit);
@@ -105,7 +109,11 @@ export async function lastEventAtOrBefore(db: Db, roomId: string, pos: TopoPosit
 }
 
 export async function getTimelineEvent(db: Db, eventId: string): Promise<(TimelineEvent & { outlier: boolean; soft_failed: boolean }) | undefined> {
-  return db.selectFrom('events').select([...COLUMNS, 'outlier', 'soft_failed']).where('event_id', '=', eventId).executeTakeFirst();
+  return db
+    .selectFrom('events')
+    .select([...COLUMNS, 'outlier', 'soft_failed'])
+    .where('event_id', '=', eventId)
+    .executeTakeFirst();
 }
 
 /** Events by id, with their state group (timeline or not); ids are read in chunks of 5000, as one array parameter each. */
@@ -114,7 +122,11 @@ export async function getTimelineEvents(db: Db, ids: readonly string[]): Promise
   const unique = [...new Set(ids)];
   for (let i = 0; i < unique.length; i += 5000) {
     const chunk = unique.slice(i, i + 5000);
-    const rows = await db.selectFrom('events').select(COLUMNS).where(sql<boolean>`event_id = ANY(${sql.val(chunk)}::text[])`).execute();
+    const rows = await db
+      .selectFrom('events')
+      .select(COLUMNS)
+      .where(sql<boolean>`event_id = ANY(${sql.val(chunk)}::text[])`)
+      .execute();
     for (const r of rows) out.set(r.event_id, r);
   }
   return out;

@@ -34,11 +34,7 @@ export async function claimToDeviceTxn(tx: Tx, userId: string, deviceId: string,
  * waits for the caller to commit (and then deletes its messages) or is not
  * returned.
  */
-export async function existingDevices(
-  tx: Tx,
-  all: readonly string[],
-  pairs: readonly { userId: string; deviceId: string }[],
-): Promise<{ user_id: string; device_id: string }[]> {
+export async function existingDevices(tx: Tx, all: readonly string[], pairs: readonly { userId: string; deviceId: string }[]): Promise<{ user_id: string; device_id: string }[]> {
   if (all.length === 0 && pairs.length === 0) return [];
   const res = await sql<{ user_id: string; device_id: string }>`
     SELECT d.user_id, d.device_id FROM devices d
@@ -89,12 +85,7 @@ export async function inboxMessages(db: Db, userId: string, deviceId: string, af
 
 /** Deletes one device's messages up to position `upto` (acknowledged by a sync from a token past them). */
 export async function deleteInboxUpTo(db: Db, userId: string, deviceId: string, upto: number): Promise<number> {
-  const r = await db
-    .deleteFrom('device_inbox')
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
-    .where('stream_id', '<=', upto)
-    .executeTakeFirst();
+  const r = await db.deleteFrom('device_inbox').where('user_id', '=', userId).where('device_id', '=', deviceId).where('stream_id', '<=', upto).executeTakeFirst();
   return Number(r.numDeletedRows);
 }
 

@@ -127,16 +127,7 @@ export async function lookupRefreshToken(db: Db, hash: string): Promise<RefreshT
     .selectFrom('refresh_tokens as rt')
     .leftJoin('refresh_tokens as nrt', 'nrt.id', 'rt.next_token_id')
     .leftJoin('access_tokens as at', 'at.refresh_token_id', 'nrt.id')
-    .select([
-      'rt.id',
-      'rt.user_id',
-      'rt.device_id',
-      'rt.next_token_id',
-      'rt.expiry_ts',
-      'rt.ultimate_session_expiry_ts',
-      'nrt.next_token_id as nrt_next',
-      'at.used as at_used',
-    ])
+    .select(['rt.id', 'rt.user_id', 'rt.device_id', 'rt.next_token_id', 'rt.expiry_ts', 'rt.ultimate_session_expiry_ts', 'nrt.next_token_id as nrt_next', 'at.used as at_used'])
     .where('rt.token_hash', '=', hash)
     // Two refreshes of one token at once take turns, so the second sees the first's successor.
     .forUpdate('rt')

@@ -49,7 +49,10 @@ export async function insertUser(db: Db, u: NewUser): Promise<boolean> {
     .returning('user_id')
     .executeTakeFirst();
   if (!inserted) return false;
-  await db.insertInto('profiles').values({ user_id: u.userId, displayname: u.displayname ?? null, avatar_url: null }).execute();
+  await db
+    .insertInto('profiles')
+    .values({ user_id: u.userId, displayname: u.displayname ?? null, avatar_url: null })
+    .execute();
   return true;
 }
 

@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { authEventSelection, checkAuth, checkAuthAgainstState } from '../../src/core/auth/index.js';
 import { stateMapKey, type PDU } from '../../src/core/pdu.js';
 import { requireRoomVersion } from '../../src/core/room-versions.js';
-import {
-  ALICE,
-  ALL_VERSIONS,
-  BOB,
-  CAROL,
-  DAVE,
-  TestRoom,
-  addMember,
-  expectAllowed,
-  expectDenied,
-  standardRoom,
-} from './fixtures/auth.js';
+import { ALICE, ALL_VERSIONS, BOB, CAROL, DAVE, TestRoom, addMember, expectAllowed, expectDenied, standardRoom } from './fixtures/auth.js';
 
 const V1_TO_11 = ALL_VERSIONS.filter((v) => Number(v) <= 11);
 
@@ -35,10 +24,7 @@ describe('auth events list (v1-v11 rule 2, v12 rule 3)', () => {
     const pl = room.state.get(stateMapKey('m.room.power_levels', ''))!;
     const pl2 = { ...pl, event_id: '$pl2:example.org', content: { ...pl.content } };
     e.auth_events.push('$pl2:example.org');
-    expectDenied(
-      checkAuth(v, e, [...auth, pl2], { createEvent: room.create }),
-      /^auth events: duplicate entry for \(m\.room\.power_levels, ""\)/,
-    );
+    expectDenied(checkAuth(v, e, [...auth, pl2], { createEvent: room.create }), /^auth events: duplicate entry for \(m\.room\.power_levels, ""\)/);
   });
 
   it.each(ALL_VERSIONS)('v%s: an entry the selection does not allow is rejected', (v) => {
@@ -79,10 +65,7 @@ describe('auth events list (v1-v11 rule 2, v12 rule 3)', () => {
     const e = message(room);
     const bobJoin = room.state.get(stateMapKey('m.room.member', BOB))!;
     const isRejected = (x: PDU): boolean => x.event_id === bobJoin.event_id;
-    expectDenied(
-      checkAuth(v, e, room.authEventsFor(e), { createEvent: room.create, isRejected }),
-      /^auth events: .*m\.room\.member.* was itself rejected/,
-    );
+    expectDenied(checkAuth(v, e, room.authEventsFor(e), { createEvent: room.create, isRejected }), /^auth events: .*m\.room\.member.* was itself rejected/);
     expectAllowed(checkAuth(v, e, room.authEventsFor(e), { createEvent: room.create, isRejected: () => false }));
   });
 
@@ -127,10 +110,7 @@ describe('v12 rule 2: room_id names an accepted create event', () => {
   it('a create event whose id is not the room id is rejected', () => {
     const room = addMember(standardRoom('12'), BOB);
     const other = { ...room.create, event_id: '$SomethingElse' };
-    expectDenied(
-      checkAuth('12', message(room), room.authEventsFor(message(room)), { createEvent: other }),
-      /^room_id: not the id of the m\.room\.create event/,
-    );
+    expectDenied(checkAuth('12', message(room), room.authEventsFor(message(room)), { createEvent: other }), /^room_id: not the id of the m\.room\.create event/);
     const e = message(room);
     expectDenied(
       checkAuthAgainstState(room.rv, e, (t, k) => (t === 'm.room.create' ? other : room.state.get(stateMapKey(t, k)))),

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isPowerEvent } from '../../src/core/auth/index.js';
 import type { PDU } from '../../src/core/pdu.js';
-import {
-  ALICE,
-  ALL_VERSIONS,
-  BOB,
-  CAROL,
-  DAVE,
-  addMember,
-  expectAllowed,
-  expectDenied,
-  standardRoom,
-} from './fixtures/auth.js';
+import { ALICE, ALL_VERSIONS, BOB, CAROL, DAVE, addMember, expectAllowed, expectDenied, standardRoom } from './fixtures/auth.js';
 
 const from = (n: number): string[] => ALL_VERSIONS.filter((v) => Number(v) >= n);
 const upTo = (n: number): string[] => ALL_VERSIONS.filter((v) => Number(v) <= n);
@@ -23,7 +13,7 @@ describe('m.room.aliases (v1-v5 special rule)', () => {
     expectAllowed(room.check(e));
   });
 
-  it.each(upTo(5))("v%s: aliases for another server are rejected", (v) => {
+  it.each(upTo(5))('v%s: aliases for another server are rejected', (v) => {
     const room = addMember(standardRoom(v), BOB);
     const e = room.event({ type: 'm.room.aliases', sender: BOB, state_key: 'other.example', content: { aliases: [] } });
     expectDenied(room.check(e), /^m\.room\.aliases: state_key is not the sender's server/);
@@ -71,7 +61,10 @@ describe('required power level', () => {
 
   it.each(ALL_VERSIONS)('v%s: state events need state_default, or their events entry', (v) => {
     const room = addMember(standardRoom(v, { pl: { events: { 'm.room.topic': 0 } } }), BOB);
-    expectDenied(room.check(room.event({ type: 'm.room.name', sender: BOB, state_key: '', content: { name: 'x' } })), /^m\.room\.name: sender's level 0 is below the 50 required to send it/);
+    expectDenied(
+      room.check(room.event({ type: 'm.room.name', sender: BOB, state_key: '', content: { name: 'x' } })),
+      /^m\.room\.name: sender's level 0 is below the 50 required to send it/,
+    );
     expectAllowed(room.check(room.event({ type: 'm.room.topic', sender: BOB, state_key: '', content: { topic: 'x' } })));
   });
 
@@ -85,7 +78,10 @@ describe('required power level', () => {
 describe('state keys starting with @', () => {
   it.each(ALL_VERSIONS)("v%s: a state_key naming another user is rejected, the sender's own allowed", (v) => {
     const room = addMember(standardRoom(v, { pl: { state_default: 0 } }), BOB);
-    expectDenied(room.check(room.event({ type: 'org.example.status', sender: BOB, state_key: CAROL, content: {} })), /^org\.example\.status: state_key starts with @ and is not the sender/);
+    expectDenied(
+      room.check(room.event({ type: 'org.example.status', sender: BOB, state_key: CAROL, content: {} })),
+      /^org\.example\.status: state_key starts with @ and is not the sender/,
+    );
     expectAllowed(room.check(room.event({ type: 'org.example.status', sender: BOB, state_key: BOB, content: {} })));
     expectAllowed(room.check(room.event({ type: 'org.example.status', sender: BOB, state_key: 'x@y', content: {} })));
   });
@@ -112,7 +108,7 @@ describe('m.room.redaction', () => {
     expectAllowed(room.check(e));
   });
 
-  it.each(from(3))("v%s: the redact level is not an auth rule: any member may send a redaction", (v) => {
+  it.each(from(3))('v%s: the redact level is not an auth rule: any member may send a redaction', (v) => {
     const room = addMember(standardRoom(v), BOB);
     const e = room.rv.redactsInContent
       ? room.event({ type: 'm.room.redaction', sender: BOB, content: { redacts: '$target' } })

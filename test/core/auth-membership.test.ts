@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkAuth } from '../../src/core/auth/index.js';
 import { eventId } from '../../src/core/event-id.js';
-import {
-  ALICE,
-  ALL_VERSIONS,
-  BOB,
-  CAROL,
-  DAVE,
-  EVE,
-  TestRoom,
-  addMember,
-  expectAllowed,
-  expectDenied,
-  standardRoom,
-} from './fixtures/auth.js';
+import { ALICE, ALL_VERSIONS, BOB, CAROL, DAVE, EVE, TestRoom, addMember, expectAllowed, expectDenied, standardRoom } from './fixtures/auth.js';
 
 const from = (n: number): string[] => ALL_VERSIONS.filter((v) => Number(v) >= n);
 const upTo = (n: number): string[] => ALL_VERSIONS.filter((v) => Number(v) <= n);

@@ -2,17 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseLevel, sendLevel, userPowerLevel } from '../../src/core/auth/index.js';
 import type { JsonObject, JsonValue, PDU } from '../../src/core/pdu.js';
 import { requireRoomVersion } from '../../src/core/room-versions.js';
-import {
-  ALICE,
-  ALL_VERSIONS,
-  BOB,
-  CAROL,
-  TestRoom,
-  addMember,
-  expectAllowed,
-  expectDenied,
-  standardRoom,
-} from './fixtures/auth.js';
+import { ALICE, ALL_VERSIONS, BOB, CAROL, TestRoom, addMember, expectAllowed, expectDenied, standardRoom } from './fixtures/auth.js';
 
 const from = (n: number): string[] => ALL_VERSIONS.filter((v) => Number(v) >= n);
 const upTo = (n: number): string[] => ALL_VERSIONS.filter((v) => Number(v) <= n);
@@ -36,8 +26,11 @@ function changed(room: TestRoom, change: Record<string, JsonValue | undefined>):
 describe('m.room.power_levels: shape of users', () => {
   it.each(ALL_VERSIONS)('v%s: users keys must be valid user IDs', (v) => {
     const room = modRoom(v);
-    const users = (room.state.get('m.room.power_levels\u0000')!.content['users'] as JsonObject);
-    expectDenied(room.check(room.powerLevels(ALICE, changed(room, { users: { ...users, 'not-a-user': 10 } }))), /^m\.room\.power_levels: `users` key "not-a-user" is not a valid user ID/);
+    const users = room.state.get('m.room.power_levels\u0000')!.content['users'] as JsonObject;
+    expectDenied(
+      room.check(room.powerLevels(ALICE, changed(room, { users: { ...users, 'not-a-user': 10 } }))),
+      /^m\.room\.power_levels: `users` key "not-a-user" is not a valid user ID/,
+    );
     expectAllowed(room.check(room.powerLevels(ALICE, changed(room, { users: { ...users, [CAROL]: 10 } }))));
   });
 
@@ -59,7 +52,10 @@ describe('m.room.power_levels: shape of users', () => {
   it.each(upTo(9))('v%s: a users value that is a string not holding an integer is rejected', (v) => {
     const room = modRoom(v);
     for (const bad of ['fifty', '5.0', '1e3', '', '- 5']) {
-      expectDenied(room.check(room.powerLevels(ALICE, changed(room, { users: { [ALICE]: 100, [BOB]: bad } }))), /^m\.room\.power_levels: `users` value for @bob:example\.org is not an integer \(or a string holding one\)/);
+      expectDenied(
+        room.check(room.powerLevels(ALICE, changed(room, { users: { [ALICE]: 100, [BOB]: bad } }))),
+        /^m\.room\.power_levels: `users` value for @bob:example\.org is not an integer \(or a string holding one\)/,
+      );
     }
   });
 
@@ -96,9 +92,15 @@ describe('m.room.power_levels: integer-only levels (v10+)', () => {
 
   it.each(from(10))('v%s: events and notifications must be objects of integers', (v) => {
     const room = modRoom(v);
-    expectDenied(room.check(room.powerLevels(ALICE, changed(room, { events: { 'm.room.name': '50' } }))), /^m\.room\.power_levels: `events` value for "m\.room\.name" is not an integer/);
+    expectDenied(
+      room.check(room.powerLevels(ALICE, changed(room, { events: { 'm.room.name': '50' } }))),
+      /^m\.room\.power_levels: `events` value for "m\.room\.name" is not an integer/,
+    );
     expectDenied(room.check(room.powerLevels(ALICE, changed(room, { events: ['m.room.name'] }))), /^m\.room\.power_levels: `events` is not an object/);
-    expectDenied(room.check(room.powerLevels(ALICE, changed(room, { notifications: { room: '50' } }))), /^m\.room\.power_levels: `notifications` value for "room" is not an integer/);
+    expectDenied(
+      room.check(room.powerLevels(ALICE, changed(room, { notifications: { room: '50' } }))),
+      /^m\.room\.power_levels: `notifications` value for "room" is not an integer/,
+    );
     expectDenied(room.check(room.powerLevels(ALICE, changed(room, { notifications: 50 }))), /^m\.room\.power_levels: `notifications` is not an object/);
     expectAllowed(room.check(room.powerLevels(ALICE, changed(room, { events: { 'm.room.name': 50 }, notifications: { room: 50 } }))));
   });
@@ -126,7 +128,7 @@ describe('m.room.power_levels: the first power levels event', () => {
 });
 
 describe('m.room.power_levels: changing levels', () => {
-  it.each(ALL_VERSIONS)('v%s: a top-level level may move within the sender\'s level', (v) => {
+  it.each(ALL_VERSIONS)("v%s: a top-level level may move within the sender's level", (v) => {
     const room = modRoom(v, { ban: 50 });
     expectAllowed(room.check(room.powerLevels(BOB, changed(room, { ban: 20 }))));
     expectAllowed(room.check(room.powerLevels(BOB, changed(room, { invite: 50 }))));
@@ -150,21 +152,33 @@ describe('m.room.power_levels: changing levels', () => {
 
   it.each(ALL_VERSIONS)('v%s: events entries: changing/removing one above the sender is rejected', (v) => {
     const room = modRoom(v, { events: { 'm.room.name': 60, 'm.room.topic': 10 } });
-    expectDenied(room.check(room.powerLevels(BOB, changed(room, { events: { 'm.room.name': 0, 'm.room.topic': 10 } }))), /^m\.room\.power_levels: cannot change `events` entry "m\.room\.name": its current level 60 is above the sender's 50/);
+    expectDenied(
+      room.check(room.powerLevels(BOB, changed(room, { events: { 'm.room.name': 0, 'm.room.topic': 10 } }))),
+      /^m\.room\.power_levels: cannot change `events` entry "m\.room\.name": its current level 60 is above the sender's 50/,
+    );
     expectDenied(room.check(room.powerLevels(BOB, changed(room, { events: { 'm.room.topic': 10 } }))), /^m\.room\.power_levels: cannot change `events` entry "m\.room\.name"/);
     expectAllowed(room.check(room.powerLevels(BOB, changed(room, { events: { 'm.room.name': 60, 'm.room.topic': 50 } }))));
   });
 
   it.each(ALL_VERSIONS)('v%s: events entries: adding one above the sender is rejected', (v) => {
     const room = modRoom(v);
-    expectDenied(room.check(room.powerLevels(BOB, changed(room, { events: { 'm.room.avatar': 51 } }))), /^m\.room\.power_levels: cannot set `events` entry "m\.room\.avatar" to 51, above the sender's 50/);
+    expectDenied(
+      room.check(room.powerLevels(BOB, changed(room, { events: { 'm.room.avatar': 51 } }))),
+      /^m\.room\.power_levels: cannot set `events` entry "m\.room\.avatar" to 51, above the sender's 50/,
+    );
     expectAllowed(room.check(room.powerLevels(BOB, changed(room, { events: { 'm.room.avatar': 50 } }))));
   });
 
   it.each(from(6))('v%s: notifications entries above the sender cannot be changed', (v) => {
     const room = modRoom(v, { notifications: { room: 60 } });
-    expectDenied(room.check(room.powerLevels(BOB, changed(room, { notifications: { room: 0 } }))), /^m\.room\.power_levels: cannot change `notifications` entry "room": its current level 60/);
-    expectDenied(room.check(room.powerLevels(BOB, changed(room, { notifications: { room: 60, other: 70 } }))), /^m\.room\.power_levels: cannot set `notifications` entry "other" to 70/);
+    expectDenied(
+      room.check(room.powerLevels(BOB, changed(room, { notifications: { room: 0 } }))),
+      /^m\.room\.power_levels: cannot change `notifications` entry "room": its current level 60/,
+    );
+    expectDenied(
+      room.check(room.powerLevels(BOB, changed(room, { notifications: { room: 60, other: 70 } }))),
+      /^m\.room\.power_levels: cannot set `notifications` entry "other" to 70/,
+    );
   });
 
   it.each(upTo(5))('v%s: notifications are not checked', (v) => {
@@ -174,20 +188,29 @@ describe('m.room.power_levels: changing levels', () => {
 
   it.each(ALL_VERSIONS)("v%s: users: another user's entry at or above the sender's level cannot be changed", (v) => {
     const room = modRoom(v, {}, { [CAROL]: 50 });
-    const users = (room.state.get('m.room.power_levels\u0000')!.content['users'] as JsonObject);
-    expectDenied(room.check(room.powerLevels(BOB, changed(room, { users: { ...users, [CAROL]: 0 } }))), /^m\.room\.power_levels: cannot change the level of @carol:example\.org: their current level 50 is not below the sender's 50/);
+    const users = room.state.get('m.room.power_levels\u0000')!.content['users'] as JsonObject;
+    expectDenied(
+      room.check(room.powerLevels(BOB, changed(room, { users: { ...users, [CAROL]: 0 } }))),
+      /^m\.room\.power_levels: cannot change the level of @carol:example\.org: their current level 50 is not below the sender's 50/,
+    );
     const { [CAROL]: _c, ...withoutCarol } = users;
     expectDenied(room.check(room.powerLevels(BOB, changed(room, { users: withoutCarol }))), /^m\.room\.power_levels: cannot change the level of @carol:example\.org/);
   });
 
   it.each(ALL_VERSIONS)("v%s: users: lower entries may change, the sender's own may drop, none may exceed the sender", (v) => {
     const room = modRoom(v, {}, { [CAROL]: 10 });
-    const users = (room.state.get('m.room.power_levels\u0000')!.content['users'] as JsonObject);
+    const users = room.state.get('m.room.power_levels\u0000')!.content['users'] as JsonObject;
     expectAllowed(room.check(room.powerLevels(BOB, changed(room, { users: { ...users, [CAROL]: 50 } }))));
     expectAllowed(room.check(room.powerLevels(BOB, changed(room, { users: { ...users, [BOB]: 10 } }))));
-    expectDenied(room.check(room.powerLevels(BOB, changed(room, { users: { ...users, [CAROL]: 51 } }))), /^m\.room\.power_levels: cannot set the level of @carol:example\.org to 51, above the sender's 50/);
+    expectDenied(
+      room.check(room.powerLevels(BOB, changed(room, { users: { ...users, [CAROL]: 51 } }))),
+      /^m\.room\.power_levels: cannot set the level of @carol:example\.org to 51, above the sender's 50/,
+    );
     expectDenied(room.check(room.powerLevels(BOB, changed(room, { users: { ...users, [BOB]: 51 } }))), /^m\.room\.power_levels: cannot set the level of @bob:example\.org to 51/);
-    expectDenied(room.check(room.powerLevels(BOB, changed(room, { users: { ...users, '@new:example.org': 60 } }))), /^m\.room\.power_levels: cannot set the level of @new:example\.org to 60/);
+    expectDenied(
+      room.check(room.powerLevels(BOB, changed(room, { users: { ...users, '@new:example.org': 60 } }))),
+      /^m\.room\.power_levels: cannot set the level of @new:example\.org to 60/,
+    );
   });
 
   it.each(ALL_VERSIONS)('v%s: the power levels event itself needs its send level', (v) => {
@@ -206,7 +229,10 @@ describe('m.room.power_levels: v12 creators', () => {
 
   it('listing an additional creator in users is rejected', () => {
     const room = addMember(standardRoom('12', { createContent: { additional_creators: [CAROL] }, users: { [BOB]: 50 } }), BOB);
-    expectDenied(room.check(room.powerLevels(ALICE, changed(room, { users: { [BOB]: 50, [CAROL]: 1 } }))), /^m\.room\.power_levels: `users` lists room creator @carol:example\.org/);
+    expectDenied(
+      room.check(room.powerLevels(ALICE, changed(room, { users: { [BOB]: 50, [CAROL]: 1 } }))),
+      /^m\.room\.power_levels: `users` lists room creator @carol:example\.org/,
+    );
   });
 
   it('a creator (infinite power) may set any level', () => {
@@ -218,12 +244,25 @@ describe('m.room.power_levels: v12 creators', () => {
     const room = addMember(standardRoom('12', { createContent: { additional_creators: [CAROL] } }), CAROL);
     expectAllowed(room.check(room.powerLevels(CAROL, changed(room, { users: { [BOB]: 2 ** 53 - 1 } }))));
     const r11 = addMember(standardRoom('11', { createContent: { additional_creators: [CAROL] } }), CAROL);
-    expectDenied(r11.check(r11.powerLevels(CAROL, changed(r11, { users: { [ALICE]: 100, [BOB]: 1 } }))), /^m\.room\.power_levels: sender's level 0 is below the 50 required to send it/);
+    expectDenied(
+      r11.check(r11.powerLevels(CAROL, changed(r11, { users: { [ALICE]: 100, [BOB]: 1 } }))),
+      /^m\.room\.power_levels: sender's level 0 is below the 50 required to send it/,
+    );
   });
 });
 
 describe('userPowerLevel', () => {
-  const pl = (content: JsonObject): PDU => ({ room_id: '!r:x', sender: ALICE, type: 'm.room.power_levels', state_key: '', content, prev_events: [], auth_events: [], depth: 1, origin_server_ts: 1 });
+  const pl = (content: JsonObject): PDU => ({
+    room_id: '!r:x',
+    sender: ALICE,
+    type: 'm.room.power_levels',
+    state_key: '',
+    content,
+    prev_events: [],
+    auth_events: [],
+    depth: 1,
+    origin_server_ts: 1,
+  });
 
   it('with no power levels event: the creator has 100, everyone else 0 (v1-v11)', () => {
     for (const v of upTo(11)) {

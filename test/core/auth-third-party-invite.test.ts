@@ -3,17 +3,7 @@ import { describe, it } from 'vitest';
 import { encodeBase64, encodeBase64Url } from '../../src/core/base64.js';
 import type { JsonObject, PDU } from '../../src/core/pdu.js';
 import { signJsonWithKey } from '../../src/core/signing.js';
-import {
-  ALICE,
-  ALL_VERSIONS,
-  BOB,
-  CAROL,
-  TestRoom,
-  addMember,
-  expectAllowed,
-  expectDenied,
-  standardRoom,
-} from './fixtures/auth.js';
+import { ALICE, ALL_VERSIONS, BOB, CAROL, TestRoom, addMember, expectAllowed, expectDenied, standardRoom } from './fixtures/auth.js';
 
 interface Ed25519 {
   privateKey: KeyObject;
@@ -103,7 +93,10 @@ describe('m.room.member invite with third_party_invite', () => {
   it.each(ALL_VERSIONS)('v%s: mxid must match state_key', (v) => {
     const key = newKey();
     const room = roomWithInvite(v, { public_key: encodeBase64(key.publicKey) });
-    expectDenied(room.check(thirdPartyInvite(room, ALICE, BOB, signedBlock(key, '@mallory:example.org'))), /^m\.room\.member invite \(third-party\): signed\.mxid does not match state_key/);
+    expectDenied(
+      room.check(thirdPartyInvite(room, ALICE, BOB, signedBlock(key, '@mallory:example.org'))),
+      /^m\.room\.member invite \(third-party\): signed\.mxid does not match state_key/,
+    );
   });
 
   it.each(ALL_VERSIONS)('v%s: the token must name an m.room.third_party_invite in the state', (v) => {
@@ -128,8 +121,7 @@ describe('m.room.member invite with third_party_invite', () => {
 describe('m.room.third_party_invite events', () => {
   it.each(ALL_VERSIONS)('v%s: need the invite level', (v) => {
     const room = addMember(standardRoom(v, { pl: { invite: 20 }, users: { [CAROL]: 10 } }), CAROL);
-    const e = (sender: string): PDU =>
-      room.event({ type: 'm.room.third_party_invite', sender, state_key: 'tok', content: { display_name: 'x', public_key: 'AAAA' } });
+    const e = (sender: string): PDU => room.event({ type: 'm.room.third_party_invite', sender, state_key: 'tok', content: { display_name: 'x', public_key: 'AAAA' } });
     expectAllowed(room.check(e(ALICE)));
     expectDenied(room.check(e(CAROL)), /^m\.room\.third_party_invite: sender's level 10 is below the invite level 20/);
   });

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import {
-  canonicalJson,
-  canonicalJsonBytes,
-  canonicalJsonWithout,
-  CanonicalJsonError,
-  compareCodePoints,
-  MAX_CANONICAL_DEPTH,
-} from '../../src/core/canonical-json.js';
+import { canonicalJson, canonicalJsonBytes, canonicalJsonWithout, CanonicalJsonError, compareCodePoints, MAX_CANONICAL_DEPTH } from '../../src/core/canonical-json.js';
 import { jsonObject, jsonValue, reverseKeyOrder, type Json } from './json-arbitrary.js';
 
 // The spec's appendix "Canonical JSON" examples, input text -> expected output.
@@ -107,9 +100,7 @@ describe('canonicalJson: ordering and escaping', () => {
   });
 
   it('writes integers without exponent up to the limit and -0 as 0', () => {
-    expect(canonicalJson([2 ** 53 - 1, -(2 ** 53 - 1), -0, 1e10])).toBe(
-      '[9007199254740991,-9007199254740991,0,10000000000]',
-    );
+    expect(canonicalJson([2 ** 53 - 1, -(2 ** 53 - 1), -0, 1e10])).toBe('[9007199254740991,-9007199254740991,0,10000000000]');
   });
 
   it('accepts objects with a null prototype', () => {
@@ -186,9 +177,7 @@ describe('canonicalJson: rejects what canonical JSON cannot hold', () => {
 describe('canonicalJsonWithout', () => {
   it('leaves out the named top-level keys only', () => {
     const skip = new Set(['signatures', 'unsigned']);
-    expect(canonicalJsonWithout({ b: 1, signatures: {}, a: { unsigned: 1 }, unsigned: 2 }, skip)).toBe(
-      '{"a":{"unsigned":1},"b":1}',
-    );
+    expect(canonicalJsonWithout({ b: 1, signatures: {}, a: { unsigned: 1 }, unsigned: 2 }, skip)).toBe('{"a":{"unsigned":1},"b":1}');
     expect(canonicalJsonWithout({ signatures: {} }, skip)).toBe('{}');
   });
   it('requires an object', () => {

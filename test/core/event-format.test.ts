@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  assertEventFormat,
-  EventFormatError,
-  isValidServerName,
-  isValidUserId,
-  MAX_EVENT_BYTES,
-  serverNameOf,
-  validateEventFormat,
-} from '../../src/core/event-format.js';
+import { assertEventFormat, EventFormatError, isValidServerName, isValidUserId, MAX_EVENT_BYTES, serverNameOf, validateEventFormat } from '../../src/core/event-format.js';
 import { canonicalJson } from '../../src/core/canonical-json.js';
 import { UnsupportedRoomVersionError } from '../../src/core/room-versions.js';
 
@@ -66,14 +58,11 @@ describe('validateEventFormat: problems', () => {
     for (const bad of [null, [], 'x', 5, undefined]) expect(paths(bad, '10')).toEqual(['']);
   });
 
-  it.each(['type', 'room_id', 'sender', 'origin_server_ts', 'depth', 'content', 'hashes', 'signatures', 'prev_events', 'auth_events'])(
-    'missing %s',
-    (key) => {
-      const e = v4Event();
-      delete e[key];
-      expect(validateEventFormat(e, '10')).toContainEqual({ path: key, message: 'required' });
-    },
-  );
+  it.each(['type', 'room_id', 'sender', 'origin_server_ts', 'depth', 'content', 'hashes', 'signatures', 'prev_events', 'auth_events'])('missing %s', (key) => {
+    const e = v4Event();
+    delete e[key];
+    expect(validateEventFormat(e, '10')).toContainEqual({ path: key, message: 'required' });
+  });
 
   it('missing event_id in v1/v2 only', () => {
     const e = v1Event();
@@ -154,11 +143,7 @@ describe('validateEventFormat: problems', () => {
 
   it.each(['sender', 'room_id', 'state_key', 'type', 'event_id'])('%s at most 255 bytes, counted in UTF-8 bytes', (key) => {
     const make = (filler: string): Record<string, unknown> => {
-      const value =
-        key === 'sender' ? `@${filler}:example.org`
-        : key === 'room_id' ? `!${filler}:example.org`
-        : key === 'event_id' ? `$${filler}:example.org`
-        : filler;
+      const value = key === 'sender' ? `@${filler}:example.org` : key === 'room_id' ? `!${filler}:example.org` : key === 'event_id' ? `$${filler}:example.org` : filler;
       return v1Event({ [key]: value });
     };
     const overhead = key === 'state_key' || key === 'type' ? 0 : 1 + ':example.org'.length;
@@ -170,9 +155,7 @@ describe('validateEventFormat: problems', () => {
   });
 
   it('a value that is not canonical JSON, with its path', () => {
-    expect(validateEventFormat(v4Event({ content: { n: 1.5 } }), '10')).toEqual([
-      { path: 'content.n', message: 'non-integer number 1.5 is not allowed' },
-    ]);
+    expect(validateEventFormat(v4Event({ content: { n: 1.5 } }), '10')).toEqual([{ path: 'content.n', message: 'non-integer number 1.5 is not allowed' }]);
     expect(paths(v4Event({ depth: 2 ** 53 }), '10')).toContain('depth');
   });
 

@@ -52,8 +52,18 @@ describe('contentHash', () => {
   it('is the spec’s hash of the minimal signing vector', () => {
     expect(
       contentHash({
-        room_id: '!x:domain', sender: '@a:domain', origin: 'domain', origin_server_ts: 1000000, signatures: {}, hashes: {},
-        type: 'X', content: {}, prev_events: [], auth_events: [], depth: 3, unsigned: { age_ts: 1000000 },
+        room_id: '!x:domain',
+        sender: '@a:domain',
+        origin: 'domain',
+        origin_server_ts: 1000000,
+        signatures: {},
+        hashes: {},
+        type: 'X',
+        content: {},
+        prev_events: [],
+        auth_events: [],
+        depth: 3,
+        unsigned: { age_ts: 1000000 },
       }),
     ).toBe('5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos');
   });
@@ -173,9 +183,7 @@ describe('roomIdFromCreateEvent (v12)', () => {
     expect(() => roomIdFromCreateEvent({ ...CREATE_V12, content: { room_version: '11' } })).toThrow(EventIdError);
     expect(() => roomIdFromCreateEvent({ ...CREATE_V12, content: {} })).toThrow(EventIdError);
     expect(() => roomIdFromCreateEvent({ ...CREATE_V12, content: { room_version: 12 } })).toThrow(EventIdError);
-    expect(() => roomIdFromCreateEvent({ ...CREATE_V12, content: { room_version: 'org.example.custom' } })).toThrow(
-      UnsupportedRoomVersionError,
-    );
+    expect(() => roomIdFromCreateEvent({ ...CREATE_V12, content: { room_version: 'org.example.custom' } })).toThrow(UnsupportedRoomVersionError);
     expect(() => roomIdFromCreateEvent({ ...CREATE_V12, type: 'm.room.member' })).toThrow(EventIdError);
   });
 });

@@ -3,14 +3,7 @@ import nacl from 'tweetnacl';
 import type { KeyObject } from 'node:crypto';
 import { decodeBase64, encodeBase64 } from '../../src/core/base64.js';
 import { canonicalJson } from '../../src/core/canonical-json.js';
-import {
-  checkEventSignatures,
-  hashAndSignEvent,
-  requiredSigningServers,
-  SigningServersError,
-  verifyEventSignature,
-  type ServerKeys,
-} from '../../src/core/event-signing.js';
+import { checkEventSignatures, hashAndSignEvent, requiredSigningServers, SigningServersError, verifyEventSignature, type ServerKeys } from '../../src/core/event-signing.js';
 import { checkContentHash } from '../../src/core/hashes.js';
 import { redact } from '../../src/core/redaction.js';
 import { UnsupportedRoomVersionError } from '../../src/core/room-versions.js';
@@ -142,9 +135,7 @@ describe('verifyEventSignature', () => {
   it('rejects a change to an essential key', () => {
     expect(verifyEventSignature({ ...REDACTABLE_SIGNED, depth: 4 }, '1', 'domain', 'ed25519:1', KEY.publicKey)).toBe(false);
     expect(verifyEventSignature({ ...REDACTABLE_SIGNED, sender: '@v:domain' }, '1', 'domain', 'ed25519:1', KEY.publicKey)).toBe(false);
-    expect(
-      verifyEventSignature({ ...REDACTABLE_SIGNED, hashes: MINIMAL_SIGNED.hashes }, '1', 'domain', 'ed25519:1', KEY.publicKey),
-    ).toBe(false);
+    expect(verifyEventSignature({ ...REDACTABLE_SIGNED, hashes: MINIMAL_SIGNED.hashes }, '1', 'domain', 'ed25519:1', KEY.publicKey)).toBe(false);
   });
 
   it('depends on the room version’s redaction algorithm', () => {
@@ -221,9 +212,7 @@ describe('requiredSigningServers', () => {
     expect(() => requiredSigningServers({ ...base, sender: 'nobody' }, '10')).toThrow(SigningServersError);
     expect(() => requiredSigningServers({ ...base, sender: 5 }, '10')).toThrow(SigningServersError);
     expect(() => requiredSigningServers({ ...base, event_id: '$nohost' }, '1')).toThrow(SigningServersError);
-    expect(() =>
-      requiredSigningServers({ ...authorisedJoin, content: { membership: 'join', join_authorised_via_users_server: 'x' } }, '10'),
-    ).toThrow(SigningServersError);
+    expect(() => requiredSigningServers({ ...authorisedJoin, content: { membership: 'join', join_authorised_via_users_server: 'x' } }, '10')).toThrow(SigningServersError);
     expect(() => requiredSigningServers(base, '0')).toThrow(UnsupportedRoomVersionError);
   });
 });
@@ -233,7 +222,13 @@ describe('checkEventSignatures', () => {
   const oneOld = signingKeyFromSeed('a_old', new Uint8Array(32).fill(4));
   const three = signingKeyFromSeed('a_thr', new Uint8Array(32).fill(3));
   const keys = new Map<string, ServerKeys>([
-    ['one.example', new Map<string, Uint8Array | KeyObject>([[one.keyId, one.publicKey], [oneOld.keyId, publicKeyObject(oneOld.publicKey)]])],
+    [
+      'one.example',
+      new Map<string, Uint8Array | KeyObject>([
+        [one.keyId, one.publicKey],
+        [oneOld.keyId, publicKeyObject(oneOld.publicKey)],
+      ]),
+    ],
     ['three.example', new Map([[three.keyId, three.publicKey]])],
   ]);
   const keysFor = (s: string): ServerKeys | undefined => keys.get(s);
@@ -264,13 +259,19 @@ describe('checkEventSignatures', () => {
     const extra = signJsonWithKey(redact(signedByBoth, '10'), 'one.example', signingKeyFromSeed('a_unk', new Uint8Array(32).fill(9)));
     const withUnknown = { ...signedByBoth, signatures: extra.signatures };
     expect(checkEventSignatures(withUnknown, '10', keysFor)).toEqual({ ok: true });
-    const onlyUnknown = { ...signedByBoth, signatures: { 'one.example': { 'ed25519:a_unk': extra.signatures['one.example']!['ed25519:a_unk']! }, 'three.example': signedByBoth.signatures['three.example']! } };
+    const onlyUnknown = {
+      ...signedByBoth,
+      signatures: { 'one.example': { 'ed25519:a_unk': extra.signatures['one.example']!['ed25519:a_unk']! }, 'three.example': signedByBoth.signatures['three.example']! },
+    };
     expect(checkEventSignatures(onlyUnknown, '10', keysFor).ok).toBe(false);
     expect(checkEventSignatures(signedByBoth, '10', () => undefined).ok).toBe(false);
   });
 
   it('fails if any signature by a known key is bad, even beside a good one', () => {
-    const bad = { ...signedByBoth, signatures: { ...signedByBoth.signatures, 'one.example': { ...signedByBoth.signatures['one.example'], [oneOld.keyId]: signedByBoth.signatures['one.example']![one.keyId]! } } };
+    const bad = {
+      ...signedByBoth,
+      signatures: { ...signedByBoth.signatures, 'one.example': { ...signedByBoth.signatures['one.example'], [oneOld.keyId]: signedByBoth.signatures['one.example']![one.keyId]! } },
+    };
     expect(checkEventSignatures(bad, '10', keysFor).ok).toBe(false);
   });
 

@@ -8,10 +8,7 @@ export const jsonKey: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom('', 'a', '\uffff', '\ue000', '😀', '\u{10ffff}', 'é', '__proto__', 'constructor'),
 );
 
-export const jsonInteger: fc.Arbitrary<number> = fc.oneof(
-  fc.maxSafeInteger(),
-  fc.constantFrom(0, 1, -1, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 31, -(2 ** 31)),
-);
+export const jsonInteger: fc.Arbitrary<number> = fc.oneof(fc.maxSafeInteger(), fc.constantFrom(0, 1, -1, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 31, -(2 ** 31)));
 
 export const jsonString: fc.Arbitrary<string> = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 20 }),
@@ -21,15 +18,7 @@ export const jsonString: fc.Arbitrary<string> = fc.oneof(
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const tree = fc.letrec<{ value: Json; array: Json[]; object: { [k: string]: Json } }>((tie) => ({
-  value: fc.oneof(
-    { depthSize: 'small', maxDepth: 5 },
-    fc.constant(null),
-    fc.boolean(),
-    jsonInteger,
-    jsonString,
-    tie('array'),
-    tie('object'),
-  ),
+  value: fc.oneof({ depthSize: 'small', maxDepth: 5 }, fc.constant(null), fc.boolean(), jsonInteger, jsonString, tie('array'), tie('object')),
   array: fc.array(tie('value'), { maxLength: 5 }),
   object: fc.dictionary(jsonKey, tie('value'), { maxKeys: 6, noNullPrototype: true }),
 }));

@@ -2,13 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { canonicalJson, CanonicalJsonError } from '../../src/core/canonical-json.js';
-import {
-  assertCanonicalCompatible,
-  isCanonicalCompatible,
-  JsonParseError,
-  parseJsonBody,
-  parseStrictJson,
-} from '../../src/core/json-parse.js';
+import { assertCanonicalCompatible, isCanonicalCompatible, JsonParseError, parseJsonBody, parseStrictJson } from '../../src/core/json-parse.js';
 import { jsonValue } from './json-arbitrary.js';
 
 function parseError(text: string): JsonParseError {
@@ -29,19 +23,13 @@ describe('parseStrictJson', () => {
     });
   });
 
-  it.each(['1.0', '1.5', '-0.5', '1e2', '1E2', '2e-3', '1e+2', '[1e400]', '{"a":{"b":[0,3.25]}}', '0.0'])(
-    'rejects a fraction or exponent: %s',
-    (text) => {
-      expect(parseError(text).kind).toBe('float');
-    },
-  );
+  it.each(['1.0', '1.5', '-0.5', '1e2', '1E2', '2e-3', '1e+2', '[1e400]', '{"a":{"b":[0,3.25]}}', '0.0'])('rejects a fraction or exponent: %s', (text) => {
+    expect(parseError(text).kind).toBe('float');
+  });
 
-  it.each(['9007199254740992', '-9007199254740992', '123456789012345678901234567890', '{"depth":18446744073709551615}'])(
-    'rejects integers outside ±(2^53−1): %s',
-    (text) => {
-      expect(parseError(text).kind).toBe('integer_range');
-    },
-  );
+  it.each(['9007199254740992', '-9007199254740992', '123456789012345678901234567890', '{"depth":18446744073709551615}'])('rejects integers outside ±(2^53−1): %s', (text) => {
+    expect(parseError(text).kind).toBe('integer_range');
+  });
 
   it('accepts the integer limits themselves', () => {
     expect(parseStrictJson('[9007199254740991,-9007199254740991]')).toEqual([2 ** 53 - 1, -(2 ** 53 - 1)]);
@@ -51,32 +39,23 @@ describe('parseStrictJson', () => {
     expect(parseError('{"content":{"n":[1,9007199254740993]}}').path).toBe('content.n[1]');
   });
 
-  it.each([
-    '{"a":"1.5"}',
-    '{"a":"1e5","b":2}',
-    '{"a":"\\"1.5","b":1}',
-    '{"a":"x\\\\","b":1}',
-    '{"a":"\\\\\\"2.5\\\\"}',
-    '{"1.5":1}',
-    '[true,false,null,1]',
-    '{"e":1,"E":2}',
-  ])('does not mistake text inside strings or literals for floats: %s', (text) => {
-    expect(parseStrictJson(text)).toEqual(JSON.parse(text));
-  });
+  it.each(['{"a":"1.5"}', '{"a":"1e5","b":2}', '{"a":"\\"1.5","b":1}', '{"a":"x\\\\","b":1}', '{"a":"\\\\\\"2.5\\\\"}', '{"1.5":1}', '[true,false,null,1]', '{"e":1,"E":2}'])(
+    'does not mistake text inside strings or literals for floats: %s',
+    (text) => {
+      expect(parseStrictJson(text)).toEqual(JSON.parse(text));
+    },
+  );
 
   it('finds a float after a string ending in escaped backslashes', () => {
     expect(parseError('{"a":"x\\\\","b":1.5}').kind).toBe('float');
     expect(parseError('{"a":"\\"","b":1.5}').kind).toBe('float');
   });
 
-  it.each(['NaN', 'Infinity', '-Infinity', '{"a":NaN}', '{', '', '01', '{"a":1,}', "{'a':1}"])(
-    'rejects non-JSON with a JsonParseError, not a SyntaxError: %s',
-    (text) => {
-      const err = parseError(text);
-      expect(err.kind).toBe('syntax');
-      expect(err).not.toBeInstanceOf(SyntaxError);
-    },
-  );
+  it.each(['NaN', 'Infinity', '-Infinity', '{"a":NaN}', '{', '', '01', '{"a":1,}', "{'a':1}"])('rejects non-JSON with a JsonParseError, not a SyntaxError: %s', (text) => {
+    const err = parseError(text);
+    expect(err.kind).toBe('syntax');
+    expect(err).not.toBeInstanceOf(SyntaxError);
+  });
 
   it('accepts 16-digit integers within range', () => {
     expect(parseStrictJson('[1234567890123456,-1234567890123456]')).toEqual([1234567890123456, -1234567890123456]);

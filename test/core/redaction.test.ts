@@ -26,20 +26,21 @@ function stateEvent(type: string, content: Record<string, unknown>, extra: Recor
 const contentOf = (event: Record<string, unknown>, version: string): unknown => redact(event, version)['content'];
 
 describe('redaction: top-level keys', () => {
-  const event = stateEvent('m.room.message', {}, {
-    event_id: '$e:example.org',
-    origin: 'example.org',
-    membership: 'join',
-    prev_state: [],
-    unsigned: { age: 1 },
-    age_ts: 5,
-    redacts: '$x',
-    custom: 1,
-  });
-  const base = [
-    'auth_events', 'content', 'depth', 'event_id', 'hashes', 'origin_server_ts', 'prev_events',
-    'room_id', 'sender', 'signatures', 'state_key', 'type',
-  ];
+  const event = stateEvent(
+    'm.room.message',
+    {},
+    {
+      event_id: '$e:example.org',
+      origin: 'example.org',
+      membership: 'join',
+      prev_state: [],
+      unsigned: { age: 1 },
+      age_ts: 5,
+      redacts: '$x',
+      custom: 1,
+    },
+  );
+  const base = ['auth_events', 'content', 'depth', 'event_id', 'hashes', 'origin_server_ts', 'prev_events', 'room_id', 'sender', 'signatures', 'state_key', 'type'];
 
   it.each(upTo('10'))('v%s keeps the v1 list, including origin, membership and prev_state', (v) => {
     expect(Object.keys(redact(event, v)).sort()).toEqual([...base, 'membership', 'origin', 'prev_state'].sort());
@@ -85,15 +86,22 @@ describe('redaction: content', () => {
   });
 
   const powerLevels = {
-    ban: 50, events: { 'm.room.name': 50 }, events_default: 0, kick: 50, redact: 50, state_default: 50,
-    users: { '@u:example.org': 100 }, users_default: 0, invite: 0, notifications: { room: 50 }, historical: 100,
+    ban: 50,
+    events: { 'm.room.name': 50 },
+    events_default: 0,
+    kick: 50,
+    redact: 50,
+    state_default: 50,
+    users: { '@u:example.org': 100 },
+    users_default: 0,
+    invite: 0,
+    notifications: { room: 50 },
+    historical: 100,
   };
   const keptPowerLevels = ['ban', 'events', 'events_default', 'kick', 'redact', 'state_default', 'users', 'users_default'];
 
   it.each(upTo('10'))('v%s keeps the eight power-level keys but not invite or notifications', (v) => {
-    expect(Object.keys(contentOf(stateEvent('m.room.power_levels', powerLevels), v) as object).sort()).toEqual(
-      [...keptPowerLevels].sort(),
-    );
+    expect(Object.keys(contentOf(stateEvent('m.room.power_levels', powerLevels), v) as object).sort()).toEqual([...keptPowerLevels].sort());
   });
 
   it.each(from('11'))('v%s also keeps invite in power levels', (v) => {

@@ -79,12 +79,7 @@ describe('signJson', () => {
 
   it('does not cover `unsigned` or existing `signatures`, and keeps `unsigned`', () => {
     const plain = signJson({ a: 1 }, SERVER, KEY_ID, SEED);
-    const withExtras = signJson(
-      { a: 1, unsigned: { age_ts: 5 }, signatures: { elsewhere: { 'ed25519:x': 'abc' } } },
-      SERVER,
-      KEY_ID,
-      SEED,
-    );
+    const withExtras = signJson({ a: 1, unsigned: { age_ts: 5 }, signatures: { elsewhere: { 'ed25519:x': 'abc' } } }, SERVER, KEY_ID, SEED);
     expect(withExtras.signatures[SERVER]![KEY_ID]).toBe(plain.signatures[SERVER]![KEY_ID]);
     expect(withExtras.unsigned).toEqual({ age_ts: 5 });
   });
@@ -180,11 +175,14 @@ describe('verifyJson fails closed', () => {
     ['signature one byte short', () => verifyJson(withSig(encodeBase64(decodeBase64(sig).subarray(0, 63))), SERVER, KEY_ID, PUBLIC)],
     ['signature one byte long', () => verifyJson(withSig(encodeBase64(Buffer.concat([decodeBase64(sig), Buffer.from([0])]))), SERVER, KEY_ID, PUBLIC)],
     ['empty signature', () => verifyJson(withSig(''), SERVER, KEY_ID, PUBLIC)],
-    ['a flipped bit', () => {
-      const b = Buffer.from(decodeBase64(sig));
-      b[10]! ^= 1;
-      return verifyJson(withSig(encodeBase64(b)), SERVER, KEY_ID, PUBLIC);
-    }],
+    [
+      'a flipped bit',
+      () => {
+        const b = Buffer.from(decodeBase64(sig));
+        b[10]! ^= 1;
+        return verifyJson(withSig(encodeBase64(b)), SERVER, KEY_ID, PUBLIC);
+      },
+    ],
     ['signed content changed', () => verifyJson({ ...good, one: 2 }, SERVER, KEY_ID, PUBLIC)],
     ['a signed key added', () => verifyJson({ ...good, three: 3 }, SERVER, KEY_ID, PUBLIC)],
     ['the wrong public key', () => verifyJson(good, SERVER, KEY_ID, other.publicKey)],
@@ -247,9 +245,7 @@ describe('signing key file', () => {
   it('reads a Synapse key file (CRLF, extra spaces, blank lines) and signs with it as the spec does', () => {
     const [key] = parseSigningKeyFile('\r\ned25519   1\tYJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1\r\n\r\n');
     expect(key!.keyId).toBe('ed25519:1');
-    expect(signJsonWithKey({}, SERVER, key!).signatures[SERVER]![KEY_ID]).toBe(
-      'K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ',
-    );
+    expect(signJsonWithKey({}, SERVER, key!).signatures[SERVER]![KEY_ID]).toBe('K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ');
     // The KeyObject is the seed's key.
     const pkcs8 = key!.privateKey.export({ format: 'der', type: 'pkcs8' });
     expect(Buffer.from(pkcs8.subarray(-32)).equals(Buffer.from(SEED))).toBe(true);

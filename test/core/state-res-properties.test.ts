@@ -8,20 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/core/pdu.js';
 import { resolveState } from '../../src/core/state-res/index.js';
-import {
-  ALICE,
-  BOB,
-  CHARLIE,
-  DAVE,
-  EVE,
-  powerContent,
-  standardRoom,
-  type Branch,
-  type Entry,
-  type EventSpec,
-  type IdMode,
-  type Room,
-} from './fixtures/state-res.js';
+import { ALICE, BOB, CHARLIE, DAVE, EVE, powerContent, standardRoom, type Branch, type Entry, type EventSpec, type IdMode, type Room } from './fixtures/state-res.js';
 
 const USERS = [ALICE, BOB, CHARLIE, DAVE, EVE];
 const KINDS = ['topic', 'name', 'pl', 'join', 'leave', 'ban', 'kick', 'invite', 'jr', 'fork'] as const;
@@ -149,7 +136,7 @@ describe.each(CASES)('room version %s (%s ids)', (version, idMode) => {
         const { room, branches } = grow(version, idMode, actions);
         const states = branches.map((b) => b.entries());
         const expected = resolveState(version, states, room.events);
-        const permuted = shuffled(states, seed).map((s, i) => shuffled(s, seed ^ (i + 1) * 7919));
+        const permuted = shuffled(states, seed).map((s, i) => shuffled(s, seed ^ ((i + 1) * 7919)));
         expect(resolveState(version, permuted, room.events)).toEqual(expected);
       }),
       { numRuns: 120 },

@@ -51,7 +51,10 @@ const recordingFetch: typeof fetch = async (input, init) => {
   const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
   // UIA's 401s on /register are steps of the flow, not failures.
   if (!res.ok && !(res.status === 401 && url.pathname.endsWith('/register'))) {
-    const body = await res.clone().text().catch(() => '');
+    const body = await res
+      .clone()
+      .text()
+      .catch(() => '');
     failures.push(`${init?.method ?? 'GET'} ${url.pathname} -> ${res.status} ${body.slice(0, 200)}`);
     if (failures.length > 50) failures.shift();
   }
@@ -217,7 +220,12 @@ describe('two matrix-js-sdk clients chatting', () => {
     const sent = Array.from({ length: MESSAGES }, (_, i) => `message ${i}`);
     expect(bobTimeline.slice(-MESSAGES)).toEqual(sent);
 
-    const aliceGetsReply = waitFor<[MatrixEvent]>(alice.client, RoomEvent.Timeline, (e) => e.getContent().body === 'hello alice' && e.getSender() === bob.userId, 'alice to receive bob’s reply');
+    const aliceGetsReply = waitFor<[MatrixEvent]>(
+      alice.client,
+      RoomEvent.Timeline,
+      (e) => e.getContent().body === 'hello alice' && e.getSender() === bob.userId,
+      'alice to receive bob’s reply',
+    );
     await bob.client.sendMessage(roomId, { msgtype: MsgType.Text, body: 'hello alice' });
     const [reply] = await aliceGetsReply;
     expect(reply.getRoomId()).toBe(roomId);
@@ -241,7 +249,12 @@ describe('two matrix-js-sdk clients chatting', () => {
     const all = bodies(room.getLiveTimeline().getEvents());
     expect(all).toEqual([...Array.from({ length: MESSAGES }, (_, i) => `message ${i}`), 'hello alice']);
     // The room's creation is reached too.
-    expect(room.getLiveTimeline().getEvents().some((e) => e.getType() === EventType.RoomCreate)).toBe(true);
+    expect(
+      room
+        .getLiveTimeline()
+        .getEvents()
+        .some((e) => e.getType() === EventType.RoomCreate),
+    ).toBe(true);
   });
 
   it('/messages through the SDK pages backwards and forwards', async () => {
@@ -251,9 +264,7 @@ describe('two matrix-js-sdk clients chatting', () => {
     expect(backBodies.slice(1)).toEqual(Array.from({ length: 9 }, (_, i) => `message ${MESSAGES - 1 - i}`));
     expect(back.end).toBeTruthy();
     const older = await bob.client.createMessagesRequest(roomId, back.end ?? null, 5, Direction.Backward);
-    expect(older.chunk.filter((e) => e.type === EventType.RoomMessage).map((e) => e.content.body)).toEqual(
-      Array.from({ length: 5 }, (_, i) => `message ${MESSAGES - 10 - i}`),
-    );
+    expect(older.chunk.filter((e) => e.type === EventType.RoomMessage).map((e) => e.content.body)).toEqual(Array.from({ length: 5 }, (_, i) => `message ${MESSAGES - 10 - i}`));
     const forward = await bob.client.createMessagesRequest(roomId, older.end ?? null, 3, Direction.Forward);
     expect(forward.chunk.filter((e) => e.type === EventType.RoomMessage).map((e) => e.content.body)).toEqual(
       Array.from({ length: 3 }, (_, i) => `message ${MESSAGES - 15 + 1 + i}`),
@@ -277,7 +288,10 @@ describe('two matrix-js-sdk clients chatting', () => {
 
   it('each sees the other’s read receipt', async () => {
     const aliceRoom = roomOf(alice.client, roomId);
-    const last = aliceRoom.getLiveTimeline().getEvents().filter((e) => e.getContent().body === 'hello alice')[0];
+    const last = aliceRoom
+      .getLiveTimeline()
+      .getEvents()
+      .filter((e) => e.getContent().body === 'hello alice')[0];
     expect(last).toBeDefined();
     const bobSeesReceipt = waitFor<[MatrixEvent, Room]>(
       bob.client,

@@ -202,12 +202,18 @@ describe('encrypted chat between matrix-js-sdk clients with Rust crypto', () => 
     expect((res.body['master_keys'] as Record<string, { usage: string[] }>)[alice.userId]?.usage).toEqual(['master']);
     expect((res.body['self_signing_keys'] as Record<string, { usage: string[] }>)[alice.userId]?.usage).toEqual(['self_signing']);
     // Bob's client refetches alice's keys and sees A1 signed by its owner.
-    await eventually(trace, 'bob to see A1 signed by alice', async () => ((await cryptoOf(bob).getDeviceVerificationStatus(alice.userId, alice.deviceId))?.signedByOwner ? true : undefined));
+    await eventually(trace, 'bob to see A1 signed by alice', async () =>
+      (await cryptoOf(bob).getDeviceVerificationStatus(alice.userId, alice.deviceId))?.signedByOwner ? true : undefined,
+    );
     // A1 signs A2 (as after verifying it); bob and A2 itself see the signature.
     const a2 = alice2!;
     await crypto.crossSignDevice(a2.deviceId);
-    await eventually(trace, 'bob to see A2 signed by alice', async () => ((await cryptoOf(bob).getDeviceVerificationStatus(alice.userId, a2.deviceId))?.signedByOwner ? true : undefined));
-    await eventually(trace, 'A2 to see itself signed by alice', async () => ((await cryptoOf(a2).getDeviceVerificationStatus(alice.userId, a2.deviceId))?.signedByOwner ? true : undefined));
+    await eventually(trace, 'bob to see A2 signed by alice', async () =>
+      (await cryptoOf(bob).getDeviceVerificationStatus(alice.userId, a2.deviceId))?.signedByOwner ? true : undefined,
+    );
+    await eventually(trace, 'A2 to see itself signed by alice', async () =>
+      (await cryptoOf(a2).getDeviceVerificationStatus(alice.userId, a2.deviceId))?.signedByOwner ? true : undefined,
+    );
     // Messages still flow once identities exist.
     await send(bob, 'after cross-signing');
     await reads(alice, 'after cross-signing', bob);
@@ -241,12 +247,17 @@ describe('encrypted chat between matrix-js-sdk clients with Rust crypto', () => 
     expect(restored.total).toBeGreaterThanOrEqual(2);
 
     // The first messages, sent before A2 existed, now decrypt on A2.
-    for (const [label, from] of [['hello', alice], ['reply', bob]] as const) {
+    for (const [label, from] of [
+      ['hello', alice],
+      ['reply', bob],
+    ] as const) {
       const msg = sent.get(label)!;
       const raw = await a2.client.fetchRoomEvent(roomId, msg.eventId);
       const ev = a2.client.getEventMapper()(raw);
       await a2.client.decryptEventIfNeeded(ev);
-      await eventually(trace, `A2 to decrypt “${label}” from the backup`, () => (!ev.isBeingDecrypted() && !ev.isDecryptionFailure() && ev.getType() === EventType.RoomMessage ? true : undefined));
+      await eventually(trace, `A2 to decrypt “${label}” from the backup`, () =>
+        !ev.isBeingDecrypted() && !ev.isDecryptionFailure() && ev.getType() === EventType.RoomMessage ? true : undefined,
+      );
       expect(ev.getSender()).toBe(from.userId);
       expect(ev.getClearContent()?.['body']).toBe(msg.body);
     }

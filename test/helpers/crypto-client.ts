@@ -59,7 +59,10 @@ export class HttpTrace {
       }
       const wanted = !res.ok || E2EE_PATH.test(url.pathname) || url.pathname.endsWith('/sync') || process.env.AXON_E2E_TRACE;
       if (!wanted) return res;
-      const text = await res.clone().text().catch(() => '');
+      const text = await res
+        .clone()
+        .text()
+        .catch(() => '');
       const ex: Exchange = { who, method, path: url.pathname, status: res.status, request: short(request, 600), response: short(text, 600) };
       if (process.env.AXON_E2E_TRACE) process.stderr.write(`[http] ${describe(ex)}\n`);
       // UIA's 401s are steps of a flow, not failures.

@@ -51,10 +51,7 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
  * Creates an empty database with C collation, as Synapse's docs ask (or with
  * other `CREATE DATABASE` options, for the tests of that check); returns its URL.
  */
-export async function createTestDatabase(
-  options = "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
-  name = `axon_test_${randomBytes(6).toString('hex')}`,
-): Promise<TestDatabase> {
+export async function createTestDatabase(options = "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'", name = `axon_test_${randomBytes(6).toString('hex')}`): Promise<TestDatabase> {
   await admin((c) => c.query(`CREATE DATABASE ${name} ${options} TEMPLATE template0`));
   return testDatabase(name);
 }

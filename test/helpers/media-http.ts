@@ -92,18 +92,24 @@ export function filesUnder(dir: string): string[] {
 }
 
 export async function pngImage(width: number, height: number, color = '#3366cc'): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: color } }).png().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: color } })
+    .png()
+    .toBuffer();
 }
 
 export async function jpegImage(width: number, height: number, color = '#cc6633'): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: color } }).jpeg().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: color } })
+    .jpeg()
+    .toBuffer();
 }
 
 /** A two-frame animated GIF. */
 export async function animatedGif(width: number, height: number): Promise<Buffer> {
   const a = await pngImage(width, height, '#ff0000');
   const b = await pngImage(width, height, '#0000ff');
-  return sharp([a, b], { join: { animated: true } }).gif().toBuffer();
+  return sharp([a, b], { join: { animated: true } })
+    .gif()
+    .toBuffer();
 }
 
 function pngChunk(type: string, data: Buffer): Buffer {

@@ -18,12 +18,7 @@ export interface Uploaded {
 }
 
 /** Uploads `body` as `user` (failing the test when the upload fails); answers its mxc URI and media id. */
-export async function uploadMedia(
-  t: TestServer,
-  user: TestUser,
-  body: Buffer | string,
-  opts: { contentType?: string; fileName?: string } = {},
-): Promise<Uploaded> {
+export async function uploadMedia(t: TestServer, user: TestUser, body: Buffer | string, opts: { contentType?: string; fileName?: string } = {}): Promise<Uploaded> {
   const res = await upload(t, user.accessToken, body, { contentType: opts.contentType ?? 'application/octet-stream', filename: opts.fileName });
   if (res.status !== 200 || !res.mediaId) throw new Error(`upload failed: ${res.status} ${JSON.stringify(res.json)}`);
   return { mxc: String(res.json.content_uri), mediaId: res.mediaId };

@@ -111,8 +111,7 @@ export function nextTxnId(prefix = 'h'): string {
 }
 
 export function roomHelpers(server: () => TestServer) {
-  const call = (as: Actor | undefined, method: string, path: string, body?: unknown) =>
-    api(server(), method, path, { token: as === undefined ? undefined : tokenOf(as), body });
+  const call = (as: Actor | undefined, method: string, path: string, body?: unknown) => api(server(), method, path, { token: as === undefined ? undefined : tokenOf(as), body });
 
   const room = (roomId: string) => `/_matrix/client/v3/rooms/${enc(roomId)}`;
 

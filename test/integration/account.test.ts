@@ -117,7 +117,11 @@ describe('POST /account/password', () => {
     const other = await login(t, 'dave', u.password);
     const first = await api(t, 'POST', path, { token: u.accessToken, body: { new_password: 'daves later password' } });
     expect(first.status).toBe(401);
-    const row = await db().selectFrom('ui_auth_sessions').select('serverdict').where('session_id', '=', first.body.session as string).executeTakeFirstOrThrow();
+    const row = await db()
+      .selectFrom('ui_auth_sessions')
+      .select('serverdict')
+      .where('session_id', '=', first.body.session as string)
+      .executeTakeFirstOrThrow();
     expect(String(row.serverdict['password_hash'])).toMatch(/^\$2/);
     expect(JSON.stringify(row)).not.toContain('daves later password');
     const done = await api(t, 'POST', path, { token: u.accessToken, body: { auth: passwordAuth(u, first.body.session as string) } });
@@ -245,7 +249,10 @@ describe('POST /account/deactivate', () => {
 
     const user = await db().selectFrom('users').selectAll().where('user_id', '=', u.userId).executeTakeFirstOrThrow();
     expect(user).toMatchObject({ deactivated: true, erased: true, password_hash: null });
-    expect(await db().selectFrom('profiles').select(['displayname', 'avatar_url']).where('user_id', '=', u.userId).executeTakeFirst()).toEqual({ displayname: null, avatar_url: null });
+    expect(await db().selectFrom('profiles').select(['displayname', 'avatar_url']).where('user_id', '=', u.userId).executeTakeFirst()).toEqual({
+      displayname: null,
+      avatar_url: null,
+    });
     expect(await db().selectFrom('devices').select('device_id').where('user_id', '=', u.userId).execute()).toHaveLength(0);
     expect(await db().selectFrom('access_tokens').select('id').where('user_id', '=', u.userId).execute()).toHaveLength(0);
     expect(await db().selectFrom('account_data').select('type').where('user_id', '=', u.userId).execute()).toHaveLength(0);

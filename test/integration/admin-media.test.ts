@@ -508,7 +508,15 @@ describe('POST /_synapse/admin/v1/media/delete', () => {
     ['?before_ts=1700000000000&size_gt=big', 'M_INVALID_PARAM'],
     ['?before_ts=1700000000000&keep_profiles=perhaps', 'M_INVALID_PARAM'],
   ])('POST /media/delete%s is 400 %s and deletes nothing', async (query, errcode) => {
-    const count = async () => Number((await db().selectFrom('local_media').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const count = async () =>
+      Number(
+        (
+          await db()
+            .selectFrom('local_media')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     const before = await count();
     expectError(await asAdmin('POST', `/_synapse/admin/v1/media/delete${query}`), 400, errcode);
     expect(await count()).toBe(before);
@@ -539,7 +547,15 @@ describe('POST /_synapse/admin/v1/purge_media_cache', () => {
       lastAccessTs: now - 100_000,
       quarantinedBy: admin.userId,
     });
-    const count = async () => Number((await db().selectFrom('remote_media').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const count = async () =>
+      Number(
+        (
+          await db()
+            .selectFrom('remote_media')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     const before = await count();
 
     const res = await asAdmin('POST', `/_synapse/admin/v1/purge_media_cache?before_ts=${now - 50_000}`, {});

@@ -144,7 +144,7 @@ describe('POST /_synapse/admin/v1/reset_password/<user_id>', () => {
     expect(await deviceIds(f.userId)).toEqual([f.deviceId]);
   });
 
-  it("an admin resetting their own password keeps their own session", async () => {
+  it('an admin resetting their own password keeps their own session', async () => {
     const boss = await createUser(t, 'boss', { admin: true });
     const res = await api(t, 'POST', `/_synapse/admin/v1/reset_password/${enc(boss.userId)}`, { token: boss.accessToken, body: { new_password: 'boss-new' } });
     expect(res.status).toBe(200);
@@ -243,10 +243,16 @@ describe('the admin flag', () => {
     expect(notBool.body.errcode).toBe('M_INVALID_PARAM');
     expect(await userRow(alice.userId)).toMatchObject({ admin: false });
     for (const method of ['GET', 'PUT']) {
-      const remote = await api(t, method, `/_synapse/admin/v1/users/${enc('@x:other.org')}/admin`, { token: admin.accessToken, body: method === 'PUT' ? { admin: true } : undefined });
+      const remote = await api(t, method, `/_synapse/admin/v1/users/${enc('@x:other.org')}/admin`, {
+        token: admin.accessToken,
+        body: method === 'PUT' ? { admin: true } : undefined,
+      });
       expect(remote.status).toBe(400);
       expect(remote.body.error).toBe('Only local users can be admins of this homeserver');
-      const unknown = await api(t, method, `/_synapse/admin/v1/users/${enc('@ghost:test.local')}/admin`, { token: admin.accessToken, body: method === 'PUT' ? { admin: true } : undefined });
+      const unknown = await api(t, method, `/_synapse/admin/v1/users/${enc('@ghost:test.local')}/admin`, {
+        token: admin.accessToken,
+        body: method === 'PUT' ? { admin: true } : undefined,
+      });
       expect(unknown.status).toBe(404);
       expect(unknown.body.errcode).toBe('M_NOT_FOUND');
     }

@@ -90,9 +90,7 @@ describe('create', () => {
   });
 
   it('is race-safe: of concurrent creations of one token, exactly one wins', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => api(t, 'POST', `${BASE}/new`, { token: admin.accessToken, body: { token: 'racy', uses_allowed: i } })),
-    );
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => api(t, 'POST', `${BASE}/new`, { token: admin.accessToken, body: { token: 'racy', uses_allowed: i } })));
     const ok = results.filter((r) => r.status === 200);
     expect(ok).toHaveLength(1);
     for (const r of results.filter((x) => x.status !== 200)) {
@@ -121,11 +119,17 @@ describe('create', () => {
     ['past expiry_time', { expiry_time: Date.now() - 1000 }, 'expiry_time must not be in the past'],
   ];
   it.each(bad)('%s is 400 M_INVALID_PARAM', async (_name, body, message) => {
-    const before = await db().selectFrom('registration_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const before = await db()
+      .selectFrom('registration_tokens')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     const res = await api(t, 'POST', `${BASE}/new`, { token: admin.accessToken, body });
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ errcode: 'M_INVALID_PARAM', error: message });
-    const after = await db().selectFrom('registration_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const after = await db()
+      .selectFrom('registration_tokens')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n));
   });
 
@@ -164,7 +168,11 @@ describe('read, list, update, delete', () => {
     // Shape the counters and expiry directly, as registrations and time would.
     await db().updateTable('registration_tokens').set({ uses_allowed: 3, completed: 1, pending: 1 }).where('token', '=', 'v-room').execute();
     await db().updateTable('registration_tokens').set({ uses_allowed: 2, completed: 2 }).where('token', '=', 'i-used-up').execute();
-    await db().updateTable('registration_tokens').set({ expiry_time: now - 1000 }).where('token', '=', 'i-expired').execute();
+    await db()
+      .updateTable('registration_tokens')
+      .set({ expiry_time: now - 1000 })
+      .where('token', '=', 'i-expired')
+      .execute();
     await db().updateTable('registration_tokens').set({ uses_allowed: 0 }).where('token', '=', 'i-zero').execute();
     await db().updateTable('registration_tokens').set({ uses_allowed: 1, pending: 1 }).where('token', '=', 'i-pending').execute();
 

@@ -145,11 +145,13 @@ describe('PUT /_synapse/admin/v2/users/<user_id>: create', () => {
   });
 
   it('concurrent creations of one user: exactly one 201, the rest modify', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 5 }, (_, i) => api(t, 'PUT', u(id('racer')), { token: admin.accessToken, body: { displayname: `R${i}` } })),
-    );
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => api(t, 'PUT', u(id('racer')), { token: admin.accessToken, body: { displayname: `R${i}` } })));
     expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 201]);
-    const n = await db().selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', id('racer')).executeTakeFirstOrThrow();
+    const n = await db()
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('user_id', '=', id('racer'))
+      .executeTakeFirstOrThrow();
     expect(Number(n.n)).toBe(1);
   });
 
@@ -319,14 +321,33 @@ describe('GET /_synapse/admin/v2/users and v3', () => {
     const res = await list('');
     expect(res.status).toBe(200);
     // Deactivated and locked users are left out by default; guests are in.
-    expect(names(res)).toEqual(['@12345:test.local', '@robot:test.local', '@root:test.local', '@user01:test.local', '@user02:test.local', '@user03:test.local', '@user04:test.local', '@user05:test.local', '@zed:test.local']);
+    expect(names(res)).toEqual([
+      '@12345:test.local',
+      '@robot:test.local',
+      '@root:test.local',
+      '@user01:test.local',
+      '@user02:test.local',
+      '@user03:test.local',
+      '@user04:test.local',
+      '@user05:test.local',
+      '@zed:test.local',
+    ]);
     expect(res.body.total).toBe(9);
     expect('next_token' in res.body).toBe(false);
     const user03 = (res.body.users as Record<string, unknown>[]).find((x) => x.name === '@user03:test.local')!;
     expect(Object.keys(user03).sort()).toEqual(
       ['admin', 'avatar_url', 'creation_ts', 'deactivated', 'displayname', 'erased', 'is_guest', 'last_seen_ts', 'locked', 'name', 'shadow_banned', 'user_type'].sort(),
     );
-    expect(user03).toMatchObject({ is_guest: false, admin: false, deactivated: false, displayname: 'user03', avatar_url: 'mxc://a/b', user_type: null, locked: false, erased: false });
+    expect(user03).toMatchObject({
+      is_guest: false,
+      admin: false,
+      deactivated: false,
+      displayname: 'user03',
+      avatar_url: 'mxc://a/b',
+      user_type: null,
+      locked: false,
+      erased: false,
+    });
     // Milliseconds in the list.
     expect(user03.creation_ts as number).toBeGreaterThan(Date.now() - 600_000);
     expect(user03.creation_ts as number).toBeLessThanOrEqual(Date.now());

@@ -167,7 +167,10 @@ describe('start-up refusals', () => {
     const second = runMain(['-c', write('two.example')], { cwd: dir });
     expect(await second.exited).toBe(1);
     // One line (log lines aside), no stack trace: an operator's mistake, not a bug.
-    const lines = second.output().split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+    const lines = second
+      .output()
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('{'));
     expect(lines).toEqual([expect.stringMatching(/^axon: the database was created for server_name 'one\.example', but the configuration says 'two\.example'/)]);
     expect(second.output()).not.toMatch(/^\s+at /m);
   });

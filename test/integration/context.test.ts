@@ -28,7 +28,8 @@ interface Ev {
 }
 
 const context = (token: string, roomId: string, eventId: string, query = '') => api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/context/${enc(eventId)}${query}`, { token });
-const getEventReq = (token: string, roomId: string, eventId: string, version = 'v3') => api(t, 'GET', `/_matrix/client/${version}/rooms/${enc(roomId)}/event/${enc(eventId)}`, { token });
+const getEventReq = (token: string, roomId: string, eventId: string, version = 'v3') =>
+  api(t, 'GET', `/_matrix/client/${version}/rooms/${enc(roomId)}/event/${enc(eventId)}`, { token });
 
 describe('/context', () => {
   let roomId: string;
@@ -49,7 +50,12 @@ describe('/context', () => {
     expect(body.events_after.map((e) => e.event_id)).toEqual([ids[6], ids[7]]);
     const stateTypes = new Set(body.state.map((e) => e.type));
     for (const ty of ['m.room.create', 'm.room.power_levels', 'm.room.join_rules', 'm.room.member']) expect(stateTypes.has(ty)).toBe(true);
-    expect(body.state.filter((e) => e.type === 'm.room.member').map((e) => e.state_key).sort()).toEqual([alice.userId, bob.userId].sort());
+    expect(
+      body.state
+        .filter((e) => e.type === 'm.room.member')
+        .map((e) => e.state_key)
+        .sort(),
+    ).toEqual([alice.userId, bob.userId].sort());
 
     // start/end continue with /messages.
     const back = await api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=2&from=${enc(body.start)}`, { token: alice.accessToken });
@@ -90,7 +96,12 @@ describe('/context', () => {
     const b = await send(alice.accessToken, room, 'b');
     await send(alice.accessToken, room, 'c');
     const full = await context(alice.accessToken, room, b, '?limit=2');
-    expect((full.body.state as Ev[]).filter((e) => e.type === 'm.room.member').map((e) => e.state_key).sort()).toEqual([alice.userId, carol.userId].sort());
+    expect(
+      (full.body.state as Ev[])
+        .filter((e) => e.type === 'm.room.member')
+        .map((e) => e.state_key)
+        .sort(),
+    ).toEqual([alice.userId, carol.userId].sort());
     const lazy = await context(alice.accessToken, room, b, `?limit=2&filter=${enc(JSON.stringify({ lazy_load_members: true }))}`);
     const lazyState = lazy.body.state as Ev[];
     expect(lazyState.filter((e) => e.type === 'm.room.member').map((e) => e.state_key)).toEqual([alice.userId]);
@@ -134,7 +145,10 @@ describe('/event', () => {
   });
 
   it('404 M_NOT_FOUND when missing, in another room, or not visible to the user', async () => {
-    const roomId = await createRoom(alice.accessToken, { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'joined' } }] });
+    const roomId = await createRoom(alice.accessToken, {
+      preset: 'public_chat',
+      initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'joined' } }],
+    });
     const early = await send(alice.accessToken, roomId, 'before bob');
     expect((await getEventReq(alice.accessToken, roomId, '$nope:test.local')).body.errcode).toBe('M_NOT_FOUND');
     const other = await createRoom(alice.accessToken, {});
@@ -157,7 +171,10 @@ describe('/event', () => {
   });
 
   it('world_readable events are readable by anyone signed in', async () => {
-    const roomId = await createRoom(alice.accessToken, { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'world_readable' } }] });
+    const roomId = await createRoom(alice.accessToken, {
+      preset: 'public_chat',
+      initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'world_readable' } }],
+    });
     const id = await send(alice.accessToken, roomId, 'public words');
     const res = await getEventReq(carol.accessToken, roomId, id);
     expect(res.status).toBe(200);

@@ -15,8 +15,7 @@ import { api, createUser, type TestUser } from '../helpers/users.js';
 type Json = Record<string, any>;
 
 /** `api` with the body typed loosely, as these tests read deep into it. */
-const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) =>
-  api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
+const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) => api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
 const t = useTestServer();
 
 const V3 = '/_matrix/client/v3';
@@ -166,7 +165,10 @@ describe('POST /keys/signatures/upload', () => {
     const other = await createUser(t, 'sig1other');
     for (const asker of [u, other]) {
       const dev = (await query(asker, [u.userId])).body.device_keys[u.userId][u.deviceId];
-      expect(dev.signatures[u.userId]).toEqual({ [`ed25519:${u.deviceId}`]: (d.deviceKeys as Json).signatures[u.userId][`ed25519:${u.deviceId}`], [sskId]: signed.signatures[u.userId]?.[sskId] });
+      expect(dev.signatures[u.userId]).toEqual({
+        [`ed25519:${u.deviceId}`]: (d.deviceKeys as Json).signatures[u.userId][`ed25519:${u.deviceId}`],
+        [sskId]: signed.signatures[u.userId]?.[sskId],
+      });
     }
   });
 

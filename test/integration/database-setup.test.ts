@@ -171,7 +171,10 @@ describe.skipIf(!onPostgres)('PostgreSQL set-up checks at start', () => {
     const child = runMain(['-c', cfg], { cwd: tmpdir() });
     cleanups.push(() => void child.proc.kill('SIGKILL')); // should it start after all
     expect(await child.exited).toBe(1);
-    const lines = child.output().split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+    const lines = child
+      .output()
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('{'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^axon: database "${db.name}" has LC_COLLATE 'C\\.UTF-8' and LC_CTYPE 'C\\.UTF-8'`));
     expect(child.output()).not.toMatch(/^\s+at /m);

@@ -13,8 +13,7 @@ import { api, createUser, type TestUser } from '../helpers/users.js';
 type Json = Record<string, any>;
 
 /** `api` with the body typed loosely, as these tests read deep into it. */
-const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) =>
-  api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
+const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) => api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
 const t = useTestServer();
 
 const V3 = '/_matrix/client/v3';
@@ -195,7 +194,10 @@ describe('GET /keys/changes', () => {
     const missing = await changes(u);
     expect(missing.status).toBe(400);
     expect(missing.body.errcode).toBe('M_MISSING_PARAM');
-    for (const [from, to] of [['nonsense', undefined], ['s1_2', 'x']] as const) {
+    for (const [from, to] of [
+      ['nonsense', undefined],
+      ['s1_2', 'x'],
+    ] as const) {
       const res = await changes(u, from, to);
       expect(res.status).toBe(400);
       expect(res.body.errcode).toBe('M_INVALID_PARAM');

@@ -19,7 +19,16 @@ describe('GET /devices and /devices/{deviceId}', () => {
     const phone = await login(t, 'alice', u.password, { initial_device_display_name: 'Phone' });
     // Using a token records its address in the background.
     await api(t, 'GET', `${V3}/account/whoami`, { token: phone.body.access_token as string, headers: { 'x-forwarded-for': '203.0.113.9', 'user-agent': 'PhoneApp/1.0' } });
-    await eventually(async () => (await db().selectFrom('devices').select('last_seen_ts').where('device_id', '=', phone.body.device_id as string).executeTakeFirst())?.last_seen_ts);
+    await eventually(
+      async () =>
+        (
+          await db()
+            .selectFrom('devices')
+            .select('last_seen_ts')
+            .where('device_id', '=', phone.body.device_id as string)
+            .executeTakeFirst()
+        )?.last_seen_ts,
+    );
 
     const res = await api(t, 'GET', `${V3}/devices`, { token: u.accessToken });
     expect(res.status).toBe(200);
@@ -123,7 +132,13 @@ describe('DELETE /devices/{deviceId} and POST /delete_devices', () => {
     expect((await whoami(tabletToken)).body.errcode).toBe('M_UNKNOWN_TOKEN');
     expect((await api(t, 'POST', `${V3}/refresh`, { body: { refresh_token: tablet.body.refresh_token } })).status).toBe(401);
     expect((await api(t, 'GET', path, { token: u.accessToken })).status).toBe(404);
-    expect(await db().selectFrom('access_tokens').select('id').where('device_id', '=', tablet.body.device_id as string).execute()).toHaveLength(0);
+    expect(
+      await db()
+        .selectFrom('access_tokens')
+        .select('id')
+        .where('device_id', '=', tablet.body.device_id as string)
+        .execute(),
+    ).toHaveLength(0);
     expect((await whoami(u.accessToken)).status).toBe(200);
   });
 

@@ -123,7 +123,8 @@ describe('/publicRooms', () => {
 
   // null: no access token.
   const get = (query = '', token: string | null = owner.accessToken) => api(t, 'GET', `/_matrix/client/v3/publicRooms${query}`, { token: token ?? undefined });
-  const post = (body: object, query = '', token: string | null = owner.accessToken) => api(t, 'POST', `/_matrix/client/v3/publicRooms${query}`, { token: token ?? undefined, body });
+  const post = (body: object, query = '', token: string | null = owner.accessToken) =>
+    api(t, 'POST', `/_matrix/client/v3/publicRooms${query}`, { token: token ?? undefined, body });
   const ids = (body: Record<string, unknown>) => (body.chunk as { room_id: string }[]).map((e) => e.room_id);
 
   it('lists published rooms a stranger can enter, largest first, with Synapse-shaped entries', async () => {

@@ -142,7 +142,7 @@ describe('error shapes', () => {
     }
   });
 
-  it('parses JSON whatever the Content-Type, as the guides\' curl -d sends it', async () => {
+  it("parses JSON whatever the Content-Type, as the guides' curl -d sends it", async () => {
     const res = await fetch(`${t.url}/_matrix/client/v3/test/echo`, {
       method: 'POST',
       body: '{"type":"m.login.password"}',
@@ -190,7 +190,7 @@ describe('proxying and logs', () => {
 });
 
 describe('unroutable URLs', () => {
-  it('a bad percent-encoding is a Matrix error, not fastify\'s', async () => {
+  it("a bad percent-encoding is a Matrix error, not fastify's", async () => {
     const res = await fetch(`${t.url}/_matrix/client/v3/profile/%ZZ`);
     expect(res.status).toBe(400);
     expect(((await res.json()) as { errcode?: string }).errcode).toMatch(/^M_/);

@@ -106,7 +106,11 @@ describe('uploading and downloading', () => {
     const notObject = await upload(alice, [1, 2]);
     expect(notObject.status).toBe(400);
     expect(notObject.body.errcode).toBe('M_BAD_JSON');
-    const count = await t.server.ctx.database.db.selectFrom('user_filters').select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', alice.userId).executeTakeFirst();
+    const count = await t.server.ctx.database.db
+      .selectFrom('user_filters')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('user_id', '=', alice.userId)
+      .executeTakeFirst();
     expect(Number(count?.n)).toBe(4);
   });
 });

@@ -145,9 +145,7 @@ describe.skipIf(!hasCurl)("the guides' curl commands", () => {
   });
 
   it('logs in with the legacy "user" field and no Content-Type', async () => {
-    const res = await curl(
-      `curl -XPOST -d '{"type":"m.login.password", "user":"admin", "password":"${ADMIN_PW}"}' "http://localhost:8008/_matrix/client/r0/login"`,
-    );
+    const res = await curl(`curl -XPOST -d '{"type":"m.login.password", "user":"admin", "password":"${ADMIN_PW}"}' "http://localhost:8008/_matrix/client/r0/login"`);
     expect(res.status, res.text).toBe(200);
     expect(res.body.user_id).toBe('@admin:test.local');
     expect(res.body.access_token).toEqual(expect.any(String));
@@ -188,9 +186,7 @@ describe.skipIf(!hasCurl)("the guides' curl commands", () => {
   });
 
   it('creates a registration token: POST /_synapse/admin/v1/registration_tokens/new -d \'{"uses_allowed": 1}\'', async () => {
-    const res = await curl(
-      `curl --header "Authorization: Bearer ${adminToken}" -X POST http://localhost:8008/_synapse/admin/v1/registration_tokens/new -d '{"uses_allowed": 1}'`,
-    );
+    const res = await curl(`curl --header "Authorization: Bearer ${adminToken}" -X POST http://localhost:8008/_synapse/admin/v1/registration_tokens/new -d '{"uses_allowed": 1}'`);
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({ uses_allowed: 1, pending: 0, completed: 0, expiry_time: null });
     regToken = res.body.token as string;
@@ -260,9 +256,7 @@ describe.skipIf(!hasCurl)("the guides' curl commands", () => {
     const tok = await db().selectFrom('registration_tokens').selectAll().where('token', '=', regToken).executeTakeFirstOrThrow();
     expect(tok).toMatchObject({ uses_allowed: 1, pending: 0, completed: 1 });
 
-    const login = await curl(
-      `curl -XPOST -d '{"type":"m.login.password", "user":"newuser", "password":"${NEW_PW}"}' "http://localhost:8008/_matrix/client/r0/login"`,
-    );
+    const login = await curl(`curl -XPOST -d '{"type":"m.login.password", "user":"newuser", "password":"${NEW_PW}"}' "http://localhost:8008/_matrix/client/r0/login"`);
     expect(login.status, login.text).toBe(200);
     expect(login.body.user_id).toBe('@newuser:test.local');
     newUserToken = login.body.access_token as string;
@@ -280,7 +274,9 @@ describe.skipIf(!hasCurl)("the guides' curl commands", () => {
     expect(used.body.errcode).toBe('M_UNAUTHORIZED');
     expect(used.body.completed ?? []).not.toContain('m.login.registration_token');
     // Skipping the token stage does not complete any flow.
-    const dummy = await curl(`curl -XPOST -d '{"username":"second", "password":"${NEW_PW}", "auth": {"type": "m.login.dummy", "session": "${session}"}}' http://localhost:8008/_matrix/client/r0/register`);
+    const dummy = await curl(
+      `curl -XPOST -d '{"username":"second", "password":"${NEW_PW}", "auth": {"type": "m.login.dummy", "session": "${session}"}}' http://localhost:8008/_matrix/client/r0/register`,
+    );
     expect(dummy.status).toBe(401);
     expect(await db().selectFrom('users').select('user_id').where('user_id', '=', '@second:test.local').executeTakeFirst()).toBeUndefined();
     // The exhausted token is listed as invalid.

@@ -121,7 +121,17 @@ const ROUTES: Route[] = [
     name: 'createRoom',
     method: 'POST',
     path: () => `${V3}/createRoom`,
-    body: () => ({ name: 'Room', topic: 'About', preset: 'private_chat', visibility: 'private', invite: [bob.userId], is_direct: false, creation_content: { 'm.federate': true }, initial_state: [{ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } }], power_level_content_override: { users_default: 0 } }),
+    body: () => ({
+      name: 'Room',
+      topic: 'About',
+      preset: 'private_chat',
+      visibility: 'private',
+      invite: [bob.userId],
+      is_direct: false,
+      creation_content: { 'm.federate': true },
+      initial_state: [{ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } }],
+      power_level_content_override: { users_default: 0 },
+    }),
     pairAt: ['name'],
     // Synapse checks no value inside creation_content; the override's levels must be integers.
     wrongType: (path, v) => {
@@ -158,7 +168,18 @@ const ROUTES: Route[] = [
     name: 'state (power levels)',
     method: 'PUT',
     path: () => `${V3}/rooms/${enc(plRoomId)}/state/m.room.power_levels/`,
-    body: () => ({ users: { [alice.userId]: 100 }, users_default: 0, events: { 'm.room.name': 50 }, events_default: 0, state_default: 50, ban: 50, kick: 50, redact: 50, invite: 0, notifications: { room: 50 } }),
+    body: () => ({
+      users: { [alice.userId]: 100 },
+      users_default: 0,
+      events: { 'm.room.name': 50 },
+      events_default: 0,
+      state_default: 50,
+      ban: 50,
+      kick: 50,
+      redact: 50,
+      invite: 0,
+      notifications: { room: 50 },
+    }),
     pairAt: [],
     // Every level an integer, the maps objects of them (M_BAD_JSON, as Synapse's schema).
     wrongType: (path, v) => {
@@ -177,7 +198,12 @@ const ROUTES: Route[] = [
     name: 'filter',
     method: 'POST',
     path: () => `${me()}/filter`,
-    body: () => ({ event_fields: ['content.body'], event_format: 'client', room: { timeline: { limit: 10, types: ['m.room.message'] }, rooms: [roomId] }, presence: { not_types: ['*'] } }),
+    body: () => ({
+      event_fields: ['content.body'],
+      event_format: 'client',
+      room: { timeline: { limit: 10, types: ['m.room.message'] }, rooms: [roomId] },
+      presence: { not_types: ['*'] },
+    }),
     pairAt: ['event_fields', '0'],
   },
   {

@@ -14,8 +14,7 @@ import { api, createUser, type TestUser } from '../helpers/users.js';
 type Json = Record<string, any>;
 
 /** `api` with the body typed loosely, as these tests read deep into it. */
-const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) =>
-  api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
+const call = (method: string, path: string, opts: Parameters<typeof api>[3] = {}) => api(t, method, path, opts) as Promise<{ status: number; body: Json; headers: Headers }>;
 const t = useTestServer();
 
 const V3 = '/_matrix/client/v3';
@@ -47,8 +46,7 @@ async function userWithKeys(localpart: string): Promise<{ u: TestUser; d: TestDe
   return { u, d };
 }
 
-const streamRows = async (userId: string) =>
-  (await db().selectFrom('device_lists_stream').select('stream_id').where('user_id', '=', userId).execute()).length;
+const streamRows = async (userId: string) => (await db().selectFrom('device_lists_stream').select('stream_id').where('user_id', '=', userId).execute()).length;
 
 describe('POST /keys/upload', () => {
   it('stores device keys, which /keys/query returns with the device name; answers counts with signed_curve25519', async () => {
@@ -281,7 +279,11 @@ describe('POST /keys/claim', () => {
     await upload(a.u, { one_time_keys: ka });
     await upload(b.u, { one_time_keys: kb });
     const res = await claim(a.u, {
-      one_time_keys: { [a.u.userId]: { [a.u.deviceId]: 'signed_curve25519' }, [b.u.userId]: { [b.u.deviceId]: 'signed_curve25519', NODEVICE: 'signed_curve25519' }, '@x:remote.example': { D: 'signed_curve25519' } },
+      one_time_keys: {
+        [a.u.userId]: { [a.u.deviceId]: 'signed_curve25519' },
+        [b.u.userId]: { [b.u.deviceId]: 'signed_curve25519', NODEVICE: 'signed_curve25519' },
+        '@x:remote.example': { D: 'signed_curve25519' },
+      },
       timeout: 100,
     });
     expect(res.status).toBe(200);

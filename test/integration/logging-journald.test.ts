@@ -138,9 +138,7 @@ describe('the stream protocol, byte for byte', () => {
     await new Promise((r) => setTimeout(r, 50));
     await logSome(logConfig(path, 'synapse'));
     await closed;
-    expect(received).toBe(
-      'synapse\n\n6\n1\n0\n0\n0\n' + EXPECTED.map(([p, m]) => `<${p}>${m}\n`).join(''),
-    );
+    expect(received).toBe('synapse\n\n6\n1\n0\n0\n0\n' + EXPECTED.map(([p, m]) => `<${p}>${m}\n`).join(''));
   });
 
   it('without journald, one warning and the handler is dropped; the others go on', async () => {

@@ -157,10 +157,10 @@ disable_existing_loggers: false
     const line = lines.find((l) => l.includes('/account/whoami'));
     expect(line).toBeDefined();
     const m = new RegExp(
-        `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d,\\d{3} - axon\\.access\\.http\\.${a} - 0 - INFO - ([0-9a-f]{12}) - ` +
-          `127\\.0\\.0\\.1 - ${a} - \\{@alice:logs\\.test\\} Processed request: \\d+\\.\\d{3}sec/\\d+\\.\\d{3}sec \\(\\d+\\.\\d{3}sec, \\d+\\.\\d{3}sec\\) ` +
-          `\\(\\d+\\.\\d{3}sec/\\d+\\.\\d{3}sec/\\d+\\) (\\d+)B 200 "GET /_matrix/client/v3/account/whoami\\?access_token=<redacted> HTTP/1\\.1" "logging-test/1\\.0" \\[\\d+ dbevts\\]$`,
-      ).exec(line!);
+      `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d,\\d{3} - axon\\.access\\.http\\.${a} - 0 - INFO - ([0-9a-f]{12}) - ` +
+        `127\\.0\\.0\\.1 - ${a} - \\{@alice:logs\\.test\\} Processed request: \\d+\\.\\d{3}sec/\\d+\\.\\d{3}sec \\(\\d+\\.\\d{3}sec, \\d+\\.\\d{3}sec\\) ` +
+        `\\(\\d+\\.\\d{3}sec/\\d+\\.\\d{3}sec/\\d+\\) (\\d+)B 200 "GET /_matrix/client/v3/account/whoami\\?access_token=<redacted> HTTP/1\\.1" "logging-test/1\\.0" \\[\\d+ dbevts\\]$`,
+    ).exec(line!);
     expect(m, line).not.toBeNull();
     expect(Number(m![2])).toBe(Buffer.byteLength(whoBody));
     // Before sign-in there is no requester; Synapse prints None.

@@ -28,7 +28,12 @@ describe('POST /login', () => {
     expect(res.body).not.toHaveProperty('expires_in_ms');
     const who = await whoami(res.body.access_token as string);
     expect(who.body).toEqual({ user_id: '@alice:test.local', device_id: res.body.device_id, is_guest: false });
-    const device = await db().selectFrom('devices').selectAll().where('user_id', '=', u.userId).where('device_id', '=', res.body.device_id as string).executeTakeFirst();
+    const device = await db()
+      .selectFrom('devices')
+      .selectAll()
+      .where('user_id', '=', u.userId)
+      .where('device_id', '=', res.body.device_id as string)
+      .executeTakeFirst();
     expect(device?.display_name).toBe('Alice phone');
   });
 
@@ -61,7 +66,12 @@ describe('POST /login', () => {
     expect(res.status).toBe(200);
     expect(res.body.refresh_token).toMatch(/^syr_/);
     expect(res.body.expires_in_ms).toBe(5 * 60_000);
-    const row = await db().selectFrom('access_tokens').select(['valid_until_ms', 'refresh_token_id']).where('user_id', '=', u.userId).where('device_id', '=', res.body.device_id as string).executeTakeFirst();
+    const row = await db()
+      .selectFrom('access_tokens')
+      .select(['valid_until_ms', 'refresh_token_id'])
+      .where('user_id', '=', u.userId)
+      .where('device_id', '=', res.body.device_id as string)
+      .executeTakeFirst();
     expect(row?.refresh_token_id).not.toBeNull();
     expect(Number(row?.valid_until_ms)).toBeGreaterThan(Date.now());
   });
@@ -82,7 +92,9 @@ describe('POST /login', () => {
 
   it('answers a deactivated account with 403 M_USER_DEACTIVATED', async () => {
     const u = await createUser(t, 'frank');
-    await db().transaction().execute((tx) => t.server.ctx.services.accounts.deactivate(tx, u.userId, { erase: false }));
+    await db()
+      .transaction()
+      .execute((tx) => t.server.ctx.services.accounts.deactivate(tx, u.userId, { erase: false }));
     const res = await login(t, 'frank', u.password);
     expect(res.status).toBe(403);
     expect(res.body.errcode).toBe('M_USER_DEACTIVATED');
@@ -268,7 +280,12 @@ describe('POST /refresh', () => {
   it('lets a soft-logged-out client refresh its expired access token', async () => {
     const u = await createUser(t, 'oscar');
     const first = await login(t, 'oscar', u.password, { refresh_token: true });
-    await db().updateTable('access_tokens').set({ valid_until_ms: Date.now() - 1000 }).where('user_id', '=', u.userId).where('device_id', '=', first.body.device_id as string).execute();
+    await db()
+      .updateTable('access_tokens')
+      .set({ valid_until_ms: Date.now() - 1000 })
+      .where('user_id', '=', u.userId)
+      .where('device_id', '=', first.body.device_id as string)
+      .execute();
     const expired = await whoami(first.body.access_token as string);
     expect(expired.status).toBe(401);
     expect(expired.body).toMatchObject({ errcode: 'M_UNKNOWN_TOKEN', soft_logout: true });
@@ -285,7 +302,11 @@ describe('POST /refresh', () => {
     }
     const u = await createUser(t, 'peggy');
     const s = await login(t, 'peggy', u.password, { refresh_token: true });
-    await db().updateTable('refresh_tokens').set({ expiry_ts: Date.now() - 1 }).where('user_id', '=', u.userId).execute();
+    await db()
+      .updateTable('refresh_tokens')
+      .set({ expiry_ts: Date.now() - 1 })
+      .where('user_id', '=', u.userId)
+      .execute();
     expect((await refresh(s.body.refresh_token)).status).toBe(401);
     const missing = await api(t, 'POST', '/_matrix/client/v3/refresh', { body: {} });
     expect(missing.status).toBe(400);
@@ -311,9 +332,17 @@ describe('POST /logout and /logout/all', () => {
     expect(after.body.errcode).toBe('M_UNKNOWN_TOKEN');
     const devices = await db().selectFrom('devices').select('device_id').where('user_id', '=', u.userId).execute();
     expect(devices.map((d) => d.device_id).sort()).toEqual([u.deviceId, other.body.device_id].sort());
-    const tokens = await db().selectFrom('access_tokens').select('id').where('device_id', '=', mine.body.device_id as string).execute();
+    const tokens = await db()
+      .selectFrom('access_tokens')
+      .select('id')
+      .where('device_id', '=', mine.body.device_id as string)
+      .execute();
     expect(tokens).toHaveLength(0);
-    const refreshTokens = await db().selectFrom('refresh_tokens').select('id').where('device_id', '=', mine.body.device_id as string).execute();
+    const refreshTokens = await db()
+      .selectFrom('refresh_tokens')
+      .select('id')
+      .where('device_id', '=', mine.body.device_id as string)
+      .execute();
     expect(refreshTokens).toHaveLength(0);
     expect((await api(t, 'POST', '/_matrix/client/v3/refresh', { body: { refresh_token: mine.body.refresh_token } })).status).toBe(401);
     expect((await whoami(other.body.access_token as string)).status).toBe(200);
@@ -322,7 +351,11 @@ describe('POST /logout and /logout/all', () => {
 
   it('accepts an expired access token (r0 path)', async () => {
     const u = await createUser(t, 'rupert');
-    await db().updateTable('access_tokens').set({ valid_until_ms: Date.now() - 1000 }).where('user_id', '=', u.userId).execute();
+    await db()
+      .updateTable('access_tokens')
+      .set({ valid_until_ms: Date.now() - 1000 })
+      .where('user_id', '=', u.userId)
+      .execute();
     const res = await api(t, 'POST', '/_matrix/client/r0/logout', { token: u.accessToken });
     expect(res.status).toBe(200);
     expect(await db().selectFrom('devices').select('device_id').where('user_id', '=', u.userId).execute()).toHaveLength(0);

@@ -12,19 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { useServerWith, useServerWithUsers } from '../helpers/rooms.js';
 import { type TestServer } from '../helpers/server.js';
 import { type TestUser } from '../helpers/users.js';
-import {
-  animatedGif,
-  download,
-  filesUnder,
-  jpegImage,
-  localContentPath,
-  localThumbnailDir,
-  pngBomb,
-  pngImage,
-  rawRequest,
-  thumbnail,
-  upload,
-} from '../helpers/media-http.js';
+import { animatedGif, download, filesUnder, jpegImage, localContentPath, localThumbnailDir, pngBomb, pngImage, rawRequest, thumbnail, upload } from '../helpers/media-http.js';
 
 const { t, alice } = useServerWithUsers('alice');
 

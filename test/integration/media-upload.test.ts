@@ -286,7 +286,11 @@ describe('POST /_matrix/media/v1/create and PUT /_matrix/media/v3/upload/{server
     expect((await put(carol, 'test.local', first.id, 'filled')).status).toBe(200);
     const more = await create(carol);
     // An expired reservation frees a slot too (and can no longer be filled).
-    await db().updateTable('local_media').set({ unused_expires_at: Date.now() - 1 }).where('media_id', '=', more.id).execute();
+    await db()
+      .updateTable('local_media')
+      .set({ unused_expires_at: Date.now() - 1 })
+      .where('media_id', '=', more.id)
+      .execute();
     await create(carol);
     const expired = await put(carol, 'test.local', more.id, 'too late');
     expect(expired.status).toBe(404);
@@ -334,7 +338,11 @@ describe('POST /_matrix/media/v1/create and PUT /_matrix/media/v3/upload/{server
   it('an expired reservation is not found for downloads', async () => {
     const gina = await createUser(t, 'gina');
     const { id } = await create(gina);
-    await db().updateTable('local_media').set({ unused_expires_at: Date.now() - 1 }).where('media_id', '=', id).execute();
+    await db()
+      .updateTable('local_media')
+      .set({ unused_expires_at: Date.now() - 1 })
+      .where('media_id', '=', id)
+      .execute();
     const res = await download(t, id, { token: gina.accessToken, query: '?timeout_ms=5000' });
     expect(res.status).toBe(404);
     expect(res.json.errcode).toBe('M_NOT_FOUND');

@@ -25,8 +25,7 @@ async function createRoom(token: string, body: object = {}): Promise<string> {
 
 const post = (token: string, roomId: string, action: string, body: object = {}) => api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/${action}`, { token, body });
 const members = (token: string, roomId: string, query = '') => api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/members${query}`, { token });
-const memberships = (chunk: unknown) =>
-  Object.fromEntries((chunk as Ev[]).map((e) => [e.state_key, e.content['membership']]));
+const memberships = (chunk: unknown) => Object.fromEntries((chunk as Ev[]).map((e) => [e.state_key, e.content['membership']]));
 
 describe('/members', () => {
   let roomId: string;
@@ -99,7 +98,10 @@ describe('/members', () => {
 
 describe('world_readable rooms', () => {
   it('anyone signed in may list members and joined members', async () => {
-    const roomId = await createRoom(alice.accessToken, { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'world_readable' } }] });
+    const roomId = await createRoom(alice.accessToken, {
+      preset: 'public_chat',
+      initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'world_readable' } }],
+    });
     const outsider = await createUser(t, 'peeker');
     const res = await members(outsider.accessToken, roomId);
     expect(res.status).toBe(200);

@@ -28,7 +28,8 @@ const member = async (roomId: string, userId: string, token = alice.accessToken)
   return res.body;
 };
 const memberEventId = async (roomId: string, userId: string) =>
-  (await db().selectFrom('current_state').select('event_id').where('room_id', '=', roomId).where('type', '=', 'm.room.member').where('state_key', '=', userId).executeTakeFirst())?.event_id;
+  (await db().selectFrom('current_state').select('event_id').where('room_id', '=', roomId).where('type', '=', 'm.room.member').where('state_key', '=', userId).executeTakeFirst())
+    ?.event_id;
 const memberEventSender = async (roomId: string, userId: string) => {
   const id = await memberEventId(roomId, userId);
   return (await db().selectFrom('events').select('sender').where('event_id', '=', id!).executeTakeFirstOrThrow()).sender;
@@ -98,7 +99,12 @@ describe('POST /join/{roomIdOrAlias}', () => {
 
 describe('POST /knock/{roomIdOrAlias}', () => {
   const knockRoom = (version = '11', alias?: string) =>
-    create({ room_version: version, preset: 'private_chat', initial_state: [{ type: 'm.room.join_rules', content: { join_rule: 'knock' } }], ...(alias ? { room_alias_name: alias } : {}) });
+    create({
+      room_version: version,
+      preset: 'private_chat',
+      initial_state: [{ type: 'm.room.join_rules', content: { join_rule: 'knock' } }],
+      ...(alias ? { room_alias_name: alias } : {}),
+    });
 
   it('knocks with a reason (by id or alias); the room can then invite the knocker in', async () => {
     const roomId = await knockRoom('11', 'knocker');
@@ -289,7 +295,9 @@ describe('deactivation leaves every room', () => {
     const roomId = await create({ preset: 'public_chat' });
     expect((await roomPost(roomId, 'join', gil.accessToken)).status).toBe(200);
     // As if the server stopped right after the deactivation committed.
-    await db().transaction().execute((tx) => t.server.ctx.services.accounts.deactivate(tx, gil.userId, { erase: false }));
+    await db()
+      .transaction()
+      .execute((tx) => t.server.ctx.services.accounts.deactivate(tx, gil.userId, { erase: false }));
     expect((await member(roomId, gil.userId)).membership).toBe('join');
     await t.server.ctx.services.rooms.partDeactivatedUsers();
     expect((await member(roomId, gil.userId)).membership).toBe('leave');
@@ -344,7 +352,9 @@ describe('block_non_admin_invites', () => {
       const owner = await createUser(s, 'owner');
       const boss = await createUser(s, 'boss', { admin: true });
       const guestUser = await createUser(s, 'visitor');
-      const roomId = (await api(s, 'POST', '/_matrix/client/v3/createRoom', { token: owner.accessToken, body: { preset: 'public_chat', power_level_content_override: { invite: 0 } } })).body.room_id as string;
+      const roomId = (
+        await api(s, 'POST', '/_matrix/client/v3/createRoom', { token: owner.accessToken, body: { preset: 'public_chat', power_level_content_override: { invite: 0 } } })
+      ).body.room_id as string;
       const refused = await api(s, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/invite`, { token: owner.accessToken, body: { user_id: guestUser.userId } });
       expect(refused.status).toBe(403);
       expect(refused.body.error).toBe('Invites have been disabled on this server');

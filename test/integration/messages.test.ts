@@ -255,7 +255,12 @@ describe('/messages lazy-loaded members, per device', () => {
     const body = await sync(device, { filter });
     const joined = body.rooms.join[roomId];
     expect(joined.timeline.events.map((e: Ev) => e.event_id)).toEqual([last]);
-    expect(joined.state.events.filter((e: Ev) => e.type === 'm.room.member').map((e: Ev) => e.state_key).sort()).toEqual([alice.userId, carol.userId].sort());
+    expect(
+      joined.state.events
+        .filter((e: Ev) => e.type === 'm.room.member')
+        .map((e: Ev) => e.state_key)
+        .sort(),
+    ).toEqual([alice.userId, carol.userId].sort());
     expect(members((await messages(device, roomId, { dir: 'b', filter: lazy() })).body)).toEqual([bob.userId]);
     // Everything has been sent now. A new initial sync starts afresh (sending alice and carol again): bob is sent once more.
     expect(members((await messages(device, roomId, { dir: 'b', filter: lazy() })).body)).toEqual([]);
@@ -268,7 +273,10 @@ describe('history visibility in /messages', () => {
   const bodies = (p: Page) => p.chunk.filter((e) => e.type === 'm.room.message').map((e) => e.content['body']);
 
   it('joined: a later joiner sees only what came after their join', async () => {
-    const roomId = await createRoom(alice.accessToken, { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'joined' } }] });
+    const roomId = await createRoom(alice.accessToken, {
+      preset: 'public_chat',
+      initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'joined' } }],
+    });
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'before' });
     await join(bob, roomId);
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'after' });
@@ -288,7 +296,10 @@ describe('history visibility in /messages', () => {
   });
 
   it('invited: visible from the invite on, not before', async () => {
-    const roomId = await createRoom(alice.accessToken, { preset: 'private_chat', initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'invited' } }] });
+    const roomId = await createRoom(alice.accessToken, {
+      preset: 'private_chat',
+      initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'invited' } }],
+    });
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'secret' });
     await act(alice, roomId, 'invite', bob);
     await send(alice.accessToken, roomId, { msgtype: 'm.text', body: 'while invited' });
@@ -383,7 +394,10 @@ describe('the 64 KiB event limit', () => {
     const after = await messages(alice.accessToken, roomId, { dir: 'b', limit: 100 });
     expect(after.body.chunk.map((e) => e.event_id)).toEqual(before.body.chunk.map((e) => e.event_id));
     // Just under the limit is fine.
-    const fits = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/fits1`, { token: alice.accessToken, body: { msgtype: 'm.text', body: 'z'.repeat(60_000) } });
+    const fits = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/fits1`, {
+      token: alice.accessToken,
+      body: { msgtype: 'm.text', body: 'z'.repeat(60_000) },
+    });
     expect(fits.status).toBe(200);
   });
 });

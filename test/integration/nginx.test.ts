@@ -85,8 +85,11 @@ describe.skipIf(!nginx.ok)('nginx in front of Axon', () => {
     ports.https = await freePort();
     ports.federation = await freePort();
     ports.http = await freePort();
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=matrix.example.com',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=matrix.example.com', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+      { stdio: 'ignore' },
+    );
     mkdirSync(join(dir, 'acme', '.well-known', 'acme-challenge'), { recursive: true });
     writeFileSync(join(dir, 'acme', '.well-known', 'acme-challenge', 'token-1'), ACME_TOKEN);
     const shipped = readFileSync(SITE, 'utf8');

@@ -73,7 +73,7 @@ describe('unread counts', () => {
     expect((await counts(carol, roomId)).notification_count).toBe(0);
   });
 
-  it("sending an event reads everything before it", async () => {
+  it('sending an event reads everything before it', async () => {
     await send(alice, roomId, text('question?'));
     expect((await counts(bob, roomId)).notification_count).toBeGreaterThan(0);
     await send(bob, roomId, text('answer'));

@@ -27,7 +27,10 @@ describe('CHANGEME placeholders', () => {
   it('the shipped config/homeserver.yaml is refused, one line per placeholder key, no stack, exit 1', async () => {
     const child = runMain(['-c', SAMPLE], { cwd: tempDir(), env: { DATABASE_URL: '' } });
     expect(await child.exited).toBe(1);
-    const lines = child.output().split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+    const lines = child
+      .output()
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('{'));
     expect(lines.map((l) => l.split(': ').slice(0, 3).join(': '))).toEqual(
       ['database.args.password', 'registration_shared_secret', 'macaroon_secret_key', 'form_secret', 'turn_shared_secret'].map((k) => `axon: ${SAMPLE}: ${k}`),
     );
@@ -59,7 +62,11 @@ describe('CHANGEME placeholders', () => {
 
   it('real secrets start', async () => {
     const t = await startTestServer({
-      yaml: { registration_shared_secret: '3f9c1e0b7a5d4c2e8f6a1b9d0c7e5a3f', macaroon_secret_key: 'a8Jd93kLq0ZxPw7Vn2Rt5Ys1Uo4Ie6Hb', form_secret: 'Qm4Zr8Tn2Lk6Xp0Wv3Yc9Bj5Hd1Fs7Ga' },
+      yaml: {
+        registration_shared_secret: '3f9c1e0b7a5d4c2e8f6a1b9d0c7e5a3f',
+        macaroon_secret_key: 'a8Jd93kLq0ZxPw7Vn2Rt5Ys1Uo4Ie6Hb',
+        form_secret: 'Qm4Zr8Tn2Lk6Xp0Wv3Yc9Bj5Hd1Fs7Ga',
+      },
     });
     try {
       expect((await fetch(`${t.url}/health`)).status).toBe(200);

@@ -331,7 +331,7 @@ describe('sending to the push gateway', () => {
     expect((await setPusher(carol, pusher('carol-id-only', {}, { format: 'event_id_only' }))).status).toBe(200);
   });
 
-  it("POSTs a message to the gateway with the event, room, sender (and their name in the room), counts and device", async () => {
+  it('POSTs a message to the gateway with the event, room, sender (and their name in the room), counts and device', async () => {
     const before = Math.floor(Date.now() / 1000);
     const eventId = await send(carol, roomId, { msgtype: 'm.text', body: "I'm floating in a most peculiar way." });
     const [req] = await waitFor('the push to bob', () => gw.for('bob-full', { eventId }).length > 0 && gw.for('bob-full', { eventId }));
@@ -412,7 +412,12 @@ describe('sending to the push gateway', () => {
     await waitFor('the push', () => gw.for('bob-full', { eventId }).length > 0);
     const seen = gw.for('bob-full').length;
     expect((await receipt(bob, roomId, eventId)).status).toBe(200);
-    const badge = await waitFor('the badge update', () => gw.for('bob-full').slice(seen).find((r) => r.body.notification['event_id'] === undefined));
+    const badge = await waitFor('the badge update', () =>
+      gw
+        .for('bob-full')
+        .slice(seen)
+        .find((r) => r.body.notification['event_id'] === undefined),
+    );
     expect(badge.body.notification['counts']).toEqual({ unread: 2 });
     expect(badge.body.notification.devices[0]).toMatchObject({ app_id: 'com.example.app.ios', pushkey: 'bob-full', data: { custom: { nested: true } } });
   });

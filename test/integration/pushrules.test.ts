@@ -33,14 +33,30 @@ describe('the default ruleset', () => {
       expect(Object.keys(g).sort()).toEqual(['content', 'override', 'room', 'sender', 'underride']);
       expect(g.override[0]).toEqual({ rule_id: '.m.rule.master', default: true, enabled: false, conditions: [], actions: [] });
       expect(g.override.map((r) => r.rule_id)).toEqual(
-        expect.arrayContaining(['.m.rule.suppress_notices', '.m.rule.invite_for_me', '.m.rule.member_event', '.m.rule.is_user_mention', '.m.rule.is_room_mention', '.m.rule.tombstone', '.m.rule.reaction', '.m.rule.room.server_acl', '.m.rule.suppress_edits']),
+        expect.arrayContaining([
+          '.m.rule.suppress_notices',
+          '.m.rule.invite_for_me',
+          '.m.rule.member_event',
+          '.m.rule.is_user_mention',
+          '.m.rule.is_room_mention',
+          '.m.rule.tombstone',
+          '.m.rule.reaction',
+          '.m.rule.room.server_acl',
+          '.m.rule.suppress_edits',
+        ]),
       );
       const invite = g.override.find((r) => r.rule_id === '.m.rule.invite_for_me');
       expect(invite?.conditions).toContainEqual({ kind: 'event_match', key: 'state_key', pattern: alice.userId });
       const mention = g.override.find((r) => r.rule_id === '.m.rule.is_user_mention');
       expect(mention?.conditions).toEqual([{ kind: 'event_property_contains', key: 'content.m\\.mentions.user_ids', value: alice.userId }]);
       expect(g.content).toEqual([
-        { rule_id: '.m.rule.contains_user_name', default: true, enabled: true, pattern: 'alice', actions: ['notify', { set_tweak: 'sound', value: 'default' }, { set_tweak: 'highlight' }] },
+        {
+          rule_id: '.m.rule.contains_user_name',
+          default: true,
+          enabled: true,
+          pattern: 'alice',
+          actions: ['notify', { set_tweak: 'sound', value: 'default' }, { set_tweak: 'highlight' }],
+        },
       ]);
       expect(g.room).toEqual([]);
       expect(g.sender).toEqual([]);
@@ -52,7 +68,13 @@ describe('the default ruleset', () => {
   it('GET one rule, one kind, its enabled and its actions', async () => {
     const rule = await api(t, 'GET', rulePath('underride', '.m.rule.message'), { token: alice.accessToken });
     expect(rule.status).toBe(200);
-    expect(rule.body).toEqual({ rule_id: '.m.rule.message', default: true, enabled: true, conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.room.message' }], actions: ['notify'] });
+    expect(rule.body).toEqual({
+      rule_id: '.m.rule.message',
+      default: true,
+      enabled: true,
+      conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.room.message' }],
+      actions: ['notify'],
+    });
     expect((await api(t, 'GET', rulePath('override', '.m.rule.master', '/enabled'), { token: alice.accessToken })).body).toEqual({ enabled: false });
     expect((await api(t, 'GET', rulePath('underride', '.m.rule.call', '/actions'), { token: alice.accessToken })).body).toEqual({
       actions: ['notify', { set_tweak: 'sound', value: 'ring' }],
@@ -93,8 +115,18 @@ describe('own rules', () => {
   });
 
   it('override rules keep their conditions; a new rule goes first, an updated one keeps its place', async () => {
-    const cond = [{ kind: 'event_match', key: 'content.body', pattern: 'beer' }, { kind: 'room_member_count', is: '<=10' }];
-    expect((await api(t, 'PUT', rulePath('override', 'beer'), { token: alice.accessToken, body: { conditions: cond, actions: ['notify', { set_tweak: 'sound', value: 'beeroclock.wav' }] } })).status).toBe(200);
+    const cond = [
+      { kind: 'event_match', key: 'content.body', pattern: 'beer' },
+      { kind: 'room_member_count', is: '<=10' },
+    ];
+    expect(
+      (
+        await api(t, 'PUT', rulePath('override', 'beer'), {
+          token: alice.accessToken,
+          body: { conditions: cond, actions: ['notify', { set_tweak: 'sound', value: 'beeroclock.wav' }] },
+        })
+      ).status,
+    ).toBe(200);
     expect((await api(t, 'PUT', rulePath('override', 'wine'), { token: alice.accessToken, body: { conditions: [], actions: [] } })).status).toBe(200);
     let ids = (await ruleset(alice)).override.map((r) => r.rule_id);
     expect(ids.slice(0, 3)).toEqual(['.m.rule.master', 'wine', 'beer']);
@@ -226,13 +258,14 @@ describe('enabled and actions', () => {
 });
 
 describe('rules change what notifies', () => {
-  it("a room rule with no actions mutes the room; deleting it brings notifications back", async () => {
+  it('a room rule with no actions mutes the room; deleting it brings notifications back', async () => {
     const roomId = (await api(t, 'POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } })).body.room_id as string;
     await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join`, { token: bob.accessToken, body: {} });
     const carol = await createUser(t, 'carol');
     await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join`, { token: carol.accessToken, body: {} });
     const push = t.server.ctx.services.push;
-    const send = (txn: string) => api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txn}`, { token: alice.accessToken, body: { msgtype: 'm.text', body: 'hi' } });
+    const send = (txn: string) =>
+      api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txn}`, { token: alice.accessToken, body: { msgtype: 'm.text', body: 'hi' } });
 
     expect((await api(t, 'PUT', rulePath('room', roomId), { token: bob.accessToken, body: { actions: [] } })).status).toBe(200);
     await send('m1');

@@ -75,7 +75,12 @@ describe('redacting', () => {
     expect(first.status).toBe(200);
     expect(again.body.event_id).toBe(first.body.event_id);
     const db = t.server.ctx.database.db;
-    const count = await db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).where('room_id', '=', roomId).where('type', '=', 'm.room.redaction').executeTakeFirstOrThrow();
+    const count = await db
+      .selectFrom('events')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('room_id', '=', roomId)
+      .where('type', '=', 'm.room.redaction')
+      .executeTakeFirstOrThrow();
     expect(Number(count.n)).toBe(1);
     // The same txn id for another target is another request.
     const other = await redact(alice.accessToken, roomId, b, 'same');
@@ -182,6 +187,13 @@ describe('redacting', () => {
     expect(thread['count']).toBe(1);
     expect((thread['latest_event'] as Ev).event_id).toBe(reply1);
     // The same duplicate reaction is allowed again once the first is redacted.
-    expect((await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.reaction/again`, { token: bob.accessToken, body: { 'm.relates_to': { rel_type: 'm.annotation', event_id: root, key: '👍' } } })).status).toBe(200);
+    expect(
+      (
+        await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.reaction/again`, {
+          token: bob.accessToken,
+          body: { 'm.relates_to': { rel_type: 'm.annotation', event_id: root, key: '👍' } },
+        })
+      ).status,
+    ).toBe(200);
   });
 });

@@ -77,7 +77,7 @@ afterAll(async () => {
 });
 
 describe('register_new_matrix_user', () => {
-  it('prompts for what is missing (the guides\' transcript) and makes an admin who can log in', async () => {
+  it("prompts for what is missing (the guides' transcript) and makes an admin who can log in", async () => {
     const run = await runCli(['-c', configPath, t.url], 'registration-bot\nbot password\nbot password\nyes\n');
     expect(run.code).toBe(0);
     const lines = run.stdout.split('\n').map((l) => l.trim());

@@ -16,9 +16,16 @@ const LOOSE = { per_second: 1000, burst_count: 1000 };
 
 const dbOf = (t: TestServer) => t.server.ctx.database.db;
 const userRow = (t: TestServer, userId: string) => dbOf(t).selectFrom('users').selectAll().where('user_id', '=', userId).executeTakeFirst();
-const tokenRow = (t: TestServer, token: string) =>
-  dbOf(t).selectFrom('registration_tokens').selectAll().where('token', '=', token).executeTakeFirstOrThrow();
-const userCount = async (t: TestServer) => Number((await dbOf(t).selectFrom('users').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+const tokenRow = (t: TestServer, token: string) => dbOf(t).selectFrom('registration_tokens').selectAll().where('token', '=', token).executeTakeFirstOrThrow();
+const userCount = async (t: TestServer) =>
+  Number(
+    (
+      await dbOf(t)
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 async function addToken(t: TestServer, token: string, opts: { usesAllowed?: number | null; expiryTime?: number | null } = {}): Promise<void> {
   await dbOf(t)

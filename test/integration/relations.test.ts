@@ -104,7 +104,10 @@ describe('/relations', () => {
     expect(outsider.status).toBe(403);
     expect(outsider.body.errcode).toBe('M_FORBIDDEN');
     // Bob joined a `joined` room after the parent was sent: it is not his to read.
-    const closed = await createRoom(alice.accessToken, { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'joined' } }] });
+    const closed = await createRoom(alice.accessToken, {
+      preset: 'public_chat',
+      initial_state: [{ type: 'm.room.history_visibility', content: { history_visibility: 'joined' } }],
+    });
     const early = await send(alice.accessToken, closed, text('early'));
     await api(t, 'POST', `/_matrix/client/v3/rooms/${enc(closed)}/join`, { token: bob.accessToken, body: {} });
     const hidden = await relations(bob.accessToken, closed, early);

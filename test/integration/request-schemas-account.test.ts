@@ -66,7 +66,10 @@ describe('account route schemas', () => {
       expect([res.status, res.body.errcode]).toEqual([400, errcode]);
     }
     // null is "not given" for both optional strings: UIA starts.
-    for (const [route, body] of [['password', { new_password: null }], ['deactivate', { id_server: null }]] as const) {
+    for (const [route, body] of [
+      ['password', { new_password: null }],
+      ['deactivate', { id_server: null }],
+    ] as const) {
       const res = await api(t, 'POST', `${V3}/account/${route}`, { token: u.accessToken, body });
       expect(res.status).toBe(401);
       expect(typeof res.body.session).toBe('string');

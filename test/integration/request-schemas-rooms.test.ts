@@ -82,7 +82,17 @@ describe('directory', () => {
     ok(await call('POST', path, { limit: 5, since: null, filter: { generic_search_term: 'x', room_types: [null, 'm.space'] }, include_all_networks: false }));
     // Synapse reads `limit` with int(): a string of digits will do.
     ok(await call('POST', path, { limit: '5' }));
-    for (const body of [{ limit: 'many' }, { limit: -1 }, { limit: 1.5 }, { since: 3 }, { filter: [] }, { filter: { generic_search_term: 1 } }, { filter: { room_types: 'm.space' } }, { include_all_networks: 'yes' }, { third_party_instance_id: 2 }]) {
+    for (const body of [
+      { limit: 'many' },
+      { limit: -1 },
+      { limit: 1.5 },
+      { since: 3 },
+      { filter: [] },
+      { filter: { generic_search_term: 1 } },
+      { filter: { room_types: 'm.space' } },
+      { include_all_networks: 'yes' },
+      { third_party_instance_id: 2 },
+    ]) {
       refused(await call('POST', path, body), 'M_BAD_JSON');
     }
     refused(await call('POST', path, { include_all_networks: true, third_party_instance_id: 'irc' }), 'M_INVALID_PARAM');

@@ -66,7 +66,12 @@ describe('POST /login', () => {
 
 describe('POST /refresh', () => {
   it('rotates a refresh token; a missing one is M_MISSING_PARAM, a wrong type M_INVALID_PARAM', async () => {
-    const session = await call('POST', `${V3}/login`, { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'bob' }, password: bob.password, refresh_token: true }, null);
+    const session = await call(
+      'POST',
+      `${V3}/login`,
+      { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'bob' }, password: bob.password, refresh_token: true },
+      null,
+    );
     const token = session.body.refresh_token as string;
     expect(token).toMatch(/^syr_/);
     const res = await call('POST', `${V3}/refresh`, { refresh_token: token }, null);
@@ -200,7 +205,10 @@ describe('POST and PUT /room_keys/version', () => {
     const created = await call('POST', `${V3}/room_keys/version`, { algorithm: ALGORITHM, auth_data: { public_key: 'k' } });
     expect(created.status).toBe(200);
     const version = created.body.version as string;
-    for (const [method, path] of [['POST', `${V3}/room_keys/version`], ['PUT', `${V3}/room_keys/version/${version}`]] as const) {
+    for (const [method, path] of [
+      ['POST', `${V3}/room_keys/version`],
+      ['PUT', `${V3}/room_keys/version/${version}`],
+    ] as const) {
       refused(await call(method, path, { auth_data: {} }), 'M_MISSING_PARAM');
       refused(await call(method, path, { algorithm: ALGORITHM }), 'M_MISSING_PARAM');
       refused(await call(method, path, { algorithm: 5, auth_data: {} }), 'M_BAD_JSON');

@@ -45,7 +45,10 @@ function readmeConfigureCommands(): string[] {
   const step = readme.slice(readme.indexOf('3. **Configure.**'), readme.indexOf('4. **systemd.**'));
   const block = /```sh\n([\s\S]*?)```/.exec(step)?.[1];
   if (!block) throw new Error('README: no commands in the Configure step');
-  return block.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return block
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** /etc/axon and /var/lib/axon in miniature, set up by the README's own commands (as root). */
@@ -105,7 +108,11 @@ describe.skipIf(!asRoot)('the service layout: config in a root-owned directory, 
   });
 
   it('--config-directory puts the signing key and log config there, as Synapse does', async () => {
-    const l = await makeLayout((c) => (c.startsWith('axon --generate-config') ? `${c} --config-directory /etc/axon/keys` : c.replace(/\/etc\/axon\/layout\.test|\/etc\/axon\/example\.com/g, '/etc/axon/keys/example.com')));
+    const l = await makeLayout((c) =>
+      c.startsWith('axon --generate-config')
+        ? `${c} --config-directory /etc/axon/keys`
+        : c.replace(/\/etc\/axon\/layout\.test|\/etc\/axon\/example\.com/g, '/etc/axon/keys/example.com'),
+    );
     const yaml = parse(readFileSync(l.config, 'utf8')) as Record<string, unknown>;
     expect(yaml.signing_key_path).toBe(join(l.etc, 'keys', 'layout.test.signing.key'));
     expect(yaml.log_config).toBe(join(l.etc, 'keys', 'layout.test.log.config'));

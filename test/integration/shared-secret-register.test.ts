@@ -35,13 +35,11 @@ const userRow = (t: TestServer, userId: string) => dbOf(t).selectFrom('users').s
 describe('the MAC', () => {
   it("matches the docs' openssl recipe", () => {
     // printf '%s\0%s\0%s\0%s' thisisanonce pepper_roni pizza admin | openssl sha1 -hmac shared_secret
-    expect(sharedSecretMac('shared_secret', { nonce: 'thisisanonce', username: 'pepper_roni', password: 'pizza', admin: true })).toBe(
-      '48715842ad67d5dc9a9ee938a3bda4fcfae8d7c7',
-    );
+    expect(sharedSecretMac('shared_secret', { nonce: 'thisisanonce', username: 'pepper_roni', password: 'pizza', admin: true })).toBe('48715842ad67d5dc9a9ee938a3bda4fcfae8d7c7');
     // ... with notadmin and a user_type: printf '%s\0%s\0%s\0%s\0%s' ... notadmin bot
-    expect(
-      sharedSecretMac('shared_secret', { nonce: 'thisisanonce', username: 'pepper_roni', password: 'pizza', admin: false, userType: 'bot' }),
-    ).toBe('b269635cb53e1adc15073ae7ffbd000b836b3105');
+    expect(sharedSecretMac('shared_secret', { nonce: 'thisisanonce', username: 'pepper_roni', password: 'pizza', admin: false, userType: 'bot' })).toBe(
+      'b269635cb53e1adc15073ae7ffbd000b836b3105',
+    );
   });
 });
 
@@ -238,7 +236,13 @@ describe('with registration_shared_secret (and enable_registration off)', () => 
   });
 
   it('JSON that is not an object is 400 M_BAD_JSON; no body or not JSON is M_NOT_JSON (as Synapse)', async () => {
-    for (const [body, errcode] of [['"just a string"', 'M_BAD_JSON'], ['null', 'M_BAD_JSON'], ['[]', 'M_BAD_JSON'], ['', 'M_NOT_JSON'], ['{', 'M_NOT_JSON']] as const) {
+    for (const [body, errcode] of [
+      ['"just a string"', 'M_BAD_JSON'],
+      ['null', 'M_BAD_JSON'],
+      ['[]', 'M_BAD_JSON'],
+      ['', 'M_NOT_JSON'],
+      ['{', 'M_NOT_JSON'],
+    ] as const) {
       const res = await fetch(`${t.url}${URL_PATH}`, { method: 'POST', body });
       expect({ body, status: res.status, errcode: ((await res.json()) as { errcode: string }).errcode }).toEqual({ body, status: 400, errcode });
     }

@@ -33,7 +33,10 @@ async function refusal(dir: string, yaml: Record<string, unknown>): Promise<stri
   cleanups.push(() => child.proc.kill('SIGKILL'));
   expect(await child.exited).toBe(1);
   expect(child.output()).not.toMatch(/^\s+at /m);
-  return child.output().split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+  return child
+    .output()
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('{'));
 }
 
 describe('expected start-up failures print one line', () => {

@@ -146,7 +146,6 @@ describe('long-polling', () => {
 });
 
 describe('positions only move past settled writes', () => {
-
   it.skipIf(embedded)('an event committed after a later one is still delivered', async () => {
     const slowRoom = await createRoom(alice);
     const fastRoom = await createRoom(alice);
@@ -166,7 +165,10 @@ describe('positions only move past settled writes', () => {
     const slowSend = send(alice, slowRoom, 'slow');
     // Wait until the slow send has its position (its row is inserted but not committed).
     for (let i = 0; i < 200; i++) {
-      const r = await db.selectFrom('events').select((eb) => eb.fn.max('stream_ordering').as('m')).executeTakeFirst();
+      const r = await db
+        .selectFrom('events')
+        .select((eb) => eb.fn.max('stream_ordering').as('m'))
+        .executeTakeFirst();
       const seq = await sqlLastValue();
       if (seq > Number(r?.m ?? 0)) break;
       await new Promise((res) => setTimeout(res, 10));

@@ -190,7 +190,15 @@ describe('incremental sync', () => {
     const s1 = await sync(alice, { since: s0.next_batch, full_state: true });
     const room = s1.rooms.join[roomId];
     expect(ids(room.timeline.events)).toEqual([eventId]);
-    expect(types(room.state.events).sort()).toEqual(['m.room.create', 'm.room.guest_access', 'm.room.history_visibility', 'm.room.join_rules', 'm.room.member', 'm.room.name', 'm.room.power_levels']);
+    expect(types(room.state.events).sort()).toEqual([
+      'm.room.create',
+      'm.room.guest_access',
+      'm.room.history_visibility',
+      'm.room.join_rules',
+      'm.room.member',
+      'm.room.name',
+      'm.room.power_levels',
+    ]);
     // full_state also sends rooms with nothing new.
     const other = await createRoom(alice);
     const s2 = await sync(alice);
@@ -287,7 +295,10 @@ describe('account data', () => {
     const s0 = await sync(alice);
     const put = await api(t, 'PUT', `/_matrix/client/v3/user/${enc(alice.userId)}/account_data/org.example.settings`, { token: alice.accessToken, body: { theme: 'dark' } });
     expect(put.status).toBe(200);
-    const putRoom = await api(t, 'PUT', `/_matrix/client/v3/user/${enc(alice.userId)}/rooms/${enc(roomId)}/account_data/m.tag`, { token: alice.accessToken, body: { tags: { 'u.work': {} } } });
+    const putRoom = await api(t, 'PUT', `/_matrix/client/v3/user/${enc(alice.userId)}/rooms/${enc(roomId)}/account_data/m.tag`, {
+      token: alice.accessToken,
+      body: { tags: { 'u.work': {} } },
+    });
     expect(putRoom.status).toBe(200);
     const s1 = await sync(alice, { since: s0.next_batch });
     expect(s1.account_data.events).toEqual([{ type: 'org.example.settings', content: { theme: 'dark' } }]);
@@ -322,7 +333,10 @@ describe('summary and lazy loading', () => {
     const lazy = { room: { state: { lazy_load_members: true }, timeline: { limit: 1 } } };
     const s0 = await sync(alice, { filter: lazy });
     const room = s0.rooms.join[roomId];
-    const members = room.state.events.filter((e: Json) => e.type === 'm.room.member').map((e: Json) => e.state_key).sort();
+    const members = room.state.events
+      .filter((e: Json) => e.type === 'm.room.member')
+      .map((e: Json) => e.state_key)
+      .sort();
     expect(members).toEqual([alice.userId, carol.userId].sort());
     expect(room.state.events.some((e: Json) => e.type === 'm.room.name')).toBe(true);
     // Carol again: her membership is not sent twice to this device.
@@ -547,7 +561,18 @@ describe('bad parameters', () => {
   const raw = (u: TestUser, q: string) => api(t, 'GET', `/_matrix/client/v3/sync?${q}`, { token: u.accessToken });
 
   it('refuses malformed tokens and parameters with 400, never 500', async () => {
-    for (const q of ['since=garbage', 'since=s1_x', 'since=t1_2', 'since=s99999999999999999999', 'timeout=abc', 'timeout=1.5', 'full_state=yes', 'set_presence=busy', 'from=s1', 'use_state_after=1']) {
+    for (const q of [
+      'since=garbage',
+      'since=s1_x',
+      'since=t1_2',
+      'since=s99999999999999999999',
+      'timeout=abc',
+      'timeout=1.5',
+      'full_state=yes',
+      'set_presence=busy',
+      'from=s1',
+      'use_state_after=1',
+    ]) {
       const res = await raw(alice, q);
       expect(res.status, q).toBe(400);
       expect(res.body.errcode, q).toBe('M_INVALID_PARAM');
@@ -577,7 +602,10 @@ describe('bad parameters', () => {
 describe('push rules in account data', () => {
   it('an initial sync carries m.push_rules with the server defaults; a change arrives in the next incremental sync', async () => {
     const u = await createUser(t, 'pushsync');
-    const initial = (await sync(u)) as { next_batch: string; account_data: { events: { type: string; content: { global: { override: { rule_id: string }[]; content: { rule_id: string }[] } } }[] } };
+    const initial = (await sync(u)) as {
+      next_batch: string;
+      account_data: { events: { type: string; content: { global: { override: { rule_id: string }[]; content: { rule_id: string }[] } } }[] };
+    };
     const rules = initial.account_data.events.find((e) => e.type === 'm.push_rules');
     expect(rules?.content.global.override.map((r) => r.rule_id)).toContain('.m.rule.master');
     expect(rules?.content.global.content.map((r) => r.rule_id)).toContain('.m.rule.contains_user_name');

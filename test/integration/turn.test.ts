@@ -124,10 +124,12 @@ describe('voip/turnServer with a shared secret (read from turn_shared_secret_pat
 });
 
 describe('voip/turnServer with a static username and password, guests refused', () => {
-
-  const { t, alice } = useServerWith({
-    yaml: { turn_uris: [URIS[0]], turn_username: 'turnuser', turn_password: 'turnpass', turn_allow_guests: false, turn_user_lifetime: '90s' },
-  }, 'alice');
+  const { t, alice } = useServerWith(
+    {
+      yaml: { turn_uris: [URIS[0]], turn_username: 'turnuser', turn_password: 'turnpass', turn_allow_guests: false, turn_user_lifetime: '90s' },
+    },
+    'alice',
+  );
 
   it('hands out the static pair with the configured lifetime', async () => {
     const res = await api(t, 'GET', '/_matrix/client/r0/voip/turnServer', { token: alice.accessToken });
@@ -145,7 +147,6 @@ describe('voip/turnServer with a static username and password, guests refused', 
 });
 
 describe('voip/turnServer when TURN is not configured', () => {
-
   // turn_uris missing: a shared secret alone is not a TURN setup.
   const { t, alice } = useServerWith({ yaml: { turn_shared_secret: SECRET } }, 'alice');
 

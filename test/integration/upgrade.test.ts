@@ -24,7 +24,8 @@ const stateOf = async (roomId: string, token = alice.accessToken) => {
   const res = await api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state`, { token });
   expect(res.status).toBe(200);
   const map = new Map<string, { event_id: string; sender: string; content: Record<string, unknown> }>();
-  for (const e of res.body as unknown as { type: string; state_key: string; event_id: string; sender: string; content: Record<string, unknown> }[]) map.set(`${e.type}|${e.state_key}`, e);
+  for (const e of res.body as unknown as { type: string; state_key: string; event_id: string; sender: string; content: Record<string, unknown> }[])
+    map.set(`${e.type}|${e.state_key}`, e);
   return map;
 };
 const content = async (roomId: string, key: string) => (await stateOf(roomId)).get(key)?.content;
@@ -58,7 +59,10 @@ describe('POST /rooms/{roomId}/upgrade', () => {
       token: alice.accessToken,
       body: { alias: '#hall:test.local', alt_aliases: ['#hall-alt:test.local', '#far:remote.example'] },
     });
-    await api(t, 'PUT', `/_matrix/client/v3/user/${enc(alice.userId)}/rooms/${enc(old)}/account_data/m.tag`, { token: alice.accessToken, body: { tags: { 'm.favourite': { order: 0.5 } } } });
+    await api(t, 'PUT', `/_matrix/client/v3/user/${enc(alice.userId)}/rooms/${enc(old)}/account_data/m.tag`, {
+      token: alice.accessToken,
+      body: { tags: { 'm.favourite': { order: 0.5 } } },
+    });
     await api(t, 'PUT', `/_matrix/client/v3/user/${enc(alice.userId)}/account_data/m.direct`, { token: alice.accessToken, body: { [bob.userId]: [old] } });
     const oldState = await stateOf(old);
 
@@ -75,13 +79,25 @@ describe('POST /rooms/{roomId}/upgrade', () => {
     expect(after.get('m.room.canonical_alias|')!.content).toEqual({ alt_aliases: ['#far:remote.example'] });
     const oldPl = after.get('m.room.power_levels|')!.content;
     expect(oldPl).toMatchObject({ events_default: 50, invite: 50, users: { [alice.userId]: 100, [bob.userId]: 50 } });
-    const silenced = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(old)}/send/m.room.message/after-upgrade`, { token: carol.accessToken, body: { msgtype: 'm.text', body: 'x' } });
+    const silenced = await api(t, 'PUT', `/_matrix/client/v3/rooms/${enc(old)}/send/m.room.message/after-upgrade`, {
+      token: carol.accessToken,
+      body: { msgtype: 'm.text', body: 'x' },
+    });
     expect(silenced.status).toBe(403);
 
     // The new room.
     const ns = await stateOf(neu);
     expect(ns.get('m.room.create|')!.content).toEqual({ room_version: '11', predecessor: { room_id: old, event_id: tomb.event_id } });
-    for (const key of ['m.room.name|', 'm.room.topic|', 'm.room.avatar|', 'm.room.join_rules|', 'm.room.history_visibility|', 'm.room.guest_access|', 'm.room.encryption|', 'm.room.server_acl|']) {
+    for (const key of [
+      'm.room.name|',
+      'm.room.topic|',
+      'm.room.avatar|',
+      'm.room.join_rules|',
+      'm.room.history_visibility|',
+      'm.room.guest_access|',
+      'm.room.encryption|',
+      'm.room.server_acl|',
+    ]) {
       expect(ns.get(key)?.content, key).toEqual(oldState.get(key)!.content);
     }
     expect(ns.get('m.room.power_levels|')!.content).toEqual(oldState.get('m.room.power_levels|')!.content);
@@ -127,7 +143,9 @@ describe('POST /rooms/{roomId}/upgrade', () => {
     // would carry them.
     const old = await create({ room_version: '1', preset: 'public_chat', power_level_content_override: { ban: 60, events: { 'm.room.name': 40 } } });
     const plRow = await db().selectFrom('current_state').select('event_id').where('room_id', '=', old).where('type', '=', 'm.room.power_levels').executeTakeFirstOrThrow();
-    await sql`UPDATE events SET json = jsonb_set(jsonb_set(json, '{content,ban}', '"60"'), '{content,events,m.room.name}', '"40"') WHERE event_id = ${plRow.event_id}`.execute(db());
+    await sql`UPDATE events SET json = jsonb_set(jsonb_set(json, '{content,ban}', '"60"'), '{content,events,m.room.name}', '"40"') WHERE event_id = ${plRow.event_id}`.execute(
+      db(),
+    );
     expect((await content(old, 'm.room.power_levels|'))!.ban).toBe('60');
     const res = await upgrade(old, { new_version: '10' });
     expect(res.status).toBe(200);

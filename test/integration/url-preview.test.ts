@@ -22,10 +22,12 @@ const hits = new Map<string, number>();
 let png: Buffer;
 
 type Route = (req: IncomingMessage, res: ServerResponse) => void;
-const html = (body: string, type = 'text/html; charset=utf-8'): Route => (_req, res) => {
-  res.writeHead(200, { 'content-type': type });
-  res.end(body);
-};
+const html =
+  (body: string, type = 'text/html; charset=utf-8'): Route =>
+  (_req, res) => {
+    res.writeHead(200, { 'content-type': type });
+    res.end(body);
+  };
 
 const routes: Record<string, Route> = {
   '/og': html(`<!doctype html><html><head>

@@ -16,8 +16,7 @@ interface Hit {
   avatar_url?: string;
 }
 
-const search = async (t: TestServer, token: string, body: unknown, prefix = 'v3') =>
-  api(t, 'POST', `/_matrix/client/${prefix}/user_directory/search`, { token, body });
+const search = async (t: TestServer, token: string, body: unknown, prefix = 'v3') => api(t, 'POST', `/_matrix/client/${prefix}/user_directory/search`, { token, body });
 const ids = (body: Record<string, unknown>) => (body.results as Hit[]).map((r) => r.user_id);
 
 async function setName(t: TestServer, u: TestUser, name: string): Promise<void> {

@@ -99,7 +99,9 @@ describe('the write count', () => {
 
   it('counts a data-modifying CTE even when its SELECT returns nothing', async () => {
     const db = database.db;
-    const n = await moved(() => sql`WITH ins AS (INSERT INTO server_meta (key, value, updated_ts) VALUES ('epoch-cte', 'd', 1) RETURNING key) SELECT key FROM ins WHERE false`.execute(db));
+    const n = await moved(() =>
+      sql`WITH ins AS (INSERT INTO server_meta (key, value, updated_ts) VALUES ('epoch-cte', 'd', 1) RETURNING key) SELECT key FROM ins WHERE false`.execute(db),
+    );
     expect(n).toBe(1);
   });
 });
@@ -122,7 +124,9 @@ describe('stream positions through the write count', () => {
     const other = new pg.Client({ connectionString: pgUrl });
     await other.connect();
     try {
-      await other.query(`INSERT INTO account_data (user_id, room_id, type, content, stream_id) VALUES ('@other:test', '', 'm.epoch.other', '{}', nextval('account_data_stream_seq'))`);
+      await other.query(
+        `INSERT INTO account_data (user_id, room_id, type, content, stream_id) VALUES ('@other:test', '', 'm.epoch.other', '{}', nextval('account_data_stream_seq'))`,
+      );
     } finally {
       await other.end();
     }

@@ -9,14 +9,10 @@ import { StartupError } from '../../src/startup-error.js';
 describe('failureText', () => {
   it('a StartupError: one `axon:` line per problem, no stack', () => {
     expect(failureText(new StartupError(['first problem', 'second problem']))).toBe('axon: first problem\naxon: second problem\n');
-    expect(failureText(new ConfigError('expected an integer', { file: 'h.yaml', key: 'listeners[0].port' }))).toBe(
-      'axon: h.yaml: listeners[0].port: expected an integer\n',
-    );
+    expect(failureText(new ConfigError('expected an integer', { file: 'h.yaml', key: 'listeners[0].port' }))).toBe('axon: h.yaml: listeners[0].port: expected an integer\n');
     expect(failureText(new UsageError('unknown option --frob'))).toBe('axon: unknown option --frob\n');
     // A message of several lines is several problems, each with its prefix.
-    expect(failureText(new ConfigError('media_store_path: not writable\npid_file: not writable'))).toBe(
-      'axon: media_store_path: not writable\naxon: pid_file: not writable\n',
-    );
+    expect(failureText(new ConfigError('media_store_path: not writable\npid_file: not writable'))).toBe('axon: media_store_path: not writable\naxon: pid_file: not writable\n');
   });
 
   it('a bug, even one with its own error name, prints its stack', () => {

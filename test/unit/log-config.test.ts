@@ -156,8 +156,14 @@ describe('what Python accepts and refuses', () => {
     ['version: 1\nhandlers:\n  c: {class: logging.StreamHandler, stream: ext://sys.stdin}\n', 'handlers.c.stream: expected ext://sys.stdout or ext://sys.stderr'],
     ['version: 1\nhandlers:\n  b: {class: logging.handlers.MemoryHandler, capacity: 10, target: gone}\n', "handlers.b.target: no handler named 'gone'"],
     ['version: 1\nhandlers:\n  b: {class: logging.handlers.MemoryHandler}\n', 'handlers.b.capacity: missing'],
-    ['version: 1\nhandlers:\n  t: {class: logging.handlers.TimedRotatingFileHandler, filename: /tmp/t, when: fortnightly}\n', 'handlers.t.when: expected S, M, H, D, midnight or W0-W6'],
-    ['version: 1\nhandlers:\n  t: {class: logging.handlers.TimedRotatingFileHandler, filename: /tmp/t, when: S, interval: 7}\n', 'handlers.t.interval: with when: S the interval must divide 60'],
+    [
+      'version: 1\nhandlers:\n  t: {class: logging.handlers.TimedRotatingFileHandler, filename: /tmp/t, when: fortnightly}\n',
+      'handlers.t.when: expected S, M, H, D, midnight or W0-W6',
+    ],
+    [
+      'version: 1\nhandlers:\n  t: {class: logging.handlers.TimedRotatingFileHandler, filename: /tmp/t, when: S, interval: 7}\n',
+      'handlers.t.interval: with when: S the interval must divide 60',
+    ],
     ['version: 1\nloggers:\n  synapse: {propagate: sometimes}\n', 'loggers.synapse.propagate: expected true or false'],
     ['version: 1\nhandlers:\n  c: {class: logging.StreamHandler, filters: [ctx]}\n', 'handlers.c.filters: no filter named "ctx"'],
   ])('refuses %j with one line naming the file and the key', (text, message) => {

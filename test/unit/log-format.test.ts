@@ -66,7 +66,7 @@ describe('%-style fields', () => {
     expect(f(rec({ user_id: '@a:b' }))).toBe('@a:b example.org -');
   });
 
-  it('no formatter is Python\'s default, the message alone', () => {
+  it("no formatter is Python's default, the message alone", () => {
     expect(createFormatter(undefined).format(rec({ x: 1 }))).toBe('hello x=1');
   });
 });

@@ -48,7 +48,9 @@ describe('RotatingFileHandler', () => {
     const log = subsystemLogger(logging.logger, 'axon.rooms');
     for (let i = 0; i < 40; i++) log.info(`line ${String(i).padStart(3, '0')} ${'x'.repeat(20)}`);
     await logging.flush();
-    const files = readdirSync(dir).filter((f) => f.startsWith('homeserver.log')).sort();
+    const files = readdirSync(dir)
+      .filter((f) => f.startsWith('homeserver.log'))
+      .sort();
     expect(files).toEqual(['homeserver.log', 'homeserver.log.1', 'homeserver.log.2']);
     const numbers = (text: string) => [...text.matchAll(/line (\d+)/g)].map((m) => Number(m[1]));
     const kept = [...numbers(file('homeserver.log.2')), ...numbers(file('homeserver.log.1')), ...numbers(file())];
@@ -112,7 +114,8 @@ describe('FileHandler and WatchedFileHandler', () => {
 
   it('WatchedFileHandler reopens by itself when the file was moved', async () => {
     const { dir, logging, file } = setup(
-      (d) => `version: 1\n${FMT}handlers:\n  file: {class: logging.handlers.WatchedFileHandler, formatter: plain, filename: ${d}/homeserver.log}\nroot: {level: INFO, handlers: [file]}\n`,
+      (d) =>
+        `version: 1\n${FMT}handlers:\n  file: {class: logging.handlers.WatchedFileHandler, formatter: plain, filename: ${d}/homeserver.log}\nroot: {level: INFO, handlers: [file]}\n`,
     );
     logging.logger.info('one');
     renameSync(join(dir, 'homeserver.log'), join(dir, 'homeserver.log.1'));
@@ -125,7 +128,10 @@ describe('FileHandler and WatchedFileHandler', () => {
   it("mode: w truncates at start; encoding is the file's", () => {
     const dir = mkdtempSync(join(tmpdir(), 'axon-loghandlers-'));
     writeFileSync(join(dir, 'old.log'), 'old content\n');
-    writeFileSync(join(dir, 'log.yaml'), `version: 1\nhandlers:\n  f: {class: logging.FileHandler, filename: ${dir}/old.log, mode: w, encoding: latin-1}\nroot: {level: INFO, handlers: [f]}\n`);
+    writeFileSync(
+      join(dir, 'log.yaml'),
+      `version: 1\nhandlers:\n  f: {class: logging.FileHandler, filename: ${dir}/old.log, mode: w, encoding: latin-1}\nroot: {level: INFO, handlers: [f]}\n`,
+    );
     const logging = startLogging({});
     open.push(logging);
     logging.configure({ log_config: join(dir, 'log.yaml') });
@@ -136,7 +142,10 @@ describe('FileHandler and WatchedFileHandler', () => {
   it('an unwritable log file is one start-up error naming log_config, the handler and the path', () => {
     const dir = mkdtempSync(join(tmpdir(), 'axon-loghandlers-'));
     const bad = join(dir, 'no-such-dir', 'homeserver.log');
-    writeFileSync(join(dir, 'log.yaml'), `version: 1\nhandlers:\n  file: {class: logging.handlers.RotatingFileHandler, filename: ${bad}, maxBytes: 10, backupCount: 1}\nroot: {handlers: [file]}\n`);
+    writeFileSync(
+      join(dir, 'log.yaml'),
+      `version: 1\nhandlers:\n  file: {class: logging.handlers.RotatingFileHandler, filename: ${bad}, maxBytes: 10, backupCount: 1}\nroot: {handlers: [file]}\n`,
+    );
     const logging = startLogging({});
     open.push(logging);
     expect(() => logging.configure({ log_config: join(dir, 'log.yaml') })).toThrow(
@@ -187,9 +196,7 @@ describe('levels', () => {
     subsystemLogger(l, 'axon.access.http.8080').info('access 8080');
     subsystemLogger(l, 'axon.presence').warn('presence warn');
     subsystemLogger(l, 'axon.presence').error('presence error');
-    expect(file()).toBe(
-      'DEBUG axon.storage.sql select 1\nINFO axon.storage storage info\nINFO axon.access.http.8080 access 8080\nERROR axon.presence presence error\n',
-    );
+    expect(file()).toBe('DEBUG axon.storage.sql select 1\nINFO axon.storage storage info\nINFO axon.access.http.8080 access 8080\nERROR axon.presence presence error\n');
   });
 
   it('propagate: false stops at the logger; its own handlers take it', () => {
@@ -208,7 +215,10 @@ describe('levels', () => {
 
   it('lines before configure() are held and go out at the configured level; AXON_LOG_LEVEL overrides the root', () => {
     const dir = mkdtempSync(join(tmpdir(), 'axon-loghandlers-'));
-    writeFileSync(join(dir, 'log.yaml'), `version: 1\n${FMT}handlers:\n  f: {class: logging.FileHandler, formatter: plain, filename: ${dir}/homeserver.log}\nroot: {level: INFO, handlers: [f]}\n`);
+    writeFileSync(
+      join(dir, 'log.yaml'),
+      `version: 1\n${FMT}handlers:\n  f: {class: logging.FileHandler, formatter: plain, filename: ${dir}/homeserver.log}\nroot: {level: INFO, handlers: [f]}\n`,
+    );
     const logging = startLogging({ AXON_LOG_LEVEL: 'WARNING' });
     open.push(logging);
     logging.logger.info('early info');
@@ -221,7 +231,10 @@ describe('levels', () => {
 
   it('the log_level key overrides the root level when AXON_LOG_LEVEL is not set', () => {
     const dir = mkdtempSync(join(tmpdir(), 'axon-loghandlers-'));
-    writeFileSync(join(dir, 'log.yaml'), `version: 1\n${FMT}handlers:\n  f: {class: logging.FileHandler, formatter: plain, filename: ${dir}/homeserver.log}\nloggers:\n  synapse: {level: ERROR}\nroot: {level: INFO, handlers: [f]}\n`);
+    writeFileSync(
+      join(dir, 'log.yaml'),
+      `version: 1\n${FMT}handlers:\n  f: {class: logging.FileHandler, formatter: plain, filename: ${dir}/homeserver.log}\nloggers:\n  synapse: {level: ERROR}\nroot: {level: INFO, handlers: [f]}\n`,
+    );
     const logging = startLogging({});
     open.push(logging);
     logging.configure({ log_config: join(dir, 'log.yaml'), log_level: 'warn' });
@@ -254,6 +267,8 @@ describe('SIGHUP with a broken file', () => {
     writeFileSync(join(dir, 'log.yaml'), 'version: 1\nroot: {level: LOUD}\n');
     process.emit('SIGHUP', 'SIGHUP');
     logging.logger.info('still here');
-    expect(file()).toMatch(/^ERROR axon.app SIGHUP: log config not reloaded, the previous one stays: log_config .*: root.level: unknown level "LOUD" .*\nINFO axon.app still here\n$/);
+    expect(file()).toMatch(
+      /^ERROR axon.app SIGHUP: log config not reloaded, the previous one stays: log_config .*: root.level: unknown level "LOUD" .*\nINFO axon.app still here\n$/,
+    );
   });
 });

@@ -75,7 +75,21 @@ describe('the outbound policy', () => {
 
   it("Synapse's default blacklist refuses private, loopback, link-local and multicast addresses, IPv4-mapped ones too", () => {
     const p = new AddressPolicy(DEFAULT_IP_RANGE_BLACKLIST, []);
-    for (const no of ['127.0.0.1', '10.1.2.3', '172.31.255.255', '192.168.1.1', '100.64.0.1', '169.254.169.254', '224.0.0.1', '::1', 'fe80::1', 'fd00::1', 'ff02::1', '::ffff:192.168.1.1', '::ffff:169.254.169.254']) {
+    for (const no of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.31.255.255',
+      '192.168.1.1',
+      '100.64.0.1',
+      '169.254.169.254',
+      '224.0.0.1',
+      '::1',
+      'fe80::1',
+      'fd00::1',
+      'ff02::1',
+      '::ffff:192.168.1.1',
+      '::ffff:169.254.169.254',
+    ]) {
       expect(p.allows(no), no).toBe(false);
     }
     for (const yes of ['8.8.8.8', '172.32.0.1', '1.1.1.1', '2606:4700::1111', '::ffff:8.8.8.8']) expect(p.allows(yes), yes).toBe(true);

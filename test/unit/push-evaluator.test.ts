@@ -51,7 +51,12 @@ describe('default rules', () => {
     ['a reaction is nothing', ev('m.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: '$x', key: '👍' } }), group, 'nothing'],
     ['a server ACL change is nothing', ev('m.room.server_acl', { allow: ['*'] }, { state_key: '' }), group, 'nothing'],
     ['an edit is nothing', text('* fixed', { 'm.relates_to': { rel_type: 'm.replace', event_id: '$x' } }), group, 'nothing'],
-    ['an edit that mentions me still highlights', text('* fixed', { 'm.relates_to': { rel_type: 'm.replace', event_id: '$x' }, 'm.mentions': { user_ids: [ME] } }), group, 'highlight'],
+    [
+      'an edit that mentions me still highlights',
+      text('* fixed', { 'm.relates_to': { rel_type: 'm.replace', event_id: '$x' }, 'm.mentions': { user_ids: [ME] } }),
+      group,
+      'highlight',
+    ],
     ['a call invite notifies', ev('m.call.invite', { call_id: '1', version: 0, lifetime: 1000 }), group, 'notify'],
     ['an encrypted event in a DM notifies', ev('m.room.encrypted', { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'x' }), dm, 'notify'],
     ['an encrypted event in a group notifies', ev('m.room.encrypted', { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'x' }), group, 'notify'],
@@ -140,10 +145,14 @@ describe('user rules and their order', () => {
   });
 
   it('disabled rules never match; legacy actions are dropped', () => {
-    const rs = buildRuleset(ME, [], [
-      { kind: 'underride', rule_id: '.m.rule.message', enabled: false, actions: null },
-      { kind: 'override', rule_id: '.m.rule.suppress_notices', enabled: null, actions: ['dont_notify'] },
-    ]);
+    const rs = buildRuleset(
+      ME,
+      [],
+      [
+        { kind: 'underride', rule_id: '.m.rule.message', enabled: false, actions: null },
+        { kind: 'override', rule_id: '.m.rule.suppress_notices', enabled: null, actions: ['dont_notify'] },
+      ],
+    );
     expect(run(msg, group, rs)).toEqual([]);
     expect(run(ev('m.room.message', { msgtype: 'm.notice', body: 'n' }), group, rs)).toEqual([]);
     const coalesce = buildRuleset(ME, [], [{ kind: 'underride', rule_id: '.m.rule.message', enabled: null, actions: ['notify', 'coalesce'] }]);

@@ -15,7 +15,11 @@ describe('HTML scanning', () => {
 
   it('reads attributes quoted any way, with > inside quotes, case-insensitively', () => {
     const f = scanHtml(`<META Property='og:title' CONTENT="a > b"><meta property=og:type content=website/><meta name="x" content='it"s'>`);
-    expect(f.metas).toEqual([{ property: 'og:title', content: 'a > b' }, { property: 'og:type', content: 'website/' }, { name: 'x', content: 'it"s' }]);
+    expect(f.metas).toEqual([
+      { property: 'og:title', content: 'a > b' },
+      { property: 'og:type', content: 'website/' },
+      { name: 'x', content: 'it"s' },
+    ]);
   });
 
   it('skips comments, scripts and styles; takes the first title and image', () => {
@@ -68,8 +72,7 @@ describe('HTML scanning', () => {
 });
 
 describe('preview settings', () => {
-  const cfg = (raw: Record<string, unknown>) =>
-    ({ raw, url_preview_ip_range_blacklist: ['127.0.0.0/8'], url_preview_ip_range_whitelist: [] }) as unknown as HomeserverConfig;
+  const cfg = (raw: Record<string, unknown>) => ({ raw, url_preview_ip_range_blacklist: ['127.0.0.0/8'], url_preview_ip_range_whitelist: [] }) as unknown as HomeserverConfig;
 
   it('reads max_spider_size (default 10M) and url_preview_accept_language', () => {
     expect(previewConfig(cfg({})).maxSpiderSize).toBe(DEFAULT_MAX_SPIDER_SIZE);
@@ -94,7 +97,7 @@ describe('preview settings', () => {
           { username: '*' },
           { netloc: 'google.com' },
           { netloc: '*.google.com' },
-          { scheme: 'http' , netloc: 'insecure.example' },
+          { scheme: 'http', netloc: 'insecure.example' },
           { netloc: '^[^.]+$' },
           { netloc: 'www.acme.com', path: '/foo' },
         ],

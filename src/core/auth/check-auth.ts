@@ -60,12 +60,7 @@ function describe(ae: PDU): string {
  * Whether `event` is allowed in a room of version `roomVersion`, given the
  * events it cites as `auth_events`.
  */
-export function checkAuth(
-  roomVersion: string,
-  event: object,
-  authEvents: object[],
-  options?: CheckAuthOptions,
-): AuthResult {
+export function checkAuth(roomVersion: string, event: object, authEvents: object[], options?: CheckAuthOptions): AuthResult {
   const rv = lookupRoomVersion(roomVersion);
   if (rv === undefined) return deny(`room version: ${JSON.stringify(roomVersion)} is not a known room version`);
   const problem = shapeProblem(rv, event);

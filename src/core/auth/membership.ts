@@ -53,13 +53,7 @@ function defaultIsSignedBy(event: PDU, serverName: string): boolean {
   return isObject(sigs) && Object.keys(sigs).length > 0;
 }
 
-export function checkMemberEvent(
-  rv: RoomVersion,
-  event: PDU,
-  getState: StateLookup,
-  create: PDU,
-  options: AuthCheckOptions | undefined,
-): AuthResult {
+export function checkMemberEvent(rv: RoomVersion, event: PDU, getState: StateLookup, create: PDU, options: AuthCheckOptions | undefined): AuthResult {
   const target = event.state_key;
   if (typeof target !== 'string') return deny('m.room.member: event has no state_key');
   const content = event.content;
@@ -142,15 +136,7 @@ export function checkMemberEvent(
   }
 }
 
-function checkJoin(
-  rv: RoomVersion,
-  event: PDU,
-  getState: StateLookup,
-  create: PDU,
-  content: JsonObject,
-  target: string,
-  senderMembership: string | undefined,
-): AuthResult {
+function checkJoin(rv: RoomVersion, event: PDU, getState: StateLookup, create: PDU, content: JsonObject, target: string, senderMembership: string | undefined): AuthResult {
   const prev = event.prev_events;
   if (prev.length === 1) {
     const p = prev[0];

@@ -52,13 +52,7 @@ function checkShape(rv: RoomVersion, content: JsonObject, create: PDU | undefine
 }
 
 /** Changed, added or removed entries of `events`/`notifications`. */
-function checkMap(
-  rv: RoomVersion,
-  name: 'events' | 'notifications',
-  before: JsonObject | undefined,
-  after: JsonObject | undefined,
-  senderLevel: number,
-): AuthResult | undefined {
+function checkMap(rv: RoomVersion, name: 'events' | 'notifications', before: JsonObject | undefined, after: JsonObject | undefined, senderLevel: number): AuthResult | undefined {
   if (before !== undefined) {
     for (const k of Object.keys(before)) {
       const o = parseLevel(rv, before[k]);
@@ -85,13 +79,7 @@ function checkMap(
 }
 
 /** Changed, added or removed entries of `users`. */
-function checkUsers(
-  rv: RoomVersion,
-  sender: string,
-  before: JsonObject | undefined,
-  after: JsonObject | undefined,
-  senderLevel: number,
-): AuthResult | undefined {
+function checkUsers(rv: RoomVersion, sender: string, before: JsonObject | undefined, after: JsonObject | undefined, senderLevel: number): AuthResult | undefined {
   if (before !== undefined) {
     for (const k of Object.keys(before)) {
       const o = parseLevel(rv, before[k]);
@@ -121,13 +109,7 @@ function checkUsers(
  * Whether a power levels event is allowed, given the previous power levels
  * event (if any) and the sender's current level.
  */
-export function checkPowerLevelsEvent(
-  rv: RoomVersion,
-  event: PDU,
-  previous: PDU | undefined,
-  create: PDU | undefined,
-  senderLevel: number,
-): AuthResult {
+export function checkPowerLevelsEvent(rv: RoomVersion, event: PDU, previous: PDU | undefined, create: PDU | undefined, senderLevel: number): AuthResult {
   const content = event.content;
   const bad = checkShape(rv, content, create);
   if (bad !== undefined) return bad;
@@ -149,13 +131,7 @@ export function checkPowerLevelsEvent(
   const ev = checkMap(rv, 'events', levelMap(old, 'events'), levelMap(content, 'events'), senderLevel);
   if (ev !== undefined) return ev;
   if (rv.limitNotificationsPowerLevels) {
-    const nt = checkMap(
-      rv,
-      'notifications',
-      levelMap(old, 'notifications'),
-      levelMap(content, 'notifications'),
-      senderLevel,
-    );
+    const nt = checkMap(rv, 'notifications', levelMap(old, 'notifications'), levelMap(content, 'notifications'), senderLevel);
     if (nt !== undefined) return nt;
   }
   const us = checkUsers(rv, event.sender, levelMap(old, 'users'), levelMap(content, 'users'), senderLevel);

@@ -16,15 +16,7 @@ import type { RoomVersion } from '../room-versions.js';
 import { isObject } from './json.js';
 
 /** The scalar level keys of `m.room.power_levels` content. */
-export const LEVEL_KEYS = [
-  'users_default',
-  'events_default',
-  'state_default',
-  'ban',
-  'redact',
-  'kick',
-  'invite',
-] as const;
+export const LEVEL_KEYS = ['users_default', 'events_default', 'state_default', 'ban', 'redact', 'kick', 'invite'] as const;
 export type LevelKey = (typeof LEVEL_KEYS)[number];
 
 /** Defaults the spec gives when a key (or the whole event) is absent. */
@@ -124,12 +116,7 @@ export function isRoomCreator(rv: RoomVersion, userId: string, create: PDU | und
  * `users` entry, else `users_default`, else 0; with no power levels event
  * the creator has 100 and everyone else 0.
  */
-export function userPowerLevel(
-  rv: RoomVersion,
-  userId: string,
-  powerLevels: PDU | undefined,
-  create: PDU | undefined,
-): number {
+export function userPowerLevel(rv: RoomVersion, userId: string, powerLevels: PDU | undefined, create: PDU | undefined): number {
   if (rv.privilegedCreators && isRoomCreator(rv, userId, create)) return Infinity;
   if (powerLevels !== undefined) {
     const users = levelMap(powerLevels.content, 'users');

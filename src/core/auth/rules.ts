@@ -53,22 +53,13 @@ export function checkCreateEvent(rv: RoomVersion, event: PDU): AuthResult {
  * Whether `event` is allowed by the auth rules of room version `rv`, in the
  * room state given by `getState`.
  */
-export function checkAuthAgainstState(
-  rv: RoomVersion,
-  event: PDU,
-  getState: StateLookup,
-  options?: AuthCheckOptions,
-): AuthResult {
+export function checkAuthAgainstState(rv: RoomVersion, event: PDU, getState: StateLookup, options?: AuthCheckOptions): AuthResult {
   const type = event.type;
   if (type === 'm.room.create') return checkCreateEvent(rv, event);
 
   const create = getState('m.room.create', '');
   if (create === undefined) {
-    return deny(
-      rv.roomIdFromCreateEvent
-        ? "room_id: the room's m.room.create event is not known"
-        : 'auth events: there is no m.room.create event',
-    );
+    return deny(rv.roomIdFromCreateEvent ? "room_id: the room's m.room.create event is not known" : 'auth events: there is no m.room.create event');
   }
   if (rv.roomIdFromCreateEvent) {
     // v12 rule 2: the room id is the create event's id with `!` for `$`.
@@ -120,16 +111,10 @@ export function checkAuthAgainstState(
   if (rv.specialCaseRedactionsAuth && type === 'm.room.redaction') {
     const redact = namedLevel(rv, pl, 'redact');
     if (senderLevel >= redact) return ALLOWED;
-    const redacts = rv.redactsInContent
-      ? stringAt(event.content, 'redacts')
-      : typeof event.redacts === 'string'
-        ? event.redacts
-        : undefined;
+    const redacts = rv.redactsInContent ? stringAt(event.content, 'redacts') : typeof event.redacts === 'string' ? event.redacts : undefined;
     const own = typeof event.event_id === 'string' ? domainOf(event.event_id) : undefined;
     if (redacts !== undefined && own !== undefined && domainOf(redacts) === own) return ALLOWED;
-    return deny(
-      `m.room.redaction: sender's level ${senderLevel} is below the redact level ${redact} and the redacted event is from another server`,
-    );
+    return deny(`m.room.redaction: sender's level ${senderLevel} is below the redact level ${redact} and the redacted event is from another server`);
   }
 
   return ALLOWED;

@@ -55,11 +55,7 @@ export function isSelectedAuthEvent(rv: RoomVersion, event: PDU, type: string, s
       if (stateKey === event.sender) return true;
       if (event.type !== 'm.room.member' || typeof event.state_key !== 'string') return false;
       if (stateKey === event.state_key) return true;
-      return (
-        rv.restrictedJoinRule &&
-        stringAt(event.content, 'membership') === 'join' &&
-        stringAt(event.content, 'join_authorised_via_users_server') === stateKey
-      );
+      return rv.restrictedJoinRule && stringAt(event.content, 'membership') === 'join' && stringAt(event.content, 'join_authorised_via_users_server') === stateKey;
     }
     case 'm.room.join_rules': {
       if (stateKey !== '' || event.type !== 'm.room.member' || typeof event.state_key !== 'string') return false;

@@ -94,12 +94,7 @@ export class Context {
     const g = this.graph;
     const pl = g.powerLevelsAuth(i);
     const create = this.createFor(i);
-    return userPowerLevel(
-      this.rv,
-      g.pdus[i]!.sender,
-      pl === NONE ? undefined : g.pdus[pl],
-      create === NONE ? undefined : g.pdus[create],
-    );
+    return userPowerLevel(this.rv, g.pdus[i]!.sender, pl === NONE ? undefined : g.pdus[pl], create === NONE ? undefined : g.pdus[create]);
   }
 
   /**

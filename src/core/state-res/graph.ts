@@ -27,13 +27,7 @@ export class StateResolutionError extends Error {
 function isEventShaped(v: unknown): v is PDU {
   if (typeof v !== 'object' || v === null) return false;
   const e = v as Partial<Record<keyof PDU, unknown>>;
-  return (
-    typeof e.type === 'string' &&
-    typeof e.sender === 'string' &&
-    Array.isArray(e.auth_events) &&
-    typeof e.content === 'object' &&
-    e.content !== null
-  );
+  return typeof e.type === 'string' && typeof e.sender === 'string' && Array.isArray(e.auth_events) && typeof e.content === 'object' && e.content !== null;
 }
 
 export class EventGraph {
@@ -116,7 +110,6 @@ export class EventGraph {
   }
 }
 
-
 /**
  * Calls `visit` once for every event reachable from `roots` over auth edges
  * (roots included), an event's auth events before the event itself, without
@@ -125,12 +118,7 @@ export class EventGraph {
  * (impossible with hashed ids, conceivable with v1/v2 ids) is cut at the
  * edge that closes it.
  */
-export function postOrder(
-  graph: EventGraph,
-  roots: Iterable<number>,
-  visit: (n: number) => void,
-  expand?: (n: number) => boolean,
-): void {
+export function postOrder(graph: EventGraph, roots: Iterable<number>, visit: (n: number) => void, expand?: (n: number) => boolean): void {
   // 0 = unseen, 1 = its auth events are being walked, 2 = visited.
   let marks = new Int8Array(Math.max(64, graph.size));
   const get = (i: number): number => (i < marks.length ? marks[i]! : 0);

@@ -61,8 +61,7 @@ export function resolveV1(ctx: Context, split: Split): [string, string, string][
       ctx.options.auth,
     ).allowed;
 
-  const candidates = (slot: KeySlot): number[] =>
-    conflictedValues(slot).map((id) => g.require(id, 'conflicted state event'));
+  const candidates = (slot: KeySlot): number[] => conflictedValues(slot).map((id) => g.require(id, 'conflicted state event'));
 
   /**
    * A power levels, join rules or member conflict: in ascending depth,

@@ -20,12 +20,7 @@ import { conflictedValues, findSlot, isUnconflicted, type Split, type StateEntry
 const EMPTY: readonly number[] = Object.freeze([]);
 
 /** Returns the resolved state as `[type, state_key, event_id]` entries (unordered). */
-export function resolveV2(
-  ctx: Context,
-  stateSets: readonly (readonly StateEntry[])[],
-  split: Split,
-  revision21: boolean,
-): [string, string, string][] {
+export function resolveV2(ctx: Context, stateSets: readonly (readonly StateEntry[])[], split: Split, revision21: boolean): [string, string, string][] {
   const g = ctx.graph;
   const { slots, setCount } = split;
 
@@ -199,11 +194,7 @@ export function resolveV2(
  * cites, choosing at each step the smallest candidate: higher sender power
  * level first, then lower `origin_server_ts`, then lower event id.
  */
-export function reverseTopologicalPowerOrder(
-  ctx: Context,
-  events: readonly number[],
-  citesInSet: (n: number) => readonly number[],
-): number[] {
+export function reverseTopologicalPowerOrder(ctx: Context, events: readonly number[], citesInSet: (n: number) => readonly number[]): number[] {
   const g = ctx.graph;
   const power = new Map<number, number>();
   const ts = new Map<number, number>();

@@ -15,18 +15,7 @@ import { isValidMediaId, isValidServerName } from '../../services/media/layout.j
 import { USER_MEDIA_ORDER_BY, type UserMediaOrderBy, type UserMediaPage } from '../../services/media/media-admin.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import {
-  localUserId,
-  parseUserId,
-  QUERY_BOOLEAN,
-  QUERY_DIR,
-  QUERY_INTEGER,
-  queryChoice,
-  queryEnumSchema,
-  queryFlag,
-  queryNumber,
-  userNotFound,
-} from './params.js';
+import { localUserId, parseUserId, QUERY_BOOLEAN, QUERY_DIR, QUERY_INTEGER, queryChoice, queryEnumSchema, queryFlag, queryNumber, userNotFound } from './params.js';
 
 type UserParams = { Params: { userId: string } };
 type RoomParams = { Params: { roomId: string } };
@@ -65,9 +54,7 @@ const PURGE_CACHE_QUERY = { type: 'object', required: ['before_ts'], properties:
 function beforeTsParam(req: FastifyRequest): number {
   const ts = queryNumber(req, 'before_ts')!;
   if (ts < YEAR_1970_MS_LIMIT) {
-    throw invalidParam(
-      'Query parameter before_ts you provided is from the year 1970. Double check that you are providing a timestamp in milliseconds.',
-    );
+    throw invalidParam('Query parameter before_ts you provided is from the year 1970. Double check that you are providing a timestamp in milliseconds.');
   }
   return ts;
 }

@@ -42,16 +42,20 @@ const READ_MARKERS_BODY = {
 export const receiptsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const receipts = ctx.services.receipts;
   for (const prefix of CLIENT_PREFIXES) {
-    app.post<{ Params: { roomId: string; receiptType: string; eventId: string } }>(`${prefix}/rooms/:roomId/receipt/:receiptType/:eventId`, { schema: { body: RECEIPT_BODY } }, async (req) => {
-      const requester = await requireUser(ctx, req, { allowGuest: true });
-      const { roomId, receiptType, eventId } = req.params;
-      checkIds(roomId, eventId);
-      if (!isReceiptType(receiptType)) throw invalid(`Receipt type must be one of ${RECEIPT_TYPES.join(', ')}`);
-      const threadId = jsonObjectBody(req)['thread_id'] as string | undefined;
-      if (threadId?.includes('\u0000')) throw invalid('thread_id field must be a non-empty string');
-      await receipts.receipt(requester.userId, roomId, receiptType, eventId, threadId);
-      return {};
-    });
+    app.post<{ Params: { roomId: string; receiptType: string; eventId: string } }>(
+      `${prefix}/rooms/:roomId/receipt/:receiptType/:eventId`,
+      { schema: { body: RECEIPT_BODY } },
+      async (req) => {
+        const requester = await requireUser(ctx, req, { allowGuest: true });
+        const { roomId, receiptType, eventId } = req.params;
+        checkIds(roomId, eventId);
+        if (!isReceiptType(receiptType)) throw invalid(`Receipt type must be one of ${RECEIPT_TYPES.join(', ')}`);
+        const threadId = jsonObjectBody(req)['thread_id'] as string | undefined;
+        if (threadId?.includes('\u0000')) throw invalid('thread_id field must be a non-empty string');
+        await receipts.receipt(requester.userId, roomId, receiptType, eventId, threadId);
+        return {};
+      },
+    );
 
     app.post<{ Params: { roomId: string } }>(`${prefix}/rooms/:roomId/read_markers`, { schema: { body: READ_MARKERS_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });

@@ -52,7 +52,12 @@ function validateCreateRoom(b: JsonObject): CreateRoomRequest {
   if (Array.isArray(b.invite) && !b.invite.every((u) => USER_ID.test(u as string))) {
     throw new MatrixError(400, 'M_INVALID_PARAM', 'invite must be a list of user ids');
   }
-  if (Array.isArray(b.initial_state) && !(b.initial_state as JsonObject[]).every((s) => typeof s['type'] === 'string' && isJsonObject(s['content']) && (s['state_key'] === undefined || typeof s['state_key'] === 'string'))) {
+  if (
+    Array.isArray(b.initial_state) &&
+    !(b.initial_state as JsonObject[]).every(
+      (s) => typeof s['type'] === 'string' && isJsonObject(s['content']) && (s['state_key'] === undefined || typeof s['state_key'] === 'string'),
+    )
+  ) {
     throw new MatrixError(400, 'M_BAD_JSON', 'initial_state must be a list of {type, state_key, content}');
   }
   return b as unknown as CreateRoomRequest;

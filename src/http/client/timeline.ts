@@ -10,7 +10,6 @@ import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
-
 type Query = Record<string, unknown>;
 
 /** A query parameter's single value (the first, if repeated). */

@@ -26,7 +26,16 @@ import { Base64Error, decodeBase64 } from '../../core/base64.js';
 import { verifyJson } from '../../core/signing.js';
 import { MatrixError } from '../../matrix-error.js';
 import { recordDeviceListChange } from '../../storage/device-lists.js';
-import { crossSigningKeysOf, deviceIdsOf, deviceKeysOf, lockCrossSigning, putCrossSigningKey, putSignatures, type CrossSigningType, type SignatureRow } from '../../storage/e2e-keys.js';
+import {
+  crossSigningKeysOf,
+  deviceIdsOf,
+  deviceKeysOf,
+  lockCrossSigning,
+  putCrossSigningKey,
+  putSignatures,
+  type CrossSigningType,
+  type SignatureRow,
+} from '../../storage/e2e-keys.js';
 import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
@@ -133,7 +142,12 @@ export class CrossSigningService {
         await lockCrossSigning(tx, userId);
         // Without UIA, only while the user still has no master key (or the one the checks used).
         if (!authenticated && !jsonEqual((await storedKeys(tx, userId)).get('master'), storedMaster)) return false;
-        const pos = await recordDeviceListChange(tx, userId, given.map((t) => keys[t]?.publicKey as string), now);
+        const pos = await recordDeviceListChange(
+          tx,
+          userId,
+          given.map((t) => keys[t]?.publicKey as string),
+          now,
+        );
         for (const t of given) await putCrossSigningKey(tx, userId, t, keys[t]?.json as Json, pos);
         return true;
       });
@@ -152,7 +166,8 @@ export class CrossSigningService {
       const k = keys[t];
       if (!k) continue;
       if (masterPub === undefined || !masterBytes) throw new MatrixError(400, 'M_MISSING_PARAM', 'No master key available');
-      if (!verifyJson(k.json, userId, `ed25519:${masterPub}`, masterBytes)) throw new MatrixError(400, 'M_INVALID_SIGNATURE', `Invalid signature on the ${t.replace('_', '-')} key`);
+      if (!verifyJson(k.json, userId, `ed25519:${masterPub}`, masterBytes))
+        throw new MatrixError(400, 'M_INVALID_SIGNATURE', `Invalid signature on the ${t.replace('_', '-')} key`);
     }
     const deviceIds = new Set(await deviceIdsOf(this.d.db, userId));
     for (const t of given) if (deviceIds.has(keys[t]?.publicKey as string)) throw new MatrixError(403, 'M_FORBIDDEN', 'Key ID in use');

@@ -193,7 +193,8 @@ export function parseClaim(body: Json): ClaimWanted[] {
     checkUserId(userId);
     if (!isJsonObject(devices)) throw badJson(`one_time_keys for ${userId} must map device IDs to algorithms`);
     for (const [deviceId, algorithm] of Object.entries(devices)) {
-      if (typeof algorithm !== 'string' || algorithm === '' || tooLong(algorithm)) throw badJson(`The algorithm for ${userId} ${deviceId.slice(0, 300)} must be a non-empty string`);
+      if (typeof algorithm !== 'string' || algorithm === '' || tooLong(algorithm))
+        throw badJson(`The algorithm for ${userId} ${deviceId.slice(0, 300)} must be a non-empty string`);
       out.push({ userId, deviceId, algorithm });
     }
     if (out.length > MAX_QUERY_ENTRIES) throw invalidParam(`Too many devices in one claim (at most ${MAX_QUERY_ENTRIES})`);
@@ -342,7 +343,11 @@ export class KeysService {
 }
 
 /** /sync's `device_one_time_keys_count` (with signed_curve25519, as Synapse) and `device_unused_fallback_key_types` for one device. */
-export async function syncKeyCounts(db: Kysely<Schema>, userId: string, deviceId: string | null): Promise<{ device_one_time_keys_count: Record<string, number>; device_unused_fallback_key_types: string[] }> {
+export async function syncKeyCounts(
+  db: Kysely<Schema>,
+  userId: string,
+  deviceId: string | null,
+): Promise<{ device_one_time_keys_count: Record<string, number>; device_unused_fallback_key_types: string[] }> {
   if (deviceId === null) return { device_one_time_keys_count: { [SIGNED_CURVE25519]: 0 }, device_unused_fallback_key_types: [] };
   const s = await deviceKeyStatus(db, userId, deviceId);
   return { device_one_time_keys_count: { [SIGNED_CURVE25519]: 0, ...s.counts }, device_unused_fallback_key_types: s.unusedFallback };

@@ -40,8 +40,6 @@ type Json = Record<string, unknown>;
 const MAX_INT = 2 ** 31 - 1;
 const MAX_ID_BYTES = 255;
 
-
-
 const badJson = (msg: string) => new MatrixError(400, 'M_BAD_JSON', msg);
 const unknownVersion = () => new MatrixError(404, 'M_NOT_FOUND', 'Unknown backup version');
 

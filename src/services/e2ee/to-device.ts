@@ -48,8 +48,6 @@ export interface ToDeviceRequest {
   messages: Map<string, { all: Json } | { devices: Map<string, Json> }>;
 }
 
-
-
 /**
  * Checks the path parameters and body of a /sendToDevice request (400 on
  * anything malformed); the route's schema has made sure `messages` is an
@@ -158,13 +156,7 @@ export class ToDeviceService {
  * and the to-device position next_batch may carry (`upto`, or the last
  * message handed out when more remain).
  */
-export async function toDeviceForSync(
-  db: Kysely<Schema>,
-  userId: string,
-  deviceId: string,
-  after: number,
-  upto: number,
-): Promise<{ events: Json[]; position: number }> {
+export async function toDeviceForSync(db: Kysely<Schema>, userId: string, deviceId: string, after: number, upto: number): Promise<{ events: Json[]; position: number }> {
   const rows = await inboxMessages(db, userId, deviceId, after, upto, TO_DEVICE_SYNC_LIMIT + 1);
   const more = rows.length > TO_DEVICE_SYNC_LIMIT;
   const shown = more ? rows.slice(0, TO_DEVICE_SYNC_LIMIT) : rows;

@@ -35,8 +35,7 @@ export const INLINE_CONTENT_TYPES: ReadonlySet<string> = new Set([
   'audio/x-flac',
 ]);
 
-export const MEDIA_CSP =
-  "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';";
+export const MEDIA_CSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';";
 
 /** Headers on every media response, errors included. */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {

@@ -24,7 +24,13 @@ export function isValidMediaId(id: string): boolean {
 }
 
 export function isValidServerName(name: string): boolean {
-  return SERVER_NAME.test(name) && !name.split(':')[0]!.split('.').some((p) => p === '..');
+  return (
+    SERVER_NAME.test(name) &&
+    !name
+      .split(':')[0]!
+      .split('.')
+      .some((p) => p === '..')
+  );
 }
 
 /** 404 M_NOT_FOUND for an id or server name that cannot be a stored media item. */

@@ -146,9 +146,7 @@ export class MediaAdminService {
 
   /** Marks one item quarantined by `by`, or (null) no longer quarantined. */
   async setQuarantine(origin: string, mediaId: string, by: string | null): Promise<void> {
-    await this.d.db
-      .transaction()
-      .execute((tx) => (this.isMine(origin) ? setLocalQuarantine(tx, mediaId, by) : setRemoteQuarantine(tx, origin, mediaId, by)));
+    await this.d.db.transaction().execute((tx) => (this.isMine(origin) ? setLocalQuarantine(tx, mediaId, by) : setRemoteQuarantine(tx, origin, mediaId, by)));
     this.d.logger.info({ origin, mediaId, quarantine: by !== null }, 'media quarantine changed');
   }
 

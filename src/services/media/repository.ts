@@ -378,9 +378,7 @@ export class MediaRepository {
     this.probes.delete(mediaId);
     if (!deleted) return false;
     for (const path of [this.layout.localContent(mediaId), this.layout.localThumbnailDir(mediaId)]) {
-      await rm(path, { recursive: true, force: true }).catch((err: Error) =>
-        this.deps.logger.warn({ mediaId, err: err.message }, 'could not remove a media file'),
-      );
+      await rm(path, { recursive: true, force: true }).catch((err: Error) => this.deps.logger.warn({ mediaId, err: err.message }, 'could not remove a media file'));
     }
     return true;
   }

@@ -90,10 +90,7 @@ export function selectThumbnail<T extends ThumbnailSize>(width: number, height: 
   for (const t of available) {
     if (t.method !== method) continue;
     const sizeQuality = Math.abs((width - t.width) * (height - t.height));
-    const key =
-      method === 'crop'
-        ? [Math.abs(width * t.height - height * t.width), width <= t.width && height <= t.height ? 0 : 1, sizeQuality]
-        : [sizeQuality];
+    const key = method === 'crop' ? [Math.abs(width * t.height - height * t.width), width <= t.width && height <= t.height ? 0 : 1, sizeQuality] : [sizeQuality];
     (t.width >= width || t.height >= height ? reaching : smaller).push({ key, item: t });
   }
   return lexicalMin(reaching) ?? lexicalMin(smaller);

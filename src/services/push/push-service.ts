@@ -50,16 +50,7 @@ import { currentState } from '../../storage/state.js';
 import type { Notifier } from '../notifier.js';
 import type { PersistedEvent } from '../rooms/event-pipeline.js';
 import { highlights, notifies, PushEvaluator } from './evaluator.js';
-import {
-  buildRuleset,
-  DEFAULT_RULE_IDS,
-  type DefaultRuleOverride,
-  type PushAction,
-  type PushRule,
-  type PushRuleset,
-  type RuleKind,
-  type StoredUserRule,
-} from './rules.js';
+import { buildRuleset, DEFAULT_RULE_IDS, type DefaultRuleOverride, type PushAction, type PushRule, type PushRuleset, type RuleKind, type StoredUserRule } from './rules.js';
 import { MAIN_THREAD, threadIdOf } from './threads.js';
 import type { NewRule } from './validate.js';
 import type { Db, Tx } from '../../storage/db.js';

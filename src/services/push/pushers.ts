@@ -189,7 +189,15 @@ export class PusherService {
       timeoutMs: GATEWAY_TIMEOUT_MS,
       userAgent: `${SERVER_NAME_TAG}/${SERVER_VERSION}`,
     });
-    this.sender = new PusherSender({ db: this.d.db, notifier: this.d.notifier, push: this.d.push, gateway: this.gateway, logger: this.d.logger, options: this.d.config.sender, positions: this.d.positions });
+    this.sender = new PusherSender({
+      db: this.d.db,
+      notifier: this.d.notifier,
+      push: this.d.push,
+      gateway: this.gateway,
+      logger: this.d.logger,
+      options: this.d.config.sender,
+      positions: this.d.positions,
+    });
     await this.sender.start();
   }
 

@@ -9,8 +9,6 @@ import { containsNul, isJsonObject } from '../../core/json-values.js';
 
 const invalid = (msg: string) => new MatrixError(400, 'M_INVALID_PARAM', msg);
 
-
-
 /**
  * Actions: `notify`, the legacy `dont_notify` and `coalesce` (accepted and
  * ignored, as the spec asks), or `{set_tweak: string, ...}`.

@@ -48,10 +48,17 @@ export async function currentStateContent(db: Db, roomId: string, type: string, 
 export async function canChangeRoomList(db: Db, requester: Requester, roomId: string): Promise<boolean> {
   if (requester.isAdmin) return true;
   const room = await getRoom(db, roomId);
-  const rows = await currentState(db, roomId, [['m.room.member', requester.userId], ['m.room.power_levels', ''], ['m.room.create', '']]);
+  const rows = await currentState(db, roomId, [
+    ['m.room.member', requester.userId],
+    ['m.room.power_levels', ''],
+    ['m.room.create', ''],
+  ]);
   const member = rows.find((r) => r.type === 'm.room.member');
   if (!room || member?.membership !== 'join') throw forbidden(`User ${requester.userId} not in room ${roomId}`);
-  const events = await getEvents(db, rows.map((r) => r.event_id));
+  const events = await getEvents(
+    db,
+    rows.map((r) => r.event_id),
+  );
   const byType = (t: string) => {
     const row = rows.find((r) => r.type === t);
     return row ? (events.get(row.event_id)?.json as PDU | undefined) : undefined;

@@ -66,7 +66,8 @@ export function directorySettings(raw: Record<string, unknown>): DirectorySettin
   const aliasRules = raw['alias_creation_rules'];
   const pubRules = raw['room_list_publication_rules'];
   return {
-    aliasCreationRules: aliasRules === undefined || aliasRules === null ? parseRules('alias_creation_rules', [{ action: 'allow' }]) : parseRules('alias_creation_rules', aliasRules),
+    aliasCreationRules:
+      aliasRules === undefined || aliasRules === null ? parseRules('alias_creation_rules', [{ action: 'allow' }]) : parseRules('alias_creation_rules', aliasRules),
     publicationRules: pubRules === undefined || pubRules === null ? undefined : parseRules('room_list_publication_rules', pubRules),
     requireMembershipForAliases: bool('require_membership_for_aliases', true),
     enableRoomListSearch: bool('enable_room_list_search', true),

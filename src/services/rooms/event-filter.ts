@@ -228,7 +228,13 @@ export function typeMatches(pattern: string, type: string): boolean {
   if (!pattern.includes('*')) return pattern === type;
   let re = globCache.get(pattern);
   if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's');
+    re = new RegExp(
+      `^${pattern
+        .split('*')
+        .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+      's',
+    );
     if (globCache.size > 1000) globCache.clear();
     globCache.set(pattern, re);
   }

@@ -148,14 +148,28 @@ export class EventPersister {
     const backfilled = opts.backfilled === true;
     if (!opts.local) {
       const known = (await eventPlacements(tx, [id])).get(id);
-      if (known && (!known.outlier || opts.outlier)) return { ...this.describe(id, pdu, room, 0, known.outlier, known.rejected_reason ?? undefined, known.soft_failed, backfilled, known.state_group_before, known.state_group_after), known: true };
+      if (known && (!known.outlier || opts.outlier))
+        return {
+          ...this.describe(id, pdu, room, 0, known.outlier, known.rejected_reason ?? undefined, known.soft_failed, backfilled, known.state_group_before, known.state_group_after),
+          known: true,
+        };
       if (known) await deleteOutlier(tx, id);
     }
 
     let rejected = opts.local ? await this.checkLocal(tx, rv, room, pdu) : await this.checkAgainstAuthEvents(tx, rv, room, pdu);
     const prevIds = refIds(pdu.prev_events);
     const authIds = refIds(pdu.auth_events);
-    const row = { eventId: id, roomId: room.room_id, type: pdu.type, stateKey: pdu.state_key ?? null, sender: pdu.sender, depth: pdu.depth, ts: pdu.origin_server_ts, json: pdu, backfilled };
+    const row = {
+      eventId: id,
+      roomId: room.room_id,
+      type: pdu.type,
+      stateKey: pdu.state_key ?? null,
+      sender: pdu.sender,
+      depth: pdu.depth,
+      ts: pdu.origin_server_ts,
+      json: pdu,
+      backfilled,
+    };
 
     if (opts.outlier) {
       const streamOrdering = await insertEvent(tx, { ...row, outlier: true, rejectedReason: rejected ?? null, stateGroupBefore: null });
@@ -166,7 +180,11 @@ export class EventPersister {
     }
 
     // A local event was built on the current state, citing the forward extremities as prev events.
-    const groupBefore = opts.local ? room.current_state_group : opts.stateBefore ? await this.groupFor(tx, room, opts.stateBefore) : await this.groupAfterPrevs(tx, rv, room, prevIds);
+    const groupBefore = opts.local
+      ? room.current_state_group
+      : opts.stateBefore
+        ? await this.groupFor(tx, room, opts.stateBefore)
+        : await this.groupAfterPrevs(tx, rv, room, prevIds);
     let softFailed = false;
     if (!opts.local && rejected === undefined) {
       rejected = await this.checkAgainstState(tx, rv, pdu, (keys) => (groupBefore === null ? Promise.resolve(new Map()) : stateAtGroup(tx, groupBefore, keys)));
@@ -181,7 +199,14 @@ export class EventPersister {
     if (ownKey && accepted) groupAfter = await createStateGroup(tx, room.room_id, groupBefore, [{ type: ownKey[0], state_key: ownKey[1], event_id: id }]);
     // The event this one replaces in the state (unsigned.replaces_state, prev_content).
     const replacesState = ownKey ? ((await this.stateBefore(tx, room, groupBefore, [ownKey])).get(`${ownKey[0]}\u0000${ownKey[1]}`) ?? '') : null;
-    const streamOrdering = await insertEvent(tx, { ...row, rejectedReason: rejected ?? null, softFailed, stateGroupBefore: groupBefore, stateGroupAfter: groupAfter, replacesState });
+    const streamOrdering = await insertEvent(tx, {
+      ...row,
+      rejectedReason: rejected ?? null,
+      softFailed,
+      stateGroupBefore: groupBefore,
+      stateGroupAfter: groupAfter,
+      replacesState,
+    });
     await insertEdges(tx, id, prevIds, authIds);
     const out = this.describe(id, pdu, room, streamOrdering, false, rejected, softFailed, backfilled, groupBefore, groupAfter);
 
@@ -190,7 +215,17 @@ export class EventPersister {
       const redacted = pdu.type === 'm.room.redaction' ? await this.applyRedaction(tx, rv, room.room_id, id, pdu) : undefined;
       await recordEventRelations(
         tx,
-        { eventId: id, roomId: room.room_id, type: pdu.type, sender: pdu.sender, content: pdu.content, depth: pdu.depth, streamOrdering, originServerTs: pdu.origin_server_ts, redacted },
+        {
+          eventId: id,
+          roomId: room.room_id,
+          type: pdu.type,
+          sender: pdu.sender,
+          content: pdu.content,
+          depth: pdu.depth,
+          streamOrdering,
+          originServerTs: pdu.origin_server_ts,
+          redacted,
+        },
         { validate: opts.local === true },
       );
     }
@@ -297,7 +332,16 @@ export class EventPersister {
     let target: number | null;
     if (extremities.length === 1 && extremities[0]!.event_id === ev.eventId) target = ev.stateGroupAfter;
     else {
-      const groups = [...new Set((await eventPlacements(tx, extremities.map((e) => e.event_id))).values())].map((p) => p.state_group_after);
+      const groups = [
+        ...new Set(
+          (
+            await eventPlacements(
+              tx,
+              extremities.map((e) => e.event_id),
+            )
+          ).values(),
+        ),
+      ].map((p) => p.state_group_after);
       const distinct = [...new Set(groups)];
       target = distinct.length === 1 ? distinct[0]! : await this.groupFor(tx, room, await resolveGroups(tx, rv, distinct), ev.stateGroupAfter);
     }

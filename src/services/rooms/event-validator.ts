@@ -91,7 +91,10 @@ function retention(c: JsonObject, isState: boolean): void {
   if (!isState) throw shape('must be a state event');
   const min = c['min_lifetime'];
   const max = c['max_lifetime'];
-  for (const [k, v] of [['min_lifetime', min], ['max_lifetime', max]] as const) {
+  for (const [k, v] of [
+    ['min_lifetime', min],
+    ['max_lifetime', max],
+  ] as const) {
     if (v !== undefined && v !== null && !Number.isInteger(v)) throw badJson(`'${k}' must be an integer`);
   }
   if (typeof min === 'number' && typeof max === 'number' && min > max) throw badJson("'min_lifetime' can't be greater than 'max_lifetime");

@@ -24,4 +24,3 @@ export async function tokenPosition(db: Db, roomId: string, token: string, param
 export function minPosition(a: TopoPosition, b: TopoPosition): TopoPosition {
   return a.depth < b.depth || (a.depth === b.depth && a.stream <= b.stream) ? a : b;
 }
-

@@ -72,7 +72,10 @@ export class RelationPagesService {
       excludeEdits: parent.redacted_by !== null,
     });
     const page = rows.slice(0, limit);
-    const found = await getTimelineEvents(db, page.map((r) => r.event_id));
+    const found = await getTimelineEvents(
+      db,
+      page.map((r) => r.event_id),
+    );
     const events = page.map((r) => found.get(r.event_id)).filter((e): e is TimelineEvent => e !== undefined);
     const visible = await checker.filter(events);
     const res: Record<string, unknown> = { chunk: await serializeEvents(db, visible, timelineOptions(userId, req.deviceId)) };
@@ -96,7 +99,10 @@ export class RelationPagesService {
     }
     const rows = await threadsPage(db, roomId, { from, limit: limit + 1, participant: req.include === 'participated' ? userId : undefined });
     const page = rows.slice(0, limit);
-    const found = await getTimelineEvents(db, page.map((r) => r.thread_id));
+    const found = await getTimelineEvents(
+      db,
+      page.map((r) => r.thread_id),
+    );
     const roots = page.map((r) => found.get(r.thread_id)).filter((e): e is TimelineEvent => e !== undefined && e.room_id === roomId);
     const visible = await new VisibilityChecker(db, roomId, userId).filter(roots);
     const res: Record<string, unknown> = { chunk: await serializeEvents(db, visible, timelineOptions(userId, req.deviceId)) };

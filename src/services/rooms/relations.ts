@@ -140,18 +140,20 @@ export async function bundleAggregations(db: Db, events: readonly StoredEvent[],
   if (parents.size === 0) return out;
   for (const id of [...candidates.keys()]) if (!parents.has(id)) candidates.delete(id);
 
-  const summaries = await threadSummaries(db, roots.filter((e) => parents.has(e.event_id)).map((e) => e.event_id));
+  const summaries = await threadSummaries(
+    db,
+    roots.filter((e) => parents.has(e.event_id)).map((e) => e.event_id),
+  );
   const latestIds = [...summaries.values()].map((s) => s.latest_event_id);
   const notSentByUser = [...summaries.keys()].filter((id) => candidates.get(id)?.sender !== userId);
-  const [latest, replied, references] = await Promise.all([
-    getEvents(db, latestIds),
-    threadsRepliedTo(db, notSentByUser, userId),
-    referencesOf(db, [...candidates.keys()]),
-  ]);
+  const [latest, replied, references] = await Promise.all([getEvents(db, latestIds), threadsRepliedTo(db, notSentByUser, userId), referencesOf(db, [...candidates.keys()])]);
 
   // Edits, for the events themselves and for the latest thread replies (unless redacted).
   const editable = [...candidates.values(), ...latest.values()].filter((e) => !e.redacted_by);
-  const editIds = await latestEdits(db, editable.map((e) => ({ event_id: e.event_id, sender: e.sender, type: e.type })));
+  const editIds = await latestEdits(
+    db,
+    editable.map((e) => ({ event_id: e.event_id, sender: e.sender, type: e.type })),
+  );
   const edits = await getEvents(db, [...editIds.values()]);
   const editOf = (id: string): ClientEvent | undefined => {
     const editId = editIds.get(id);

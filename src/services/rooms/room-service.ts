@@ -202,12 +202,21 @@ export class RoomService {
       if (p.alias !== undefined && !(await insertAlias(tx, { alias: p.alias, roomId: p.roomId, creator: p.creator, now }))) {
         throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
       }
-      for (const draft of this.initialDrafts(p.rv, p.creator, p.invitees, p.rules, p.req, p.alias, p.inviteeProfiles)) out.push(await this.d.pipeline.persist(tx, room, p.creator, draft, now));
+      for (const draft of this.initialDrafts(p.rv, p.creator, p.invitees, p.rules, p.req, p.alias, p.inviteeProfiles))
+        out.push(await this.d.pipeline.persist(tx, room, p.creator, draft, now));
       return out;
     });
   }
 
-  private initialDrafts(rv: RoomVersion, creator: string, invitees: string[], rules: PresetRules, req: CreateRoomRequest, alias?: string, inviteeProfiles?: Map<string, JsonObject>): EventDraft[] {
+  private initialDrafts(
+    rv: RoomVersion,
+    creator: string,
+    invitees: string[],
+    rules: PresetRules,
+    req: CreateRoomRequest,
+    alias?: string,
+    inviteeProfiles?: Map<string, JsonObject>,
+  ): EventDraft[] {
     // The creator's join carries their profile, as every other join does.
     const drafts: EventDraft[] = [{ type: 'm.room.member', state_key: creator, content: { ...inviteeProfiles?.get(creator), membership: 'join' } }];
     const users: JsonObject = {};
@@ -264,7 +273,13 @@ export class RoomService {
    * same (user, device, endpoint scope, txn id) returns the first event
    * instead of a second, without counting against rc_message.
    */
-  async send(requester: Requester, roomId: string, draft: EventDraft, txn?: { scope: string; id: string }, opts: ActionOptions = {}): Promise<{ eventId: string; streamOrdering?: number }> {
+  async send(
+    requester: Requester,
+    roomId: string,
+    draft: EventDraft,
+    txn?: { scope: string; id: string },
+    opts: ActionOptions = {},
+  ): Promise<{ eventId: string; streamOrdering?: number }> {
     const now = opts.now ?? Date.now();
     const key: TxnKey | undefined = txn && { userId: requester.userId, deviceId: requester.deviceId ?? '', scope: txn.scope, txnId: txn.id };
     if (key) {
@@ -300,7 +315,13 @@ export class RoomService {
     return target !== undefined && target.sender !== userId;
   }
 
-  private async sendNow(requester: Requester, roomId: string, draft: EventDraft, key: TxnKey | undefined, now: number): Promise<{ eventId: string; streamOrdering?: number; pdu?: PDU }> {
+  private async sendNow(
+    requester: Requester,
+    roomId: string,
+    draft: EventDraft,
+    key: TxnKey | undefined,
+    now: number,
+  ): Promise<{ eventId: string; streamOrdering?: number; pdu?: PDU }> {
     return this.d.pipeline.inRoomQueue(roomId, () =>
       this.d.pipeline.transaction(async (tx) => {
         if (key) {
@@ -350,7 +371,14 @@ export class RoomService {
    * checks before the auth rules (see membership.ts). A repeat of the
    * current membership event returns that event.
    */
-  async updateMembership(requester: Requester, roomId: string, target: string, action: MembershipAction, extra: JsonObject = {}, opts: ActionOptions = {}): Promise<{ eventId: string }> {
+  async updateMembership(
+    requester: Requester,
+    roomId: string,
+    target: string,
+    action: MembershipAction,
+    extra: JsonObject = {},
+    opts: ActionOptions = {},
+  ): Promise<{ eventId: string }> {
     const now = opts.now ?? Date.now();
     const limits = opts.ratelimit === false ? undefined : this.d.limits;
     if (limits && action === 'join' && (await this.membership(roomId, requester.userId)) !== 'join') limits.join(requester.userId, roomId);
@@ -359,7 +387,14 @@ export class RoomService {
     return { eventId: persisted.eventId };
   }
 
-  private async changeMembership(requester: Requester, roomId: string, target: string, action: MembershipAction, extra: JsonObject, now: number): Promise<{ eventId: string; pdu?: PDU }> {
+  private async changeMembership(
+    requester: Requester,
+    roomId: string,
+    target: string,
+    action: MembershipAction,
+    extra: JsonObject,
+    now: number,
+  ): Promise<{ eventId: string; pdu?: PDU }> {
     return this.d.pipeline.inRoomQueue(roomId, () =>
       this.d.pipeline.transaction(async (tx) => {
         const room = await this.d.pipeline.room(tx, roomId);
@@ -445,7 +480,10 @@ export class RoomService {
   /** The room's current state events. */
   async currentStateEvents(roomId: string): Promise<StoredEvent[]> {
     const rows = await currentState(this.d.db, roomId);
-    const events = await getEvents(this.d.db, rows.map((r) => r.event_id));
+    const events = await getEvents(
+      this.d.db,
+      rows.map((r) => r.event_id),
+    );
     return rows.map((r) => events.get(r.event_id)).filter((e): e is StoredEvent => e !== undefined);
   }
 

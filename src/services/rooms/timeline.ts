@@ -14,15 +14,7 @@ import type { Db } from '../../storage/db.js';
 import { getEvents, type StoredEvent } from '../../storage/events.js';
 import type { Schema } from '../../storage/schema.js';
 import { roomMembers, stateAtGroup } from '../../storage/state.js';
-import {
-  eventNearTimestamp,
-  getTimelineEvent,
-  lastEventAtOrBefore,
-  roomEndPosition,
-  timelinePage,
-  type TimelineEvent,
-  type TopoPosition,
-} from '../../storage/timeline.js';
+import { eventNearTimestamp, getTimelineEvent, lastEventAtOrBefore, roomEndPosition, timelinePage, type TimelineEvent, type TopoPosition } from '../../storage/timeline.js';
 import { lazyMemberDeviceKey, type LazyMemberCache } from '../streams/lazy-members.js';
 import { topoTokenAfter, topoTokenBefore } from '../streams/stream-token.js';
 import type { ClientEvent } from './client-event.js';
@@ -153,7 +145,11 @@ export class TimelineService {
     res.chunk = await serializeEvents(db, visible, timelineOptions(userId, req.deviceId));
     const first = visible[0];
     if (req.filter?.lazyLoadMembers && first) {
-      let members = await lazyMembers(db, first, visible.map((e) => e.sender));
+      let members = await lazyMembers(
+        db,
+        first,
+        visible.map((e) => e.sender),
+      );
       const cache = this.d.lazyMembers;
       // Without include_redundant_members, members this device already has are left out (as /sync does).
       const device = lazyMemberDeviceKey(userId, req.deviceId);
@@ -165,14 +161,7 @@ export class TimelineService {
   }
 
   /** GET /rooms/{roomId}/context/{eventId}: the event, events around it, and the state at the last one. */
-  async context(
-    userId: string,
-    roomId: string,
-    eventId: string,
-    limit: number,
-    filter: RoomEventFilter | undefined,
-    deviceId?: string | null,
-  ): Promise<ContextResponse> {
+  async context(userId: string, roomId: string, eventId: string, limit: number, filter: RoomEventFilter | undefined, deviceId?: string | null): Promise<ContextResponse> {
     const db = this.d.db;
     const event = await getTimelineEvent(db, eventId);
     if (!event || event.room_id !== roomId || event.outlier || event.soft_failed || event.rejected_reason !== null) throw eventNotFound();
@@ -185,7 +174,9 @@ export class TimelineService {
     const allowed = roomAllowed(filter, roomId);
     const [beforeRows, afterRows] = allowed
       ? await Promise.all([
-          beforeLimit > 0 ? timelinePage(db, roomId, { dir: 'b', from: { depth: Number(event.depth), stream: Number(event.stream_ordering) - 1 }, limit: beforeLimit, filter }) : [],
+          beforeLimit > 0
+            ? timelinePage(db, roomId, { dir: 'b', from: { depth: Number(event.depth), stream: Number(event.stream_ordering) - 1 }, limit: beforeLimit, filter })
+            : [],
           afterLimit > 0 ? timelinePage(db, roomId, { dir: 'f', from: positionOf(event), limit: afterLimit, filter }) : [],
         ])
       : [[], []];
@@ -276,7 +267,10 @@ export class TimelineService {
       throw new MatrixError(403, 'M_FORBIDDEN', 'Getting joined members while not being a current member of the room is forbidden.');
     }
     const joined = await roomMembers(db, roomId, ['join']);
-    const events = await getEvents(db, joined.map((m) => m.event_id));
+    const events = await getEvents(
+      db,
+      joined.map((m) => m.event_id),
+    );
     const out: Record<string, { display_name?: string; avatar_url?: string }> = {};
     for (const m of joined) {
       const content = events.get(m.event_id)?.json['content'] as Record<string, unknown> | undefined;

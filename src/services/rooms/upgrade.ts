@@ -147,18 +147,32 @@ export class RoomUpgrader {
           if (content && type !== 'm.room.power_levels') initialState.push({ type, state_key: stateKey, content });
         }
         if (oldCreate['type'] === 'm.space') {
-          for (const [key, content] of await this.spaceChildren(tx, oldRoomId)) if (Object.keys(content).length > 0) initialState.push({ type: 'm.space.child', state_key: key, content });
+          for (const [key, content] of await this.spaceChildren(tx, oldRoomId))
+            if (Object.keys(content).length > 0) initialState.push({ type: 'm.space.child', state_key: key, content });
         }
         const creators = rv.privilegedCreators ? [requester.userId, ...additionalCreators] : [];
         const finalPl = oldPl ? withoutUsers(fixupPowerLevels(oldPl), creators) : undefined;
         if (finalPl) initialState.push({ type: 'm.room.power_levels', state_key: '', content: this.raisedForCopy(finalPl, requester.userId, rv) });
 
-        const prepared = await rooms.prepareRoom(requester, { room_version: rv.id, preset: 'private_chat', creation_content: creationContent, initial_state: initialState }, now, tx);
+        const prepared = await rooms.prepareRoom(
+          requester,
+          { room_version: rv.id, preset: 'private_chat', creation_content: creationContent, initial_state: initialState },
+          now,
+          tx,
+        );
         const newRoomId = prepared.roomId;
 
         // 1. The tombstone decides whether the requester may upgrade at all.
         const oldEvents: PersistedEvent[] = [];
-        oldEvents.push(await pipeline.persist(tx, oldRoom, requester.userId, { type: 'm.room.tombstone', state_key: '', content: { body: 'This room has been replaced', replacement_room: newRoomId } }, now));
+        oldEvents.push(
+          await pipeline.persist(
+            tx,
+            oldRoom,
+            requester.userId,
+            { type: 'm.room.tombstone', state_key: '', content: { body: 'This room has been replaced', replacement_room: newRoomId } },
+            now,
+          ),
+        );
         const tombstoneId = oldEvents[0]!.eventId;
         if (!prepared.create) prepared.createContent['predecessor'] = { room_id: oldRoomId, event_id: tombstoneId };
 
@@ -175,7 +189,10 @@ export class RoomUpgrader {
         };
         await pipeline.inRoomQueue(newRoomId, async () => {
           const bans = await roomMembers(tx, oldRoomId, ['ban']);
-          const banEvents = await getEvents(tx, bans.map((b) => b.event_id));
+          const banEvents = await getEvents(
+            tx,
+            bans.map((b) => b.event_id),
+          );
           for (const b of bans) {
             const content = (banEvents.get(b.event_id)?.json['content'] as JsonObject | undefined) ?? { membership: 'ban' };
             await tryPersist(newRoom, { type: 'm.room.member', state_key: b.user_id, content }, newEvents);
@@ -234,7 +251,10 @@ export class RoomUpgrader {
   /** The content of these state events in the room now, keyed `type NUL state_key`. */
   private async stateContents(tx: Tx, roomId: string, keys: readonly StateKeyTuple[]): Promise<Map<string, JsonObject>> {
     const rows = await currentState(tx, roomId, keys);
-    const events = await getEvents(tx, rows.map((r) => r.event_id));
+    const events = await getEvents(
+      tx,
+      rows.map((r) => r.event_id),
+    );
     const out = new Map<string, JsonObject>();
     for (const r of rows) {
       const content = events.get(r.event_id)?.json['content'];
@@ -245,7 +265,10 @@ export class RoomUpgrader {
 
   private async spaceChildren(tx: Tx, roomId: string): Promise<Map<string, JsonObject>> {
     const rows = (await currentState(tx, roomId)).filter((r) => r.type === 'm.space.child');
-    const events = await getEvents(tx, rows.map((r) => r.event_id));
+    const events = await getEvents(
+      tx,
+      rows.map((r) => r.event_id),
+    );
     const out = new Map<string, JsonObject>();
     for (const r of rows) out.set(r.state_key, (events.get(r.event_id)?.json['content'] as JsonObject | undefined) ?? {});
     return out;

@@ -205,7 +205,11 @@ export class VisibilityChecker {
     const missing = [...new Set(groups)].filter((g) => !this.groups.has(g));
     if (missing.length === 0) return;
     const loaded = groupStates(this.db, this.userId, missing);
-    for (const g of missing) this.groups.set(g, loaded.then((m) => m.get(g) ?? NO_STATE));
+    for (const g of missing)
+      this.groups.set(
+        g,
+        loaded.then((m) => m.get(g) ?? NO_STATE),
+      );
     await loaded;
   }
 
@@ -246,7 +250,11 @@ export async function hiddenEvents(db: Db, userId: string, queries: readonly Vis
   for (const q of toCheck) for (const e of q.events) if (e.state_group_before !== null) groups.add(e.state_group_before);
   const [states, joinEnds] = await Promise.all([
     groupStates(db, userId, [...groups]),
-    joinPeriodEnds(db, userId, toCheck.filter((q) => !q.joinedNow).map((q) => q.roomId)),
+    joinPeriodEnds(
+      db,
+      userId,
+      toCheck.filter((q) => !q.joinedNow).map((q) => q.roomId),
+    ),
   ]);
   for (const q of toCheck) {
     const endOfJoin = q.joinedNow ? Infinity : (joinEnds.get(q.roomId) ?? -Infinity);

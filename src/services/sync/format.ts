@@ -53,12 +53,4 @@ export function stripped(e: { type: string; state_key: string; sender: string; c
 }
 
 /** The state shown to invitees and knockers, as Synapse's default `room_prejoin_state` (the spec's list). */
-export const STRIPPED_STATE_TYPES = [
-  'm.room.create',
-  'm.room.join_rules',
-  'm.room.name',
-  'm.room.avatar',
-  'm.room.topic',
-  'm.room.canonical_alias',
-  'm.room.encryption',
-] as const;
+export const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.topic', 'm.room.canonical_alias', 'm.room.encryption'] as const;

@@ -290,7 +290,10 @@ export class SyncService {
       if (cached && pos.events - since.events <= SMALL_WINDOW && limit > 0 && !blocksAll(tf)) {
         // A woken sync: one scan of the window finds both the timeline events and any membership change.
         const joinedIds = cached
-          .filter((m) => m.membership === 'join' && m.stream_ordering <= pos.events && roomAllowed(f.room, m.room_id) && roomAllowed({ rooms: tf.rooms, notRooms: tf.notRooms }, m.room_id))
+          .filter(
+            (m) =>
+              m.membership === 'join' && m.stream_ordering <= pos.events && roomAllowed(f.room, m.room_id) && roomAllowed({ rooms: tf.rooms, notRooms: tf.notRooms }, m.room_id),
+          )
           .map((m) => m.room_id);
         const rows = await this.sharedWindow(since.events, pos.events);
         changes = rows
@@ -420,9 +423,7 @@ export class SyncService {
     const ephemeral = await this.ephemeral(entries, since, pos, f, userId);
 
     // Incremental: a joined room shows only when something in it changed.
-    const shown = entries.filter(
-      (e) => e.kind === 'leave' || e.full || e.events.length > 0 || e.limited || ephemeral.has(e.roomId) || roomAd.has(e.roomId),
-    );
+    const shown = entries.filter((e) => e.kind === 'leave' || e.full || e.events.length > 0 || e.limited || ephemeral.has(e.roomId) || roomAd.has(e.roomId));
 
     // ---- state, summaries, lazy-loaded members
     const stateAfter = req.stateAfterKey !== undefined;
@@ -433,7 +434,10 @@ export class SyncService {
     const txnIds = await transactionIds(db, userId, req.requester.deviceId ?? '', ownIds);
     const allState = [...state.values()].flat();
     // prev_content for the timeline's state events (what clients render changes from); the state section goes without, as it can be a whole large room.
-    const prev = await replacedState(db, shown.flatMap((e) => e.events));
+    const prev = await replacedState(
+      db,
+      shown.flatMap((e) => e.events),
+    );
     const extra = new Map<string, Record<string, unknown>>();
     for (const [id, p] of prev) extra.set(id, { ...p });
     for (const [id, txn] of txnIds) extra.set(id, { ...extra.get(id), transaction_id: txn });
@@ -453,7 +457,12 @@ export class SyncService {
     const stateSerialized = new Map<string, Json>();
     allState.forEach((e, i) => stateSerialized.set(e.event_id, stateOut[i] as Json));
 
-    const counts = this.d.push ? await this.d.push.unreadCountsForRooms(userId, shown.filter((e) => e.kind === 'join').map((e) => e.roomId)) : undefined;
+    const counts = this.d.push
+      ? await this.d.push.unreadCountsForRooms(
+          userId,
+          shown.filter((e) => e.kind === 'join').map((e) => e.roomId),
+        )
+      : undefined;
     const threadCounts = f.room.timeline.unreadThreadNotifications;
     const stateKeyName = req.stateAfterKey ?? 'state';
 
@@ -500,9 +509,7 @@ export class SyncService {
     const deviceListNews = deviceLists !== undefined && (deviceLists.changed.length > 0 || deviceLists.left.length > 0);
 
     const empty =
-      !deviceListNews &&
-      toDeviceCount === 0 &&
-      shown.length === 0 && shownInvites.length === 0 && knocks.length === 0 && globalAd.length === 0 && presence.length === 0;
+      !deviceListNews && toDeviceCount === 0 && shown.length === 0 && shownInvites.length === 0 && knocks.length === 0 && globalAd.length === 0 && presence.length === 0;
     return { body, empty };
   }
 
@@ -558,7 +565,10 @@ export class SyncService {
     const live = entries.filter((e) => roomAllowed({ rooms: tf.rooms, notRooms: tf.notRooms }, e.roomId) && e.upto > e.after);
     if (live.length === 0) return;
     if (limit === 0) {
-      const withEvents = await roomsWithEvents(this.d.db, live.map((e) => ({ roomId: e.roomId, after: e.after, upto: e.upto })));
+      const withEvents = await roomsWithEvents(
+        this.d.db,
+        live.map((e) => ({ roomId: e.roomId, after: e.after, upto: e.upto })),
+      );
       for (const e of live) e.limited = withEvents.has(e.roomId);
       return;
     }
@@ -567,7 +577,15 @@ export class SyncService {
     const windowed = since && since.events > 0 ? live.filter((e) => e.after === since.events) : [];
     const windowEnd = Math.max(0, ...windowed.map((e) => e.upto));
     if (since && windowed.length > 0 && windowEnd - since.events <= SMALL_WINDOW) {
-      const rows = prefetched ?? (await eventsInWindow(this.d.db, windowed.map((e) => e.roomId), since.events, windowEnd, sqlFilter));
+      const rows =
+        prefetched ??
+        (await eventsInWindow(
+          this.d.db,
+          windowed.map((e) => e.roomId),
+          since.events,
+          windowEnd,
+          sqlFilter,
+        ));
       const upto = new Map(windowed.map((e) => [e.roomId, e.upto]));
       for (const r of rows) {
         if (r.stream_ordering > (upto.get(r.room_id) ?? 0)) continue;
@@ -580,7 +598,12 @@ export class SyncService {
     }
     const rest = live.filter((e) => !byRoom.has(e.roomId));
     if (rest.length > 0) {
-      const fetched = await recentEvents(this.d.db, rest.map((e) => ({ roomId: e.roomId, after: e.after, upto: e.upto })), limit + 1, sqlFilter);
+      const fetched = await recentEvents(
+        this.d.db,
+        rest.map((e) => ({ roomId: e.roomId, after: e.after, upto: e.upto })),
+        limit + 1,
+        sqlFilter,
+      );
       for (const [r, l] of fetched) byRoom.set(r, l);
     }
     for (const e of live) {
@@ -663,7 +686,14 @@ export class SyncService {
     // Rooms whose state section can be non-empty: sent in full, a gap, or members to load.
     const stateRooms = shown.filter((e) => e.full || e.limited || (e.events.length > 0 && (stateAfter || lazy)));
     const needLast = stateRooms.filter((e) => stateAfter || e.events.length === 0);
-    const last = needLast.length > 0 ? await recentEvents(db, needLast.map((e) => ({ roomId: e.roomId, after: 0, upto: e.upto })), 1) : new Map<string, SyncEventRow[]>();
+    const last =
+      needLast.length > 0
+        ? await recentEvents(
+            db,
+            needLast.map((e) => ({ roomId: e.roomId, after: 0, upto: e.upto })),
+            1,
+          )
+        : new Map<string, SyncEventRow[]>();
     for (const e of stateRooms) {
       const first = e.events[0];
       if (!stateAfter && first) {
@@ -683,9 +713,7 @@ export class SyncService {
 
     // Summaries: initial/full rooms, and rooms whose membership changed in view.
     const summaryRooms = shown.filter(
-      (e) =>
-        e.kind === 'join' &&
-        (e.full || e.events.some((x) => x.type === 'm.room.member') || (changed.get(e.roomId) ?? []).some((k) => k.type === 'm.room.member')),
+      (e) => e.kind === 'join' && (e.full || e.events.some((x) => x.type === 'm.room.member') || (changed.get(e.roomId) ?? []).some((k) => k.type === 'm.room.member')),
     );
     const summaries = new Map<string, Json>();
     const heroIds = new Map<string, string[]>();
@@ -697,7 +725,13 @@ export class SyncService {
         currentStateContents(db, ids, ['m.room.name', 'm.room.canonical_alias']),
       ]);
       const named = new Set(
-        names.filter((n) => (n.type === 'm.room.name' && typeof n.content['name'] === 'string' && n.content['name'] !== '') || (n.type === 'm.room.canonical_alias' && typeof n.content['alias'] === 'string' && n.content['alias'] !== '')).map((n) => n.room_id),
+        names
+          .filter(
+            (n) =>
+              (n.type === 'm.room.name' && typeof n.content['name'] === 'string' && n.content['name'] !== '') ||
+              (n.type === 'm.room.canonical_alias' && typeof n.content['alias'] === 'string' && n.content['alias'] !== ''),
+          )
+          .map((n) => n.room_id),
       );
       for (const id of ids) {
         const c = counts.get(id) ?? { joined: 0, invited: 0 };
@@ -820,13 +854,22 @@ export class SyncService {
     const out = new Map<string, Json[]>();
     if (ms.length === 0) return out;
     const db = this.d.db;
-    const own = await loadEvents(db, ms.map((m) => m.event_id));
+    const own = await loadEvents(
+      db,
+      ms.map((m) => m.event_id),
+    );
     const ids = ms.map((m) => m.room_id);
     const [contents, inviters] = await Promise.all([
       currentStateContents(db, ids, STRIPPED_STATE_TYPES),
-      memberRows(db, ms.filter((m) => m.membership === 'invite').map((m) => ({ roomId: m.room_id, userId: m.sender }))),
+      memberRows(
+        db,
+        ms.filter((m) => m.membership === 'invite').map((m) => ({ roomId: m.room_id, userId: m.sender })),
+      ),
     ]);
-    const inviterEvents = await loadEvents(db, inviters.map((r) => r.event_id));
+    const inviterEvents = await loadEvents(
+      db,
+      inviters.map((r) => r.event_id),
+    );
     for (const m of ms) {
       const e = own.get(m.event_id);
       const events: Json[] = [];
@@ -834,7 +877,8 @@ export class SyncService {
       if (Array.isArray(provided)) {
         for (const s of provided) if (s !== null && typeof s === 'object') events.push(stripped(s as StrippedStateEvent) as unknown as Json);
       } else {
-        for (const c of contents) if (c.room_id === m.room_id) events.push(stripped({ type: c.type, state_key: c.state_key, sender: c.sender, content: c.content }) as unknown as Json);
+        for (const c of contents)
+          if (c.room_id === m.room_id) events.push(stripped({ type: c.type, state_key: c.state_key, sender: c.sender, content: c.content }) as unknown as Json);
         for (const r of inviters) {
           if (r.room_id !== m.room_id || r.state_key !== m.sender || m.membership !== 'invite') continue;
           const ie = inviterEvents.get(r.event_id);
@@ -864,7 +908,12 @@ export class SyncService {
       // Members of newly joined rooms: their current presence, whatever the token.
       const seen = new Set(events.map((e) => e.sender));
       const members = await joinedMembers(this.d.db, newlyJoined);
-      for (const e of await presence.since(members.filter((u) => !seen.has(u)), 0, pos.presence)) events.push(e);
+      for (const e of await presence.since(
+        members.filter((u) => !seen.has(u)),
+        0,
+        pos.presence,
+      ))
+        events.push(e);
     }
     return events.filter((e) => eventMatches(f.presence, { type: e.type, sender: e.sender })) as unknown as Json[];
   }
