@@ -24,7 +24,7 @@
 import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError, FastifyServerOptions, RouteOptions } from 'fastify';
 import { MatrixError } from '../matrix-error.js';
 
-/** Ajv as the routes need it: checks only, no coercion or defaults. */
+/** Ajv as the routes need it: checks only, no coercion or defaults, strict about the schemas themselves. */
 export const AJV_OPTIONS: FastifyServerOptions['ajv'] = {
   customOptions: {
     coerceTypes: false,
@@ -32,6 +32,11 @@ export const AJV_OPTIONS: FastifyServerOptions['ajv'] = {
     removeAdditional: false,
     allErrors: false,
     verbose: true,
+    // A schema Ajv would only warn about (a keyword without its type) stops the start instead.
+    // (`required` in an `if` names properties defined beside it: allowed.)
+    strict: true,
+    strictRequired: false,
+    allowUnionTypes: true,
   },
   plugins: [
     (ajv) => {
