@@ -91,7 +91,12 @@ const USER_LIST_QUERY = {
 const objectList = (required: string[]) => ({
   type: ['array', 'null'],
   errcode: 'M_INVALID_PARAM',
-  items: { allOf: [{ type: 'object', errcode: 'M_INVALID_PARAM' }, { type: 'object', required }] },
+  items: {
+    allOf: [
+      { type: 'object', errcode: 'M_INVALID_PARAM' },
+      { type: 'object', required },
+    ],
+  },
 });
 
 /**
