@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SERVER_VERSION } from '../../src/version.js';
+import { type AdminEndpoint, itRequiresAdmin, tokenWorks } from '../helpers/admin.js';
 import { useServerWith } from '../helpers/rooms.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
@@ -16,20 +17,9 @@ const userRow = (userId: string) => db().selectFrom('users').selectAll().where('
 const deviceIds = async (userId: string) =>
   (await db().selectFrom('devices').select('device_id').where('user_id', '=', userId).orderBy('device_id').execute()).map((d) => d.device_id);
 
-/** Whether a token is accepted: whois on oneself needs only a valid token. */
-async function tokenWorks(user: TestUser): Promise<boolean> {
-  const res = await api(t, 'GET', `/_synapse/admin/v1/whois/${enc(user.userId)}`, { token: user.accessToken });
-  if (res.status === 401) {
-    expect(res.body.errcode).toBe('M_UNKNOWN_TOKEN');
-    return false;
-  }
-  expect(res.status).toBe(200);
-  return true;
-}
-
 describe('access to every endpoint', () => {
   const A = '@alice:test.local';
-  const endpoints: [string, string, unknown?][] = [
+  const endpoints: AdminEndpoint[] = [
     ['POST', `/_synapse/admin/v1/deactivate/${enc(A)}`, {}],
     ['POST', `/_synapse/admin/v1/reset_password/${enc(A)}`, { new_password: 'x' }],
     ['GET', `/_synapse/admin/v1/whois/${enc('@admin:test.local')}`],
@@ -46,19 +36,10 @@ describe('access to every endpoint', () => {
     ['POST', `/_synapse/admin/v2/users/${enc(A)}/delete_devices`, { devices: ['X'] }],
     ['GET', '/_synapse/admin/v1/username_available?username=free'],
   ];
-  it.each(endpoints)('%s %s without a token is 401 M_MISSING_TOKEN', async (method, path, body) => {
-    const res = await api(t, method, path, { body });
-    expect(res.status).toBe(401);
-    expect(res.body.errcode).toBe('M_MISSING_TOKEN');
-  });
-  it.each(endpoints)('%s %s as a non-admin is 403 M_FORBIDDEN', async (method, path, body) => {
-    const res = await api(t, method, path, { token: alice.accessToken, body });
-    expect(res.status).toBe(403);
-    expect(res.body).toEqual({ errcode: 'M_FORBIDDEN', error: 'You are not a server admin' });
-  });
+  itRequiresAdmin(t, alice, endpoints);
   it('none of those attempts changed anything', async () => {
     expect(await userRow(A)).toMatchObject({ admin: false, deactivated: false });
-    expect(await tokenWorks(alice)).toBe(true);
+    expect(await tokenWorks(t, alice)).toBe(true);
   });
 });
 
@@ -74,11 +55,11 @@ describe('server_version', () => {
 describe('POST /_synapse/admin/v1/deactivate/<user_id>', () => {
   it('deactivates: the token stops working, the password and devices go', async () => {
     const b = await createUser(t, 'bert');
-    expect(await tokenWorks(b)).toBe(true);
+    expect(await tokenWorks(t, b)).toBe(true);
     const res = await api(t, 'POST', `/_synapse/admin/v1/deactivate/${enc(b.userId)}`, { token: admin.accessToken, body: {} });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ id_server_unbind_result: 'success' });
-    expect(await tokenWorks(b)).toBe(false);
+    expect(await tokenWorks(t, b)).toBe(false);
     expect(await userRow(b.userId)).toMatchObject({ deactivated: true, erased: false, password_hash: null });
     expect(await deviceIds(b.userId)).toEqual([]);
     expect(await t.server.ctx.services.accounts.checkPassword(b.userId, b.password)).toBe(false);
@@ -127,20 +108,20 @@ describe('POST /_synapse/admin/v1/reset_password/<user_id>', () => {
     const accounts = t.server.ctx.services.accounts;
     expect(await accounts.checkPassword(e.userId, 'eve-new-secret')).toBe(true);
     expect(await accounts.checkPassword(e.userId, e.password)).toBe(false);
-    expect(await tokenWorks(e)).toBe(false);
+    expect(await tokenWorks(t, e)).toBe(false);
     expect(await deviceIds(e.userId)).toEqual([]);
   });
 
   it('logout_devices: false keeps the sessions', async () => {
     const f = await createUser(t, 'finn');
-    expect(await tokenWorks(f)).toBe(true);
+    expect(await tokenWorks(t, f)).toBe(true);
     const res = await api(t, 'POST', `/_synapse/admin/v1/reset_password/${enc(f.userId)}`, {
       token: admin.accessToken,
       body: { new_password: 'finn-new-secret', logout_devices: false },
     });
     expect(res.status).toBe(200);
     expect(await t.server.ctx.services.accounts.checkPassword(f.userId, 'finn-new-secret')).toBe(true);
-    expect(await tokenWorks(f)).toBe(true);
+    expect(await tokenWorks(t, f)).toBe(true);
     expect(await deviceIds(f.userId)).toEqual([f.deviceId]);
   });
 
@@ -148,7 +129,7 @@ describe('POST /_synapse/admin/v1/reset_password/<user_id>', () => {
     const boss = await createUser(t, 'boss', { admin: true });
     const res = await api(t, 'POST', `/_synapse/admin/v1/reset_password/${enc(boss.userId)}`, { token: boss.accessToken, body: { new_password: 'boss-new' } });
     expect(res.status).toBe(200);
-    expect(await tokenWorks(boss)).toBe(true);
+    expect(await tokenWorks(t, boss)).toBe(true);
     expect(await deviceIds(boss.userId)).toEqual([boss.deviceId]);
   });
 
@@ -364,11 +345,11 @@ describe('devices', () => {
 
   it('deleting a device ends its session at once', async () => {
     const l = await createUser(t, 'lou');
-    expect(await tokenWorks(l)).toBe(true);
+    expect(await tokenWorks(t, l)).toBe(true);
     const res = await api(t, 'DELETE', `${base(l.userId)}/devices/${l.deviceId}`, { token: admin.accessToken });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({});
-    expect(await tokenWorks(l)).toBe(false);
+    expect(await tokenWorks(t, l)).toBe(false);
     expect(await deviceIds(l.userId)).toEqual([]);
     // Deleting a device that is not there succeeds, as in Synapse.
     expect((await api(t, 'DELETE', `${base(l.userId)}/devices/GONE`, { token: admin.accessToken })).status).toBe(200);
@@ -378,13 +359,13 @@ describe('devices', () => {
     const m = await createUser(t, 'max');
     const other = await t.server.ctx.services.auth.createSession(db(), { userId: m.userId, deviceId: 'KEEPME' });
     await api(t, 'POST', `${base(m.userId)}/devices`, { token: admin.accessToken, body: { device_id: 'SPARE' } });
-    expect(await tokenWorks(m)).toBe(true);
+    expect(await tokenWorks(t, m)).toBe(true);
     const res = await api(t, 'POST', `${base(m.userId)}/delete_devices`, { token: admin.accessToken, body: { devices: [m.deviceId, 'SPARE', 'UNKNOWN'] } });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({});
     expect(await deviceIds(m.userId)).toEqual(['KEEPME']);
-    expect(await tokenWorks(m)).toBe(false);
-    expect(await tokenWorks({ ...m, accessToken: other.access_token })).toBe(true);
+    expect(await tokenWorks(t, m)).toBe(false);
+    expect(await tokenWorks(t, { ...m, accessToken: other.access_token })).toBe(true);
   });
 });
 

@@ -3,6 +3,7 @@
  * shapes, its validation errors, and what lands in the database.
  */
 import { describe, expect, it } from 'vitest';
+import { type AdminEndpoint, itRequiresAdmin } from '../helpers/admin.js';
 import { useServerWith } from '../helpers/rooms.js';
 import { api } from '../helpers/users.js';
 
@@ -14,7 +15,7 @@ const db = () => t.server.ctx.database.db;
 const dbRow = (token: string) => db().selectFrom('registration_tokens').selectAll().where('token', '=', token).executeTakeFirst();
 
 describe('access', () => {
-  const endpoints: [string, string, unknown?][] = [
+  const endpoints: AdminEndpoint[] = [
     ['GET', BASE],
     ['GET', `${BASE}/abcd`],
     ['POST', `${BASE}/new`, {}],
@@ -22,17 +23,7 @@ describe('access', () => {
     ['DELETE', `${BASE}/abcd`],
   ];
 
-  it.each(endpoints)('%s %s without a token is 401 M_MISSING_TOKEN', async (method, path, body) => {
-    const res = await api(t, method, path, { body });
-    expect(res.status).toBe(401);
-    expect(res.body.errcode).toBe('M_MISSING_TOKEN');
-  });
-
-  it.each(endpoints)('%s %s as a non-admin is 403 M_FORBIDDEN', async (method, path, body) => {
-    const res = await api(t, method, path, { token: alice.accessToken, body });
-    expect(res.status).toBe(403);
-    expect(res.body.errcode).toBe('M_FORBIDDEN');
-  });
+  itRequiresAdmin(t, alice, endpoints);
 
   it('an unknown token is 401 M_UNKNOWN_TOKEN', async () => {
     const res = await api(t, 'GET', BASE, { token: 'syt_nope' });

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { forgottenRoomIds } from '../../src/storage/memberships.js';
-import { useServerWith } from '../helpers/rooms.js';
+import { roomHelpers, useServerWith } from '../helpers/rooms.js';
 import { createGuest, passwordAuth } from '../helpers/sessions.js';
 import { startTestServer } from '../helpers/server.js';
 import { api, createUser } from '../helpers/users.js';
@@ -15,11 +15,7 @@ const { t, alice, bob, carol, root: admin } = useServerWith({ admins: ['root'] }
 
 const enc = encodeURIComponent;
 const db = () => t.server.ctx.database.db;
-const create = async (body: object, token = alice.accessToken) => {
-  const res = await api(t, 'POST', '/_matrix/client/v3/createRoom', { token, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-};
+const create = (body: object, token: string = alice.accessToken) => roomHelpers(() => t).createRoom(token, body);
 const roomPost = (roomId: string, action: string, token: string, body: object = {}) => api(t, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/${action}`, { token, body });
 /** A member event's content, read by a joined user. */
 const member = async (roomId: string, userId: string, token = alice.accessToken) => {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { useServerWith } from '../helpers/rooms.js';
+import { roomHelpers, useServerWith } from '../helpers/rooms.js';
 import { createGuest } from '../helpers/sessions.js';
 import { api } from '../helpers/users.js';
 
@@ -14,11 +14,7 @@ const { t, alice, bob, carol } = useServerWith({ yaml: { room_list_publication_r
 
 const enc = encodeURIComponent;
 const db = () => t.server.ctx.database.db;
-const create = async (body: object, token = alice.accessToken) => {
-  const res = await api(t, 'POST', '/_matrix/client/v3/createRoom', { token, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-};
+const create = (body: object, token: string = alice.accessToken) => roomHelpers(() => t).createRoom(token, body);
 const upgrade = (roomId: string, body: object, token = alice.accessToken, v = 'v3') => api(t, 'POST', `/_matrix/client/${v}/rooms/${enc(roomId)}/upgrade`, { token, body });
 const stateOf = async (roomId: string, token = alice.accessToken) => {
   const res = await api(t, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state`, { token });

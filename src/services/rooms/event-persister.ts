@@ -113,17 +113,21 @@ export class EventPersister {
   /**
    * Runs `fn` in one transaction; once it commits, the committed hooks run
    * with every event persisted in it. Events are persisted only inside one.
+   * `hold` wraps the transaction alone (the room's queue), so the hooks run
+   * after it is released and the room's next event need not wait for them.
    */
-  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Tx) => Promise<T>, hold: <R>(run: () => Promise<R>) => Promise<R> = (run) => run()): Promise<T> {
     const batch: PersistedEvent[] = [];
-    const out = await this.db.transaction().execute(async (tx) => {
-      this.batches.set(tx, batch);
-      try {
-        return await fn(tx);
-      } finally {
-        this.batches.delete(tx);
-      }
-    });
+    const out = await hold(() =>
+      this.db.transaction().execute(async (tx) => {
+        this.batches.set(tx, batch);
+        try {
+          return await fn(tx);
+        } finally {
+          this.batches.delete(tx);
+        }
+      }),
+    );
     if (batch.length > 0) await this.committed(batch);
     return out;
   }

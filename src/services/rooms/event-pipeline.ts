@@ -47,6 +47,14 @@ export class EventPipeline {
   }
 
   /**
+   * `transaction()` with the room's queue held while it runs: the committed
+   * hooks (waking syncs) run once the queue is free for the room's next event.
+   */
+  roomTransaction<T>(roomId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.persister.transaction(fn, (run) => this.inRoomQueue(roomId, run));
+  }
+
+  /**
    * Runs `fn` with the room's queue held: calls for one room run one after
    * another, calls for different rooms run side by side.
    */

@@ -322,18 +322,16 @@ export class RoomService {
     key: TxnKey | undefined,
     now: number,
   ): Promise<{ eventId: string; streamOrdering?: number; pdu?: PDU }> {
-    return this.d.pipeline.inRoomQueue(roomId, () =>
-      this.d.pipeline.transaction(async (tx) => {
-        if (key) {
-          const seen = await findTxn(tx, key);
-          if (seen) return { eventId: seen } as const;
-        }
-        const room = await this.d.pipeline.room(tx, roomId);
-        const p = await this.d.pipeline.persist(tx, room, requester.userId, draft, now);
-        if (key) await recordTxn(tx, key, p.eventId, now);
-        return p;
-      }),
-    );
+    return this.d.pipeline.roomTransaction(roomId, async (tx) => {
+      if (key) {
+        const seen = await findTxn(tx, key);
+        if (seen) return { eventId: seen } as const;
+      }
+      const room = await this.d.pipeline.room(tx, roomId);
+      const p = await this.d.pipeline.persist(tx, room, requester.userId, draft, now);
+      if (key) await recordTxn(tx, key, p.eventId, now);
+      return p;
+    });
   }
 
   /** After a commit: wakes the members of each room that got a live event, and the targets of membership changes. */
@@ -395,14 +393,12 @@ export class RoomService {
     extra: JsonObject,
     now: number,
   ): Promise<{ eventId: string; pdu?: PDU }> {
-    return this.d.pipeline.inRoomQueue(roomId, () =>
-      this.d.pipeline.transaction(async (tx) => {
-        const room = await this.d.pipeline.room(tx, roomId);
-        const plan = await planMembership(tx, roomId, requester, target, action, extra, { blockNonAdminInvites: this.d.blockNonAdminInvites ?? false });
-        if ('existing' in plan) return { eventId: plan.existing } as const;
-        return this.d.pipeline.persist(tx, room, requester.userId, plan.draft, now);
-      }),
-    );
+    return this.d.pipeline.roomTransaction(roomId, async (tx) => {
+      const room = await this.d.pipeline.room(tx, roomId);
+      const plan = await planMembership(tx, roomId, requester, target, action, extra, { blockNonAdminInvites: this.d.blockNonAdminInvites ?? false });
+      if ('existing' in plan) return { eventId: plan.existing } as const;
+      return this.d.pipeline.persist(tx, room, requester.userId, plan.draft, now);
+    });
   }
 
   /**

@@ -129,120 +129,113 @@ export class RoomUpgrader {
     const pipeline = rooms.pipeline;
     const now = Date.now();
     const touchedUsers = new Set<string>();
-    const { newRoomId } = await pipeline.inRoomQueue(oldRoomId, () =>
-      pipeline.transaction(async (tx) => {
-        const oldRoom = await pipeline.room(tx, oldRoomId);
-        const state = await this.stateContents(tx, oldRoomId, [...COPIED_STATE, ['m.room.create', ''], ['m.room.canonical_alias', '']]);
-        const oldCreate = state.get('m.room.create\u0000') ?? {};
-        const oldPl = state.get('m.room.power_levels\u0000');
+    const { newRoomId } = await pipeline.roomTransaction(oldRoomId, async (tx) => {
+      const oldRoom = await pipeline.room(tx, oldRoomId);
+      const state = await this.stateContents(tx, oldRoomId, [...COPIED_STATE, ['m.room.create', ''], ['m.room.canonical_alias', '']]);
+      const oldCreate = state.get('m.room.create\u0000') ?? {};
+      const oldPl = state.get('m.room.power_levels\u0000');
 
-        // The new room's create content and copied state.
-        const creationContent: JsonObject = { predecessor: { room_id: oldRoomId } };
-        if (oldCreate['m.federate'] === false) creationContent['m.federate'] = false;
-        if (oldCreate['type'] !== undefined) creationContent['type'] = oldCreate['type'];
-        if (rv.privilegedCreators && additionalCreators.length > 0) creationContent['additional_creators'] = additionalCreators;
-        const initialState: NonNullable<CreateRoomRequest['initial_state']> = [];
-        for (const [type, stateKey] of COPIED_STATE) {
-          const content = state.get(`${type}\u0000${stateKey}`);
-          if (content && type !== 'm.room.power_levels') initialState.push({ type, state_key: stateKey, content });
-        }
-        if (oldCreate['type'] === 'm.space') {
-          for (const [key, content] of await this.spaceChildren(tx, oldRoomId))
-            if (Object.keys(content).length > 0) initialState.push({ type: 'm.space.child', state_key: key, content });
-        }
-        const creators = rv.privilegedCreators ? [requester.userId, ...additionalCreators] : [];
-        const finalPl = oldPl ? withoutUsers(fixupPowerLevels(oldPl), creators) : undefined;
-        if (finalPl) initialState.push({ type: 'm.room.power_levels', state_key: '', content: this.raisedForCopy(finalPl, requester.userId, rv) });
+      // The new room's create content and copied state.
+      const creationContent: JsonObject = { predecessor: { room_id: oldRoomId } };
+      if (oldCreate['m.federate'] === false) creationContent['m.federate'] = false;
+      if (oldCreate['type'] !== undefined) creationContent['type'] = oldCreate['type'];
+      if (rv.privilegedCreators && additionalCreators.length > 0) creationContent['additional_creators'] = additionalCreators;
+      const initialState: NonNullable<CreateRoomRequest['initial_state']> = [];
+      for (const [type, stateKey] of COPIED_STATE) {
+        const content = state.get(`${type}\u0000${stateKey}`);
+        if (content && type !== 'm.room.power_levels') initialState.push({ type, state_key: stateKey, content });
+      }
+      if (oldCreate['type'] === 'm.space') {
+        for (const [key, content] of await this.spaceChildren(tx, oldRoomId))
+          if (Object.keys(content).length > 0) initialState.push({ type: 'm.space.child', state_key: key, content });
+      }
+      const creators = rv.privilegedCreators ? [requester.userId, ...additionalCreators] : [];
+      const finalPl = oldPl ? withoutUsers(fixupPowerLevels(oldPl), creators) : undefined;
+      if (finalPl) initialState.push({ type: 'm.room.power_levels', state_key: '', content: this.raisedForCopy(finalPl, requester.userId, rv) });
 
-        const prepared = await rooms.prepareRoom(
-          requester,
-          { room_version: rv.id, preset: 'private_chat', creation_content: creationContent, initial_state: initialState },
-          now,
+      const prepared = await rooms.prepareRoom(requester, { room_version: rv.id, preset: 'private_chat', creation_content: creationContent, initial_state: initialState }, now, tx);
+      const newRoomId = prepared.roomId;
+
+      // 1. The tombstone decides whether the requester may upgrade at all.
+      const oldEvents: PersistedEvent[] = [];
+      oldEvents.push(
+        await pipeline.persist(
           tx,
+          oldRoom,
+          requester.userId,
+          { type: 'm.room.tombstone', state_key: '', content: { body: 'This room has been replaced', replacement_room: newRoomId } },
+          now,
+        ),
+      );
+      const tombstoneId = oldEvents[0]!.eventId;
+      if (!prepared.create) prepared.createContent['predecessor'] = { room_id: oldRoomId, event_id: tombstoneId };
+
+      // 2. The new room, then its bans.
+      const newEvents = await rooms.writeRoom(tx, prepared, now);
+      const newRoom = await pipeline.room(tx, newRoomId);
+      const tryPersist = async (room: typeof oldRoom, draft: EventDraft, into: PersistedEvent[]) => {
+        try {
+          into.push(await pipeline.persist(tx, room, requester.userId, draft, now));
+        } catch (err) {
+          if (!(err instanceof MatrixError) || err.statusCode !== 403) throw err;
+          this.d.logger?.warn({ room_id: room.room_id, type: draft.type, state_key: draft.state_key }, `room upgrade: skipped an event the auth rules refused: ${err.message}`);
+        }
+      };
+      await pipeline.inRoomQueue(newRoomId, async () => {
+        const bans = await roomMembers(tx, oldRoomId, ['ban']);
+        const banEvents = await getEvents(
+          tx,
+          bans.map((b) => b.event_id),
         );
-        const newRoomId = prepared.roomId;
-
-        // 1. The tombstone decides whether the requester may upgrade at all.
-        const oldEvents: PersistedEvent[] = [];
-        oldEvents.push(
-          await pipeline.persist(
-            tx,
-            oldRoom,
-            requester.userId,
-            { type: 'm.room.tombstone', state_key: '', content: { body: 'This room has been replaced', replacement_room: newRoomId } },
-            now,
-          ),
-        );
-        const tombstoneId = oldEvents[0]!.eventId;
-        if (!prepared.create) prepared.createContent['predecessor'] = { room_id: oldRoomId, event_id: tombstoneId };
-
-        // 2. The new room, then its bans.
-        const newEvents = await rooms.writeRoom(tx, prepared, now);
-        const newRoom = await pipeline.room(tx, newRoomId);
-        const tryPersist = async (room: typeof oldRoom, draft: EventDraft, into: PersistedEvent[]) => {
-          try {
-            into.push(await pipeline.persist(tx, room, requester.userId, draft, now));
-          } catch (err) {
-            if (!(err instanceof MatrixError) || err.statusCode !== 403) throw err;
-            this.d.logger?.warn({ room_id: room.room_id, type: draft.type, state_key: draft.state_key }, `room upgrade: skipped an event the auth rules refused: ${err.message}`);
-          }
-        };
-        await pipeline.inRoomQueue(newRoomId, async () => {
-          const bans = await roomMembers(tx, oldRoomId, ['ban']);
-          const banEvents = await getEvents(
-            tx,
-            bans.map((b) => b.event_id),
-          );
-          for (const b of bans) {
-            const content = (banEvents.get(b.event_id)?.json['content'] as JsonObject | undefined) ?? { membership: 'ban' };
-            await tryPersist(newRoom, { type: 'm.room.member', state_key: b.user_id, content }, newEvents);
-          }
-        });
-
-        // 3. Aliases, the canonical alias, the directory, tags and m.direct.
-        const canonical = state.get('m.room.canonical_alias\u0000');
-        if (canonical) {
-          const isLocal = (a: unknown): a is string => typeof a === 'string' && a.endsWith(`:${this.d.serverName}`);
-          const oldContent: JsonObject = { ...canonical };
-          const newContent: JsonObject = {};
-          if (isLocal(canonical['alias'])) {
-            newContent['alias'] = canonical['alias'];
-            delete oldContent['alias'];
-          }
-          const alt = Array.isArray(canonical['alt_aliases']) ? canonical['alt_aliases'] : [];
-          if (alt.length > 0) {
-            newContent['alt_aliases'] = alt.filter(isLocal);
-            const kept = alt.filter((a) => !isLocal(a));
-            if (kept.length > 0) oldContent['alt_aliases'] = kept;
-            else delete oldContent['alt_aliases'];
-          }
-          await tryPersist(oldRoom, { type: 'm.room.canonical_alias', state_key: '', content: oldContent }, oldEvents);
-          await pipeline.inRoomQueue(newRoomId, () => tryPersist(newRoom, { type: 'm.room.canonical_alias', state_key: '', content: newContent }, newEvents));
+        for (const b of bans) {
+          const content = (banEvents.get(b.event_id)?.json['content'] as JsonObject | undefined) ?? { membership: 'ban' };
+          await tryPersist(newRoom, { type: 'm.room.member', state_key: b.user_id, content }, newEvents);
         }
-        await moveAliases(tx, oldRoomId, newRoomId);
-        if (oldRoom.is_public) {
-          await setRoomPublic(tx, oldRoomId, false);
-          await setRoomPublic(tx, newRoomId, true);
-        }
-        for (const u of await this.copyUserState(tx, oldRoomId, newRoomId)) touchedUsers.add(u);
+      });
 
-        // 4. Power levels: the old room silenced, the new one as the old was.
-        if (oldPl) {
-          const restricted = fixupPowerLevels(oldPl);
-          const level = Math.max((asLevel(restricted['users_default']) ?? 0) + 1, 50);
-          let changed = false;
-          for (const k of ['invite', 'events_default']) {
-            if ((asLevel(restricted[k]) ?? 0) < level) {
-              restricted[k] = level;
-              changed = true;
-            }
-          }
-          if (changed) await tryPersist(oldRoom, { type: 'm.room.power_levels', state_key: '', content: restricted }, oldEvents);
+      // 3. Aliases, the canonical alias, the directory, tags and m.direct.
+      const canonical = state.get('m.room.canonical_alias\u0000');
+      if (canonical) {
+        const isLocal = (a: unknown): a is string => typeof a === 'string' && a.endsWith(`:${this.d.serverName}`);
+        const oldContent: JsonObject = { ...canonical };
+        const newContent: JsonObject = {};
+        if (isLocal(canonical['alias'])) {
+          newContent['alias'] = canonical['alias'];
+          delete oldContent['alias'];
         }
-        if (finalPl) await pipeline.inRoomQueue(newRoomId, () => tryPersist(newRoom, { type: 'm.room.power_levels', state_key: '', content: finalPl }, newEvents));
-        return { newRoomId, oldEvents, newEvents };
-      }),
-    );
+        const alt = Array.isArray(canonical['alt_aliases']) ? canonical['alt_aliases'] : [];
+        if (alt.length > 0) {
+          newContent['alt_aliases'] = alt.filter(isLocal);
+          const kept = alt.filter((a) => !isLocal(a));
+          if (kept.length > 0) oldContent['alt_aliases'] = kept;
+          else delete oldContent['alt_aliases'];
+        }
+        await tryPersist(oldRoom, { type: 'm.room.canonical_alias', state_key: '', content: oldContent }, oldEvents);
+        await pipeline.inRoomQueue(newRoomId, () => tryPersist(newRoom, { type: 'm.room.canonical_alias', state_key: '', content: newContent }, newEvents));
+      }
+      await moveAliases(tx, oldRoomId, newRoomId);
+      if (oldRoom.is_public) {
+        await setRoomPublic(tx, oldRoomId, false);
+        await setRoomPublic(tx, newRoomId, true);
+      }
+      for (const u of await this.copyUserState(tx, oldRoomId, newRoomId)) touchedUsers.add(u);
+
+      // 4. Power levels: the old room silenced, the new one as the old was.
+      if (oldPl) {
+        const restricted = fixupPowerLevels(oldPl);
+        const level = Math.max((asLevel(restricted['users_default']) ?? 0) + 1, 50);
+        let changed = false;
+        for (const k of ['invite', 'events_default']) {
+          if ((asLevel(restricted[k]) ?? 0) < level) {
+            restricted[k] = level;
+            changed = true;
+          }
+        }
+        if (changed) await tryPersist(oldRoom, { type: 'm.room.power_levels', state_key: '', content: restricted }, oldEvents);
+      }
+      if (finalPl) await pipeline.inRoomQueue(newRoomId, () => tryPersist(newRoom, { type: 'm.room.power_levels', state_key: '', content: finalPl }, newEvents));
+      return { newRoomId, oldEvents, newEvents };
+    });
     this.d.notifier.notifyUsers(touchedUsers);
     this.d.logger?.info({ old_room_id: oldRoomId, new_room_id: newRoomId, room_version: rv.id }, 'room upgraded');
     return newRoomId;
