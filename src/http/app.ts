@@ -51,7 +51,7 @@ import { keyServerPlugin } from './federation/keys.js';
 import { federationVersionPlugin } from './federation/version.js';
 import { healthPlugin, landingPlugin } from './health.js';
 import { installJsonBodyParser } from './json-body.js';
-import { AJV_OPTIONS, installRouteSchemas } from './request-schema.js';
+import { installRouteSchemas } from './request-schema.js';
 import { mediaPlugin } from './media/media.js';
 import { previewUrlPlugin } from './media/preview-url.js';
 import { RequestLogController } from './request-log.js';
@@ -144,7 +144,6 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
       synapseLine: isLogConfigured(ctx.logger),
     }),
     return503OnClosing: true,
-    ajv: AJV_OPTIONS,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1000 },
     // A URL fastify cannot even route (bad percent-encoding) is still a Matrix error.

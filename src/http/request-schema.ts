@@ -1,8 +1,9 @@
 /**
  * Route schemas: the request bodies and query strings the spec defines are
  * described as JSON Schema on the route (`schema: { body, querystring }`) and
- * checked by fastify's Ajv, set up here so that it never changes what it
- * checks: no type coercion, no defaults, no removal of unknown properties.
+ * checked by one Ajv set up here so that it never changes what it checks:
+ * no type coercion, no defaults, no removal of unknown properties. Each
+ * schema is compiled once per process, however many routes and servers use it.
  *
  * A failure becomes the spec's error: a missing property is M_MISSING_PARAM
  * ("Missing params: ['x']", as Synapse words it), any other failure in a
@@ -21,32 +22,48 @@
  * A handler that returns without raising a held failure is a bug in the
  * handler: the request is still refused with the failure, and it is logged.
  */
-import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError, FastifyServerOptions, RouteOptions } from 'fastify';
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError, RouteOptions } from 'fastify';
 import { MatrixError } from '../matrix-error.js';
 
-/** Ajv as the routes need it: checks only, no coercion or defaults, strict about the schemas themselves. */
-export const AJV_OPTIONS: FastifyServerOptions['ajv'] = {
-  customOptions: {
-    coerceTypes: false,
-    useDefaults: false,
-    removeAdditional: false,
-    allErrors: false,
-    verbose: true,
-    // A schema Ajv would only warn about (a keyword without its type) stops the start instead.
-    // (`required` in an `if` names properties defined beside it: allowed.)
-    strict: true,
-    strictRequired: false,
-    allowUnionTypes: true,
-  },
-  plugins: [
-    (ajv) => {
-      const a = ajv as { addKeyword: (def: { keyword: string; schemaType: string }) => unknown };
-      a.addKeyword({ keyword: 'errcode', schemaType: 'string' });
-      a.addKeyword({ keyword: 'errmsg', schemaType: 'string' });
-      return ajv;
-    },
-  ],
-};
+/**
+ * One Ajv for the process, as the routes need it: checks only (no coercion,
+ * defaults or removal), strict about the schemas themselves, with the
+ * `errcode`/`errmsg` keywords.
+ */
+const ajv = new Ajv({
+  coerceTypes: false,
+  useDefaults: false,
+  removeAdditional: false,
+  allErrors: false,
+  // Errors carry their schema (parentSchema), where errcode and errmsg are read.
+  verbose: true,
+  // A schema Ajv would only warn about (a keyword without its type) stops the start instead.
+  // (`required` in an `if` names properties defined beside it: allowed.)
+  strict: true,
+  strictRequired: false,
+  allowUnionTypes: true,
+});
+ajv.addKeyword({ keyword: 'errcode', schemaType: 'string' });
+ajv.addKeyword({ keyword: 'errmsg', schemaType: 'string' });
+
+/**
+ * Validators by schema object. A route schema is a const of its handler
+ * file, registered under both client prefixes and on every listener (and,
+ * in the tests, on every server a process starts): compiled once.
+ */
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** Fastify's `validatorCompiler`: the process's one validator for this schema object. */
+export function compiledValidator({ schema }: { schema: unknown }): ValidateFunction {
+  const key = schema as object;
+  let fn = compiled.get(key);
+  if (fn === undefined) {
+    fn = ajv.compile(key);
+    compiled.set(key, fn);
+  }
+  return fn;
+}
 
 type Part = 'body' | 'querystring' | 'params' | 'headers';
 
@@ -139,6 +156,7 @@ export function checkSubstitutedBody(req: FastifyRequest, body: Record<string, u
  * refuses the request anyway if the handler never raised one.
  */
 export function installRouteSchemas(app: FastifyInstance): void {
+  app.setValidatorCompiler(compiledValidator);
   app.setSchemaErrorFormatter(schemaErrorFormatter);
   app.addHook('onRoute', (opts: RouteOptions) => {
     const schema = opts.schema as Record<string, unknown> | undefined;
