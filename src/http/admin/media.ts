@@ -15,7 +15,8 @@ import { isValidMediaId, isValidServerName } from '../../services/media/layout.j
 import { USER_MEDIA_ORDER_BY, type UserMediaOrderBy, type UserMediaPage } from '../../services/media/media-admin.js';
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
-import { localUserId, parseUserId, QUERY_BOOLEAN, QUERY_DIR, QUERY_INTEGER, queryChoice, queryEnumSchema, queryFlag, queryNumber, userNotFound } from './params.js';
+import { localUserId, parseUserId, userNotFound } from './params.js';
+import { QUERY_BOOLEAN, QUERY_DIR, QUERY_INTEGER, queryChoice, queryEnumSchema, queryFlag, queryNumber } from '../query-schema.js';
 
 type UserParams = { Params: { userId: string } };
 type RoomParams = { Params: { roomId: string } };

@@ -10,7 +10,7 @@ import type { RegistrationTokenChanges, RegistrationTokenRow } from '../../servi
 import { requireAdmin } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
-import { QUERY_BOOLEAN, queryFlag } from './params.js';
+import { QUERY_BOOLEAN, queryFlag } from '../query-schema.js';
 
 const PREFIX = '/_synapse/admin/v1/registration_tokens';
 /** The column is a PostgreSQL integer. */

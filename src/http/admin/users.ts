@@ -16,23 +16,8 @@ import type { UserRow } from '../../storage/users.js';
 import { requireAdmin, requireUser } from '../auth.js';
 import type { AppContext, PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
-import {
-  localUserId,
-  parseUserId,
-  QUERY_BOOLEAN,
-  QUERY_DIR,
-  QUERY_INTEGER,
-  QUERY_STRING,
-  queryChoice,
-  queryEnumSchema,
-  queryFlag,
-  queryNumber,
-  queryRequiredString,
-  queryString,
-  queryStrings,
-  requireParams,
-  userNotFound,
-} from './params.js';
+import { localUserId, parseUserId, queryRequiredString, requireParams, userNotFound } from './params.js';
+import { QUERY_BOOLEAN, QUERY_DIR, QUERY_INTEGER, QUERY_STRING, queryChoice, queryEnumSchema, queryFlag, queryNumber, queryString, queryStrings } from '../query-schema.js';
 import { CLIENT_PREFIXES } from '../request-toolkit.js';
 
 type UserParams = { Params: { userId: string } };

@@ -11,6 +11,7 @@ import type { PluginOptions } from '../context.js';
 import { jsonObjectBody } from '../json-body.js';
 import { raiseSchemaError } from '../request-schema.js';
 import { CLIENT_PREFIXES } from '../request-toolkit.js';
+import { QUERY_STRING, queryString } from '../query-schema.js';
 
 /**
  * The spec's POST /register fields, with Synapse's codes: a username that is
@@ -32,19 +33,12 @@ const REGISTER_BODY = {
 };
 
 /**
- * A query parameter of these GET routes: a string, or the same repeated
- * (Synapse reads the first). Its absence is the service's to answer, after
- * the checks Synapse makes first (registration open, the rate limit).
+ * The GET routes' parameter: a string, or the same repeated (Synapse reads
+ * the first). Its absence is the service's to answer, after the checks
+ * Synapse makes first (registration open, the rate limit).
  */
-const QUERY_STRING = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] };
 const AVAILABLE_QUERY = { type: 'object', properties: { username: QUERY_STRING } };
 const TOKEN_VALIDITY_QUERY = { type: 'object', properties: { token: QUERY_STRING } };
-
-/** The first value of a query parameter (a repeated one gives an array). */
-function queryParam(req: FastifyRequest, name: string): string | undefined {
-  const v = (req.query as Record<string, string | string[] | undefined> | undefined)?.[name];
-  return Array.isArray(v) ? v[0] : v;
-}
 
 export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { registration } = ctx.services;
@@ -52,7 +46,7 @@ export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
     app.post(`${prefix}/register`, { schema: { body: REGISTER_BODY } }, async (req) =>
       registration.register({
         body: jsonObjectBody(req),
-        kind: queryParam(req, 'kind') ?? 'user',
+        kind: queryString(req, 'kind') ?? 'user',
         ip: req.ip,
         uri: req.url.split('?', 1)[0] ?? req.url,
         method: req.method,
@@ -61,11 +55,11 @@ export const registerPlugin: FastifyPluginAsync<PluginOptions> = async (app, { c
     );
     app.get(`${prefix}/register/available`, { schema: { querystring: AVAILABLE_QUERY } }, async (req) => {
       raiseSchemaError(req);
-      return registration.usernameAvailable(queryParam(req, 'username'));
+      return registration.usernameAvailable(queryString(req, 'username'));
     });
   }
   app.get('/_matrix/client/v1/register/m.login.registration_token/validity', { schema: { querystring: TOKEN_VALIDITY_QUERY } }, async (req) => {
     raiseSchemaError(req);
-    return registration.tokenValidity(queryParam(req, 'token'), req.ip);
+    return registration.tokenValidity(queryString(req, 'token'), req.ip);
   });
 };

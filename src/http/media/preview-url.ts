@@ -10,7 +10,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { parsePreviewUrl } from '../../services/media/url-preview.js';
-import { QUERY_INTEGER, QUERY_STRING, queryString } from '../admin/params.js';
+import { QUERY_INTEGER, QUERY_STRING, queryString } from '../query-schema.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 
