@@ -20,7 +20,8 @@
  * - body: by `jsonObjectBody` once the body is known to be a JSON object
  *   (so text that is not JSON stays M_NOT_JSON), or by `checkBodySchema`.
  * A handler that returns without raising a held failure is a bug in the
- * handler: the request is still refused with the failure, and it is logged.
+ * handler (unless it said `answeredWithoutInput`): the request is still
+ * refused with the failure, and it is logged.
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError, RouteOptions } from 'fastify';
@@ -137,6 +138,15 @@ export function raiseSchemaError(req: FastifyRequest): void {
 /** Raises a held body failure: for the end of `jsonObjectBody`, and for routes that read no fields of their body. */
 export function checkBodySchema(req: FastifyRequest): void {
   raise(req, ['body']);
+}
+
+/**
+ * For a handler that answers without reading its input at all (a feature
+ * turned off, answered before the request is read, as Synapse does): the
+ * held failure, if any, is dropped rather than raised.
+ */
+export function answeredWithoutInput(req: FastifyRequest): void {
+  raised.add(req);
 }
 
 /**

@@ -274,6 +274,10 @@ describe('user directory configuration', () => {
       const r = await search(t, a.accessToken, { search_term: 'bob' });
       expect(r.status).toBe(200);
       expect(r.body).toEqual({ limited: false, results: [] });
+      // Even one that is malformed: the directory reads nothing.
+      const malformed = await search(t, a.accessToken, { limit: 'many' });
+      expect(malformed.status).toBe(200);
+      expect(malformed.body).toEqual({ limited: false, results: [] });
       const noToken = await search(t, '', { search_term: 'bob' });
       expect(noToken.status).toBe(401);
     } finally {

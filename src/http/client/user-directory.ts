@@ -22,6 +22,7 @@ import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
+import { answeredWithoutInput } from '../request-schema.js';
 
 const MAX_LIMIT = 50;
 
@@ -41,10 +42,12 @@ export const userDirectoryPlugin: FastifyPluginAsync<PluginOptions> = async (app
   for (const prefix of CLIENT_PREFIXES) {
     app.post(`${prefix}/user_directory/search`, { schema: { body: SEARCH_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req);
-      const admitted = userDirectory.admit(requester.userId);
-      // Read even when the directory is off: a route schema's failure must be answered.
+      // Turned off, every search has no results, whatever it asked (as Synapse, which reads nothing).
+      if (!userDirectory.admit(requester.userId)) {
+        answeredWithoutInput(req);
+        return { limited: false, results: [] };
+      }
       const body = jsonObjectBody(req);
-      if (!admitted) return { limited: false, results: [] };
       const term = body['search_term'] as string;
       rejectNul(term, 'search_term');
       const limit = Math.max(0, Math.min((body['limit'] as number | null | undefined) ?? 10, MAX_LIMIT));
