@@ -9,7 +9,9 @@
  * (b) initial sync of a user in 200 rooms (each with a few messages and a
  *     second member), cold and warm, and its size;
  * (c) messages per second sent into one room and spread over 100 rooms,
- *     with the 100 clients still long-polling;
+ *     with the 100 clients still long-polling, and how many /sync answers
+ *     carried them (sooner answers carry fewer messages each and leave
+ *     less CPU for the senders on this one machine, so read the two together);
  * and the process's RSS (server, database pool and this script) after each.
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), as the
@@ -42,6 +44,8 @@ type Json = Record<string, any>;
 const CLIENT_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { url, tokens } = workerData;
+let answered = 0;
+parentPort.on('message', (m) => { if (m === 'answered') parentPort.postMessage({ answered }); });
 async function sync(token, params) {
   const res = await fetch(url + '/_matrix/client/v3/sync?' + new URLSearchParams(params), { headers: { authorization: 'Bearer ' + token } });
   if (res.status !== 200) throw new Error('sync answered ' + res.status);
@@ -52,6 +56,7 @@ for (const token of tokens) {
     let since = (await sync(token, { filter: JSON.stringify({ room: { timeline: { limit: 1 } } }), set_presence: 'offline' })).next_batch;
     for (;;) {
       const s = await sync(token, { since, timeout: '30000', set_presence: 'offline' });
+      answered++;
       const at = performance.timeOrigin + performance.now();
       for (const r of Object.values(s.rooms.join)) for (const e of r.timeline.events) {
         if (typeof e.content.body === 'string' && e.content.body.startsWith('latency')) parentPort.postMessage({ eventId: e.event_id, at });
@@ -115,7 +120,9 @@ async function main(): Promise<void> {
     const latencies: number[] = [];
     const received = new Map<string, number>();
     const worker = new Worker(CLIENT_WORKER, { eval: true, workerData: { url: t.url, tokens: clients.map((c) => c.accessToken) } });
-    worker.on('message', (m: { eventId: string; at: number }) => {
+    let onAnswered: ((n: number) => void) | undefined;
+    worker.on('message', (m: { eventId: string; at: number } | { answered: number }) => {
+      if ('answered' in m) return onAnswered?.(m.answered);
       const at = sentAt.get(m.eventId);
       if (at === undefined) return;
       latencies.push(m.at - at);
@@ -124,6 +131,11 @@ async function main(): Promise<void> {
     const parked = async () => {
       for (let i = 0; i < 2000 && t.server.ctx.services.notifier.waiters() < CLIENTS; i++) await new Promise((r) => setTimeout(r, 5));
     };
+    /** How many long-poll answers the clients have had so far. */
+    const answered = () => new Promise<number>((resolve) => ((onAnswered = resolve), worker.postMessage('answered')));
+    /** The long-poll answers during a phase: how many messages each carried to a client, on average, tells how the wake-ups batched. */
+    const answers = (before: number, after: number, messages: number) =>
+      `${after - before} /sync answers, ${((messages * CLIENTS) / Math.max(1, after - before)).toFixed(1)} messages per answer`;
     await parked();
     console.log(`(a) ${CLIENTS} clients long-polling (on a worker thread); RSS ${mib(process.memoryUsage().rss)}`);
     for (let i = 0; i < LATENCY_MESSAGES; i++) {
@@ -177,14 +189,18 @@ async function main(): Promise<void> {
 
     // ---- (c) messages per second, with the long-pollers connected
     {
+      const before = await answered();
       const start = performance.now();
       for (let i = 0; i < RATE_MESSAGES / 4; i++) await send(t, sender, hall, `rate ${i}`);
       const secs = (performance.now() - start) / 1000;
+      await parked();
       console.log(
-        `(c) one room (${CLIENTS} members long-polling), one sender after another: ${(RATE_MESSAGES / 4 / secs).toFixed(0)} msgs/s; RSS ${mib(process.memoryUsage().rss)}`,
+        `(c) one room (${CLIENTS} members long-polling), one sender after another: ${(RATE_MESSAGES / 4 / secs).toFixed(0)} msgs/s ` +
+          `(${answers(before, await answered(), RATE_MESSAGES / 4)}); RSS ${mib(process.memoryUsage().rss)}`,
       );
     }
     {
+      const before = await answered();
       const start = performance.now();
       let next = 0;
       await Promise.all(
@@ -196,7 +212,13 @@ async function main(): Promise<void> {
         }),
       );
       const secs = (performance.now() - start) / 1000;
-      console.log(`(c) one room, 8 concurrent senders: ${(RATE_MESSAGES / secs).toFixed(0)} msgs/s; RSS ${mib(process.memoryUsage().rss)}`);
+      await parked();
+      const got = await answered();
+      const untilParked = (performance.now() - start) / 1000;
+      console.log(
+        `(c) one room, 8 concurrent senders: ${(RATE_MESSAGES / secs).toFixed(0)} msgs/s, ${((got - before) / untilParked).toFixed(0)} /sync answers/s ` +
+          `(${answers(before, got, RATE_MESSAGES)}); RSS ${mib(process.memoryUsage().rss)}`,
+      );
     }
     {
       const spread = rooms.slice(0, 100);

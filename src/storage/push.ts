@@ -220,23 +220,34 @@ export async function readPositions(db: Db, userId: string, roomIds: readonly st
 }
 
 /**
- * Unread notifications per room and thread: rows after the room's
- * unthreaded position and after their thread's own position. `threads`
- * maps thread id to that thread's position.
+ * Unread notifications per room and thread, with the read positions of
+ * `readPositions` worked out in the same statement (every /sync with news
+ * asks this, for each joined room with news): rows after the room's
+ * unthreaded position (thread '') and after their own thread's position.
  */
 export async function unreadCounts(
   db: Db,
   userId: string,
-  rooms: readonly { roomId: string; pos: number; threads: Record<string, number> }[],
+  roomIds: readonly string[],
 ): Promise<{ room_id: string; thread_id: string; notifications: number; highlights: number }[]> {
-  if (rooms.length === 0) return [];
-  const values = sql.join(rooms.map((r) => sql`(${r.roomId}::text, ${r.pos}::bigint, ${JSON.stringify(r.threads)}::jsonb)`));
+  if (roomIds.length === 0) return [];
+  const rooms = textArray([...new Set(roomIds)]);
   const res = await sql<{ room_id: string; thread_id: string; n: number | string; h: number | string }>`
-    SELECT r.room_id, a.thread_id, count(*) AS n, count(*) FILTER (WHERE a.highlight) AS h
-    FROM (VALUES ${values}) AS r(room_id, pos, threads)
-    JOIN event_push_actions a ON a.user_id = ${userId} AND a.room_id = r.room_id AND a.stream_ordering > r.pos
-    WHERE a.stream_ordering > COALESCE((r.threads ->> a.thread_id)::bigint, 0)
-    GROUP BY r.room_id, a.thread_id`.execute(db);
+    WITH marks AS (
+      SELECT room_id, thread_id, max(event_stream_ordering) AS pos FROM receipts
+      WHERE user_id = ${userId} AND room_id = ANY(${rooms}) AND receipt_type IN ('m.read', 'm.read.private')
+      GROUP BY room_id, thread_id
+      UNION ALL
+      SELECT room_id, thread_id, stream_ordering AS pos FROM push_read_marks
+      WHERE user_id = ${userId} AND room_id = ANY(${rooms})
+    ), p AS (SELECT room_id, thread_id, max(pos) AS pos FROM marks GROUP BY room_id, thread_id)
+    SELECT a.room_id, a.thread_id, count(*) AS n, count(*) FILTER (WHERE a.highlight) AS h
+    FROM unnest(${rooms}) AS r(room_id)
+    LEFT JOIN p u ON u.room_id = r.room_id AND u.thread_id = ''
+    JOIN event_push_actions a ON a.user_id = ${userId} AND a.room_id = r.room_id AND a.stream_ordering > COALESCE(u.pos, 0)
+    LEFT JOIN p t ON t.room_id = r.room_id AND t.thread_id = a.thread_id AND t.thread_id <> ''
+    WHERE a.stream_ordering > COALESCE(t.pos, 0)
+    GROUP BY a.room_id, a.thread_id`.execute(db);
   return res.rows.map((r) => ({ room_id: r.room_id, thread_id: r.thread_id, notifications: Number(r.n), highlights: Number(r.h) }));
 }
 
