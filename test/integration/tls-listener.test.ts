@@ -19,7 +19,9 @@ import { loadConfig } from '../../src/config/load.js';
 import type { PluginOptions } from '../../src/http/context.js';
 import { StartupError } from '../../src/startup-error.js';
 import { type FederationServer, startFederationServer, startFederationServers, testCaAgent } from '../helpers/federation.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { freePort } from '../helpers/ports.js';
+import { listeningUrl, runMain } from '../helpers/process.js';
+import { baseTestYaml, startTestServer, type TestServer } from '../helpers/server.js';
 import { issueLeaf, testCa } from '../helpers/test-ca.js';
 
 const TLS_LISTENER = { port: 8448, type: 'http', tls: true, bind_addresses: ['127.0.0.1'], resources: [{ names: ['federation'] }] };
@@ -267,6 +269,49 @@ describe('reloading the certificate (SIGHUP)', () => {
     expect(await fingerprints()).toEqual([next, next]);
     await t.server.close();
     expect(process.listeners('SIGHUP')).not.toContain(added[0]);
+  });
+});
+
+describe('SIGHUP to the running process', () => {
+  it('reloads the certificate in `node dist/src/main.js` and keeps serving; SIGTERM still shuts down', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'axon-tls-process-'));
+    const base = await baseTestYaml(dir, 'localhost');
+    try {
+      const leaf = issueLeaf();
+      const certPath = join(dir, 'fullchain.pem');
+      const keyPath = join(dir, 'privkey.pem');
+      copyFileSync(leaf.chainPath, certPath);
+      copyFileSync(leaf.keyPath, keyPath);
+      const port = await freePort();
+      // No log_config: the logger installs no SIGHUP handler, so only the server's keeps the signal from ending the process.
+      const yaml = {
+        ...base.yaml,
+        listeners: [{ ...TLS_LISTENER, port }],
+        tls_certificate_path: certPath,
+        tls_private_key_path: keyPath,
+        trusted_key_servers: [],
+        pid_file: join(dir, 'homeserver.pid'),
+      };
+      writeFileSync(join(dir, 'homeserver.yaml'), stringify(yaml));
+      const child = runMain(['-c', join(dir, 'homeserver.yaml')], { cwd: dir, env: { DATABASE_URL: '' } });
+      try {
+        expect(await listeningUrl(child)).toBe(`https://127.0.0.1:${port}`);
+        expect(await peerFingerprint('127.0.0.1', port)).toBe(fileFingerprint(certPath));
+        const renewed = issueLeaf();
+        copyFileSync(renewed.chainPath, certPath);
+        copyFileSync(renewed.keyPath, keyPath);
+        child.proc.kill('SIGHUP');
+        await child.waitFor(/reloaded the TLS certificate/);
+        expect(await peerFingerprint('127.0.0.1', port)).toBe(fileFingerprint(certPath));
+        child.proc.kill('SIGTERM');
+        expect(await child.exited).toBe(0);
+      } finally {
+        child.proc.kill('SIGKILL');
+      }
+    } finally {
+      await base.dropDb?.();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
