@@ -111,6 +111,12 @@ ${bind}    resources:
       - names: [client, federation]
         compress: false
 
+# Or let Axon serve HTTPS itself (for example federation on 8448 without a
+# proxy): a listener with tls: true uses this certificate (PEM, the full
+# chain) and private key (PEM). SIGHUP reads both again, after a renewal.
+#tls_certificate_path: "/etc/letsencrypt/live/${name}/fullchain.pem"
+#tls_private_key_path: "/etc/letsencrypt/live/${name}/privkey.pem"
+
 # The database. "sqlite3" (Synapse's default) makes Axon use its embedded
 # PostgreSQL (PGlite), stored in a "pglite" directory next to the path below;
 # no SQLite file is created. Fine for trying Axon out and for small servers.

@@ -300,6 +300,25 @@ function readListener(r: Reader, v: unknown, i: number, warn: (msg: string) => v
   return { port, bind_addresses: bind, type, tls, x_forwarded: xf, resources };
 }
 
+/**
+ * Synapse's top-level `tls_certificate_path` (PEM, the full chain) and
+ * `tls_private_key_path` (PEM): both required once a listener has `tls: true`.
+ * Only their presence is checked here; startServer reads the files.
+ */
+function readTlsPaths(r: Reader, listeners: readonly ListenerConfig[]): { tls_certificate_path?: string; tls_private_key_path?: string } {
+  const out: { tls_certificate_path?: string; tls_private_key_path?: string } = {};
+  const first = listeners.findIndex((l) => l.tls);
+  for (const key of ['tls_certificate_path', 'tls_private_key_path'] as const) {
+    if (r.has(key)) {
+      out[key] = r.path(r.get(key), key);
+    } else if (first >= 0) {
+      const what = key === 'tls_certificate_path' ? "the PEM certificate file (the full chain, as certbot's fullchain.pem)" : "the PEM private key file (as certbot's privkey.pem)";
+      r.fail(key, `required: listeners[${first}] has tls: true, so set ${key} to ${what}`);
+    }
+  }
+  return out;
+}
+
 function readListeners(r: Reader, warn: (msg: string) => void): ListenerConfig[] {
   const v = r.get('listeners');
   if (v === undefined) return defaultListeners();
@@ -674,6 +693,8 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
   const admin_contact = r.topStr('admin_contact');
   const pid_file = r.has('pid_file') ? r.path(r.get('pid_file'), 'pid_file') : undefined;
   const fdw = r.get('federation_domain_whitelist');
+  const listeners = readListeners(r, warn);
+  const tlsPaths = readTlsPaths(r, listeners);
 
   const config: HomeserverConfig = {
     config_files: files.map((f) => f.path),
@@ -682,7 +703,7 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
     server_name,
     public_baseurl: baseurl.url,
     serve_client_wellknown: baseurl.explicit,
-    listeners: readListeners(r, warn),
+    listeners,
     database,
     data_dir,
     log_level,
@@ -742,6 +763,8 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
 
   // Optional fields: only present when configured.
   if (pid_file !== undefined) config.pid_file = pid_file;
+  if (tlsPaths.tls_certificate_path !== undefined) config.tls_certificate_path = tlsPaths.tls_certificate_path;
+  if (tlsPaths.tls_private_key_path !== undefined) config.tls_private_key_path = tlsPaths.tls_private_key_path;
   if (log_config !== undefined) config.log_config = log_config;
   const rss = r.secret('registration_shared_secret');
   if (rss !== undefined) config.registration_shared_secret = rss;

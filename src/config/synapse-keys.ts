@@ -100,7 +100,7 @@ export const AXON_KEYS: ReadonlySet<string> = new Set(['data_dir', 'log_level'])
  * starts reading a key from `config.raw`, add it here.
  */
 export const AXON_IMPLEMENTED_KEYS: Set<string> = new Set([
-  'server_name', 'public_baseurl', 'pid_file', 'listeners',
+  'server_name', 'public_baseurl', 'pid_file', 'listeners', 'tls_certificate_path', 'tls_private_key_path',
   'database', 'databases', 'database_path', 'log_config',
   'signing_key_path', 'old_signing_keys', 'key_refresh_interval', 'trusted_key_servers', 'suppress_key_server_warning',
   'registration_shared_secret', 'registration_shared_secret_path', 'macaroon_secret_key', 'macaroon_secret_key_path',

@@ -74,6 +74,14 @@ export interface HomeserverConfig {
   serve_client_wellknown: boolean;
   pid_file?: string;
   listeners: ListenerConfig[];
+  /**
+   * Synapse's `tls_certificate_path` (PEM: the certificate, then its
+   * intermediates) and `tls_private_key_path` (PEM), for listeners with
+   * `tls: true`; both are required once one has it. Read by startServer, and
+   * again on SIGHUP.
+   */
+  tls_certificate_path?: string;
+  tls_private_key_path?: string;
   database: DatabaseConfig;
   /** Directory for data the server keeps on disk (embedded database, etc.). */
   data_dir: string;

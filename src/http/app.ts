@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { ListenerConfig } from '../config/types.js';
 import { adminDevicesPlugin } from './admin/devices.js';
@@ -128,6 +129,8 @@ const MEDIA_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [mediaPlugin, preview
 export interface BuildOptions {
   /** Further plugins registered after ours, on every listener (for embedding and tests). */
   extraPlugins?: FastifyPluginAsync<PluginOptions>[];
+  /** For a `tls: true` listener: the certificate chain and key (see tls-files.ts); the app is then served by node:https. */
+  tls?: { cert: string; key: string };
 }
 
 export async function buildApp(ctx: AppContext, listener: ListenerConfig, options: BuildOptions = {}): Promise<BuiltApp> {
@@ -155,7 +158,8 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
     },
     serverFactory: (h) => {
       handler = h as RequestHandler;
-      return createServer(h) as Server;
+      // An https.Server is an http.Server for everything fastify uses (listen, close, closeIdleConnections).
+      return (options.tls ? createHttpsServer(options.tls, h) : createServer(h)) as Server;
     },
   }) as unknown as FastifyInstance;
   installErrorHandlers(app);

@@ -91,6 +91,8 @@ describe('generateConfig', () => {
       '#serve_server_wellknown: true',
       '#presence:',
       '#public_baseurl:',
+      '#tls_certificate_path:',
+      '#tls_private_key_path:',
     ]) {
       expect(text).toContain(key);
     }

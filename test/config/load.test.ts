@@ -578,3 +578,41 @@ describe('unknown keys', () => {
     expect(c.warnings[0]).toContain('max_upload_size is set more than once');
   });
 });
+
+describe('tls_certificate_path and tls_private_key_path', () => {
+  const TLS_LISTENER = 'listeners:\n  - {port: 8448, type: http, tls: true, resources: [{names: [federation]}]}\n';
+
+  it('resolve against the config directory, and are not listed as ignored Synapse keys', () => {
+    const t = tempTree({ 'homeserver.yaml': `${MINIMAL}${TLS_LISTENER}tls_certificate_path: tls/fullchain.pem\ntls_private_key_path: /etc/ssl/private/key.pem\n` });
+    const c = collector();
+    const config = loadConfig([join(t, 'homeserver.yaml')], { env: {}, ...c });
+    expect(config.listeners[0]!.tls).toBe(true);
+    expect(config.tls_certificate_path).toBe(join(t, 'tls', 'fullchain.pem'));
+    expect(config.tls_private_key_path).toBe('/etc/ssl/private/key.pem');
+    expect(c.infos.join('\n')).not.toContain('tls_');
+  });
+
+  it('are optional without a tls listener (read all the same)', () => {
+    const t = tempTree({ 'homeserver.yaml': `${MINIMAL}tls_certificate_path: /x/cert.pem\n` });
+    const config = loadConfig([join(t, 'homeserver.yaml')], { env: {} });
+    expect(config.tls_certificate_path).toBe('/x/cert.pem');
+    expect(config.tls_private_key_path).toBeUndefined();
+    expect(loadConfig([join(tempTree({ 'homeserver.yaml': MINIMAL }), 'homeserver.yaml')], { env: {} }).tls_certificate_path).toBeUndefined();
+  });
+
+  it.each([
+    ['tls_certificate_path', 'tls_private_key_path: /x/key.pem\n'],
+    ['tls_private_key_path', 'tls_certificate_path: /x/cert.pem\n'],
+  ])('a tls listener without %s is an error naming that key', (key, others) => {
+    const t = tempTree({ 'homeserver.yaml': `${MINIMAL}${TLS_LISTENER}${others}` });
+    const file = join(t, 'homeserver.yaml');
+    const err = configErrorOf(() => loadConfig([file], { env: {} }));
+    expect(err.key).toBe(key);
+    expect(err.message).toContain(`${key}: required: listeners[0] has tls: true`);
+  });
+
+  it('an empty path is an error', () => {
+    const t = tempTree({ 'homeserver.yaml': `${MINIMAL}${TLS_LISTENER}tls_certificate_path: ""\ntls_private_key_path: /x/key.pem\n` });
+    expect(configErrorOf(() => loadConfig([join(t, 'homeserver.yaml')], { env: {} })).message).toContain('tls_certificate_path: must not be empty');
+  });
+});

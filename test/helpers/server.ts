@@ -31,6 +31,12 @@ export interface TestServerOptions {
   extraPlugins?: FastifyPluginAsync<PluginOptions>[];
   /** Log lines are written here when given; otherwise logging is silent. */
   logLines?: string[];
+  /**
+   * Listen on the ports the listeners in `yaml` give (a federation test
+   * whose server_name carries its port); by default every listener takes a
+   * free port of its own.
+   */
+  keepPorts?: boolean;
 }
 
 const LOOSE = { per_second: 1000, burst_count: 1000 };
@@ -80,7 +86,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const config = loadConfig([path], { env: {}, warn: () => undefined });
   const lines = opts.logLines;
   const logger = lines ? createLogger('debug', { write: (s: string) => void lines.push(s) }) : createLogger('silent');
-  const server = await startServer(config, logger, { portOverride: 0, extraPlugins: opts.extraPlugins });
+  let server: RunningServer;
+  try {
+    server = await startServer(config, logger, { ...(!opts.keepPorts && { portOverride: 0 }), extraPlugins: opts.extraPlugins });
+  } catch (err) {
+    await base.dropDb?.();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const url = server.urls[0];
   if (!url) throw new Error('test server has no listener');
   return {

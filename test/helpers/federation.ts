@@ -1,0 +1,74 @@
+/**
+ * Homeservers that can federate with each other in one test: each has a
+ * fixed free port, server_name `localhost:<port>` (so no .well-known or SRV
+ * lookup is needed to find it), one HTTPS listener on 127.0.0.1 serving the
+ * client and federation APIs with a leaf certificate from the test CA, and
+ * trusts that CA for its own outbound requests (federation_custom_ca_list).
+ * No trusted key servers: nothing leaves the machine.
+ */
+import { Agent } from 'undici';
+import { readFileSync } from 'node:fs';
+import { freePort } from './ports.js';
+import { startTestServer, type TestServer, type TestServerOptions } from './server.js';
+import { issueLeaf, testCa, type TestLeaf } from './test-ca.js';
+
+export interface FederationServer {
+  /** `https://localhost:<port>`. */
+  url: string;
+  /** `localhost:<port>`. */
+  serverName: string;
+  port: number;
+  /** The certificate files the listener was started with (overwrite them and call reloadTls() to renew). */
+  leaf: TestLeaf;
+  test: TestServer;
+  close(): Promise<void>;
+}
+
+export type FederationServerOptions = Omit<TestServerOptions, 'serverName' | 'keepPorts'>;
+
+/** Another process may take the port between freePort() and listen(); then try a new one. */
+const ATTEMPTS = 5;
+
+export async function startFederationServer(opts: FederationServerOptions = {}): Promise<FederationServer> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const serverName = `localhost:${port}`;
+    const leaf = issueLeaf();
+    try {
+      const test = await startTestServer({
+        ...opts,
+        serverName,
+        keepPorts: true,
+        yaml: {
+          public_baseurl: `https://${serverName}/`,
+          listeners: [{ port, type: 'http', tls: true, bind_addresses: ['127.0.0.1'], x_forwarded: false, resources: [{ names: ['client', 'federation'], compress: false }] }],
+          tls_certificate_path: leaf.chainPath,
+          tls_private_key_path: leaf.keyPath,
+          federation_custom_ca_list: [testCa().certPath],
+          trusted_key_servers: [],
+          ...opts.yaml,
+        },
+      });
+      return { url: `https://${serverName}`, serverName, port, leaf, test, close: () => test.close() };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= ATTEMPTS) throw err;
+    }
+  }
+}
+
+/** `n` servers, started one after another (so their ports differ); all are closed if one fails to start. */
+export async function startFederationServers(n: number, opts: FederationServerOptions = {}): Promise<FederationServer[]> {
+  const started: FederationServer[] = [];
+  try {
+    for (let i = 0; i < n; i++) started.push(await startFederationServer(opts));
+  } catch (err) {
+    await Promise.all(started.map((s) => s.close()));
+    throw err;
+  }
+  return started;
+}
+
+/** An undici Agent that trusts the test CA (and only it): for a test's own requests to these servers. */
+export function testCaAgent(): Agent {
+  return new Agent({ connect: { ca: readFileSync(testCa().certPath, 'utf8') } });
+}
