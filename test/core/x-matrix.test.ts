@@ -75,9 +75,12 @@ describe('X-Matrix header round trip', () => {
 
 describe('parseXMatrix', () => {
   it('parses the spec example', () => {
-    expect(
-      parseXMatrix('X-Matrix origin="origin.hs.example.com",destination="destination.hs.example.com",key="ed25519:key1",sig="ABCDEF..."'),
-    ).toEqual({ origin: 'origin.hs.example.com', destination: 'destination.hs.example.com', key: 'ed25519:key1', sig: 'ABCDEF...' });
+    expect(parseXMatrix('X-Matrix origin="origin.hs.example.com",destination="destination.hs.example.com",key="ed25519:key1",sig="ABCDEF..."')).toEqual({
+      origin: 'origin.hs.example.com',
+      destination: 'destination.hs.example.com',
+      key: 'ed25519:key1',
+      sig: 'ABCDEF...',
+    });
   });
 
   it('accepts unquoted values, colons in unquoted values, spaces around commas and =, any case', () => {
