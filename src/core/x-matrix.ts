@@ -135,8 +135,9 @@ export function parseXMatrix(header: string): XMatrixAuth {
       if (!closed) throw new XMatrixParseError(`unterminated quoted value for ${JSON.stringify(name)}`);
     } else {
       const vs = i;
-      // A token, and colons (older senders leave server names with ports unquoted).
-      while (i < s.length && (TOKEN_CHAR.test(s[i]!) || s[i] === ':' || s[i] === '/' || s[i] === '+' || s[i] === '=')) i++;
+      // Leniently, anything up to a comma or white space: a token, and for older
+      // senders colons and brackets (server names with ports) or base64 signatures.
+      while (i < s.length && s[i] !== ',' && s[i] !== '"' && !OWS.test(s[i]!)) i++;
       value = s.slice(vs, i);
       if (value === '') throw new XMatrixParseError(`parameter ${JSON.stringify(name)} has an empty value`);
     }

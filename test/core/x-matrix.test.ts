@@ -91,6 +91,10 @@ describe('parseXMatrix', () => {
     });
   });
 
+  it('accepts an unquoted IPv6 server name with port', () => {
+    expect(parseXMatrix('X-Matrix origin=[::1]:8448,key=ed25519:a,sig=s').origin).toBe('[::1]:8448');
+  });
+
   it('ignores unknown parameters and empty list elements', () => {
     expect(parseXMatrix('X-Matrix ,origin="o",,future="x, y",key="ed25519:a",sig="s",')).toEqual({ origin: 'o', key: 'ed25519:a', sig: 's' });
   });

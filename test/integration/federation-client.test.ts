@@ -180,6 +180,15 @@ describe('requests and X-Matrix', () => {
     expect(verifies({ ...seen, url: '/_matrix/federation/v1/send/t2' }, dest, body)).toBe(false);
   });
 
+  it('signs the request target as sent, even when the path needed percent-encoding', async () => {
+    const s = await site(localLeaf);
+    const dest = `localhost:${s.port}`;
+    await client().getJson(dest, '/_matrix/federation/v1/query/a b', { q: '@u:x' });
+    const seen = s.seen.at(-1)!;
+    expect(seen.url).toBe('/_matrix/federation/v1/query/a%20b?q=%40u%3Ax');
+    expect(verifies(seen, dest)).toBe(true);
+  });
+
   it('an IP literal with a port: Host is the literal, the certificate is checked for the IP', async () => {
     const s = await site(localLeaf);
     const dest = `127.0.0.1:${s.port}`;

@@ -35,7 +35,7 @@ export interface FederationRequestOptions {
   body?: unknown;
   /** Whether to send an X-Matrix Authorization header (default true). */
   signed?: boolean;
-  /** The whole request, resolution included (default 60 s). */
+  /** From sending the request to the end of the body (default 60 s); resolution has its own bounds (DNS 5 s × 2, well-known 10 s). */
   timeoutMs?: number;
   /** Response body cap in bytes (default 10 MiB). */
   maxBytes?: number;
@@ -181,7 +181,10 @@ export class FederationClient {
       throw fail(err instanceof ServerResolveError ? err.message : `cannot resolve: ${(err as Error).message}`);
     }
     const qs = encodeQuery(r.query);
-    const uri = qs === '' ? r.path : `${r.path}?${qs}`;
+    const host = resolved.connectHost.includes(':') ? `[${resolved.connectHost}]` : resolved.connectHost;
+    const url = new URL(`https://${host}:${resolved.port}${qs === '' ? r.path : `${r.path}?${qs}`}`);
+    // What is signed is exactly what is sent (URL may percent-encode characters the caller left raw).
+    const uri = url.pathname + url.search;
     const headers: Record<string, string> = { host: resolved.hostHeader, accept: 'application/json' };
     let body: string | undefined;
     if (r.body !== undefined) {
@@ -195,8 +198,6 @@ export class FederationClient {
         throw fail(`cannot sign the request: ${(err as Error).message}`);
       }
     }
-    const host = resolved.connectHost.includes(':') ? `[${resolved.connectHost}]` : resolved.connectHost;
-    const url = new URL(`https://${host}:${resolved.port}${uri}`);
     const agent = this.agentFor(destination, resolved);
     const maxBytes = r.maxBytes ?? DEFAULT_FEDERATION_MAX_BYTES;
     let status: number;
