@@ -462,6 +462,49 @@ function databaseFromUrl(url: string, kept: { cp_min: number; cp_max: number; al
   return config;
 }
 
+const MIN_TLS_VERSIONS = ['1', '1.1', '1.2', '1.3'] as const;
+
+/**
+ * The federation client's TLS keys, as Synapse reads them: the CA files
+ * must be readable and hold PEM certificates (read again by the client).
+ */
+function readFederationTls(r: Reader): {
+  verify: boolean;
+  verifyWhitelist: string[];
+  caList: string[] | undefined;
+  minTls: HomeserverConfig['federation_client_minimum_tls_version'];
+} {
+  const verify = r.topBool('federation_verify_certificates', true);
+  const verifyWhitelist = r.topStrList('federation_certificate_verification_whitelist', []);
+  const caV = r.get('federation_custom_ca_list');
+  let caList: string[] | undefined;
+  if (caV !== undefined && caV !== null) {
+    caList = r.list(caV, 'federation_custom_ca_list').map((v, i) => {
+      const key = `federation_custom_ca_list[${i}]`;
+      const file = r.path(v, key);
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        r.fail(key, `cannot read ${file} (${code === 'ENOENT' ? 'no such file' : (code ?? String(err))})`);
+      }
+      if (!text.includes('-----BEGIN CERTIFICATE-----')) r.fail(key, `${file} holds no PEM certificate`);
+      return file;
+    });
+  }
+  const tv = r.get('federation_client_minimum_tls_version');
+  let minTls: HomeserverConfig['federation_client_minimum_tls_version'] = '1';
+  if (tv !== undefined && tv !== null) {
+    const s = typeof tv === 'number' ? String(tv) : tv;
+    if (typeof s !== 'string' || !(MIN_TLS_VERSIONS as readonly string[]).includes(s)) {
+      r.expected('federation_client_minimum_tls_version', 'one of "1", "1.1", "1.2" or "1.3"', tv);
+    }
+    minTls = s as HomeserverConfig['federation_client_minimum_tls_version'];
+  }
+  return { verify, verifyWhitelist, caList, minTls };
+}
+
 function sub(r: Reader, key: string): Obj {
   const v = r.get(key);
   return v === undefined ? {} : r.obj(v, key);
@@ -695,6 +738,7 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
   const fdw = r.get('federation_domain_whitelist');
   const listeners = readListeners(r, warn);
   const tlsPaths = readTlsPaths(r, listeners);
+  const fed = readFederationTls(r);
 
   const config: HomeserverConfig = {
     config_files: files.map((f) => f.path),
@@ -739,6 +783,9 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
     extra_well_known_client_content,
     presence_enabled,
     default_room_version,
+    federation_verify_certificates: fed.verify,
+    federation_certificate_verification_whitelist: fed.verifyWhitelist,
+    federation_client_minimum_tls_version: fed.minTls,
     allow_public_rooms_over_federation: r.topBool('allow_public_rooms_over_federation', false),
     allow_public_rooms_without_auth: r.topBool('allow_public_rooms_without_auth', false),
     user_directory: {
@@ -780,6 +827,7 @@ export function loadConfig(paths: readonly string[], opts: LoadConfigOptions = {
   const turnPass = r.topStr('turn_password');
   if (turnPass !== undefined) config.turn_password = turnPass;
   if (admin_contact !== undefined) config.admin_contact = admin_contact;
+  if (fed.caList !== undefined) config.federation_custom_ca_list = fed.caList;
   if (fdw !== undefined) config.federation_domain_whitelist = r.strList(fdw, 'federation_domain_whitelist');
   if (turnPass !== undefined) r.notePlaceholder('turn_password', turnPass);
   config.placeholder_secrets = r.placeholders;

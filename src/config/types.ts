@@ -134,6 +134,17 @@ export interface HomeserverConfig {
   presence_enabled: boolean;
   default_room_version: string;
   federation_domain_whitelist?: string[];
+  /** Synapse's `federation_verify_certificates` (default true): check remote servers' TLS certificates. */
+  federation_verify_certificates: boolean;
+  /** Synapse's `federation_certificate_verification_whitelist`: server names (`*` globs) whose certificates are not checked. */
+  federation_certificate_verification_whitelist: string[];
+  /**
+   * Synapse's `federation_custom_ca_list`: PEM files (resolved paths, read
+   * and checked at load) whose CAs REPLACE the system ones for federation.
+   */
+  federation_custom_ca_list?: string[];
+  /** Synapse's `federation_client_minimum_tls_version` (default "1"). */
+  federation_client_minimum_tls_version: '1' | '1.1' | '1.2' | '1.3';
   allow_public_rooms_over_federation: boolean;
   allow_public_rooms_without_auth: boolean;
   user_directory: { enabled: boolean; search_all_users: boolean };
