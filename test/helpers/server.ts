@@ -14,6 +14,7 @@ import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing
 import type { PluginOptions } from '../../src/http/context.js';
 import { createLogger } from '../../src/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
+import type { KeyFetchTransport } from '../../src/services/federation/key-transport.js';
 import { copyEmbeddedTemplate, createMigratedTestDatabase, testDatabaseKind } from './database.js';
 
 export interface TestServer {
@@ -31,6 +32,8 @@ export interface TestServerOptions {
   extraPlugins?: FastifyPluginAsync<PluginOptions>[];
   /** Log lines are written here when given; otherwise logging is silent. */
   logLines?: string[];
+  /** How the server's keyring reaches other servers (default: fetches fail). */
+  keyTransport?: KeyFetchTransport;
 }
 
 const LOOSE = { per_second: 1000, burst_count: 1000 };
@@ -80,7 +83,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const config = loadConfig([path], { env: {}, warn: () => undefined });
   const lines = opts.logLines;
   const logger = lines ? createLogger('debug', { write: (s: string) => void lines.push(s) }) : createLogger('silent');
-  const server = await startServer(config, logger, { portOverride: 0, extraPlugins: opts.extraPlugins });
+  const server = await startServer(config, logger, { portOverride: 0, extraPlugins: opts.extraPlugins, keyTransport: opts.keyTransport });
   const url = server.urls[0];
   if (!url) throw new Error('test server has no listener');
   return {
