@@ -281,3 +281,25 @@ describe('notaryQuery', () => {
     expect((await kr.notaryQuery({ 'nowhere.test': {} })).server_keys).toEqual([]);
   });
 });
+
+describe('the key server warning', () => {
+  const linesFor = (trusted: TrustedKeyServer[], suppress: boolean): string[] => {
+    const lines: string[] = [];
+    const kr = new Keyring({
+      database,
+      keys: me,
+      transport: transport({}),
+      trustedKeyServers: trusted,
+      logger: createLogger('debug', { write: (s: string) => void lines.push(s) }),
+    });
+    kr.logStartupWarnings(suppress);
+    return lines.filter((l) => l.includes('suppress_key_server_warning'));
+  };
+
+  it('is logged once when matrix.org is a trusted key server, unless suppressed', () => {
+    expect(linesFor([{ server_name: 'matrix.org' }], false)).toHaveLength(1);
+    expect(linesFor([{ server_name: 'matrix.org' }], true)).toHaveLength(0);
+    expect(linesFor([{ server_name: 'other.example' }], false)).toHaveLength(0);
+    expect(linesFor([], false)).toHaveLength(0);
+  });
+});

@@ -117,7 +117,13 @@ export class Keyring {
     return this.o.keys.serverName;
   }
 
-  /** Logs, once at start, what the operator should know about the trusted key servers. */
+  /**
+   * Logs, once at start, the warning about relying on matrix.org as a
+   * notary, as Synapse does. (A notary without `verify_keys` is trusted on
+   * its TLS certificate, as in Synapse, which refuses such a notary only
+   * when certificates are not verified; `accept_keys_insecurely` is then
+   * the operator's consent.)
+   */
   logStartupWarnings(suppressKeyServerWarning: boolean): void {
     const log = this.o.logger;
     if (!suppressKeyServerWarning && this.o.trustedKeyServers.some((k) => k.server_name === 'matrix.org')) {
@@ -126,11 +132,6 @@ export class Keyring {
           'It is a reasonable choice, but you may prefer another notary or none (trusted_key_servers: []). ' +
           'Set suppress_key_server_warning: true in homeserver.yaml to keep using matrix.org without this warning.',
       );
-    }
-    for (const ks of this.o.trustedKeyServers) {
-      if (ks.verify_keys === undefined && ks.accept_keys_insecurely !== true) {
-        log.warn({ notary: ks.server_name }, 'trusted key server has no verify_keys: its answers are trusted on the strength of its TLS certificate alone');
-      }
     }
   }
 
