@@ -247,6 +247,15 @@ describe('caching and sharing', () => {
     expect(await kr.verifyKey('dead.test', 'ed25519:x')).toBeUndefined();
     expect((await kr.verifyJsonSignature({ signatures: { 'dead.test': { 'ed25519:x': 'AAAA' } } }, 'dead.test')).ok).toBe(false);
     expect([t.direct, t.notary]).toEqual([1, 1]);
+    // Concurrent lookups of a dead server: one fetch, and every one of them told no.
+    const t3 = transport({});
+    const kr3 = keyring(t3);
+    expect(await Promise.all([kr3.verifyKey('dead3.test', 'ed25519:x'), kr3.verifyKey('dead3.test', 'ed25519:y'), kr3.verifyKey('dead3.test', 'ed25519:x')])).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(t3.direct).toBe(1);
     // With no back-off, each lookup tries again.
     const t2 = transport({});
     const kr2 = new Keyring({ database, keys: me, transport: t2, trustedKeyServers: [], logger: createLogger('silent'), failureBackoffMs: 0 });

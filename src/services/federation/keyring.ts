@@ -147,13 +147,13 @@ export class Keyring {
         await pending;
         continue;
       }
-      if (fetchedOurselves || (this.failedUntil.get(serverName) ?? 0) > this.now()) return undefined;
+      if (fetchedOurselves || this.backingOff(serverName)) return undefined;
       fetchedOurselves = true;
-      await this.fetchShared(serverName, () => this.fetch(serverName, keyId, opts));
-      const after = await this.known(serverName, keyId, opts);
-      if (after) return after;
-      this.failedUntil.set(serverName, this.now() + this.backoffMs);
-      return undefined;
+      await this.fetchShared(serverName, async () => {
+        await this.fetch(serverName, keyId, opts);
+        const k = this.cache.get(serverName)?.get(keyId);
+        return k !== undefined && usable(k, opts);
+      });
     }
   }
 
@@ -216,12 +216,11 @@ export class Keyring {
       return wanted.every(([keyId, c]) => rows.some((r) => r.key_id === keyId && r.valid_until_ts >= minOf(c)));
     };
     let rows = await serverKeysOf(this.o.database.db, name);
-    if (!satisfied(rows) && (this.failedUntil.get(name) ?? 0) <= this.now()) {
+    if (!satisfied(rows) && !this.backingOff(name)) {
       const pending = this.inFlight.get(name);
       if (pending) await pending;
-      else await this.fetchShared(name, () => this.fetchDirect(name).then(() => undefined));
+      else await this.fetchShared(name, async () => (await this.fetchDirect(name)) && satisfied(await serverKeysOf(this.o.database.db, name)));
       rows = await serverKeysOf(this.o.database.db, name);
-      if (!satisfied(rows)) this.failedUntil.set(name, this.now() + this.backoffMs);
     }
     const docs = new Map<string, Record<string, unknown>>();
     for (const r of rows) {
@@ -285,9 +284,25 @@ export class Keyring {
     return m;
   }
 
-  private async fetchShared(serverName: string, run: () => Promise<void>): Promise<void> {
+  private backingOff(serverName: string): boolean {
+    return (this.failedUntil.get(serverName) ?? 0) > this.now();
+  }
+
+  /**
+   * Runs one fetch for a server that others may wait on. When it did not
+   * give what it was for (`run` answers false, or throws), the server is left
+   * alone for the back-off, marked before any waiter wakes.
+   */
+  private async fetchShared(serverName: string, run: () => Promise<boolean>): Promise<void> {
     const p = run()
-      .catch((err: unknown) => this.o.logger.warn({ server: serverName, err: (err as Error).message }, 'key fetch failed'))
+      .catch((err: unknown) => {
+        this.o.logger.warn({ server: serverName, err: (err as Error).message }, 'key fetch failed');
+        return false;
+      })
+      .then((ok) => {
+        if (ok) this.failedUntil.delete(serverName);
+        else this.failedUntil.set(serverName, this.now() + this.backoffMs);
+      })
       .finally(() => this.inFlight.delete(serverName));
     this.inFlight.set(serverName, p);
     await p;
