@@ -13,6 +13,7 @@ import type { HomeserverConfig, ListenerConfig } from './config/types.js';
 import { type BuildOptions, buildApp } from './http/app.js';
 import type { AppContext } from './http/context.js';
 import { readTlsFiles, type TlsFiles, type TlsPaths } from './http/tls-files.js';
+import type { KeyFetchTransport } from './services/federation/key-transport.js';
 import { createServices, type RunningServices } from './services/index.js';
 import { loadServerKeys } from './services/server-keys.js';
 import { subsystemLogger } from './logger.js';
@@ -28,6 +29,8 @@ export interface StartOptions {
   extraPlugins?: BuildOptions['extraPlugins'];
   /** How long close() lets requests in flight finish before cutting their connections. */
   drainMs?: number;
+  /** How the keyring reaches other servers (createServices' `keyTransport`). */
+  keyTransport?: KeyFetchTransport;
 }
 
 /** Within systemd's and docker's stop timeouts, and the 10 s an operator expects. */
@@ -151,7 +154,7 @@ export async function startServer(config: HomeserverConfig, logger: Logger, opts
       logger.info({ database: database.description }, 'using PostgreSQL');
     }
 
-    running = await createServices({ config, database, keys, logger });
+    running = await createServices({ config, database, keys, logger, keyTransport: opts.keyTransport });
     const { services } = running;
     const ctx: AppContext = { config, database, keys, logger, services };
     const urls: string[] = [];

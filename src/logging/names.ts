@@ -26,6 +26,7 @@ export const SYNAPSE_NAMES: Readonly<Record<string, readonly string[]>> = {
   'axon.media': ['synapse.media', 'synapse.rest.media'],
   'axon.e2ee': ['synapse.handlers.e2e_keys', 'synapse.handlers.e2e_room_keys', 'synapse.handlers.device', 'synapse.handlers.devicemessage'],
   'axon.federation': ['synapse.federation'],
+  'axon.federation.keyring': ['synapse.crypto.keyring'],
 };
 
 /** The access log of a listener, as Synapse names it: `synapse.access.http.8008` (`https` for TLS). */

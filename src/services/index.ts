@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../config/types.js';
 import type { Database } from '../storage/database.js';
+import { subsystemLogger } from '../logger.js';
 import { AccountDataService } from './account-data.js';
 import { AccountsService } from './accounts.js';
 import { AdminUsersService } from './admin-users.js';
@@ -16,6 +17,8 @@ import { DevicesService } from './devices.js';
 import { CrossSigningService } from './e2ee/cross-signing.js';
 import { DeviceListsService } from './e2ee/device-lists.js';
 import { KeysService } from './e2ee/keys.js';
+import { type KeyFetchTransport, unconfiguredKeyTransport } from './federation/key-transport.js';
+import { Keyring } from './federation/keyring.js';
 import { RoomKeysService } from './e2ee/room-keys.js';
 import { ToDeviceService } from './e2ee/to-device.js';
 import { MediaAdminService } from './media/media-admin.js';
@@ -59,6 +62,8 @@ export interface ServiceDeps {
   readonly database: Database;
   readonly keys: ServerKeys;
   readonly logger: Logger;
+  /** How the keyring reaches other servers; until the federation client is wired in, a transport whose every fetch fails. */
+  readonly keyTransport?: KeyFetchTransport;
 }
 
 /** Every service of the server, one instance each, shared by all listeners. */
@@ -118,6 +123,8 @@ export interface Services {
   readonly mediaAdmin: MediaAdminService;
   /** URL previews; absent unless `url_preview_enabled`. */
   readonly urlPreviews: UrlPreviewService | undefined;
+  /** Other servers' verify keys (fetched, stored, checked) and the notary answers we give. */
+  readonly keyring: Keyring;
 }
 
 export interface RunningServices {
@@ -184,6 +191,14 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const registration = new RegistrationService({ config, database, logger, services: { accounts, auth, uia, passwords, rateLimiter } });
     const media = new MediaRepository({ config, database, logger, services: { rateLimiter } });
     const e2ee = { db, notifier, isMine, logger, deviceLists };
+    const keyring = new Keyring({
+      database,
+      keys,
+      transport: deps.keyTransport ?? unconfiguredKeyTransport,
+      trustedKeyServers: config.trusted_key_servers,
+      logger: subsystemLogger(logger, 'axon.federation.keyring'),
+    });
+    keyring.logStartupWarnings(config.suppress_key_server_warning);
     const services: Services = {
       auth,
       passwords,
@@ -230,6 +245,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
               media.upload(userId, Readable.from([body]), { contentType, fileName: uploadName, contentLength: body.length }),
           })
         : undefined,
+      keyring,
     };
     const previews = services.urlPreviews;
     if (previews) stops.unshift(() => previews.close());

@@ -412,3 +412,24 @@ export interface RatelimitOverrideTable {
 export interface Schema {
   ratelimit_override: RatelimitOverrideTable;
 }
+
+/** Another server's verify key, as the keyring fetched it (migration 0018). */
+export interface ServerKeysTable {
+  server_name: string;
+  key_id: string;
+  /** Unpadded base64 of the 32-byte public key. */
+  key: string;
+  /** The `valid_until_ts` of the document the key came in. */
+  valid_until_ts: number;
+  /** For a key from `old_verify_keys`: when the server stopped using it; NULL for a current key. */
+  expired_ts: number | null;
+  fetched_at: number;
+  /** The server the document came from: the key's own server, or the notary asked. */
+  from_server: string;
+  /** The signed key document as received. */
+  key_json: Record<string, unknown>;
+}
+
+export interface Schema {
+  server_keys: ServerKeysTable;
+}

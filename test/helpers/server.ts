@@ -14,6 +14,7 @@ import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing
 import type { PluginOptions } from '../../src/http/context.js';
 import { createLogger } from '../../src/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
+import type { KeyFetchTransport } from '../../src/services/federation/key-transport.js';
 import { copyEmbeddedTemplate, createMigratedTestDatabase, testDatabaseKind } from './database.js';
 
 export interface TestServer {
@@ -37,6 +38,8 @@ export interface TestServerOptions {
    * free port of its own.
    */
   keepPorts?: boolean;
+  /** How the server's keyring reaches other servers (default: fetches fail). */
+  keyTransport?: KeyFetchTransport;
 }
 
 const LOOSE = { per_second: 1000, burst_count: 1000 };
@@ -88,7 +91,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const logger = lines ? createLogger('debug', { write: (s: string) => void lines.push(s) }) : createLogger('silent');
   let server: RunningServer;
   try {
-    server = await startServer(config, logger, { ...(!opts.keepPorts && { portOverride: 0 }), extraPlugins: opts.extraPlugins });
+    server = await startServer(config, logger, { ...(!opts.keepPorts && { portOverride: 0 }), extraPlugins: opts.extraPlugins, keyTransport: opts.keyTransport });
   } catch (err) {
     await base.dropDb?.();
     rmSync(dir, { recursive: true, force: true });
