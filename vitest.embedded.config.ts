@@ -30,6 +30,8 @@ export const EMBEDDED_SET = [
   'test/integration/sync-longpoll.test.ts',
   'test/integration/media-upload.test.ts',
   'test/integration/admin-users.test.ts',
+  // Two servers over HTTPS: signed federation requests and the keyring's storage.
+  'test/integration/federation-queries.test.ts',
   // End-to-end flows with a real client library.
   'test/e2e/chat.test.ts',
   'test/e2e/encrypted-chat.test.ts',

@@ -17,7 +17,10 @@ import { DevicesService } from './devices.js';
 import { CrossSigningService } from './e2ee/cross-signing.js';
 import { DeviceListsService } from './e2ee/device-lists.js';
 import { KeysService } from './e2ee/keys.js';
-import { type KeyFetchTransport, unconfiguredKeyTransport } from './federation/key-transport.js';
+import { createFederationClient, type FederationClient } from './federation/federation-client.js';
+import { type KeyFetchTransport, keyTransportFromClient } from './federation/key-transport.js';
+import { RemoteQueries } from './federation/remote-queries.js';
+import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
 import { RoomKeysService } from './e2ee/room-keys.js';
 import { ToDeviceService } from './e2ee/to-device.js';
@@ -62,7 +65,7 @@ export interface ServiceDeps {
   readonly database: Database;
   readonly keys: ServerKeys;
   readonly logger: Logger;
-  /** How the keyring reaches other servers; until the federation client is wired in, a transport whose every fetch fails. */
+  /** How the keyring reaches other servers (default: the federation client; tests may read keys another way). */
   readonly keyTransport?: KeyFetchTransport;
 }
 
@@ -125,6 +128,10 @@ export interface Services {
   readonly urlPreviews: UrlPreviewService | undefined;
   /** Other servers' verify keys (fetched, stored, checked) and the notary answers we give. */
   readonly keyring: Keyring;
+  /** Requests to other servers: discovery, TLS, X-Matrix signing, one connection pool per destination. */
+  readonly federation: FederationClient;
+  /** The origin of a federation request, from its signature. */
+  readonly federationAuth: FederationRequestAuth;
 }
 
 export interface RunningServices {
@@ -191,10 +198,14 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const registration = new RegistrationService({ config, database, logger, services: { accounts, auth, uia, passwords, rateLimiter } });
     const media = new MediaRepository({ config, database, logger, services: { rateLimiter } });
     const e2ee = { db, notifier, isMine, logger, deviceLists };
+    const fedLogger = subsystemLogger(logger, 'axon.federation');
+    const federation = createFederationClient({ config, keys, logger: fedLogger });
+    stops.push(() => federation.close());
+    const remote = new RemoteQueries({ client: federation, logger: fedLogger });
     const keyring = new Keyring({
       database,
       keys,
-      transport: deps.keyTransport ?? unconfiguredKeyTransport,
+      transport: deps.keyTransport ?? keyTransportFromClient(federation),
       trustedKeyServers: config.trusted_key_servers,
       logger: subsystemLogger(logger, 'axon.federation.keyring'),
     });
@@ -214,13 +225,13 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       ratelimitOverrides,
       notifier,
       rooms,
-      aliases: new AliasService({ db, rooms, serverName: config.server_name, directory, logger }),
+      aliases: new AliasService({ db, rooms, serverName: config.server_name, directory, remote, logger }),
       directory: new DirectoryService(db, directory),
       upgrader: new RoomUpgrader({ db, rooms, serverName: config.server_name, notifier, logger }),
       timeline: new TimelineService({ db, lazyMembers }),
       relationPages: new RelationPagesService(db),
       presence,
-      profiles: new ProfileService({ db, raw: config.raw, isMine, rooms, logger }),
+      profiles: new ProfileService({ db, raw: config.raw, isMine, rooms, remote, logger }),
       typing,
       receipts,
       push,
@@ -246,6 +257,8 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
           })
         : undefined,
       keyring,
+      federation,
+      federationAuth: new FederationRequestAuth({ serverName: config.server_name, keyring, domainWhitelist: config.federation_domain_whitelist, logger: fedLogger }),
     };
     const previews = services.urlPreviews;
     if (previews) stops.unshift(() => previews.close());

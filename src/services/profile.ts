@@ -14,6 +14,7 @@ import { setProfileField, type ProfileField } from '../storage/profiles.js';
 import type { Schema } from '../storage/schema.js';
 import { getProfile } from '../storage/users.js';
 import type { Requester } from './auth.js';
+import type { RemoteQueries } from './federation/remote-queries.js';
 import type { RoomService } from './rooms/room-service.js';
 
 export type { ProfileField };
@@ -34,6 +35,8 @@ export interface ProfileDeps {
   readonly raw: Record<string, unknown>;
   readonly isMine: (userId: string) => boolean;
   readonly rooms: RoomService;
+  /** Profiles of other servers' users, over federation. */
+  readonly remote?: RemoteQueries;
   readonly logger?: Logger;
 }
 
@@ -50,9 +53,18 @@ export class ProfileService {
     };
   }
 
-  /** A local user's profile; 404 for remote users and unknown ones. */
+  /** A user's profile: ours from the database, another server's asked of it; 404 for unknown users. */
   async get(userId: string): Promise<Profile> {
-    if (!this.d.isMine(userId)) throw profileNotFound();
+    if (!this.d.isMine(userId)) {
+      if (!this.d.remote) throw profileNotFound();
+      return this.d.remote.profile(userId, userId.slice(userId.indexOf(':') + 1), profileNotFound);
+    }
+    return this.local(userId);
+  }
+
+  /** A local user's profile (what /query/profile answers other servers); 400 for another server's user, 404 for unknown users. */
+  async local(userId: string): Promise<Profile> {
+    if (!this.d.isMine(userId)) throw new MatrixError(400, 'M_INVALID_PARAM', 'User is not hosted on this homeserver');
     const profile = await getProfile(this.d.db, userId);
     if (!profile) throw profileNotFound();
     return profile;

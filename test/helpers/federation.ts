@@ -46,6 +46,8 @@ export async function startFederationServer(opts: FederationServerOptions = {}):
           tls_private_key_path: leaf.keyPath,
           federation_custom_ca_list: [testCa().certPath],
           trusted_key_servers: [],
+          // The servers reach each other on the loopback, which the default ip_range_blacklist refuses.
+          ip_range_whitelist: ['127.0.0.1', '::1'],
           ...opts.yaml,
         },
       });

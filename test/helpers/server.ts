@@ -56,6 +56,8 @@ export async function baseTestYaml(dir: string, serverName: string): Promise<{ y
     listeners: [{ port: 8008, type: 'http', bind_addresses: ['127.0.0.1'], x_forwarded: true, tls: false, resources: [{ names: ['client', 'federation'], compress: false }] }],
     report_stats: false,
     suppress_key_server_warning: true,
+    // Never matrix.org (Synapse's default notary): the tests reach no outside host.
+    trusted_key_servers: [],
     // Fast hashes and generous limits; tests of those features set their own.
     bcrypt_rounds: 4,
     rc_login: { address: LOOSE, account: LOOSE, failed_attempts: LOOSE },

@@ -2,7 +2,18 @@
  * Test fixtures for accounts: a user made through the accounts service
  * (the same code registration uses) with a signed-in device.
  */
+import { readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { TestServer } from './server.js';
+import { testCa } from './test-ca.js';
+
+/** For servers on a TLS listener (the federation tests): a client that trusts the test CA. */
+let testCaClient: Agent | undefined;
+async function fetchJsonApi(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined }): Promise<Response> {
+  if (!url.startsWith('https:')) return fetch(url, init);
+  testCaClient ??= new Agent({ connect: { ca: readFileSync(testCa().certPath, 'utf8') } });
+  return (await undiciFetch(url, { ...init, dispatcher: testCaClient })) as unknown as Response;
+}
 
 export interface TestUser {
   userId: string;
@@ -33,7 +44,7 @@ export async function api(
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${t.url}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+  const res = await fetchJsonApi(`${t.url}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
   const text = await res.text();
   let body: Record<string, unknown> = {};
   try {

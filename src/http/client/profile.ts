@@ -7,7 +7,7 @@
  * 1000; an empty string clears the field; `enable_set_displayname` /
  * `enable_set_avatar_url: false` freeze a field once it has a value; and
  * `require_auth_for_profile_requests` makes reads need an access token.
- * Remote profiles need federation queries and are answered 404 for now.
+ * Another server's user's profile is asked of that server (`/query/profile`).
  * The checks on who may write, and the write, are ProfileService's.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';

@@ -42,9 +42,3 @@ export function keyTransportFromClient(client: FederationRequester): KeyFetchTra
     },
   };
 }
-
-/** The transport until a federation client is configured: every fetch fails, saying so. */
-export const unconfiguredKeyTransport: KeyFetchTransport = {
-  getServerKeys: () => Promise.reject(new KeyTransportError('federation client not configured')),
-  queryNotary: () => Promise.reject(new KeyTransportError('federation client not configured')),
-};

@@ -1,6 +1,6 @@
 /**
- * Room aliases (`#name:server`), local ones only until federation exists:
- * creating, resolving, listing and deleting them, with Synapse's rules.
+ * Room aliases (`#name:server`): creating, resolving, listing and deleting
+ * them, with Synapse's rules.
  *
  * - Creating: the alias must be well formed (400 M_INVALID_PARAM), ours
  *   (400 M_INVALID_PARAM), at most 255 bytes, allowed by
@@ -11,10 +11,12 @@
  *   the power to send `m.room.canonical_alias` may delete it. If the alias
  *   was the room's canonical alias or one of its alt_aliases, a new
  *   `m.room.canonical_alias` without it is sent (best effort, as Synapse).
- * - Resolving a remote alias needs federation: 404 M_NOT_FOUND for now.
+ * - Resolving another server's alias asks that server (`/query/directory`):
+ *   its 404 is ours, a server that cannot be reached is 502.
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import type { RemoteQueries } from '../federation/remote-queries.js';
 import { sendLevel, userPowerLevel } from '../../core/auth/index.js';
 import type { JsonObject, PDU } from '../../core/pdu.js';
 import { requireRoomVersion } from '../../core/room-versions.js';
@@ -73,6 +75,8 @@ export interface AliasServiceDeps {
   rooms: RoomService;
   serverName: string;
   directory: DirectorySettings;
+  /** Other servers' aliases, over federation. */
+  remote?: RemoteQueries;
   logger?: Logger;
 }
 
@@ -89,7 +93,18 @@ export class AliasService {
   async resolve(aliasStr: string): Promise<{ room_id: string; servers: string[] }> {
     const p = parseRoomAliasOrThrow(aliasStr);
     const notFound = () => new MatrixError(404, 'M_NOT_FOUND', `Room alias ${p.alias} not found`);
-    if (!this.isLocal(p)) throw notFound(); // remote aliases are resolved over federation, which Axon does not speak yet
+    if (!this.isLocal(p)) {
+      if (!this.d.remote) throw notFound();
+      return this.d.remote.directory(p.alias, p.server, notFound);
+    }
+    return this.resolveLocal(p.alias);
+  }
+
+  /** A local alias (what /query/directory answers other servers): the room and the servers in it, ours first. */
+  async resolveLocal(aliasStr: string): Promise<{ room_id: string; servers: string[] }> {
+    const p = parseRoomAliasOrThrow(aliasStr);
+    const notFound = () => new MatrixError(404, 'M_NOT_FOUND', `Room alias ${p.alias} not found`);
+    if (!this.isLocal(p)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Room alias is not hosted on this homeserver');
     const row = await getAlias(this.d.db, p.alias);
     if (!row) throw notFound();
     const servers = new Set(await joinedServers(this.d.db, row.room_id));
