@@ -1,17 +1,10 @@
 /** Other servers' verify keys (`server_keys`, migration 0018), as the keyring fetched them. */
 import { sql } from 'kysely';
 import type { Db } from './db.js';
+import type { ServerKeysTable } from './schema.js';
 
-export interface ServerKeyRow {
-  server_name: string;
-  key_id: string;
-  key: string;
-  valid_until_ts: number;
-  expired_ts: number | null;
-  fetched_at: number;
-  from_server: string;
-  key_json: Record<string, unknown>;
-}
+/** A stored key: the table's row. */
+export type ServerKeyRow = ServerKeysTable;
 
 const COLUMNS = ['server_name', 'key_id', 'key', 'valid_until_ts', 'expired_ts', 'fetched_at', 'from_server', 'key_json'] as const;
 
