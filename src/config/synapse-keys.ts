@@ -115,7 +115,7 @@ export const AXON_IMPLEMENTED_KEYS: Set<string> = new Set([
   'max_pending_media_uploads', 'unused_expiration_time', 'rc_media_create',
   'push', 'start_pushers', 'ip_range_blacklist', 'ip_range_whitelist',
   'serve_server_wellknown', 'extra_well_known_client_content', 'presence', 'use_presence', 'default_room_version',
-  'federation_domain_whitelist', 'federation_verify_certificates', 'federation_certificate_verification_whitelist',
+  'allow_device_name_lookup_over_federation', 'federation_domain_whitelist', 'federation_verify_certificates', 'federation_certificate_verification_whitelist',
   'federation_custom_ca_list', 'federation_client_minimum_tls_version', 'allow_public_rooms_over_federation', 'allow_public_rooms_without_auth',
   'user_directory', 'report_stats', 'admin_contact', 'require_auth_for_profile_requests',
   'limit_profile_requests_to_users_who_share_rooms', 'auto_join_rooms',

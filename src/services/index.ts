@@ -241,7 +241,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       filters: new FilterStore(db, filterTimelineLimit(config)),
       userDirectory: new UserDirectoryService({ db, config, rateLimiter }),
       lazyMembers,
-      deviceKeys: new KeysService(e2ee),
+      deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true }),
       crossSigning: new CrossSigningService({ ...e2ee, reauth }),
       toDevice: new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } }),
       roomKeys: new RoomKeysService(db),

@@ -275,7 +275,7 @@ export async function putSignatures(db: Db, rows: readonly SignatureRow[]): Prom
  * Signatures over these targets that `viewer` may see: those made by the
  * target's owner (their devices and cross-signing keys), and the viewer's own.
  */
-export async function signaturesOver(db: Db, targets: readonly { userId: string; deviceId: string }[], viewer: string): Promise<SignatureRow[]> {
+export async function signaturesOver(db: Db, targets: readonly { userId: string; deviceId: string }[], viewer: string | null): Promise<SignatureRow[]> {
   if (targets.length === 0) return [];
   const res = await sql<SignatureRow>`
     SELECT s.user_id, s.key_id, s.target_user_id, s.target_device_id, s.signature

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, type SigningKey } from '../../src/core/signing.js';
 import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
 import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
+import { deviceKeys, oneTimeKeys } from '../helpers/e2e-keys.js';
 import { testCa } from '../helpers/test-ca.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
@@ -146,6 +147,50 @@ describe('the query API checks who asks', () => {
     expect(res.body['servers']).toEqual([b.serverName]);
     const missing = await signedGet(b, `/_matrix/federation/v1/query/directory?room_alias=${enc(`#gone:${b.serverName}`)}`);
     expect(missing.status).toBe(404);
+  });
+});
+
+/** A POST to `to`'s federation API with a JSON body, signed by A (the body is part of what is signed). */
+async function signedPost(to: FederationServer, uri: string, body: Record<string, unknown>, opts: { unsigned?: boolean; signedBody?: Record<string, unknown> } = {}) {
+  const key = a.test.server.ctx.keys.current;
+  const header = xMatrixAuthorization({ method: 'POST', uri, origin: a.serverName, destination: to.serverName, content: opts.signedBody ?? body }, key);
+  const res = await request(`${to.url}${uri}`, {
+    method: 'POST',
+    dispatcher: agent,
+    headers: { 'content-type': 'application/json', ...(opts.unsigned ? {} : { authorization: header }) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+}
+
+describe('the user keys API', () => {
+  it("answers our users' device keys to a signed query, without display names or other servers' users", async () => {
+    const dev = deviceKeys(bob.userId, bob.deviceId);
+    const up = await api(b.test, 'POST', '/_matrix/client/v3/keys/upload', { token: bob.accessToken, body: { device_keys: dev.deviceKeys, one_time_keys: oneTimeKeys(dev, 2) } });
+    expect(up.status).toBe(200);
+    const query = { device_keys: { [bob.userId]: [], [`@x:${a.serverName}`]: [] } };
+    const res = await signedPost(b, '/_matrix/federation/v1/user/keys/query', query);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ device_keys: { [bob.userId]: { [bob.deviceId]: { ...dev.deviceKeys, unsigned: {} } } }, master_keys: {}, self_signing_keys: {} });
+    // The body is signed: a different one is refused.
+    const tampered = await signedPost(b, '/_matrix/federation/v1/user/keys/query', query, { signedBody: { device_keys: {} } });
+    expect(tampered.status).toBe(401);
+    expect((await signedPost(b, '/_matrix/federation/v1/user/keys/query', query, { unsigned: true })).status).toBe(401);
+  });
+
+  it('hands out each one-time key once, then nothing more', async () => {
+    const claim = { one_time_keys: { [bob.userId]: { [bob.deviceId]: 'signed_curve25519' } } };
+    const seen = new Set<string>();
+    for (let i = 0; i < 2; i++) {
+      const res = await signedPost(b, '/_matrix/federation/v1/user/keys/claim', claim);
+      expect(res.status).toBe(200);
+      const got = (res.body['one_time_keys'] as Record<string, Record<string, Record<string, unknown>>>)[bob.userId]?.[bob.deviceId] ?? {};
+      expect(Object.keys(got)).toHaveLength(1);
+      for (const k of Object.keys(got)) seen.add(k);
+    }
+    expect(seen.size).toBe(2);
+    const none = await signedPost(b, '/_matrix/federation/v1/user/keys/claim', claim);
+    expect(none.body).toEqual({ one_time_keys: {} });
   });
 });
 

@@ -211,6 +211,8 @@ export interface KeysServiceDeps {
   logger: Logger;
   /** Announces device-list changes once they have committed. */
   deviceLists: DeviceListsService;
+  /** Synapse's `allow_device_name_lookup_over_federation` (default false): other servers see device display names. */
+  deviceNamesOverFederation?: boolean;
 }
 
 /** What `failures` holds for a server we cannot ask (no federation yet), in the shape Synapse reports an unreachable one. */
@@ -271,6 +273,23 @@ export class KeysService {
 
   /** POST /keys/query. */
   async query(requester: Requester, req: QueryRequest): Promise<Json> {
+    return this.lookUp(req, requester.userId, true);
+  }
+
+  /**
+   * POST /_matrix/federation/v1/user/keys/query: our users' keys as another
+   * server's users may see them (their owners' signatures only, no
+   * user-signing keys, display names only with
+   * `allow_device_name_lookup_over_federation`); other users are left out.
+   */
+  async queryForServer(req: QueryRequest): Promise<Json> {
+    const users = new Map([...req.users].filter(([u]) => this.d.isMine(u)));
+    const all = await this.lookUp({ users }, null, this.d.deviceNamesOverFederation === true);
+    return { device_keys: all['device_keys'], master_keys: all['master_keys'], self_signing_keys: all['self_signing_keys'] };
+  }
+
+  /** The keys of `req`'s local users as `viewer` (a user, or null for another server) may see them; others in `failures`. */
+  private async lookUp(req: QueryRequest, viewer: string | null, displayNames: boolean): Promise<Json> {
     const failures: Json = {};
     const local = new Map<string, string[] | null>();
     for (const [userId, devices] of req.users) {
@@ -287,7 +306,7 @@ export class KeysService {
       const pub = c.key_type === 'master' ? crossSigningPublicKey(c.key_json) : undefined;
       if (pub !== undefined) targets.push({ userId: c.user_id, deviceId: pub });
     }
-    const sigs = await signaturesOver(this.d.db, targets, requester.userId);
+    const sigs = await signaturesOver(this.d.db, targets, viewer);
     const sigsOf = new Map<string, SignatureRow[]>();
     for (const s of sigs) {
       const k = `${s.target_user_id}\u0000${s.target_device_id}`;
@@ -300,7 +319,7 @@ export class KeysService {
     for (const u of users) deviceKeys[u] = {};
     for (const r of devices) {
       const keys = withSignatures(r.key_json, sigsOf.get(`${r.user_id}\u0000${r.device_id}`) ?? []);
-      (deviceKeys[r.user_id] as Json)[r.device_id] = { ...keys, unsigned: r.display_name === null ? {} : { device_display_name: r.display_name } };
+      (deviceKeys[r.user_id] as Json)[r.device_id] = { ...keys, unsigned: r.display_name === null || !displayNames ? {} : { device_display_name: r.display_name } };
     }
     const masterKeys: Json = {};
     const selfSigningKeys: Json = {};
@@ -311,12 +330,18 @@ export class KeysService {
         masterKeys[c.user_id] = pub === undefined ? c.key_json : withSignatures(c.key_json, sigsOf.get(`${c.user_id}\u0000${pub}`) ?? []);
       } else if (c.key_type === 'self_signing') {
         selfSigningKeys[c.user_id] = c.key_json;
-      } else if (c.user_id === requester.userId) {
+      } else if (c.user_id === viewer) {
         // A user-signing key is for its owner's eyes only.
         userSigningKeys[c.user_id] = c.key_json;
       }
     }
     return { device_keys: deviceKeys, failures, master_keys: masterKeys, self_signing_keys: selfSigningKeys, user_signing_keys: userSigningKeys };
+  }
+
+  /** POST /_matrix/federation/v1/user/keys/claim: one-time (else fallback) keys of our users' devices; other users are left out. */
+  async claimForServer(wanted: readonly ClaimWanted[]): Promise<Json> {
+    const claimed = await this.claim(wanted.filter((w) => this.d.isMine(w.userId)));
+    return { one_time_keys: claimed['one_time_keys'] };
   }
 
   /** POST /keys/claim. */
