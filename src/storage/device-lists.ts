@@ -24,6 +24,16 @@ export async function recordDeviceListChange(db: Db, userId: string, deviceIds: 
   return Math.max(0, ...res.rows.map((r) => num(r.stream_id)));
 }
 
+/** The position of a user's latest device-list change (0 when there was none): `/user/devices`' `stream_id`. */
+export async function latestDeviceListChange(db: Db, userId: string): Promise<number> {
+  const row = await db
+    .selectFrom('device_lists_stream')
+    .select((eb) => eb.fn.max('stream_id').as('m'))
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  return row?.m === null || row?.m === undefined ? 0 : num(row.m);
+}
+
 /**
  * Users whose devices changed in (after, upto] and who are `userId` or are
  * joined to a room `userId` is joined to (now).

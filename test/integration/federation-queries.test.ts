@@ -178,6 +178,20 @@ describe('the user keys API', () => {
     expect((await signedPost(b, '/_matrix/federation/v1/user/keys/query', query, { unsigned: true })).status).toBe(401);
   });
 
+  it("lists a user's devices with their keys and the latest change's stream_id", async () => {
+    const res = await signedGet(b, `/_matrix/federation/v1/user/devices/${enc(bob.userId)}`);
+    expect(res.status).toBe(200);
+    const stored = await api(b.test, 'POST', '/_matrix/client/v3/keys/query', { token: bob.accessToken, body: { device_keys: { [bob.userId]: [] } } });
+    const { unsigned: _u, ...keys } = (stored.body['device_keys'] as Record<string, Record<string, Record<string, unknown>>>)[bob.userId]?.[bob.deviceId] ?? {};
+    expect(res.body['user_id']).toBe(bob.userId);
+    expect(res.body['stream_id']).toBeGreaterThan(0);
+    // No device_display_name: allow_device_name_lookup_over_federation is off by default.
+    expect(res.body['devices']).toEqual([{ device_id: bob.deviceId, keys: { ...keys, unsigned: {} } }]);
+    const foreign = await signedGet(b, `/_matrix/federation/v1/user/devices/${enc(`@x:${a.serverName}`)}`);
+    expect(foreign.status).toBe(400);
+    expect((await signedGet(b, `/_matrix/federation/v1/user/devices/${enc(bob.userId)}`, { auth: null })).status).toBe(401);
+  });
+
   it('hands out each one-time key once, then nothing more', async () => {
     const claim = { one_time_keys: { [bob.userId]: { [bob.deviceId]: 'signed_curve25519' } } };
     const seen = new Set<string>();

@@ -1,9 +1,9 @@
 /**
- * The end-to-end keys of our users for other servers:
- * POST /_matrix/federation/v1/user/keys/query (device, master and
- * self-signing keys) and /user/keys/claim (one-time keys, else fallback
- * keys). Both need a signed request; users of other servers in the body
- * are left out.
+ * The devices and end-to-end keys of our users for other servers:
+ * GET /_matrix/federation/v1/user/devices/{userId}, POST /user/keys/query
+ * (device, master and self-signing keys) and /user/keys/claim (one-time
+ * keys, else fallback keys). All need a signed request; users of other
+ * servers in a body are left out.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { parseClaim, parseQuery } from '../../services/e2ee/keys.js';
@@ -16,6 +16,11 @@ const CLAIM_BODY = { type: 'object', required: ['one_time_keys'], properties: { 
 
 export const federationUserKeysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const keys = ctx.services.deviceKeys;
+
+  app.get<{ Params: { userId: string } }>('/_matrix/federation/v1/user/devices/:userId', async (req) => {
+    await requireOrigin(ctx, req);
+    return keys.devicesForServer(req.params.userId);
+  });
 
   app.post('/_matrix/federation/v1/user/keys/query', { schema: { body: QUERY_BODY } }, async (req) => {
     await requireOrigin(ctx, req);

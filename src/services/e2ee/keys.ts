@@ -39,7 +39,8 @@ import {
   type NewKey,
   type SignatureRow,
 } from '../../storage/e2e-keys.js';
-import { recordDeviceListChange } from '../../storage/device-lists.js';
+import { latestDeviceListChange, recordDeviceListChange } from '../../storage/device-lists.js';
+import { listDevices } from '../../storage/devices.js';
 import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
@@ -336,6 +337,36 @@ export class KeysService {
       }
     }
     return { device_keys: deviceKeys, failures, master_keys: masterKeys, self_signing_keys: selfSigningKeys, user_signing_keys: userSigningKeys };
+  }
+
+  /**
+   * GET /_matrix/federation/v1/user/devices/{userId}: a local user's devices
+   * with their keys (as `queryForServer` shows them), cross-signing keys, and
+   * the position of the latest change (`stream_id`, which device-list
+   * updates will carry as `prev_id`).
+   */
+  async devicesForServer(userId: string): Promise<Json> {
+    if (!this.d.isMine(userId)) throw new MatrixError(400, 'M_INVALID_PARAM', 'User is not hosted on this homeserver');
+    const streamId = await latestDeviceListChange(this.d.db, userId);
+    const [devices, keys] = await Promise.all([listDevices(this.d.db, userId), this.queryForServer({ users: new Map([[userId, null]]) })]);
+    const byDevice = ((keys['device_keys'] as Json)[userId] ?? {}) as Record<string, Json>;
+    const names = this.d.deviceNamesOverFederation === true;
+    const out: Json = {
+      user_id: userId,
+      stream_id: streamId,
+      devices: devices.map((d) => {
+        const k = byDevice[d.device_id];
+        const entry: Json = { device_id: d.device_id };
+        if (k !== undefined) entry['keys'] = k;
+        if (names && d.display_name !== null) entry['device_display_name'] = d.display_name;
+        return entry;
+      }),
+    };
+    const master = (keys['master_keys'] as Json)[userId];
+    const selfSigning = (keys['self_signing_keys'] as Json)[userId];
+    if (master !== undefined) out['master_key'] = master;
+    if (selfSigning !== undefined) out['self_signing_key'] = selfSigning;
+    return out;
   }
 
   /** POST /_matrix/federation/v1/user/keys/claim: one-time (else fallback) keys of our users' devices; other users are left out. */
