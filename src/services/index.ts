@@ -17,6 +17,7 @@ import { DevicesService } from './devices.js';
 import { CrossSigningService } from './e2ee/cross-signing.js';
 import { DeviceListsService } from './e2ee/device-lists.js';
 import { KeysService } from './e2ee/keys.js';
+import { RemoteKeys } from './e2ee/remote-keys.js';
 import { createFederationClient, type FederationClient } from './federation/federation-client.js';
 import { type KeyFetchTransport, keyTransportFromClient } from './federation/key-transport.js';
 import { RemoteQueries } from './federation/remote-queries.js';
@@ -241,7 +242,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       filters: new FilterStore(db, filterTimelineLimit(config)),
       userDirectory: new UserDirectoryService({ db, config, rateLimiter }),
       lazyMembers,
-      deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true }),
+      deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true, remote: new RemoteKeys(federation) }),
       crossSigning: new CrossSigningService({ ...e2ee, reauth }),
       toDevice: new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } }),
       roomKeys: new RoomKeysService(db),

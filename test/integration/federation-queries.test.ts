@@ -208,6 +208,33 @@ describe('the user keys API', () => {
   });
 });
 
+describe("the client API's /keys/query and /keys/claim ask other servers", () => {
+  it("answers a remote user's device keys and claims their one-time keys through their server", async () => {
+    const carol = await createUser(b.test, 'carol');
+    const dev = deviceKeys(carol.userId, carol.deviceId);
+    const otks = oneTimeKeys(dev, 1);
+    expect((await api(b.test, 'POST', '/_matrix/client/v3/keys/upload', { token: carol.accessToken, body: { device_keys: dev.deviceKeys, one_time_keys: otks } })).status).toBe(
+      200,
+    );
+    const dave = await createUser(a.test, 'dave');
+    const q = await api(a.test, 'POST', '/_matrix/client/v3/keys/query', { token: dave.accessToken, body: { device_keys: { [carol.userId]: [], [dave.userId]: [] } } });
+    expect(q.status).toBe(200);
+    expect(q.body['failures']).toEqual({});
+    const got = (q.body['device_keys'] as Record<string, Record<string, Record<string, unknown>>>)[carol.userId];
+    expect(Object.keys(got ?? {})).toEqual([carol.deviceId]);
+    const { unsigned: _u, ...keys } = got?.[carol.deviceId] ?? {};
+    expect(keys).toEqual(dev.deviceKeys);
+    expect((q.body['device_keys'] as Record<string, unknown>)[dave.userId]).toEqual({});
+
+    const c = await api(a.test, 'POST', '/_matrix/client/v3/keys/claim', {
+      token: dave.accessToken,
+      body: { one_time_keys: { [carol.userId]: { [carol.deviceId]: 'signed_curve25519' } } },
+    });
+    expect(c.status).toBe(200);
+    expect(c.body).toEqual({ one_time_keys: { [carol.userId]: { [carol.deviceId]: otks } }, failures: {} });
+  });
+});
+
 describe('federation_domain_whitelist', () => {
   it('refuses origins not listed with 403 M_FORBIDDEN, without fetching their keys', async () => {
     const c = await startFederationServer({ yaml: { federation_domain_whitelist: ['elsewhere.example'] } });

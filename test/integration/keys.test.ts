@@ -172,13 +172,13 @@ describe('POST /keys/query', () => {
     const nokeys = await createUser(t, 'q1nokeys');
     const asker = await createUser(t, 'q1asker');
 
-    const all = await query(asker, { device_keys: { [u.userId]: [], [nokeys.userId]: [], '@someone:remote.example': [] }, timeout: 10000 });
+    const all = await query(asker, { device_keys: { [u.userId]: [], [nokeys.userId]: [], '@someone:localhost:1': [] }, timeout: 10000 });
     expect(all.status).toBe(200);
     expect(Object.keys(all.body.device_keys[u.userId]).sort()).toEqual([u.deviceId, d2.deviceId].sort());
     expect(all.body.device_keys[u.userId][d2.deviceId].unsigned).toEqual({ device_display_name: 'Laptop' });
     expect(all.body.device_keys[nokeys.userId]).toEqual({});
-    expect(all.body.device_keys).not.toHaveProperty('@someone:remote.example');
-    expect(all.body.failures).toHaveProperty(['remote.example']);
+    expect(all.body.device_keys).not.toHaveProperty('@someone:localhost:1');
+    expect(all.body.failures).toHaveProperty(['localhost:1']);
     expect(all.body.master_keys).toEqual({});
     expect(all.body.self_signing_keys).toEqual({});
     expect(all.body.user_signing_keys).toEqual({});
@@ -282,13 +282,13 @@ describe('POST /keys/claim', () => {
       one_time_keys: {
         [a.u.userId]: { [a.u.deviceId]: 'signed_curve25519' },
         [b.u.userId]: { [b.u.deviceId]: 'signed_curve25519', NODEVICE: 'signed_curve25519' },
-        '@x:remote.example': { D: 'signed_curve25519' },
+        '@x:localhost:1': { D: 'signed_curve25519' },
       },
       timeout: 100,
     });
     expect(res.status).toBe(200);
     expect(res.body.one_time_keys).toEqual({ [a.u.userId]: { [a.u.deviceId]: ka }, [b.u.userId]: { [b.u.deviceId]: kb } });
-    expect(Object.keys(res.body.failures)).toEqual(['remote.example']);
+    expect(Object.keys(res.body.failures)).toEqual(['localhost:1']);
     const cases: [unknown, string][] = [
       [{}, 'M_MISSING_PARAM'],
       [{ one_time_keys: [] }, 'M_BAD_JSON'],

@@ -17,9 +17,12 @@ import { jsonObjectBody } from '../json-body.js';
 /**
  * The top level of the spec's /keys bodies (the service checks what is
  * inside): objects where the spec has them, null taken as not given on
- * upload, `timeout` an integer (ignored: nothing here waits on other
- * servers). Wrong types are M_BAD_JSON, a missing map M_MISSING_PARAM.
+ * upload, `timeout` an integer (how long to wait for other servers, in
+ * ms: 10 s when absent, as Synapse, and at most a minute). Wrong types are M_BAD_JSON, a missing map M_MISSING_PARAM.
  */
+/** A body's `timeout` for the federation requests, capped. */
+const remoteTimeout = (body: Record<string, unknown>) => (typeof body['timeout'] === 'number' ? Math.min(body['timeout'], 60_000) : undefined);
+
 const KEY_MAP = { type: 'object', nullable: true };
 const UPLOAD_BODY = {
   type: 'object',
@@ -49,12 +52,14 @@ export const keysPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }
 
     app.post(`${prefix}/keys/query`, { schema: { body: QUERY_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      return keys.query(requester, parseQuery(jsonObjectBody(req)));
+      const body = jsonObjectBody(req);
+      return keys.query(requester, parseQuery(body), remoteTimeout(body));
     });
 
     app.post(`${prefix}/keys/claim`, { schema: { body: CLAIM_BODY } }, async (req) => {
       await requireUser(ctx, req, { allowGuest: true });
-      return keys.claim(parseClaim(jsonObjectBody(req)));
+      const body = jsonObjectBody(req);
+      return keys.claim(parseClaim(body), remoteTimeout(body));
     });
 
     app.get(`${prefix}/keys/changes`, async (req) => {

@@ -45,6 +45,7 @@ import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import type { DeviceListsService } from './device-lists.js';
+import type { RemoteKeys } from './remote-keys.js';
 import { withSubsystemLogger } from '../../logger.js';
 import { containsNul, isJsonObject } from '../../core/json-values.js';
 
@@ -214,9 +215,11 @@ export interface KeysServiceDeps {
   deviceLists: DeviceListsService;
   /** Synapse's `allow_device_name_lookup_over_federation` (default false): other servers see device display names. */
   deviceNamesOverFederation?: boolean;
+  /** Other servers' users' keys, over federation (absent: they are reported unreachable). */
+  remote?: RemoteKeys;
 }
 
-/** What `failures` holds for a server we cannot ask (no federation yet), in the shape Synapse reports an unreachable one. */
+/** What `failures` holds for a server we cannot ask (no federation client), in the shape Synapse reports an unreachable one. */
 export const UNREACHABLE = { status: 503, message: 'Federation is not available on this server' };
 
 /** Whether two one-time keys are the same key: equal strings, or objects equal but for their signatures (as Synapse compares). */
@@ -272,9 +275,21 @@ export class KeysService {
     return { [SIGNED_CURVE25519]: 0, ...counts };
   }
 
-  /** POST /keys/query. */
-  async query(requester: Requester, req: QueryRequest): Promise<Json> {
-    return this.lookUp(req, requester.userId, true);
+  /** POST /keys/query: our users' keys, and other servers' users' keys asked of their servers (waiting at most `timeoutMs`). */
+  async query(requester: Requester, req: QueryRequest, timeoutMs?: number): Promise<Json> {
+    const remote = new Map([...req.users].filter(([u]) => !this.d.isMine(u)));
+    if (remote.size === 0 || !this.d.remote) return this.lookUp(req, requester.userId, true);
+    const [mine, theirs] = await Promise.all([
+      this.lookUp({ users: new Map([...req.users].filter(([u]) => this.d.isMine(u))) }, requester.userId, true),
+      this.d.remote.query(remote, timeoutMs),
+    ]);
+    return {
+      device_keys: { ...(mine['device_keys'] as Json), ...theirs.deviceKeys },
+      failures: theirs.failures,
+      master_keys: { ...(mine['master_keys'] as Json), ...theirs.masterKeys },
+      self_signing_keys: { ...(mine['self_signing_keys'] as Json), ...theirs.selfSigningKeys },
+      user_signing_keys: mine['user_signing_keys'],
+    };
   }
 
   /**
@@ -371,18 +386,22 @@ export class KeysService {
 
   /** POST /_matrix/federation/v1/user/keys/claim: one-time (else fallback) keys of our users' devices; other users are left out. */
   async claimForServer(wanted: readonly ClaimWanted[]): Promise<Json> {
-    const claimed = await this.claim(wanted.filter((w) => this.d.isMine(w.userId)));
-    return { one_time_keys: claimed['one_time_keys'] };
+    return { one_time_keys: await this.claimLocal(wanted.filter((w) => this.d.isMine(w.userId))) };
   }
 
-  /** POST /keys/claim. */
-  async claim(wanted: readonly ClaimWanted[]): Promise<Json> {
-    const failures: Json = {};
-    const local: ClaimWanted[] = [];
-    for (const w of wanted) {
-      if (this.d.isMine(w.userId)) local.push(w);
-      else failures[domainOf(w.userId) ?? w.userId] = UNREACHABLE;
-    }
+  /** POST /keys/claim: our users' keys, and other servers' users' keys claimed from their servers (waiting at most `timeoutMs`). */
+  async claim(wanted: readonly ClaimWanted[], timeoutMs?: number): Promise<Json> {
+    const local = wanted.filter((w) => this.d.isMine(w.userId));
+    const others = wanted.filter((w) => !this.d.isMine(w.userId));
+    const remote = this.d.remote;
+    const [mine, theirs] = await Promise.all([this.claimLocal(local), others.length > 0 && remote ? remote.claim(others, timeoutMs) : undefined]);
+    const failures: Json = theirs?.failures ?? {};
+    if (!theirs) for (const w of others) failures[domainOf(w.userId) ?? w.userId] = UNREACHABLE;
+    return { one_time_keys: { ...mine, ...theirs?.oneTimeKeys }, failures };
+  }
+
+  private async claimLocal(local: readonly ClaimWanted[]): Promise<Record<string, Record<string, Json>>> {
+    if (local.length === 0) return {};
     const claimed = await this.d.db.transaction().execute(async (tx) => {
       const got = await claimOneTimeKeys(tx, local);
       const had = new Set(got.map((g) => `${g.user_id}\u0000${g.device_id}`));
@@ -394,7 +413,7 @@ export class KeysService {
       const byDevice = (oneTimeKeys[k.user_id] ??= {});
       byDevice[k.device_id] = { ...byDevice[k.device_id], [`${k.algorithm}:${k.key_id}`]: k.key_json };
     }
-    return { one_time_keys: oneTimeKeys, failures };
+    return oneTimeKeys;
   }
 }
 
