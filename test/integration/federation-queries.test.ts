@@ -235,6 +235,31 @@ describe("the client API's /keys/query and /keys/claim ask other servers", () =>
   });
 });
 
+describe('publicRooms over federation', () => {
+  it('is 403 unless allow_public_rooms_over_federation, then lists the published rooms (GET and POST with a filter)', async () => {
+    expect((await signedGet(b, '/_matrix/federation/v1/publicRooms')).status).toBe(403);
+    const d = await startFederationServer({ yaml: { allow_public_rooms_over_federation: true } });
+    try {
+      const admin = await createUser(d.test, 'admin', { admin: true });
+      const made = await api(d.test, 'POST', '/_matrix/client/v3/createRoom', {
+        token: admin.accessToken,
+        body: { preset: 'public_chat', visibility: 'public', name: 'Town square' },
+      });
+      expect(made.status).toBe(200);
+      const res = await signedGet(d, '/_matrix/federation/v1/publicRooms?limit=10');
+      expect(res.status).toBe(200);
+      expect((res.body['chunk'] as { room_id: string; name?: string }[]).map((r) => [r.room_id, r.name])).toEqual([[made.body['room_id'], 'Town square']]);
+      const found = await signedPost(d, '/_matrix/federation/v1/publicRooms', { filter: { generic_search_term: 'town' } });
+      expect((found.body['chunk'] as unknown[]).length).toBe(1);
+      const none = await signedPost(d, '/_matrix/federation/v1/publicRooms', { filter: { generic_search_term: 'harbour' } });
+      expect(none.body['chunk']).toEqual([]);
+      expect((await signedGet(d, '/_matrix/federation/v1/publicRooms', { auth: null })).status).toBe(401);
+    } finally {
+      await d.close();
+    }
+  });
+});
+
 describe('federation_domain_whitelist', () => {
   it('refuses origins not listed with 403 M_FORBIDDEN, without fetching their keys', async () => {
     const c = await startFederationServer({ yaml: { federation_domain_whitelist: ['elsewhere.example'] } });

@@ -10,11 +10,11 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { MatrixError } from '../../matrix-error.js';
-import type { PublicRoomsRequest } from '../../services/rooms/directory.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
+import { limitOf, PUBLIC_ROOMS_BODY, publicRoomsRequest } from '../public-rooms-request.js';
 import { raiseSchemaError } from '../request-schema.js';
 
 const SERVER_NAME = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/;
@@ -41,35 +41,6 @@ const PUBLIC_ROOMS_QUERY = {
     server: { type: 'string' },
   },
 };
-
-/** POST /publicRooms: as the GET, and the filter; Synapse also takes `limit` as a string of digits. */
-const PUBLIC_ROOMS_BODY = {
-  type: 'object',
-  properties: {
-    limit: { anyOf: [{ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }, { type: 'string', pattern: '^[0-9]{1,15}$' }, { type: 'null' }] },
-    since: { type: ['string', 'null'] },
-    filter: {
-      type: ['object', 'null'],
-      properties: {
-        generic_search_term: { type: ['string', 'null'] },
-        room_types: { type: ['array', 'null'], items: { type: ['string', 'null'] } },
-      },
-    },
-    include_all_networks: { type: 'boolean' },
-    third_party_instance_id: { type: ['string', 'null'] },
-  },
-};
-
-interface PublicRoomsBody {
-  limit?: number | string | null;
-  since?: string | null;
-  filter?: { generic_search_term?: string | null; room_types?: (string | null)[] | null } | null;
-  include_all_networks?: boolean;
-  third_party_instance_id?: string | null;
-}
-
-/** A `limit` the schema let through (an integer or a string of digits) as a number. */
-const limitOf = (v: number | string | null | undefined): number | undefined => (v === undefined || v === null ? undefined : Number(v));
 
 export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { aliases, directory } = ctx.services;
@@ -131,24 +102,7 @@ export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
     app.post<{ Querystring: { server?: unknown } }>(`${p}/publicRooms`, { schema: { body: PUBLIC_ROOMS_BODY } }, async (req) => {
       await requireUser(ctx, req, { allowGuest: true });
       const server = typeof req.query?.server === 'string' ? req.query.server : undefined;
-      const body = jsonObjectBody(req) as PublicRoomsBody;
-      const r: PublicRoomsRequest = { limit: limitOf(body.limit) };
-      if (typeof body.since === 'string' && body.since !== '') r.since = body.since;
-      const term = body.filter?.generic_search_term;
-      if (typeof term === 'string') {
-        rejectNul(term, 'generic_search_term');
-        if (term.trim() !== '') r.search = term;
-      }
-      const types = body.filter?.room_types;
-      if (Array.isArray(types)) {
-        rejectNul(types, 'room_types');
-        r.roomTypes = types;
-      }
-      const instance = body.third_party_instance_id;
-      if (typeof instance === 'string') {
-        if (body.include_all_networks === true) throw new MatrixError(400, 'M_INVALID_PARAM', "Can't use include_all_networks with an explicit network");
-        r.thirdPartyInstanceId = instance;
-      }
+      const r = publicRoomsRequest(jsonObjectBody(req));
       checkServer(server);
       return directory.publicRooms(r);
     });
