@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createLogger } from '../../src/logger.js';
-import { openDatabase } from '../../src/storage/database.js';
+import type { DatabaseConfig } from '../../src/config/types.js';
+import { type Database, openDatabase } from '../../src/storage/database.js';
 import { migrateToLatest } from '../../src/storage/migrate.js';
 
 export const PG_ADMIN_URL = process.env.AXON_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -116,4 +117,38 @@ function embeddedTemplate(): Promise<string> {
 /** Puts a fresh, migrated embedded cluster at `path` (a copy of the suite's template, or of this process's). */
 export async function copyEmbeddedTemplate(path: string): Promise<void> {
   cpSync(process.env[EMBEDDED_TEMPLATE_ENV] ?? (await embeddedTemplate()), path, { recursive: true });
+}
+
+/** A migrated database opened the way the server opens it, on the suite's kind (PostgreSQL or embedded), and how to drop it. */
+export interface OpenedTestDatabase {
+  database: Database;
+  /** The connection URL on PostgreSQL; undefined on the embedded database. */
+  url: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function openMigratedTestDatabase(): Promise<OpenedTestDatabase> {
+  let cfg: DatabaseConfig;
+  let url: string | undefined;
+  let drop: () => Promise<void> | void;
+  if ((await testDatabaseKind()) === 'postgres') {
+    const db = await createMigratedTestDatabase();
+    url = db.url;
+    drop = db.drop;
+    cfg = { kind: 'postgres', connectionString: db.url, cp_min: 1, cp_max: 3 };
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'axon-db-'));
+    drop = () => rmSync(dir, { recursive: true, force: true });
+    await copyEmbeddedTemplate(join(dir, 'pglite'));
+    cfg = { kind: 'embedded', path: join(dir, 'pglite') };
+  }
+  const database = await openDatabase(cfg, createLogger('silent'));
+  return {
+    database,
+    url,
+    close: async () => {
+      await database.close();
+      await drop();
+    },
+  };
 }

@@ -8,38 +8,29 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatabaseConfig } from '../../src/config/types.js';
 import { encodeBase64 } from '../../src/core/base64.js';
 import { formatSigningKeyFile, generateSigningKey, signJsonWithKey, type SigningKey, verifyJson } from '../../src/core/signing.js';
 import { createLogger } from '../../src/logger.js';
 import type { KeyFetchTransport } from '../../src/services/federation/key-transport.js';
 import { Keyring, type TrustedKeyServer } from '../../src/services/federation/keyring.js';
 import { loadServerKeys, type ServerKeys } from '../../src/services/server-keys.js';
-import { type Database, openDatabase } from '../../src/storage/database.js';
-import { copyEmbeddedTemplate, createMigratedTestDatabase, testDatabaseKind } from '../helpers/database.js';
+import type { Database } from '../../src/storage/database.js';
+import { type OpenedTestDatabase, openMigratedTestDatabase } from '../helpers/database.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 let database: Database;
-const cleanups: (() => Promise<void> | void)[] = [];
+let opened: OpenedTestDatabase | undefined;
+/** Where the test servers' key files go. */
 const dir = mkdtempSync(join(tmpdir(), 'axon-keyring-'));
-cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
 
 beforeAll(async () => {
-  let cfg: DatabaseConfig;
-  if ((await testDatabaseKind()) === 'postgres') {
-    const db = await createMigratedTestDatabase();
-    cleanups.push(db.drop);
-    cfg = { kind: 'postgres', connectionString: db.url, cp_min: 1, cp_max: 3 };
-  } else {
-    await copyEmbeddedTemplate(join(dir, 'pglite'));
-    cfg = { kind: 'embedded', path: join(dir, 'pglite') };
-  }
-  database = await openDatabase(cfg, createLogger('silent'));
+  opened = await openMigratedTestDatabase();
+  database = opened.database;
 });
 
 afterAll(async () => {
-  await database?.close();
-  for (const c of cleanups.reverse()) await c();
+  await opened?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 let seq = 0;

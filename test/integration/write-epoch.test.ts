@@ -4,43 +4,27 @@
  * written, read again after any write commits (on PostgreSQL or embedded,
  * as AXON_TEST_DB says).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatabaseConfig } from '../../src/config/types.js';
-import { createLogger } from '../../src/logger.js';
 import pg from 'pg';
 import { StreamPositions } from '../../src/services/streams/positions.js';
 import { putAccountData } from '../../src/storage/account-data.js';
-import { type Database, openDatabase } from '../../src/storage/database.js';
-import { copyEmbeddedTemplate, createMigratedTestDatabase, testDatabaseKind } from '../helpers/database.js';
+import type { Database } from '../../src/storage/database.js';
+import { type OpenedTestDatabase, openMigratedTestDatabase, testDatabaseKind } from '../helpers/database.js';
 
 let database: Database;
 let pgUrl: string | undefined;
 const kind = await testDatabaseKind();
-const cleanups: (() => Promise<void> | void)[] = [];
+let opened: OpenedTestDatabase | undefined;
 
 beforeAll(async () => {
-  let cfg: DatabaseConfig;
-  if (kind === 'postgres') {
-    const db = await createMigratedTestDatabase();
-    cleanups.push(db.drop);
-    pgUrl = db.url;
-    cfg = { kind: 'postgres', connectionString: db.url, cp_min: 1, cp_max: 3 };
-  } else {
-    const dir = mkdtempSync(join(tmpdir(), 'axon-epoch-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    await copyEmbeddedTemplate(join(dir, 'pglite'));
-    cfg = { kind: 'embedded', path: join(dir, 'pglite') };
-  }
-  database = await openDatabase(cfg, createLogger('silent'));
+  opened = await openMigratedTestDatabase();
+  database = opened.database;
+  pgUrl = opened.url;
 });
 
 afterAll(async () => {
-  await database?.close();
-  for (const c of cleanups.reverse()) await c();
+  await opened?.close();
 });
 
 async function moved(fn: () => Promise<unknown>): Promise<number> {
