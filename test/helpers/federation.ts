@@ -6,11 +6,11 @@
  * trusts that CA for its own outbound requests (federation_custom_ca_list).
  * No trusted key servers: nothing leaves the machine.
  */
-import { Agent } from 'undici';
-import { readFileSync } from 'node:fs';
 import { freePort } from './ports.js';
 import { startTestServer, type TestServer, type TestServerOptions } from './server.js';
 import { issueLeaf, testCa, type TestLeaf } from './test-ca.js';
+
+export { testCaAgent } from './test-ca.js';
 
 export interface FederationServer {
   /** `https://localhost:<port>`. */
@@ -68,9 +68,4 @@ export async function startFederationServers(n: number, opts: FederationServerOp
     throw err;
   }
   return started;
-}
-
-/** An undici Agent that trusts the test CA (and only it): for a test's own requests to these servers. */
-export function testCaAgent(): Agent {
-  return new Agent({ connect: { ca: readFileSync(testCa().certPath, 'utf8') } });
 }

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agent } from 'undici';
 
 export interface TestCa {
   dir: string;
@@ -89,4 +90,9 @@ export function issueLeaf(names: readonly string[] = ['localhost', '127.0.0.1', 
   );
   writeFileSync(chainPath, readFileSync(certPath, 'utf8') + readFileSync(ca.certPath, 'utf8'));
   return { chainPath, keyPath };
+}
+
+/** An undici Agent that trusts only the test CA (the client side of the TLS test servers). */
+export function testCaAgent(): Agent {
+  return new Agent({ connect: { ca: readFileSync(testCa().certPath, 'utf8') } });
 }

@@ -2,16 +2,15 @@
  * Test fixtures for accounts: a user made through the accounts service
  * (the same code registration uses) with a signed-in device.
  */
-import { readFileSync } from 'node:fs';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { type Agent, fetch as undiciFetch } from 'undici';
 import type { TestServer } from './server.js';
-import { testCa } from './test-ca.js';
+import { testCaAgent } from './test-ca.js';
 
 /** For servers on a TLS listener (the federation tests): a client that trusts the test CA. */
 let testCaClient: Agent | undefined;
 async function fetchJsonApi(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined }): Promise<Response> {
   if (!url.startsWith('https:')) return fetch(url, init);
-  testCaClient ??= new Agent({ connect: { ca: readFileSync(testCa().certPath, 'utf8') } });
+  testCaClient ??= testCaAgent();
   return (await undiciFetch(url, { ...init, dispatcher: testCaClient })) as unknown as Response;
 }
 

@@ -5,14 +5,13 @@
  * X-Matrix and checked against keys the other side fetches itself; and the
  * query API refuses requests that are not signed right.
  */
-import { readFileSync } from 'node:fs';
-import { Agent, request } from 'undici';
+import { type Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, type SigningKey } from '../../src/core/signing.js';
 import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
 import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { deviceKeys, oneTimeKeys } from '../helpers/e2e-keys.js';
-import { testCa } from '../helpers/test-ca.js';
+import { testCaAgent } from '../helpers/test-ca.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
 let a: FederationServer;
@@ -23,7 +22,7 @@ const enc = encodeURIComponent;
 
 beforeAll(async () => {
   [a, b] = await startFederationServers(2);
-  agent = new Agent({ connect: { ca: readFileSync(testCa().certPath, 'utf8') } });
+  agent = testCaAgent();
   bob = await createUser(b.test, 'bob');
   await api(b.test, 'PUT', `/_matrix/client/v3/profile/${enc(bob.userId)}/displayname`, { token: bob.accessToken, body: { displayname: 'Bob on B' } });
   await api(b.test, 'PUT', `/_matrix/client/v3/profile/${enc(bob.userId)}/avatar_url`, { token: bob.accessToken, body: { avatar_url: 'mxc://b/avatar' } });

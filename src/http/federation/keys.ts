@@ -8,6 +8,7 @@
  *   documents as we hold or fetch them, counter-signed by us.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { isValidServerName } from '../../core/event-format.js';
 import { badJson, invalidParam } from '../../matrix-error.js';
 import type { NotaryRequest } from '../../services/federation/keyring.js';
 import type { PluginOptions } from '../context.js';
@@ -19,8 +20,7 @@ import { raiseSchemaError } from '../request-schema.js';
 export const MAX_NOTARY_SERVERS = 100;
 export const MAX_NOTARY_KEY_IDS = 100;
 
-const SERVER_NAME = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/;
-const isServerName = (s: string) => s.length <= 255 && SERVER_NAME.test(s);
+const isServerName = (s: string) => s.length <= 255 && isValidServerName(s);
 
 const TIMESTAMP = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
 
