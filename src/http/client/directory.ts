@@ -3,8 +3,8 @@
  * GET/PUT/DELETE /directory/room/{roomAlias}, GET /rooms/{roomId}/aliases,
  * GET/PUT /directory/list/room/{roomId}, GET/POST /publicRooms.
  *
- * Only this server's aliases and directory: a remote alias resolves to 404
- * and a remote `server` for /publicRooms is 404 until Axon federates.
+ * A remote alias is asked of its server (AliasService.resolve); a remote
+ * `server` for /publicRooms is still 404 (not asked over federation yet).
  * `allow_public_rooms_without_auth` lets GET /publicRooms go without an
  * access token (an invalid one is then ignored too, as Synapse does).
  */
