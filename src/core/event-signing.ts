@@ -31,6 +31,23 @@ export function hashAndSignEvent<T extends object>(
 }
 
 /**
+ * A copy of an already hashed event with the server's signature of its
+ * redacted form added (hashes and other signatures untouched): how a
+ * resident server co-signs a restricted join, and an invitee's server an
+ * invite. Throws UnsupportedRoomVersionError, CanonicalJsonError.
+ */
+export function addEventSignature<T extends object>(
+  event: T,
+  roomVersion: string,
+  serverName: string,
+  key: Pick<SigningKey, 'keyId' | 'privateKey'>,
+): T & { signatures: Signatures } {
+  const version = requireRoomVersion(roomVersion);
+  if (!key.keyId.startsWith('ed25519:')) throw new SigningError(`key id ${key.keyId} is not an ed25519 key id`);
+  return withSignature(event, serverName, key.keyId, signatureOf(redactWith(event, version), key.privateKey));
+}
+
+/**
  * Whether the event carries a valid signature by `serverName` under `keyId`
  * for `publicKey` (32 bytes, or a KeyObject), checked on the redacted event so
  * that redacted copies verify too. False, never a throw, for any problem,

@@ -69,6 +69,7 @@ export {
 } from './event-format.js';
 export {
   hashAndSignEvent,
+  addEventSignature,
   verifyEventSignature,
   requiredSigningServers,
   checkEventSignatures,

@@ -49,7 +49,9 @@ import type { AppContext, PluginOptions } from './context.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers, toMatrixError } from './error-handler.js';
 import { keyServerPlugin } from './federation/keys.js';
+import { federationMembershipPlugin } from './federation/membership.js';
 import { federationPublicRoomsPlugin } from './federation/public-rooms.js';
+import { federationSendPlugin } from './federation/send.js';
 import { federationQueriesPlugin } from './federation/queries.js';
 import { federationUserKeysPlugin } from './federation/user-keys.js';
 import { federationVersionPlugin } from './federation/version.js';
@@ -181,7 +183,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
   if (areas.has('client')) for (const plugin of CLIENT_PLUGINS) await app.register(plugin, opts);
   if (areas.has('media')) for (const plugin of MEDIA_PLUGINS) await app.register(plugin, opts);
   if (areas.has('federation'))
-    for (const plugin of [federationVersionPlugin, federationQueriesPlugin, federationUserKeysPlugin, federationPublicRoomsPlugin]) await app.register(plugin, opts);
+    for (const plugin of [federationVersionPlugin, federationQueriesPlugin, federationUserKeysPlugin, federationPublicRoomsPlugin, federationSendPlugin, federationMembershipPlugin]) await app.register(plugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);
   for (const plugin of options.extraPlugins ?? []) await app.register(plugin, opts);
   await app.ready();

@@ -23,6 +23,13 @@ import { type KeyFetchTransport, keyTransportFromClient } from './federation/key
 import { RemoteQueries } from './federation/remote-queries.js';
 import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
+import { FederationEvents } from './federation/inbound-events.js';
+import { PduVerifier } from './federation/pdu-verifier.js';
+import { RemoteEvents } from './federation/remote-events.js';
+import { RemoteMembership } from './federation/remote-membership.js';
+import { ResidentMembership } from './federation/resident-membership.js';
+import { RoomJoins } from './federation/room-joins.js';
+import { FederationTransactions } from './federation/transactions.js';
 import { RoomKeysService } from './e2ee/room-keys.js';
 import { ToDeviceService } from './e2ee/to-device.js';
 import { MediaAdminService } from './media/media-admin.js';
@@ -133,6 +140,14 @@ export interface Services {
   readonly federation: FederationClient;
   /** The origin of a federation request, from its signature. */
   readonly federationAuth: FederationRequestAuth;
+  /** PDUs from other servers into our rooms: verified, gaps fetched, persisted. */
+  readonly federationEvents: FederationEvents;
+  /** Incoming /send transactions (PDUs and EDUs), once per (origin, txnId). */
+  readonly federationTransactions: FederationTransactions;
+  /** make_join/send_join and the rest, for other servers' users in our rooms. */
+  readonly residentMembership: ResidentMembership;
+  /** Where a client's join goes: here, or through another server. */
+  readonly joins: RoomJoins;
 }
 
 export interface RunningServices {
@@ -211,6 +226,17 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       logger: subsystemLogger(logger, 'axon.federation.keyring'),
     });
     keyring.logStartupWarnings(config.suppress_key_server_warning);
+    const federationEvents = new FederationEvents({ db, pipeline: rooms.pipeline, verifier: new PduVerifier(keyring), remote: new RemoteEvents(federation), logger: fedLogger });
+    const aliases = new AliasService({ db, rooms, serverName: config.server_name, directory, remote, logger });
+    const remoteMembership = new RemoteMembership({
+      db,
+      pipeline: rooms.pipeline,
+      events: federationEvents,
+      client: federation,
+      serverName: config.server_name,
+      keys,
+      logger: fedLogger,
+    });
     const services: Services = {
       auth,
       passwords,
@@ -226,7 +252,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       ratelimitOverrides,
       notifier,
       rooms,
-      aliases: new AliasService({ db, rooms, serverName: config.server_name, directory, remote, logger }),
+      aliases,
       directory: new DirectoryService(db, directory),
       upgrader: new RoomUpgrader({ db, rooms, serverName: config.server_name, notifier, logger }),
       timeline: new TimelineService({ db, lazyMembers }),
@@ -260,6 +286,10 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       keyring,
       federation,
       federationAuth: new FederationRequestAuth({ serverName: config.server_name, keyring, domainWhitelist: config.federation_domain_whitelist, logger: fedLogger }),
+      federationEvents,
+      federationTransactions: new FederationTransactions(federationEvents, fedLogger),
+      residentMembership: new ResidentMembership({ db, pipeline: rooms.pipeline, events: federationEvents, serverName: config.server_name, keys }),
+      joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, serverName: config.server_name }),
     };
     const previews = services.urlPreviews;
     if (previews) stops.unshift(() => previews.close());

@@ -15,6 +15,15 @@ export async function insertRoom(db: Db, r: { roomId: string; version: string; c
     .execute();
 }
 
+/** A room another server hosts, first known here (a join, an invite): its row unless one exists. */
+export async function insertRoomIfMissing(db: Db, r: { roomId: string; version: string; creator: string; now: number }): Promise<void> {
+  await db
+    .insertInto('rooms')
+    .values({ room_id: r.roomId, room_version: r.version, creator: r.creator, is_public: false, current_state_group: null, created_ts: r.now })
+    .onConflict((oc) => oc.column('room_id').doNothing())
+    .execute();
+}
+
 export async function setRoomStateGroup(db: Db, roomId: string, group: number): Promise<void> {
   await db.updateTable('rooms').set({ current_state_group: group }).where('room_id', '=', roomId).execute();
 }

@@ -3,11 +3,10 @@
  * POST /join/{roomIdOrAlias}, POST /knock/{roomIdOrAlias} and
  * POST /rooms/{roomId}/forget.
  *
- * An alias is resolved through this server's aliases. `via` and
- * `server_name` name servers to join or knock through; they matter only
- * for rooms this server is not in, which need federation: such rooms (a
- * room id we do not hold, a remote alias) are answered 404 M_NOT_FOUND
- * for now.
+ * A join goes through services/federation/room-joins.ts: here when this
+ * server is in the room, else through another server (`via`,
+ * `server_name`, the alias's servers). Knocks on rooms this server does
+ * not hold are answered 404 M_NOT_FOUND for now.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { JsonObject } from '../../core/pdu.js';
@@ -17,6 +16,7 @@ import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
 import { jsonObjectBody } from '../json-body.js';
+import { QUERY_STRING, queryStrings } from '../query-schema.js';
 
 /** A membership change's optional `reason` (null is "not given", as Synapse). */
 export const REASON = { type: ['string', 'null'] };
@@ -37,7 +37,10 @@ export function memberReason(body: Record<string, unknown>): { reason?: string }
 
 type Params = { Params: { roomIdOrAlias: string } };
 
-const NO_FEDERATION = 'Axon does not federate yet, so it can only join and knock on rooms it already holds';
+const NO_FEDERATION = 'Axon cannot knock through other servers yet, so it can only knock on rooms it already holds';
+
+/** `via` and the older `server_name`: the servers to join through. */
+const JOIN_QUERY = { type: 'object', properties: { via: QUERY_STRING, server_name: QUERY_STRING } };
 
 export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;
@@ -56,11 +59,11 @@ export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
   }
 
   for (const p of CLIENT_PREFIXES) {
-    app.post<Params>(`${p}/join/:roomIdOrAlias`, { schema: { body: REASON_BODY } }, async (req) => {
+    app.post<Params>(`${p}/join/:roomIdOrAlias`, { schema: { body: REASON_BODY, querystring: JOIN_QUERY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const body = jsonObjectBody(req, 'allowEmpty');
-      const roomId = await resolveRoom(req.params.roomIdOrAlias);
-      await rooms.updateMembership(requester, roomId, requester.userId, 'join', memberReason(body));
+      const servers = [...queryStrings(req, 'via'), ...queryStrings(req, 'server_name')];
+      const { roomId } = await ctx.services.joins.join(requester, req.params.roomIdOrAlias, { servers, content: memberReason(body) });
       return { room_id: roomId };
     });
 

@@ -120,8 +120,8 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
 
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/join`, { schema: { body: REASON_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
-      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'join', memberReason(bodyObject(req, 'allowEmpty')));
-      return { room_id: req.params.roomId };
+      const { roomId } = await ctx.services.joins.join(requester, req.params.roomId, { content: memberReason(bodyObject(req, 'allowEmpty')) });
+      return { room_id: roomId };
     });
 
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/leave`, { schema: { body: REASON_BODY } }, async (req) => {

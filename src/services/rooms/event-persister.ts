@@ -192,7 +192,8 @@ export class EventPersister {
     let softFailed = false;
     if (!opts.local && rejected === undefined) {
       rejected = await this.checkAgainstState(tx, rv, pdu, (keys) => (groupBefore === null ? Promise.resolve(new Map()) : stateAtGroup(tx, groupBefore, keys)));
-      if (rejected === undefined && !backfilled && groupBefore !== room.current_state_group) {
+      // A room whose state this server does not hold yet (the join that brings it here) has nothing to soft-fail against.
+      if (rejected === undefined && !backfilled && groupBefore !== room.current_state_group && room.current_state_group !== null) {
         softFailed = (await this.checkAgainstState(tx, rv, pdu, (keys) => currentMap(tx, room.room_id, keys))) !== undefined;
       }
     }
@@ -238,6 +239,11 @@ export class EventPersister {
     return out;
   }
 
+  /** Why the room's current state does not allow `pdu`, or undefined: a would-be event checked before it is made (make_join). */
+  async checkAgainstCurrentState(db: Db, room: RoomRow, pdu: PDU): Promise<string | undefined> {
+    return this.checkAgainstState(db, requireRoomVersion(room.room_version), pdu, (keys) => currentMap(db, room.room_id, keys));
+  }
+
   /** Keys of the state at `group`, read from the current state when that is the room's current group. */
   private async stateBefore(tx: Tx, room: RoomRow, group: number | null, keys: StateKeyTuple[]): Promise<StateMap> {
     if (group === null) return new Map();
@@ -275,7 +281,8 @@ export class EventPersister {
   /** Why the event's own auth events do not allow it (the rules on the cited list included), or undefined. */
   private async checkAgainstAuthEvents(tx: Tx, rv: RoomVersion, room: RoomRow, pdu: PDU): Promise<string | undefined> {
     const authIds = refIds(pdu.auth_events);
-    const createId = rv.roomIdFromCreateEvent && pdu.type !== 'm.room.create' ? (await currentState(tx, room.room_id, [['m.room.create', '']]))[0]?.event_id : undefined;
+    // v12 events do not cite the create event: its id is the room id's hash.
+    const createId = rv.roomIdFromCreateEvent && pdu.type !== 'm.room.create' ? `$${room.room_id.slice(1)}` : undefined;
     const stored = await getEvents(tx, createId ? [...authIds, createId] : authIds);
     const missing = authIds.filter((a) => !stored.has(a));
     if (missing.length > 0) return `auth events not known: ${missing.join(', ')}`;
@@ -287,7 +294,7 @@ export class EventPersister {
   }
 
   /** Why the state (read through `read`) does not allow the event, or undefined. */
-  private async checkAgainstState(tx: Tx, rv: RoomVersion, pdu: PDU, read: (keys: StateKeyTuple[]) => Promise<StateMap>): Promise<string | undefined> {
+  private async checkAgainstState(tx: Db, rv: RoomVersion, pdu: PDU, read: (keys: StateKeyTuple[]) => Promise<StateMap>): Promise<string | undefined> {
     const byKey = await pdusOf(tx, rv, await read(neededKeys(rv, pdu)));
     const verdict = checkAuthAgainstState(rv, pdu, (t, k) => byKey.get(`${t}\u0000${k}`));
     return verdict.allowed ? undefined : (verdict.reason ?? 'not allowed by the state before it');
