@@ -183,7 +183,15 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
   if (areas.has('client')) for (const plugin of CLIENT_PLUGINS) await app.register(plugin, opts);
   if (areas.has('media')) for (const plugin of MEDIA_PLUGINS) await app.register(plugin, opts);
   if (areas.has('federation'))
-    for (const plugin of [federationVersionPlugin, federationQueriesPlugin, federationUserKeysPlugin, federationPublicRoomsPlugin, federationSendPlugin, federationMembershipPlugin]) await app.register(plugin, opts);
+    for (const plugin of [
+      federationVersionPlugin,
+      federationQueriesPlugin,
+      federationUserKeysPlugin,
+      federationPublicRoomsPlugin,
+      federationSendPlugin,
+      federationMembershipPlugin,
+    ])
+      await app.register(plugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);
   for (const plugin of options.extraPlugins ?? []) await app.register(plugin, opts);
   await app.ready();

@@ -24,6 +24,7 @@ import { RemoteQueries } from './federation/remote-queries.js';
 import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
 import { FederationEvents } from './federation/inbound-events.js';
+import { FederationInvites } from './federation/invites.js';
 import { PduVerifier } from './federation/pdu-verifier.js';
 import { RemoteEvents } from './federation/remote-events.js';
 import { RemoteMembership } from './federation/remote-membership.js';
@@ -146,8 +147,10 @@ export interface Services {
   readonly federationTransactions: FederationTransactions;
   /** make_join/send_join and the rest, for other servers' users in our rooms. */
   readonly residentMembership: ResidentMembership;
-  /** Where a client's join goes: here, or through another server. */
+  /** Where a client's join or leave goes: here, or through another server. */
   readonly joins: RoomJoins;
+  /** Invites across servers: co-signing ours, taking theirs. */
+  readonly invites: FederationInvites;
 }
 
 export interface RunningServices {
@@ -237,6 +240,19 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       keys,
       logger: fedLogger,
     });
+    const invites = new FederationInvites({
+      db,
+      pipeline: rooms.pipeline,
+      events: federationEvents,
+      client: federation,
+      keyring,
+      notifier,
+      serverName: config.server_name,
+      keys,
+      blockNonAdminInvites: config.raw['block_non_admin_invites'] === true,
+      remote: remoteMembership,
+      logger: fedLogger,
+    });
     const services: Services = {
       auth,
       passwords,
@@ -289,7 +305,8 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       federationEvents,
       federationTransactions: new FederationTransactions(federationEvents, fedLogger),
       residentMembership: new ResidentMembership({ db, pipeline: rooms.pipeline, events: federationEvents, serverName: config.server_name, keys }),
-      joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, serverName: config.server_name }),
+      invites,
+      joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, invites, serverName: config.server_name }),
     };
     const previews = services.urlPreviews;
     if (previews) stops.unshift(() => previews.close());

@@ -32,6 +32,8 @@ export interface NewEventRow {
   stateGroupAfter?: number | null;
   replacesState?: string | null;
   outlier?: boolean;
+  /** An outlier that is a user's current membership (0021). */
+  outOfBand?: boolean;
   rejectedReason?: string | null;
   softFailed?: boolean;
   /** Backfilled history: a stream ordering below every live event's (events_backfill_stream, migration 0017). */
@@ -53,6 +55,7 @@ export async function insertEvent(db: Db, e: NewEventRow): Promise<number> {
       origin_server_ts: e.ts,
       json: sql`${JSON.stringify(e.json)}::jsonb`,
       outlier: e.outlier ?? false,
+      out_of_band: e.outOfBand ?? false,
       rejected_reason: e.rejectedReason ?? null,
       soft_failed: e.softFailed ?? false,
       state_group_before: e.stateGroupBefore,

@@ -30,6 +30,8 @@ export interface EventsTable {
   origin_server_ts: number;
   json: Record<string, unknown>;
   outlier: Generated<boolean>;
+  /** An outlier that is a user's current membership: a remote invite to a room we do not hold, or its rejection (0021). */
+  out_of_band: Generated<boolean>;
   rejected_reason: string | null;
   state_group_before: number | null;
   /** The state after the event (0017; null for outliers). */

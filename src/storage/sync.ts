@@ -146,7 +146,7 @@ export async function userMembershipEvents(db: Db, userId: string, after: number
     SELECT room_id, event_id, stream_ordering, sender, coalesce(json->'content'->>'membership', '') AS membership
     FROM events
     WHERE type = 'm.room.member' AND state_key = ${userId} AND stream_ordering > ${after} AND stream_ordering <= ${upto}
-      AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed
+      AND (NOT outlier OR out_of_band) AND rejected_reason IS NULL AND NOT soft_failed
     ORDER BY stream_ordering`.execute(db);
   return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
 }
@@ -159,7 +159,7 @@ export async function membershipAt(db: Db, userId: string, roomIds: readonly str
     SELECT DISTINCT ON (room_id) room_id, coalesce(json->'content'->>'membership', '') AS membership
     FROM events
     WHERE type = 'm.room.member' AND state_key = ${userId} AND stream_ordering <= ${pos}
-      AND room_id = ANY(${textArray(roomIds)}) AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed
+      AND room_id = ANY(${textArray(roomIds)}) AND (NOT outlier OR out_of_band) AND rejected_reason IS NULL AND NOT soft_failed
     ORDER BY room_id, stream_ordering DESC`.execute(db);
   for (const r of res.rows) out.set(r.room_id, r.membership);
   return out;
@@ -172,7 +172,7 @@ export async function userMembershipHistory(db: Db, userId: string, roomIds: rea
     SELECT room_id, stream_ordering, coalesce(json->'content'->>'membership', '') AS membership
     FROM events
     WHERE type = 'm.room.member' AND state_key = ${userId} AND room_id = ANY(${textArray(roomIds)})
-      AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed
+      AND (NOT outlier OR out_of_band) AND rejected_reason IS NULL AND NOT soft_failed
     ORDER BY stream_ordering`.execute(db);
   return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));
 }
@@ -234,7 +234,7 @@ export async function eventsBetween(db: Db, after: number, upto: number): Promis
   if (upto <= after) return [];
   const res = await sql<SyncEventRow>`
     SELECT ${EVENT_COLS} FROM events e
-    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed
+    WHERE e.stream_ordering > ${after} AND e.stream_ordering <= ${upto} AND (NOT e.outlier OR e.out_of_band) AND e.rejected_reason IS NULL AND NOT e.soft_failed
     ORDER BY e.stream_ordering`.execute(db);
   return res.rows.map(normalise);
 }

@@ -127,7 +127,7 @@ export const roomsPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
     app.post<{ Params: { roomId: string } }>(`${p}/rooms/:roomId/leave`, { schema: { body: REASON_BODY } }, async (req) => {
       const requester = await requireUser(ctx, req, { allowGuest: true });
       const b = bodyObject(req, 'allowEmpty');
-      await rooms.updateMembership(requester, req.params.roomId, requester.userId, 'leave', memberReason(b));
+      await ctx.services.joins.leave(requester, req.params.roomId, memberReason(b));
       return {};
     });
 

@@ -2,8 +2,9 @@
  * Joining, leaving and knocking on our rooms from other servers:
  * GET /_matrix/federation/v1/make_join|make_leave|make_knock/{roomId}/{userId}
  * answer a template event; PUT /v1 and /v2 send_join and send_leave, and
- * /v1/send_knock, take the signed event back. v1 answers are wrapped as
- * `[200, body]`, as the spec's deprecated forms are.
+ * /v1/send_knock, take the signed event back; PUT /v1 and /v2 invite are
+ * invites of our users (services/federation/invites.ts). v1 answers are
+ * wrapped as `[200, body]`, as the spec's deprecated forms are.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { RemoteMembership } from '../../services/federation/resident-membership.js';
@@ -44,6 +45,16 @@ export const federationMembershipPlugin: FastifyPluginAsync<PluginOptions> = asy
       return wrap({});
     });
   }
+  // Invites of our users: v2 takes {event, room_version, invite_room_state}; v1 (room versions 1 and 2) the event itself.
+  app.put<SendParams>('/_matrix/federation/v2/invite/:roomId/:eventId', async (req) => {
+    const origin = await requireOrigin(ctx, req);
+    return ctx.services.invites.receive(origin, req.params.roomId, req.params.eventId, jsonObjectBody(req), 'v2');
+  });
+  app.put<SendParams>('/_matrix/federation/v1/invite/:roomId/:eventId', async (req) => {
+    const origin = await requireOrigin(ctx, req);
+    return [200, await ctx.services.invites.receive(origin, req.params.roomId, req.params.eventId, jsonObjectBody(req), 'v1')];
+  });
+
   app.put<SendParams>('/_matrix/federation/v1/send_knock/:roomId/:eventId', async (req) => {
     const origin = await requireOrigin(ctx, req);
     return resident.sendKnock(origin, req.params.roomId, req.params.eventId, jsonObjectBody(req));

@@ -93,7 +93,7 @@ export class RemoteMembership {
     const body = isJsonObject(made.json) ? made.json : {};
     const rv = typeof body['room_version'] === 'string' ? roomVersion(body['room_version']) : roomVersion('1');
     if (!rv) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${String(body['room_version'])} is not supported`);
-    const signed = await this.completeTemplate(body['event'], rv, userId, roomId, extra);
+    const signed = await this.completeTemplate(body['event'], rv, userId, roomId, extra, 'join');
     if (!signed) throw new FederationRequestError({ destination: server, reason: 'make_join answered no usable template' });
     const eventId = eventIdOf(signed, rv);
     const sent = await this.d.client.request<unknown>({
@@ -108,18 +108,57 @@ export class RemoteMembership {
     return this.storeJoin(server, roomId, rv, { eventId, pdu: signed }, answer);
   }
 
-  /** The join event from a make_join template: ours to fill in and sign, its DAG place the resident's. */
-  private async completeTemplate(template: unknown, rv: RoomVersion, userId: string, roomId: string, extra: JsonObject): Promise<PDU | undefined> {
+  /**
+   * Leaves (rejects an invite to, rescinds a knock on) a room this server is
+   * not in, through the first of `servers` that takes it (make_leave, then
+   * send_leave v2). Returns the leave event, for the caller to store; throws
+   * when no server took it.
+   */
+  async leave(userId: string, roomId: string, rv: RoomVersion, servers: readonly string[], extra: JsonObject = {}): Promise<IdentifiedPdu> {
+    const candidates = [...new Set(servers)].filter((s) => s !== this.d.serverName);
+    let last: unknown = new MatrixError(404, 'M_NOT_FOUND', 'No known servers');
+    for (const server of candidates) {
+      try {
+        const made = await this.d.client.request<unknown>({
+          destination: server,
+          method: 'GET',
+          path: `/_matrix/federation/v1/make_leave/${enc(roomId)}/${enc(userId)}`,
+          timeoutMs: 30_000,
+        });
+        const body = isJsonObject(made.json) ? made.json : {};
+        const signed = await this.completeTemplate(body['event'], rv, userId, roomId, extra, 'leave');
+        if (!signed) throw new FederationRequestError({ destination: server, reason: 'make_leave answered no usable template' });
+        const eventId = eventIdOf(signed, rv);
+        await this.d.client.request<unknown>({
+          destination: server,
+          method: 'PUT',
+          path: `/_matrix/federation/v2/send_leave/${enc(roomId)}/${enc(eventId)}`,
+          body: signed,
+          timeoutMs: 30_000,
+        });
+        return { eventId, pdu: signed };
+      } catch (err) {
+        last = err;
+        this.d.logger.info({ server, roomId, err: err instanceof Error ? err.message : String(err) }, 'leaving through this server failed');
+      }
+    }
+    throw last;
+  }
+
+  /** The member event from a make_join/make_leave template: ours to fill in and sign, its DAG place the resident's. */
+  private async completeTemplate(template: unknown, rv: RoomVersion, userId: string, roomId: string, extra: JsonObject, membership: 'join' | 'leave'): Promise<PDU | undefined> {
     if (!isJsonObject(template)) return undefined;
     const { prev_events: prev, auth_events: auth, depth } = template;
     if (!Array.isArray(prev) || !Array.isArray(auth) || typeof depth !== 'number') return undefined;
     const given = isJsonObject(template['content']) ? (template['content'] as JsonObject) : {};
-    const content: JsonObject = { ...extra, membership: 'join' };
-    const via = given['join_authorised_via_users_server'];
-    if (typeof via === 'string') content['join_authorised_via_users_server'] = via;
-    const profile = await getProfile(this.d.db, userId);
-    if (profile?.displayname && content['displayname'] === undefined) content['displayname'] = profile.displayname;
-    if (profile?.avatar_url && content['avatar_url'] === undefined) content['avatar_url'] = profile.avatar_url;
+    const content: JsonObject = { ...extra, membership };
+    if (membership === 'join') {
+      const via = given['join_authorised_via_users_server'];
+      if (typeof via === 'string') content['join_authorised_via_users_server'] = via;
+      const profile = await getProfile(this.d.db, userId);
+      if (profile?.displayname && content['displayname'] === undefined) content['displayname'] = profile.displayname;
+      if (profile?.avatar_url && content['avatar_url'] === undefined) content['avatar_url'] = profile.avatar_url;
+    }
     const event: PDU = {
       room_id: roomId,
       sender: userId,

@@ -30,6 +30,7 @@ import { getRoom, type RoomRow } from '../../storage/rooms.js';
 import type { Schema } from '../../storage/schema.js';
 import { currentState, roomMembers, stateAtGroup } from '../../storage/state.js';
 import type { EventPipeline } from '../rooms/event-pipeline.js';
+import { prejoinState } from '../rooms/prejoin-state.js';
 import type { ServerKeys } from '../server-keys.js';
 import type { FederationEvents } from './inbound-events.js';
 
@@ -125,7 +126,7 @@ export class ResidentMembership {
   /** send_knock: the knock stored, the room's stripped state answered. */
   async sendKnock(origin: string, roomId: string, eventId: string, raw: unknown): Promise<{ knock_room_state: Record<string, unknown>[] }> {
     await this.send(origin, roomId, eventId, 'knock', raw);
-    return { knock_room_state: await this.knockState(roomId) };
+    return { knock_room_state: (await prejoinState(this.d.db, roomId)) as unknown as Record<string, unknown>[] };
   }
 
   /** What send_join answers: the state before the join, its auth chain, the servers in the room. */
@@ -145,18 +146,6 @@ export class ResidentMembership {
       members_omitted: false,
       servers_in_room: servers,
     };
-  }
-
-  /** The stripped state a knocker is shown (send_knock's `knock_room_state`). */
-  private async knockState(roomId: string): Promise<Record<string, unknown>[]> {
-    const rows = await currentState(this.d.db, roomId);
-    const wanted = new Set(['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.topic', 'm.room.canonical_alias', 'm.room.encryption']);
-    const ids = rows.filter((r) => wanted.has(r.type) && r.state_key === '').map((r) => r.event_id);
-    const events = await getEvents(this.d.db, ids);
-    return ids.flatMap((id) => {
-      const e = events.get(id);
-      return e ? [{ type: e.type, state_key: e.state_key ?? '', sender: e.sender, content: e.json['content'] }] : [];
-    });
   }
 
   /** A room this server is joined to, else 404 as Synapse answers. */

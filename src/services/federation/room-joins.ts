@@ -8,6 +8,8 @@
  * Otherwise it is a remote join (make_join/send_join) through, in order:
  * the request's `via`/`server_name`, the alias's servers, the server of an
  * invite the user holds, and (v1–v11 ids) the room id's own server.
+ * Leaving a room we are not in (an invite from another server) goes
+ * through the inviting server.
  */
 import type { Kysely } from 'kysely';
 import { serverNameOf } from '../../core/event-format.js';
@@ -21,6 +23,7 @@ import { currentState } from '../../storage/state.js';
 import { getEvent } from '../../storage/events.js';
 import type { AliasService } from '../rooms/aliases.js';
 import type { RoomService } from '../rooms/room-service.js';
+import type { FederationInvites } from './invites.js';
 import type { RemoteMembership } from './remote-membership.js';
 
 export interface RoomJoinsDeps {
@@ -28,6 +31,7 @@ export interface RoomJoinsDeps {
   rooms: RoomService;
   aliases: AliasService;
   remote: RemoteMembership;
+  invites: Pick<FederationInvites, 'reject'>;
   serverName: string;
 }
 
@@ -52,6 +56,26 @@ export class RoomJoins {
     if (remote.length === 0) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}: no known servers`);
     await this.d.remote.join(requester.userId, roomId, remote, content);
     return { roomId };
+  }
+
+  /**
+   * POST /rooms/{roomId}/leave: here when this server is in the room; an
+   * invite or knock of a room we are not in is rejected through the room's
+   * servers (FederationInvites.reject).
+   */
+  async leave(requester: Requester, roomId: string, content: JsonObject = {}): Promise<void> {
+    const room = await getRoom(this.d.db, roomId);
+    if (room && !(await joinedServers(this.d.db, roomId)).includes(this.d.serverName)) {
+      const [row] = await currentState(this.d.db, roomId, [['m.room.member', requester.userId]]);
+      if (row?.membership === 'invite' || row?.membership === 'knock') {
+        const ev = await getEvent(this.d.db, row.event_id);
+        if (ev && (serverNameOf(ev.sender) !== this.d.serverName || room.current_state_group === null)) {
+          await this.d.invites.reject(requester.userId, roomId, content);
+          return;
+        }
+      }
+    }
+    await this.d.rooms.updateMembership(requester, roomId, requester.userId, 'leave', content);
   }
 
   /** The room id and the servers an alias names (none for a room id). */

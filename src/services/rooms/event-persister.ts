@@ -75,6 +75,13 @@ export interface PersistOptions {
   backfilled?: boolean;
   /** The state before the event, when known otherwise than from its prev events. */
   stateBefore?: StateMap;
+  /**
+   * An out-of-band membership: an invite from another server to a room we do
+   * not hold, or the leave we make for one. Stored as an outlier without the
+   * auth checks (we hold none of its auth events) and made the user's
+   * current membership, so /sync shows it.
+   */
+  outOfBand?: boolean;
 }
 
 /** Whether clients see the event and the in-transaction hooks run for it. */
@@ -160,7 +167,7 @@ export class EventPersister {
       if (known) await deleteOutlier(tx, id);
     }
 
-    let rejected = opts.local ? await this.checkLocal(tx, rv, room, pdu) : await this.checkAgainstAuthEvents(tx, rv, room, pdu);
+    let rejected = opts.outOfBand ? undefined : opts.local ? await this.checkLocal(tx, rv, room, pdu) : await this.checkAgainstAuthEvents(tx, rv, room, pdu);
     const prevIds = refIds(pdu.prev_events);
     const authIds = refIds(pdu.auth_events);
     const row = {
@@ -175,9 +182,10 @@ export class EventPersister {
       backfilled,
     };
 
-    if (opts.outlier) {
-      const streamOrdering = await insertEvent(tx, { ...row, outlier: true, rejectedReason: rejected ?? null, stateGroupBefore: null });
+    if (opts.outlier || opts.outOfBand) {
+      const streamOrdering = await insertEvent(tx, { ...row, outlier: true, outOfBand: opts.outOfBand === true, rejectedReason: rejected ?? null, stateGroupBefore: null });
       await insertEdges(tx, id, prevIds, authIds);
+      if (opts.outOfBand && pdu.type === 'm.room.member') await replaceCurrentState(tx, room.room_id, [id]);
       const out = this.describe(id, pdu, room, streamOrdering, true, rejected, false, backfilled, null, null);
       batch.push(out);
       return out;

@@ -8,6 +8,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { JsonObject, PDU } from '../../core/pdu.js';
+import { serverNameOf } from '../../core/event-format.js';
 import { requireRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { MatrixError } from '../../matrix-error.js';
 import type { Db, Tx } from '../../storage/db.js';
@@ -21,14 +22,32 @@ import { EventPersister, type CommittedHook, type PersistedEvent, type PersistHo
 export type { EventDraft } from './event-draft.js';
 export type { PersistedEvent, PersistHook, CommittedHook } from './event-persister.js';
 
+/**
+ * Has another server co-sign an invite of its user (federation's /invite),
+ * returning the event with its signature added; throws MatrixError when
+ * that server refuses or cannot be reached.
+ */
+export type InviteCosigner = (tx: Tx, room: RoomRow, rv: RoomVersion, pdu: PDU) => Promise<PDU>;
+
 export class EventPipeline {
   private readonly queues = new Map<string, Promise<unknown>>();
+  private cosigner: InviteCosigner | undefined;
   readonly builder: EventBuilder;
   readonly persister: EventPersister;
 
-  constructor(db: Kysely<Schema>, serverName: string, keys: ServerKeys, logger?: Logger) {
+  constructor(
+    db: Kysely<Schema>,
+    private readonly serverName: string,
+    keys: ServerKeys,
+    logger?: Logger,
+  ) {
     this.builder = new EventBuilder(serverName, keys);
     this.persister = new EventPersister(db, logger);
+  }
+
+  /** Sets who has another server co-sign an invite of its user (the federation invites service). */
+  setInviteCosigner(cosigner: InviteCosigner): void {
+    this.cosigner = cosigner;
   }
 
   /** Adds a hook run inside the transaction for every live persisted event (see PersistHook). */
@@ -81,7 +100,21 @@ export class EventPipeline {
     const rv = requireRoomVersion(room.room_version);
     // A prebuilt event is a create event: it has no prev events, and the room no extremities yet.
     const built = prebuilt ? { pdu: prebuilt, citesAllExtremities: true } : await this.builder.build(tx, room, rv, sender, draft, now);
-    return this.persister.persist(tx, room, built.pdu, { local: true, citesAllExtremities: built.citesAllExtremities });
+    let pdu = built.pdu;
+    if (this.isRemoteInvite(pdu)) {
+      if (!this.cosigner) throw new MatrixError(403, 'M_FORBIDDEN', 'This server cannot invite users of other servers');
+      // The rules are asked first, so another server never hears of an invite we would refuse.
+      const refused = await this.persister.checkAgainstCurrentState(tx, room, pdu);
+      if (refused !== undefined) throw new MatrixError(403, 'M_FORBIDDEN', refused);
+      pdu = await this.cosigner(tx, room, rv, pdu);
+    }
+    return this.persister.persist(tx, room, pdu, { local: true, citesAllExtremities: built.citesAllExtremities });
+  }
+
+  private isRemoteInvite(pdu: PDU): boolean {
+    if (pdu.type !== 'm.room.member' || pdu.content['membership'] !== 'invite' || typeof pdu.state_key !== 'string') return false;
+    const server = serverNameOf(pdu.state_key);
+    return server !== undefined && server !== this.serverName;
   }
 
   /** Loads the room or answers 404 M_NOT_FOUND. */
