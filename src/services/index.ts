@@ -23,6 +23,7 @@ import { type KeyFetchTransport, keyTransportFromClient } from './federation/key
 import { RemoteQueries } from './federation/remote-queries.js';
 import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
+import { registerEduHandlers } from './federation/edus.js';
 import { FederationEvents } from './federation/inbound-events.js';
 import { FederationInvites } from './federation/invites.js';
 import { PduVerifier } from './federation/pdu-verifier.js';
@@ -253,6 +254,9 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       remote: remoteMembership,
       logger: fedLogger,
     });
+    const federationTransactions = new FederationTransactions(federationEvents, fedLogger);
+    const toDevice = new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } });
+    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists });
     const services: Services = {
       auth,
       passwords,
@@ -286,7 +290,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       lazyMembers,
       deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true, remote: new RemoteKeys(federation) }),
       crossSigning: new CrossSigningService({ ...e2ee, reauth }),
-      toDevice: new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } }),
+      toDevice,
       roomKeys: new RoomKeysService(db),
       media,
       mediaAdmin: new MediaAdminService({ db, serverName: config.server_name, mediaStorePath: config.media_store_path, logger, repository: media }),
@@ -303,7 +307,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       federation,
       federationAuth: new FederationRequestAuth({ serverName: config.server_name, keyring, domainWhitelist: config.federation_domain_whitelist, logger: fedLogger }),
       federationEvents,
-      federationTransactions: new FederationTransactions(federationEvents, fedLogger),
+      federationTransactions,
       residentMembership: new ResidentMembership({ db, pipeline: rooms.pipeline, events: federationEvents, serverName: config.server_name, keys }),
       invites,
       joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, invites, serverName: config.server_name }),

@@ -12,6 +12,8 @@
  *   for private receipts and the read marker).
  */
 import type { Kysely } from 'kysely';
+import { serverNameOf } from '../core/event-format.js';
+import { isJsonObject } from '../core/json-values.js';
 import type { JsonObject } from '../core/pdu.js';
 import { forbidden, MatrixError } from '../matrix-error.js';
 import { getAccountData, putAccountData } from '../storage/account-data.js';
@@ -88,6 +90,31 @@ export class ReceiptsService {
       type === 'm.fully_read' ? this.setFullyRead(tx, userId, roomId, event) : this.storeReceipt(tx, userId, roomId, type, event, threadId),
     );
     if (changed) await this.wake(roomId, userId, type === 'm.read' ? 'room' : 'self');
+  }
+
+  /**
+   * Another server's `m.receipt` EDU: public read receipts of its users,
+   * joined to the room, on events we hold there; anything else is skipped.
+   */
+  async remote(origin: string, content: Record<string, unknown>): Promise<void> {
+    for (const [roomId, byType] of Object.entries(content)) {
+      const reads = isJsonObject(byType) ? byType['m.read'] : undefined;
+      if (!isJsonObject(reads)) continue;
+      for (const [userId, r] of Object.entries(reads)) {
+        if (serverNameOf(userId) !== origin || !isJsonObject(r) || !Array.isArray(r['event_ids'])) continue;
+        const [member] = await currentState(this.d.db, roomId, [['m.room.member', userId]]);
+        if (member?.membership !== 'join') continue;
+        const data = isJsonObject(r['data']) ? r['data'] : {};
+        const threadId = typeof data['thread_id'] === 'string' ? data['thread_id'] : undefined;
+        for (const eventId of r['event_ids']) {
+          if (typeof eventId !== 'string') continue;
+          const e = await getEvent(this.d.db, eventId);
+          if (!e || e.room_id !== roomId || e.rejected_reason !== null) continue;
+          const changed = await this.write((tx) => this.storeReceipt(tx, userId, roomId, 'm.read', e, threadId));
+          if (changed) await this.wake(roomId, userId, 'room');
+        }
+      }
+    }
   }
 
   /**

@@ -8,6 +8,7 @@
  * issued before a restart stays below every position issued after it
  * (unless this process saw more changes than milliseconds elapsed).
  */
+import { serverNameOf } from '../core/event-format.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { PDU } from '../core/pdu.js';
@@ -79,6 +80,15 @@ export class TypingService {
     const [row] = await currentState(this.d.db, roomId, [['m.room.member', userId]]);
     if (row?.membership !== 'join') throw forbidden(`User ${userId} not in room ${roomId}`);
     if (typing) this.start(roomId, userId, Math.min(Math.max(timeoutMs ?? DEFAULT_TYPING_TIMEOUT_MS, 0), MAX_TYPING_TIMEOUT_MS));
+    else this.stop(roomId, userId);
+  }
+
+  /** Another server's `m.typing` EDU: its user, joined to the room, starts or stops typing (for at most 30 s unless refreshed). */
+  async remote(origin: string, roomId: string, userId: string, typing: boolean): Promise<void> {
+    if (serverNameOf(userId) !== origin) return;
+    const [row] = await currentState(this.d.db, roomId, [['m.room.member', userId]]);
+    if (row?.membership !== 'join') return;
+    if (typing) this.start(roomId, userId, DEFAULT_TYPING_TIMEOUT_MS);
     else this.stop(roomId, userId);
   }
 

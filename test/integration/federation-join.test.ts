@@ -257,3 +257,47 @@ describe('PDUs over /send', () => {
     expect((await timelineBodies()).some((x) => x.startsWith('bulk'))).toBe(false);
   });
 });
+
+describe('EDUs over /send', () => {
+  let roomId: string;
+  let since: string;
+  beforeAll(async () => {
+    roomId = await createRoom(a, alice, { preset: 'public_chat' });
+    expect((await api(b.test, 'POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.accessToken, body: {} })).status).toBe(200);
+    since = (await api(a.test, 'GET', '/_matrix/client/v3/sync', { token: alice.accessToken })).body.next_batch as string;
+  });
+
+  it('typing, receipts, to-device and device-list updates of the origin’s users reach alice; ones naming others are skipped', async () => {
+    const lastEvent = (await api(a.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=1`, { token: alice.accessToken })).body.chunk as {
+      event_id: string;
+    }[];
+    const target = lastEvent[0]!.event_id;
+    const edus = [
+      { edu_type: 'm.typing', content: { room_id: roomId, user_id: bob.userId, typing: true } },
+      // Not B's user: skipped.
+      { edu_type: 'm.typing', content: { room_id: roomId, user_id: alice.userId, typing: true } },
+      { edu_type: 'm.receipt', content: { [roomId]: { 'm.read': { [bob.userId]: { event_ids: [target], data: { ts: 1 } } } } } },
+      {
+        edu_type: 'm.direct_to_device',
+        content: { sender: bob.userId, type: 'm.room_key_request', message_id: 'm1', messages: { [alice.userId]: { [alice.deviceId]: { hello: 'alice' } } } },
+      },
+      { edu_type: 'm.device_list_update', content: { user_id: bob.userId, device_id: 'BOBDEV', stream_id: 1, prev_id: [], deleted: false } },
+      { edu_type: 'm.unknown_edu', content: {} },
+    ];
+    const res = await fed(b, a, 'PUT', `/_matrix/federation/v1/send/edus1`, { origin: b.serverName, origin_server_ts: Date.now(), pdus: [], edus });
+    expect(res.status).toBe(200);
+    const sync = (await api(a.test, 'GET', `/_matrix/client/v3/sync?since=${since}&timeout=0`, { token: alice.accessToken })).body as Record<string, any>;
+    const ephemeral = sync.rooms?.join?.[roomId]?.ephemeral?.events as { type: string; content: Record<string, any> }[];
+    expect(ephemeral.find((e) => e.type === 'm.typing')?.content.user_ids).toEqual([bob.userId]);
+    const receipt = ephemeral.find((e) => e.type === 'm.receipt');
+    expect(receipt?.content[target]?.['m.read']?.[bob.userId]).toBeDefined();
+    expect(sync.to_device.events).toEqual([{ type: 'm.room_key_request', sender: bob.userId, content: { hello: 'alice' } }]);
+    expect(sync.device_lists.changed).toContain(bob.userId);
+
+    // The same message id again is not delivered twice.
+    const again = await fed(b, a, 'PUT', `/_matrix/federation/v1/send/edus2`, { origin: b.serverName, origin_server_ts: Date.now(), pdus: [], edus: [edus[3]] });
+    expect(again.status).toBe(200);
+    const next = (await api(a.test, 'GET', `/_matrix/client/v3/sync?since=${sync.next_batch}&timeout=0`, { token: alice.accessToken })).body as Record<string, any>;
+    expect(next.to_device?.events ?? []).toEqual([]);
+  });
+});

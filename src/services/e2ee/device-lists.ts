@@ -26,6 +26,7 @@ import {
   sharingARoomWith,
   usersToTell,
 } from '../../storage/device-lists.js';
+import { recordDeviceListChange } from '../../storage/device-lists.js';
 import type { Schema } from '../../storage/schema.js';
 import type { Notifier } from '../notifier.js';
 import type { StreamPositions } from '../streams/positions.js';
@@ -107,6 +108,17 @@ export class DeviceListsService {
     const upto = { events: Math.min(end.events, now.events), deviceLists: Math.min(end.deviceLists, now.deviceLists) };
     const after = { events: Math.min(from.events, upto.events), deviceLists: Math.min(from.deviceLists, upto.deviceLists) };
     return deviceListChanges(this.d.db, userId, after, upto);
+  }
+
+  /**
+   * Another server says one of its users' devices or cross-signing keys
+   * changed (`m.device_list_update`, `m.signing_key_update`): recorded in
+   * the device-list stream, so our users who share a room with them see the
+   * user in `device_lists.changed` and query the keys again.
+   */
+  async remoteChanged(userId: string, deviceIds: readonly string[], now = Date.now()): Promise<void> {
+    await this.d.db.transaction().execute((tx) => recordDeviceListChange(tx, userId, deviceIds, now));
+    await this.changed([userId]);
   }
 
   async changed(userIds: Iterable<string>): Promise<void> {

@@ -24,7 +24,9 @@ import type { Logger } from 'pino';
 import type { RateLimitConfig } from '../../config/types.js';
 import { isValidUserId } from '../../core/auth/ids.js';
 import { MatrixError } from '../../matrix-error.js';
+import type { Tx } from '../../storage/db.js';
 import type { Schema } from '../../storage/schema.js';
+import { serverNameOf } from '../../core/event-format.js';
 import { claimToDeviceTxn, deleteInboxUpTo, existingDevices, inboxMessages, insertInboxMessages } from '../../storage/to-device.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
@@ -116,30 +118,60 @@ export class ToDeviceService {
 
     const recipients = await this.d.db.transaction().execute(async (tx) => {
       if (!(await claimToDeviceTxn(tx, sender, requester.deviceId ?? '', txnId, now))) return [];
-      const targets = await existingDevices(tx, all, pairs);
-      const rows: { userId: string; deviceId: string; json: string }[] = [];
-      const cache = new Map<string, string>();
-      let bytes = 0;
-      for (const t of targets) {
-        const m = req.messages.get(t.user_id);
-        if (!m) continue;
-        const content = 'all' in m ? m.all : m.devices.get(t.device_id);
-        if (!content) continue;
-        const cacheKey = 'all' in m ? t.user_id : `${t.user_id}\u0000${t.device_id}`;
-        let json = cache.get(cacheKey);
-        if (json === undefined) {
-          json = JSON.stringify({ type: req.eventType, sender, content });
-          cache.set(cacheKey, json);
-        }
-        bytes += json.length;
-        if (bytes > MAX_QUEUED_BYTES) throw new MatrixError(413, 'M_TOO_LARGE', 'Too many message bytes for these devices in one request');
-        rows.push({ userId: t.user_id, deviceId: t.device_id, json });
-      }
-      await insertInboxMessages(tx, rows, now);
-      return [...new Set(rows.map((r) => r.userId))];
+      return this.queue(tx, sender, req, all, pairs, now);
     });
     if (recipients.length > 0) this.d.notifier.notifyUsers(recipients);
     return recipients.length;
+  }
+
+  /**
+   * A message from another server's user (the `m.direct_to_device` EDU):
+   * for our users' devices, once per (sender, message_id); the sender must
+   * be of the origin.
+   */
+  async receiveFederated(origin: string, content: Record<string, unknown>, now = Date.now()): Promise<void> {
+    const { sender, type, message_id: messageId, messages } = content;
+    if (typeof sender !== 'string' || serverNameOf(sender) !== origin) return;
+    if (typeof type !== 'string' || typeof messageId !== 'string' || !isJsonObject(messages)) return;
+    const req = parseSendToDevice(type, messageId, { messages });
+    const all: string[] = [];
+    const pairs: { userId: string; deviceId: string }[] = [];
+    for (const [userId, m] of req.messages) {
+      if (!this.d.isMine(userId)) continue;
+      if ('all' in m) all.push(userId);
+      else for (const deviceId of m.devices.keys()) pairs.push({ userId, deviceId });
+    }
+    if (all.length === 0 && pairs.length === 0) return;
+    const recipients = await this.d.db.transaction().execute(async (tx) => {
+      if (!(await claimToDeviceTxn(tx, sender, '', `federation:${messageId}`, now))) return [];
+      return this.queue(tx, sender, req, all, pairs, now);
+    });
+    if (recipients.length > 0) this.d.notifier.notifyUsers(recipients);
+  }
+
+  /** Queues one request's messages for the devices that exist; returns the users who got one. */
+  private async queue(tx: Tx, sender: string, req: ToDeviceRequest, all: string[], pairs: { userId: string; deviceId: string }[], now: number): Promise<string[]> {
+    const targets = await existingDevices(tx, all, pairs);
+    const rows: { userId: string; deviceId: string; json: string }[] = [];
+    const cache = new Map<string, string>();
+    let bytes = 0;
+    for (const t of targets) {
+      const m = req.messages.get(t.user_id);
+      if (!m) continue;
+      const content = 'all' in m ? m.all : m.devices.get(t.device_id);
+      if (!content) continue;
+      const cacheKey = 'all' in m ? t.user_id : `${t.user_id}\u0000${t.device_id}`;
+      let json = cache.get(cacheKey);
+      if (json === undefined) {
+        json = JSON.stringify({ type: req.eventType, sender, content });
+        cache.set(cacheKey, json);
+      }
+      bytes += json.length;
+      if (bytes > MAX_QUEUED_BYTES) throw new MatrixError(413, 'M_TOO_LARGE', 'Too many message bytes for these devices in one request');
+      rows.push({ userId: t.user_id, deviceId: t.device_id, json });
+    }
+    await insertInboxMessages(tx, rows, now);
+    return [...new Set(rows.map((r) => r.userId))];
   }
 
   /** rc_key_requests, counted per recipient user other than the sender, as Synapse counts it. */

@@ -1,0 +1,43 @@
+/**
+ * The EDUs other servers send in their transactions, each to the service
+ * that owns it:
+ * - `m.typing` → TypingService (their user, joined to the room);
+ * - `m.receipt` → ReceiptsService (public read receipts of their users);
+ * - `m.direct_to_device` → ToDeviceService (messages for our devices, once
+ *   per message id);
+ * - `m.device_list_update` and `m.signing_key_update` → DeviceListsService
+ *   (our users who share a room with theirs are told to query again);
+ * Every EDU names users of the origin only; anything else in it is skipped.
+ */
+import { serverNameOf } from '../../core/event-format.js';
+import type { DeviceListsService } from '../e2ee/device-lists.js';
+import type { ToDeviceService } from '../e2ee/to-device.js';
+import type { ReceiptsService } from '../receipts.js';
+import type { TypingService } from '../typing.js';
+import type { FederationTransactions } from './transactions.js';
+
+export interface EduServices {
+  typing: Pick<TypingService, 'remote'>;
+  receipts: Pick<ReceiptsService, 'remote'>;
+  toDevice: Pick<ToDeviceService, 'receiveFederated'>;
+  deviceLists: Pick<DeviceListsService, 'remoteChanged'>;
+}
+
+export function registerEduHandlers(transactions: Pick<FederationTransactions, 'onEdu'>, s: EduServices): void {
+  transactions.onEdu('m.typing', async (origin, c) => {
+    if (typeof c['room_id'] !== 'string' || typeof c['user_id'] !== 'string') return;
+    await s.typing.remote(origin, c['room_id'], c['user_id'], c['typing'] === true);
+  });
+  transactions.onEdu('m.receipt', (origin, c) => s.receipts.remote(origin, c));
+  transactions.onEdu('m.direct_to_device', (origin, c) => s.toDevice.receiveFederated(origin, c));
+  transactions.onEdu('m.device_list_update', async (origin, c) => {
+    const userId = c['user_id'];
+    if (typeof userId !== 'string' || serverNameOf(userId) !== origin) return;
+    await s.deviceLists.remoteChanged(userId, typeof c['device_id'] === 'string' ? [c['device_id']] : []);
+  });
+  transactions.onEdu('m.signing_key_update', async (origin, c) => {
+    const userId = c['user_id'];
+    if (typeof userId !== 'string' || serverNameOf(userId) !== origin) return;
+    await s.deviceLists.remoteChanged(userId, []);
+  });
+}
