@@ -4,6 +4,7 @@
  * stopped here. Nothing else constructs a service; the API plugins look
  * them up in `ctx.services`.
  */
+import type { JsonObject } from '../core/pdu.js';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../config/types.js';
@@ -273,7 +274,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       notifier,
       rooms,
       aliases,
-      directory: new DirectoryService(db, directory),
+      directory: new DirectoryService(db, directory, (server, req) => remote.publicRooms(server, req) as Promise<JsonObject>),
       upgrader: new RoomUpgrader({ db, rooms, serverName: config.server_name, notifier, logger }),
       timeline: new TimelineService({ db, lazyMembers }),
       relationPages: new RelationPagesService(db),

@@ -301,3 +301,12 @@ describe('EDUs over /send', () => {
     expect(next.to_device?.events ?? []).toEqual([]);
   });
 });
+
+describe('another server’s room directory', () => {
+  it('GET and POST /publicRooms?server= ask it over federation, and its refusal is the answer', async () => {
+    const res = await api(b.test, 'GET', `/_matrix/client/v3/publicRooms?server=${enc(a.serverName)}`, { token: bob.accessToken });
+    // allow_public_rooms_over_federation is off by default (as Synapse): A refuses.
+    expect(res.status).toBe(403);
+    expect(res.body.errcode).toBe('M_FORBIDDEN');
+  });
+});

@@ -253,6 +253,17 @@ describe('publicRooms over federation', () => {
       const none = await signedPost(d, '/_matrix/federation/v1/publicRooms', { filter: { generic_search_term: 'harbour' } });
       expect(none.body['chunk']).toEqual([]);
       expect((await signedGet(d, '/_matrix/federation/v1/publicRooms', { auth: null })).status).toBe(401);
+      // A's users see D's list through /publicRooms?server=, filtered by POST.
+      const alice = await createUser(a.test, 'dirreader');
+      const listed = await api(a.test, 'GET', `/_matrix/client/v3/publicRooms?server=${enc(d.serverName)}`, { token: alice.accessToken });
+      expect(listed.status).toBe(200);
+      expect((listed.body['chunk'] as { room_id: string }[]).map((r) => r.room_id)).toEqual([made.body['room_id']]);
+      const filtered = await api(a.test, 'POST', `/_matrix/client/v3/publicRooms?server=${enc(d.serverName)}`, {
+        token: alice.accessToken,
+        body: { filter: { generic_search_term: 'harbour' } },
+      });
+      expect(filtered.status).toBe(200);
+      expect(filtered.body['chunk']).toEqual([]);
     } finally {
       await d.close();
     }

@@ -4,7 +4,7 @@
  * GET/PUT /directory/list/room/{roomId}, GET/POST /publicRooms.
  *
  * A remote alias is asked of its server (AliasService.resolve); a remote
- * `server` for /publicRooms is still 404 (not asked over federation yet).
+ * `server` for /publicRooms is asked for its list over federation.
  * `allow_public_rooms_without_auth` lets GET /publicRooms go without an
  * access token (an invalid one is then ignored too, as Synapse does).
  */
@@ -45,11 +45,11 @@ const PUBLIC_ROOMS_QUERY = {
 export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const { aliases, directory } = ctx.services;
 
-  /** Remote directories need federation. */
-  const checkServer = (server: string | undefined): void => {
-    if (server === undefined || server === '' || server === ctx.config.server_name) return;
+  /** Another server's name, when the list asked for is not ours. */
+  const remoteServer = (server: string | undefined): string | undefined => {
+    if (server === undefined || server === '' || server === ctx.config.server_name) return undefined;
     if (!SERVER_NAME.test(server)) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid server name: ${server}`);
-    throw new MatrixError(404, 'M_NOT_FOUND', `Cannot fetch the room directory of ${server}: Axon does not federate yet`);
+    return server;
   };
 
   for (const p of CLIENT_PREFIXES) {
@@ -95,16 +95,17 @@ export const directoryPlugin: FastifyPluginAsync<PluginOptions> = async (app, { 
         if (!ctx.config.allow_public_rooms_without_auth || !(err instanceof MatrixError) || err.statusCode !== 401 || server) throw err;
         raiseSchemaError(req);
       }
-      checkServer(server);
-      return directory.publicRooms({ limit: limitOf(limit), since: since !== undefined && since !== '' ? since : undefined });
+      const r = { limit: limitOf(limit), since: since !== undefined && since !== '' ? since : undefined };
+      const other = remoteServer(server);
+      return other === undefined ? directory.publicRooms(r) : directory.remotePublicRooms(other, r);
     });
 
     app.post<{ Querystring: { server?: unknown } }>(`${p}/publicRooms`, { schema: { body: PUBLIC_ROOMS_BODY } }, async (req) => {
       await requireUser(ctx, req, { allowGuest: true });
       const server = typeof req.query?.server === 'string' ? req.query.server : undefined;
       const r = publicRoomsRequest(jsonObjectBody(req));
-      checkServer(server);
-      return directory.publicRooms(r);
+      const other = remoteServer(server);
+      return other === undefined ? directory.publicRooms(r) : directory.remotePublicRooms(other, r);
     });
   }
 };

@@ -35,6 +35,54 @@ export class RemoteQueries {
     }
   }
 
+  /**
+   * Another server's public room list (POST /publicRooms, as Synapse asks;
+   * GET for a server that does not take the POST). The remote's refusal is
+   * the answer; a server that cannot be reached is 502.
+   */
+  async publicRooms(
+    server: string,
+    req: { limit?: number; since?: string; search?: string; roomTypes?: (string | null)[]; thirdPartyInstanceId?: string },
+  ): Promise<Record<string, unknown>> {
+    const body: Record<string, unknown> = {};
+    if (req.limit !== undefined) body['limit'] = req.limit;
+    if (req.since !== undefined) body['since'] = req.since;
+    if (req.search !== undefined || req.roomTypes !== undefined)
+      body['filter'] = { ...(req.search !== undefined && { generic_search_term: req.search }), ...(req.roomTypes !== undefined && { room_types: req.roomTypes }) };
+    if (req.thirdPartyInstanceId !== undefined) body['third_party_instance_id'] = req.thirdPartyInstanceId;
+    const ask = async (method: 'GET' | 'POST') => {
+      const query = method === 'GET' ? { limit: req.limit, since: req.since, third_party_instance_id: req.thirdPartyInstanceId } : undefined;
+      const res = await this.o.client.request<unknown>({
+        destination: server,
+        method,
+        path: '/_matrix/federation/v1/publicRooms',
+        query,
+        ...(method === 'POST' && { body }),
+        timeoutMs: 30_000,
+      });
+      if (res.json === null || typeof res.json !== 'object' || Array.isArray(res.json)) throw new MatrixError(502, 'M_UNKNOWN', 'Failed to fetch room directory');
+      return res.json as Record<string, unknown>;
+    };
+    try {
+      try {
+        return await ask('POST');
+      } catch (err) {
+        // An older server without the POST: the GET (which cannot filter).
+        if (err instanceof FederationRequestError && (err.status === 404 || err.status === 405) && err.errcode === 'M_UNRECOGNIZED' && body['filter'] === undefined)
+          return await ask('GET');
+        throw err;
+      }
+    } catch (err) {
+      if (err instanceof MatrixError) throw err;
+      if (err instanceof FederationRequestError) {
+        if (err.status !== undefined && err.status >= 400 && err.status < 500) throw new MatrixError(err.status, err.errcode ?? 'M_UNKNOWN', err.reason);
+        this.o.logger.info({ destination: server, status: err.status, reason: err.reason }, 'fetching a remote room directory failed');
+        throw new MatrixError(502, 'M_UNKNOWN', 'Failed to fetch room directory');
+      }
+      throw err;
+    }
+  }
+
   /** A user's profile from their own server. */
   async profile(userId: string, server: string, notFound: () => MatrixError): Promise<RemoteProfile> {
     const body = await this.query(server, 'profile', { user_id: userId }, notFound, 'Failed to fetch profile');

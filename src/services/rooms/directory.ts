@@ -74,11 +74,21 @@ function entry(r: PublicRoomRow): JsonObject {
   return e;
 }
 
+/** Asks another server for its room directory (the federation client's side; rooms/ does not import federation/). */
+export type RemoteDirectory = (server: string, req: PublicRoomsRequest) => Promise<JsonObject>;
+
 export class DirectoryService {
   constructor(
     private readonly db: Kysely<Schema>,
     readonly settings: DirectorySettings,
+    private readonly remote?: RemoteDirectory,
   ) {}
+
+  /** GET and POST /publicRooms?server=: another server's list, asked over federation (404 when federation is not wired). */
+  async remotePublicRooms(server: string, req: PublicRoomsRequest): Promise<JsonObject> {
+    if (!this.remote) throw new MatrixError(404, 'M_NOT_FOUND', `Cannot fetch the room directory of ${server}`);
+    return this.remote(server, req);
+  }
 
   /** GET /directory/list/room/{roomId}. */
   async visibility(roomId: string): Promise<'public' | 'private'> {
