@@ -7,8 +7,9 @@
  * - `federation_destinations`: one row per server we have queued anything
  *   for, with the retry state (Synapse's `destinations`): when we last tried
  *   and failed, the interval before the next try, when the failures began,
- *   the stream ordering of the newest PDU it accepted, and the transaction
- *   in flight (its id), if any.
+ *   the stream ordering of the newest PDU it accepted, the transaction in
+ *   flight (its id), if any, and whether it has failed since its last
+ *   success (`catching_up`: its backlog is trimmed before the next try).
  * - `federation_destination_rooms`: per (destination, room), the stream
  *   ordering of the newest PDU queued for it (Synapse's `destination_rooms`).
  * - `federation_outbox_pdus` / `federation_outbox_edus`: what is still to be
@@ -41,6 +42,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('failure_ts', 'bigint')
     .addColumn('last_successful_stream_ordering', 'bigint')
     .addColumn('txn_id', 'text')
+    .addColumn('catching_up', 'boolean', (c) => c.notNull().defaultTo(false))
     .execute();
 
   await db.schema

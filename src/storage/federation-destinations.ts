@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import type { Db } from './db.js';
 import type { FederationDestinationsTable } from './schema.js';
 
-export type DestinationRow = FederationDestinationsTable;
+export type DestinationRow = Omit<FederationDestinationsTable, 'catching_up'> & { catching_up: boolean };
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
@@ -18,21 +18,22 @@ function normalise(r: DestinationRow): DestinationRow {
     failure_ts: num(r.failure_ts),
     last_successful_stream_ordering: num(r.last_successful_stream_ordering),
     txn_id: r.txn_id,
+    catching_up: r.catching_up,
   };
 }
 
-const COLUMNS = ['destination', 'retry_last_ts', 'retry_interval', 'failure_ts', 'last_successful_stream_ordering', 'txn_id'] as const;
+const COLUMNS = ['destination', 'retry_last_ts', 'retry_interval', 'failure_ts', 'last_successful_stream_ordering', 'txn_id', 'catching_up'] as const;
 
 export async function getDestination(db: Db, destination: string): Promise<DestinationRow | undefined> {
   const r = await db.selectFrom('federation_destinations').select(COLUMNS).where('destination', '=', destination).executeTakeFirst();
   return r && normalise(r);
 }
 
-/** A failed attempt: the next is not before `now + interval`; `failure_ts` keeps the start of the failures. */
+/** A failed attempt (the destination is catching up from now on): the next is not before `now + interval`; `failure_ts` keeps the start of the failures. */
 export async function recordFailure(db: Db, destination: string, now: number, interval: number): Promise<void> {
   await db
     .updateTable('federation_destinations')
-    .set({ retry_last_ts: now, retry_interval: interval, failure_ts: sql<number>`COALESCE(failure_ts, ${now})` })
+    .set({ retry_last_ts: now, retry_interval: interval, failure_ts: sql<number>`COALESCE(failure_ts, ${now})`, catching_up: true })
     .where('destination', '=', destination)
     .execute();
 }

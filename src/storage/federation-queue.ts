@@ -181,6 +181,7 @@ export async function completeTransaction(tx: Tx, o: { destination: string; txnI
       retry_last_ts: 0,
       retry_interval: 0,
       failure_ts: null,
+      catching_up: false,
       ...(o.lastStreamOrdering !== null && {
         last_successful_stream_ordering: sql<number>`GREATEST(COALESCE(last_successful_stream_ordering, 0), ${o.lastStreamOrdering})`,
       }),

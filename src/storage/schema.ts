@@ -445,6 +445,8 @@ export interface FederationDestinationsTable {
   last_successful_stream_ordering: number | null;
   /** The transaction in flight (its rows in the outboxes carry it too). */
   txn_id: string | null;
+  /** Failed since its last success: the backlog is trimmed before the next attempt (kept through reset_connection). */
+  catching_up: Generated<boolean>;
 }
 
 export interface FederationOutboxPdusTable {

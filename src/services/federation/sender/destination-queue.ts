@@ -9,8 +9,8 @@
  * - On a failure (network, TLS, any non-2xx) the retry state is recorded
  *   (backoff.ts) and nothing is sent until it runs out; a wake during the
  *   backoff does not cut it short, reset_connection does.
- * - Catch-up: while the destination is failing (`failure_ts` set), before
- *   each attempt, a room with more than 50 unsent PDUs keeps only its
+ * - Catch-up: once the destination has failed (and until its next
+ *   success, whatever reset_connection clears), before each attempt, a room with more than 50 unsent PDUs keeps only its
  *   newest 10; the remote fills the gap with /get_missing_events.
  */
 import { randomBytes } from 'node:crypto';
@@ -132,7 +132,7 @@ export class DestinationQueue {
       this.later(wait);
       return false;
     }
-    if (row.failure_ts !== null) {
+    if (row.catching_up) {
       const dropped = await db.transaction().execute((tx) => trimBacklog(tx, this.destination, CATCH_UP_THRESHOLD, CATCH_UP_KEEP));
       if (dropped > 0) this.d.logger.info({ destination: this.destination, dropped }, 'federation sender: catching up, older PDUs dropped');
     }
