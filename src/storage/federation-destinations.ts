@@ -56,7 +56,12 @@ function likeLiteral(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-/** A page of destinations (case-insensitive substring filter on the name), ties broken by name, and the total that match. */
+/**
+ * A page of destinations (a case-insensitive substring filter on the name,
+ * its `%` and `_` taken literally), ordered by `orderBy` in `dir` (NULLs
+ * as PostgreSQL places them), ties by name ascending, as Synapse; and the
+ * total that match.
+ */
 export async function listDestinations(
   db: Db,
   o: { from: number; limit: number; filter?: string; orderBy: DestinationOrderBy; dir: 'f' | 'b' },
@@ -65,13 +70,7 @@ export async function listDestinations(
   if (o.filter) base = base.where(sql<boolean>`lower(destination) LIKE ${`%${likeLiteral(o.filter.toLowerCase())}%`}`);
   const direction = o.dir === 'b' ? 'desc' : 'asc';
   const [rows, count] = await Promise.all([
-    base
-      .select(COLUMNS)
-      .orderBy(sql.ref(o.orderBy), sql.raw(`${direction} ${direction === 'asc' ? 'NULLS FIRST' : 'NULLS LAST'}`))
-      .orderBy('destination', direction)
-      .offset(o.from)
-      .limit(o.limit)
-      .execute(),
+    base.select(COLUMNS).orderBy(sql.ref(o.orderBy), direction).orderBy('destination', 'asc').offset(o.from).limit(o.limit).execute(),
     base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst(),
   ]);
   return { rows: rows.map(normalise), total: Number(count?.n ?? 0) };

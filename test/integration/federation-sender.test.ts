@@ -226,14 +226,19 @@ describe('federation sender: short backoff, restarts', () => {
     expect(new Set(s.remote.sends.map((x) => x.txnId)).size).toBe(1);
   });
 
-  it('what was queued, or only committed, before a restart is sent after it', async () => {
+  it('shutdown aborts the transaction in flight; what was queued, or only committed, before a restart is sent after it', async () => {
     const roomId = await remoteRoom();
-    s.remote.mode = 'fail';
+    s.remote.mode = 'hold';
     await sendAll(roomId, ['queued-1', 'queued-2']);
     await caughtUp();
-    await waitUntil(() => s.remote.sends.at(-1)?.status === 500, 'a failed attempt');
-    // The sender stops; an event commits with nobody to queue it (as a crash before queueing would leave it).
+    await waitUntil(() => s.remote.inFlight() === 1, 'a transaction in flight');
+    const held = s.remote.sends.at(-1)!;
+    // The sender stops without waiting for the answer, and records no failure for it.
     await s.fed.test.server.ctx.services.federationSender.close();
+    expect(await adminGet(DEST(s.remote))).toMatchObject({ body: { retry_last_ts: 0, failure_ts: null } });
+    s.remote.mode = 'fail';
+    s.remote.release();
+    // An event commits with nobody to queue it (as a crash before queueing would leave it).
     await sendAll(roomId, ['committed-only']);
     expect(await outboxCounts(db(), s.remote.serverName)).toEqual({ pdus: 2, edus: 0 });
 
@@ -242,5 +247,7 @@ describe('federation sender: short backoff, restarts', () => {
     s.remote.mode = 'ok';
     await waitUntil(() => acceptedBodies(s.remote, roomId).length === 3, 'every message after the restart', 20_000);
     expect(acceptedBodies(s.remote, roomId)).toEqual(['queued-1', 'queued-2', 'committed-only']);
+    // The interrupted transaction is sent again under its id.
+    expect(s.remote.sends.find((x) => x.status === 200 && x.body.pdus.some((p: Pdu) => p.room_id === roomId))!.txnId).toBe(held.txnId);
   });
 });
