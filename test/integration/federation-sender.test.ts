@@ -44,7 +44,10 @@ function setup(yaml: Record<string, unknown> = {}) {
   });
   const h = roomHelpers(() => s.fed.test);
   const db = () => s.fed.test.server.ctx.database.db;
-  const caughtUp = () => waitUntil(async () => (await streamPosition(db())) >= (await maxStreamOrdering(db())), 'the sender to queue every event');
+  const caughtUp = async () => {
+    const max = await maxStreamOrdering(db());
+    await waitUntil(() => (s.fed.test.server.ctx.services.federationSender.queuedThrough() ?? -1) >= max, 'the sender to queue every event');
+  };
   /** A public room of alice's with the remote's user joined (nothing from before the join is sent). */
   const remoteRoom = async (user = '@x'): Promise<string> => {
     const roomId = await h.createRoom(s.alice, { preset: 'public_chat' });
@@ -211,7 +214,7 @@ describe('federation sender', () => {
 });
 
 describe('federation sender: short backoff, restarts', () => {
-  const { s, db, caughtUp, remoteRoom, sendAll, adminGet } = setup({ federation: { destination_min_retry_interval: '200ms' } });
+  const { s, h, db, caughtUp, remoteRoom, sendAll, adminGet } = setup({ federation: { destination_min_retry_interval: '200ms' } });
 
   it('retries by itself once the backoff has run out, the interval growing', async () => {
     const roomId = await remoteRoom();
@@ -233,8 +236,16 @@ describe('federation sender: short backoff, restarts', () => {
     await caughtUp();
     await waitUntil(() => s.remote.inFlight() === 1, 'a transaction in flight');
     const held = s.remote.sends.at(-1)!;
+    // An event for no other server moves the position in memory only; close stores it.
+    const lonely = await h.createRoom(s.alice);
+    await sendAll(lonely, ['nobody-else-here']);
+    await caughtUp();
+    const sender = s.fed.test.server.ctx.services.federationSender;
+    const through = sender.queuedThrough()!;
+    expect(await streamPosition(db())).toBeLessThan(through);
     // The sender stops without waiting for the answer, and records no failure for it.
-    await s.fed.test.server.ctx.services.federationSender.close();
+    await sender.close();
+    expect(await streamPosition(db())).toBe(through);
     expect(await adminGet(DEST(s.remote))).toMatchObject({ body: { retry_last_ts: 0, failure_ts: null } });
     s.remote.mode = 'fail';
     s.remote.release();

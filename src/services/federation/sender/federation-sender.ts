@@ -80,6 +80,11 @@ export class FederationSender {
     if (this.started && !this.closed) this.tailer.poke();
   }
 
+  /** The events stream ordering up to which fan-out is queued (tests, diagnostics). */
+  queuedThrough(): number | undefined {
+    return this.tailer.queuedThrough;
+  }
+
   /** Queues an EDU for one server (durably); see the file's comment for `key`. */
   async queueEdu(destination: string, eduType: string, content: Record<string, unknown>, opts: { key?: string } = {}): Promise<void> {
     if (!this.enabled || this.closed || !this.allows(destination)) return;

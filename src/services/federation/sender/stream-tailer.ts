@@ -10,7 +10,11 @@
  * server hears of it), less our own and any outside
  * federation_domain_whitelist. The outbox rows and the new position are
  * written in one transaction, so a crash loses or repeats nothing; at start
- * the tailer catches up from the stored position.
+ * the tailer catches up from the stored position. A batch that queues
+ * nothing (events in rooms with no other server, the usual case on a server
+ * that federates little) moves the position in memory only, written with
+ * the next batch that queues something, after `PERSIST_EVERY` orderings,
+ * and at close: after a crash those few events are looked at again.
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -25,6 +29,8 @@ export const TAIL_BATCH = 100;
 const HELD_RETRY_MS = 100;
 /** After a database failure, try again this much later. */
 const ERROR_RETRY_MS = 5_000;
+/** A position moved by batches that queued nothing is written once it is this far ahead of the stored one. */
+export const PERSIST_EVERY = 1000;
 
 export interface TailerDeps {
   db: Kysely<Schema>;
@@ -48,6 +54,8 @@ export class StreamTailer {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** How far fan-out is done (in memory), and what the database holds. */
+  private position: { done: number; stored: number } | undefined;
 
   constructor(private readonly d: TailerDeps) {}
 
@@ -69,6 +77,20 @@ export class StreamTailer {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
+    const p = this.position;
+    if (p && p.done > p.stored) {
+      await this.d.db
+        .transaction()
+        .execute(async (tx) => {
+          if ((await lockStreamPosition(tx)) === p.stored) await setStreamPosition(tx, p.done);
+        })
+        .catch((err: unknown) => this.d.logger.warn({ err }, 'federation sender: could not store the stream position'));
+    }
+  }
+
+  /** The stream ordering up to which fan-out is queued (undefined before the first run). */
+  get queuedThrough(): number | undefined {
+    return this.position?.done;
   }
 
   /** Waits until the run in progress (if any) is done (tests). */
@@ -105,21 +127,35 @@ export class StreamTailer {
   private async step(): Promise<boolean> {
     const upTo = (await this.d.positions.current()).events;
     if (this.d.positions.held) this.later(HELD_RETRY_MS);
-    const from = await streamPosition(this.d.db);
+    if (!this.position) {
+      const stored = await streamPosition(this.d.db);
+      this.position = { done: stored, stored };
+    }
+    const from = this.position.done;
     if (upTo <= from) return false;
     const events = await localEventsBetween(this.d.db, { after: from, upTo, serverName: this.d.serverName, limit: TAIL_BATCH });
     const full = events.length === TAIL_BATCH;
     const next = full ? events[events.length - 1]!.stream_ordering : upTo;
     const pdus = await this.fanOut(events);
     if (this.closed) return false;
+    const { stored } = this.position;
+    if (pdus.length === 0 && next - stored < PERSIST_EVERY) {
+      this.position = { done: next, stored };
+      return true;
+    }
     const moved = await this.d.db.transaction().execute(async (tx) => {
-      // Another run (another process) got here first: read again.
-      if ((await lockStreamPosition(tx)) !== from) return false;
+      // Another process moved it: read it again.
+      if ((await lockStreamPosition(tx)) !== stored) return false;
       await queuePdus(tx, pdus);
       await setStreamPosition(tx, next);
       return true;
     });
-    if (moved && pdus.length > 0) this.d.onQueued(new Set(pdus.map((p) => p.destination)));
+    if (!moved) {
+      this.position = undefined;
+      return true;
+    }
+    this.position = { done: next, stored: next };
+    if (pdus.length > 0) this.d.onQueued(new Set(pdus.map((p) => p.destination)));
     return true;
   }
 
