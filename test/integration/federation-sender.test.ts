@@ -13,7 +13,7 @@ import { parseXMatrix } from '../../src/core/x-matrix.js';
 import { maxStreamOrdering } from '../../src/storage/events.js';
 import { outboxCounts, streamPosition } from '../../src/storage/federation-queue.js';
 import { joinRemoteUser, startFakeRemote, waitUntil, type FakeRemote } from '../helpers/fake-remote.js';
-import { startFederationServer, type FederationServer } from '../helpers/federation.js';
+import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { restartTestServer } from '../helpers/restart.js';
 import { roomHelpers, text } from '../helpers/rooms.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
@@ -260,5 +260,41 @@ describe('federation sender: short backoff, restarts', () => {
     expect(acceptedBodies(s.remote, roomId)).toEqual(['queued-1', 'queued-2', 'committed-only']);
     // The interrupted transaction is sent again under its id.
     expect(s.remote.sends.find((x) => x.status === 200 && x.body.pdus.some((p: Pdu) => p.room_id === roomId))!.txnId).toBe(held.txnId);
+  });
+});
+
+describe('federation sender: between two Axons', () => {
+  let a: FederationServer;
+  let b: FederationServer;
+  let alice: TestUser;
+  let bob: TestUser;
+  beforeAll(async () => {
+    [a, b] = await startFederationServers(2);
+    alice = await createUser(a.test, 'alice');
+    bob = await createUser(b.test, 'bob');
+  }, 60_000);
+  afterAll(async () => Promise.all([a?.close(), b?.close()]));
+
+  const bodiesSeen = async (t: FederationServer, user: TestUser, roomId: string): Promise<string[]> => {
+    const res = await roomHelpers(() => t.test).messages(user, roomId, { dir: 'b', limit: 50 });
+    return (res.body.chunk ?? []).filter((e) => e.type === 'm.room.message').map((e) => e.content.body as string);
+  };
+
+  it('each server’s messages reach the other, whose users read them', async () => {
+    const ha = roomHelpers(() => a.test);
+    const hb = roomHelpers(() => b.test);
+    const roomId = await ha.createRoom(alice, { preset: 'public_chat' });
+    const join = await api(b.test, 'POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=${encodeURIComponent(a.serverName)}`, { token: bob.accessToken, body: {} });
+    expect(join.status, JSON.stringify(join.body)).toBe(200);
+    await ha.send(alice, roomId, text('from A'));
+    await hb.send(bob, roomId, text('from B'));
+    await waitUntil(async () => (await bodiesSeen(b, bob, roomId)).includes('from A'), 'B to have A’s message');
+    await waitUntil(async () => (await bodiesSeen(a, alice, roomId)).includes('from B'), 'A to have B’s message');
+    expect((await api(a.test, 'GET', `/_synapse/admin/v1/federation/destinations`, { token: (await createUser(a.test, 'root', { admin: true })).accessToken })).body).toMatchObject(
+      {
+        total: 1,
+        destinations: [{ destination: b.serverName, failure_ts: null }],
+      },
+    );
   });
 });
