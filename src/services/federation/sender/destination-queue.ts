@@ -33,6 +33,8 @@ export const CATCH_UP_KEEP = 10;
 const SEND_TIMEOUT_MS = 60_000;
 /** After a database failure in the loop, try again this much later. */
 const ERROR_RETRY_MS = 5_000;
+/** setTimeout's limit (a longer backoff wakes early, finds time left and waits again). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 export interface DestinationQueueDeps {
   db: Kysely<Schema>;
@@ -99,10 +101,13 @@ export class DestinationQueue {
   private later(ms: number): void {
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.wake();
-    }, ms);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.wake();
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
     this.timer.unref();
   }
 
@@ -165,7 +170,7 @@ export class DestinationQueue {
     const abort = new AbortController();
     this.inFlight = abort;
     try {
-      const res = await this.d.client.request<{ pdus?: Record<string, { error?: string }> }>({
+      const request = this.d.client.request<{ pdus?: Record<string, { error?: string }> }>({
         destination: this.destination,
         method: 'PUT',
         path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
@@ -173,6 +178,10 @@ export class DestinationQueue {
         timeoutMs: SEND_TIMEOUT_MS,
         signal: abort.signal,
       });
+      // Name resolution does not take the signal: on close, stop waiting for it at once.
+      const aborted = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new Error('shutting down')), { once: true }));
+      request.catch(() => undefined);
+      const res = await Promise.race([request, aborted]);
       const results = res.json?.pdus;
       if (results && typeof results === 'object') {
         for (const [eventId, r] of Object.entries(results)) {
