@@ -21,6 +21,7 @@ import * as m0015 from './0015_replaces_state.js';
 import * as m0016 from './0016_ratelimit_override.js';
 import * as m0017 from './0017_event_persistence.js';
 import * as m0018 from './0018_server_keys.js';
+import * as m0019 from './0019_federation_sender.js';
 import * as m0021 from './0021_out_of_band_memberships.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
@@ -42,5 +43,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0016_ratelimit_override': m0016,
   '0017_event_persistence': m0017,
   '0018_server_keys': m0018,
+  '0019_federation_sender': m0019,
   '0021_out_of_band_memberships': m0021,
 };

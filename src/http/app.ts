@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { ListenerConfig } from '../config/types.js';
 import { adminDevicesPlugin } from './admin/devices.js';
+import { adminFederationDestinationsPlugin } from './admin/federation-destinations.js';
 import { adminMediaPlugin } from './admin/media.js';
 import { adminRegistrationTokensPlugin } from './admin/registration-tokens.js';
 import { adminServerPlugin } from './admin/server.js';
@@ -125,6 +126,7 @@ const CLIENT_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   adminRatelimitOverridePlugin,
   adminDevicesPlugin,
   adminMediaPlugin,
+  adminFederationDestinationsPlugin,
   sharedSecretRegisterPlugin,
 ];
 

@@ -33,6 +33,8 @@ import { RemoteMembership } from './federation/remote-membership.js';
 import { ResidentMembership } from './federation/resident-membership.js';
 import { RoomJoins } from './federation/room-joins.js';
 import { FederationTransactions } from './federation/transactions.js';
+import { FederationSender } from './federation/sender/federation-sender.js';
+import { senderSettings } from './federation/sender/settings.js';
 import { RoomKeysService } from './e2ee/room-keys.js';
 import { ToDeviceService } from './e2ee/to-device.js';
 import { MediaAdminService } from './media/media-admin.js';
@@ -153,6 +155,8 @@ export interface Services {
   readonly joins: RoomJoins;
   /** Invites across servers: co-signing ours, taking theirs. */
   readonly invites: FederationInvites;
+  /** Sends our events and EDUs to the other servers of their rooms (durable outboxes, backoff). */
+  readonly federationSender: FederationSender;
 }
 
 export interface RunningServices {
@@ -258,6 +262,17 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const federationTransactions = new FederationTransactions(federationEvents, fedLogger);
     const toDevice = new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } });
     registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists });
+    const federationSender = new FederationSender({
+      db,
+      serverName: config.server_name,
+      client: federation,
+      positions,
+      settings: senderSettings(config),
+      logger: subsystemLogger(logger, 'axon.federation.sender'),
+    });
+    // Closed first (before the client), so its requests in flight are aborted, not failed.
+    stops.unshift(() => federationSender.close());
+    rooms.pipeline.onCommitted(() => federationSender.poke());
     const services: Services = {
       auth,
       passwords,
@@ -312,6 +327,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       residentMembership: new ResidentMembership({ db, pipeline: rooms.pipeline, events: federationEvents, serverName: config.server_name, keys }),
       invites,
       joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, invites, serverName: config.server_name }),
+      federationSender,
     };
     const previews = services.urlPreviews;
     if (previews) stops.unshift(() => previews.close());
@@ -322,6 +338,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     // Sends to push gateways in the background; stopped before the database closes.
     stops.push(() => pushers.close());
     await pushers.start();
+    await federationSender.start();
     return { services, wakeWaiters: () => notifier.close(), close };
   } catch (err) {
     await close().catch(() => undefined);

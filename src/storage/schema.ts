@@ -435,3 +435,42 @@ export interface ServerKeysTable {
 export interface Schema {
   server_keys: ServerKeysTable;
 }
+
+/** The outbound federation sender's tables (migration 0019). */
+export interface FederationDestinationsTable {
+  destination: string;
+  retry_last_ts: number | null;
+  retry_interval: number | null;
+  failure_ts: number | null;
+  last_successful_stream_ordering: number | null;
+  /** The transaction in flight (its rows in the outboxes carry it too). */
+  txn_id: string | null;
+  /** Failed since its last success: the backlog is trimmed before the next attempt (kept through reset_connection). */
+  catching_up: Generated<boolean>;
+}
+
+export interface FederationOutboxPdusTable {
+  id: Generated<number>;
+  destination: string;
+  room_id: string;
+  event_id: string;
+  stream_ordering: number;
+  txn_id: string | null;
+}
+
+export interface FederationOutboxEdusTable {
+  id: Generated<number>;
+  destination: string;
+  edu_type: string;
+  edu_key: string | null;
+  content: Record<string, unknown>;
+  txn_id: string | null;
+}
+
+export interface Schema {
+  federation_stream_position: { lock: Generated<boolean>; stream_ordering: number };
+  federation_destinations: FederationDestinationsTable;
+  federation_destination_rooms: { destination: string; room_id: string; stream_ordering: number };
+  federation_outbox_pdus: FederationOutboxPdusTable;
+  federation_outbox_edus: FederationOutboxEdusTable;
+}

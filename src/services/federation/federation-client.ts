@@ -39,6 +39,8 @@ export interface FederationRequestOptions {
   timeoutMs?: number;
   /** Response body cap in bytes (default 10 MiB). */
   maxBytes?: number;
+  /** Aborts the request (a shutdown); the failure is a FederationRequestError like any other. */
+  signal?: AbortSignal;
 }
 
 export interface FederationResponse<T> {
@@ -173,7 +175,8 @@ export class FederationClient {
     if (!this.allowsDestination(destination)) throw fail('the destination is not in federation_domain_whitelist');
     if (!r.path.startsWith('/')) throw fail('the path must start with /');
 
-    const signal = AbortSignal.timeout(r.timeoutMs ?? DEFAULT_FEDERATION_TIMEOUT_MS);
+    const timeout = AbortSignal.timeout(r.timeoutMs ?? DEFAULT_FEDERATION_TIMEOUT_MS);
+    const signal = r.signal ? AbortSignal.any([timeout, r.signal]) : timeout;
     let resolved: ResolvedServer;
     try {
       resolved = await this.resolver.resolve(destination);
