@@ -24,6 +24,7 @@ import { type KeyFetchTransport, keyTransportFromClient } from './federation/key
 import { RemoteQueries } from './federation/remote-queries.js';
 import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
+import { connectEduProducers } from './federation/edu-producers.js';
 import { registerEduHandlers } from './federation/edus.js';
 import { FederationEvents } from './federation/inbound-events.js';
 import { FederationInvites } from './federation/invites.js';
@@ -259,9 +260,6 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       remote: remoteMembership,
       logger: fedLogger,
     });
-    const federationTransactions = new FederationTransactions(federationEvents, fedLogger);
-    const toDevice = new ToDeviceService({ ...e2ee, keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests } });
-    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists });
     const federationSender = new FederationSender({
       db,
       serverName: config.server_name,
@@ -273,6 +271,14 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     // Closed first (before the client), so its requests in flight are aborted, not failed.
     stops.unshift(() => federationSender.close());
     rooms.pipeline.onCommitted(() => federationSender.poke());
+    const federationTransactions = new FederationTransactions(federationEvents, fedLogger);
+    const toDevice = new ToDeviceService({
+      ...e2ee,
+      keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests },
+      sendRemote: (destination, content) => federationSender.queueEdu(destination, 'm.direct_to_device', content),
+    });
+    connectEduProducers({ db, serverName: config.server_name, sender: federationSender, typing, receipts, deviceLists, logger: fedLogger });
+    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists });
     const services: Services = {
       auth,
       passwords,

@@ -36,7 +36,17 @@ export interface ReceiptsServiceDeps {
   notifier: Notifier;
 }
 
+/** Told of each public read receipt a local user sets, for other servers (the federation sender's m.receipt). */
+export type LocalReceiptListener = (roomId: string, userId: string, eventId: string, data: Record<string, unknown>) => void;
+
 export class ReceiptsService {
+  private readonly listeners: LocalReceiptListener[] = [];
+
+  /** Adds a listener told of every public read receipt a local user sets. */
+  onLocalReceipt(listener: LocalReceiptListener): void {
+    this.listeners.push(listener);
+  }
+
   private writeQueue: Promise<unknown> = Promise.resolve();
   /**
    * The newest position in the database when first asked, and the newest
@@ -90,6 +100,13 @@ export class ReceiptsService {
       type === 'm.fully_read' ? this.setFullyRead(tx, userId, roomId, event) : this.storeReceipt(tx, userId, roomId, type, event, threadId),
     );
     if (changed) await this.wake(roomId, userId, type === 'm.read' ? 'room' : 'self');
+    if (changed && type === 'm.read') this.told(roomId, userId, event.event_id, threadId);
+  }
+
+  private told(roomId: string, userId: string, eventId: string, threadId: string | undefined): void {
+    const data: Record<string, unknown> = { ts: Date.now() };
+    if (threadId !== undefined) data['thread_id'] = threadId;
+    for (const l of this.listeners) l(roomId, userId, eventId, data);
   }
 
   /**
@@ -136,6 +153,8 @@ export class ReceiptsService {
       return done;
     });
     if (changed.size > 0) await this.wake(roomId, userId, changed.has('m.read') ? 'room' : 'self');
+    const read = events.get('m.read');
+    if (changed.has('m.read') && read) this.told(roomId, userId, read.event_id, undefined);
   }
 
   private async storeReceipt(tx: Tx, userId: string, roomId: string, type: ReceiptType, event: StoredEvent, threadId: string | undefined): Promise<boolean> {

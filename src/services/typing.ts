@@ -38,9 +38,18 @@ export interface TypingServiceDeps {
   logger?: Logger;
 }
 
+/** Told of each change of a local user's typing, for other servers (the federation sender's m.typing). */
+export type LocalTypingListener = (roomId: string, userId: string, typing: boolean) => void;
+
 export class TypingService {
   private pos = Date.now();
   private readonly rooms = new Map<string, RoomTyping>();
+  private readonly listeners: LocalTypingListener[] = [];
+
+  /** Adds a listener told of every typing request of a local user. */
+  onLocalTyping(listener: LocalTypingListener): void {
+    this.listeners.push(listener);
+  }
 
   constructor(private readonly d: TypingServiceDeps) {
     this.d = withSubsystemLogger(d, 'axon.typing');
@@ -81,6 +90,7 @@ export class TypingService {
     if (row?.membership !== 'join') throw forbidden(`User ${userId} not in room ${roomId}`);
     if (typing) this.start(roomId, userId, Math.min(Math.max(timeoutMs ?? DEFAULT_TYPING_TIMEOUT_MS, 0), MAX_TYPING_TIMEOUT_MS));
     else this.stop(roomId, userId);
+    for (const l of this.listeners) l(roomId, userId, typing);
   }
 
   /** Another server's `m.typing` EDU: its user, joined to the room, starts or stops typing (for at most 30 s unless refreshed). */

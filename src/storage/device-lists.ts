@@ -24,6 +24,12 @@ export async function recordDeviceListChange(db: Db, userId: string, deviceIds: 
   return Math.max(0, ...res.rows.map((r) => num(r.stream_id)));
 }
 
+/** A user's latest device-list change (its position and device, '' for cross-signing keys), if any. */
+export async function latestDeviceListRow(db: Db, userId: string): Promise<{ stream_id: number; device_id: string } | undefined> {
+  const row = await db.selectFrom('device_lists_stream').select(['stream_id', 'device_id']).where('user_id', '=', userId).orderBy('stream_id', 'desc').limit(1).executeTakeFirst();
+  return row ? { stream_id: num(row.stream_id), device_id: row.device_id } : undefined;
+}
+
 /** The position of a user's latest device-list change (0 when there was none): `/user/devices`' `stream_id`. */
 export async function latestDeviceListChange(db: Db, userId: string): Promise<number> {
   const row = await db

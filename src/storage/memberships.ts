@@ -66,3 +66,13 @@ export async function joinedServers(db: Db, roomId: string): Promise<string[]> {
     WHERE room_id = ${roomId} AND type = 'm.room.member' AND membership = 'join'`.execute(db);
   return res.rows.map((r) => r.server);
 }
+
+/** The servers of everyone joined to a room `userId` is joined to (the user's own server included). */
+export async function serversSharingRoomWith(db: Db, userId: string): Promise<string[]> {
+  const res = await sql<{ server: string }>`
+    SELECT DISTINCT substr(o.state_key, strpos(o.state_key, ':') + 1) AS server
+    FROM current_state m
+    JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.membership = 'join'
+    WHERE m.type = 'm.room.member' AND m.state_key = ${userId} AND m.membership = 'join'`.execute(db);
+  return res.rows.map((r) => r.server);
+}

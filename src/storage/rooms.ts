@@ -1,4 +1,5 @@
 /** Queries on rooms and the room DAG's edges and forward extremities. */
+import { sql } from 'kysely';
 import type { RoomsTable, Schema } from './schema.js';
 import type { Db } from './db.js';
 
@@ -70,4 +71,22 @@ export async function insertEdges(db: Db, eventId: string, prevIds: string[], au
       .onConflict((oc) => oc.doNothing())
       .execute();
   }
+}
+
+/**
+ * A room's backward extremities: events cited as prev events by events we
+ * hold in the DAG, that we do not hold there ourselves (the edge of the
+ * history we have, where backfill would go on). At most `limit`, deepest
+ * first.
+ */
+export async function backwardExtremities(db: Db, roomId: string, limit: number): Promise<string[]> {
+  const res = await sql<{ prev_event_id: string }>`
+    SELECT x.prev_event_id, max(e.depth) AS depth
+    FROM event_edges x JOIN events e ON e.event_id = x.event_id
+    WHERE e.room_id = ${roomId} AND NOT e.outlier AND e.rejected_reason IS NULL
+      AND NOT EXISTS (SELECT 1 FROM events p WHERE p.event_id = x.prev_event_id AND NOT p.outlier)
+    GROUP BY x.prev_event_id
+    ORDER BY depth DESC
+    LIMIT ${limit}`.execute(db);
+  return res.rows.map((r) => r.prev_event_id);
 }

@@ -95,6 +95,7 @@ export async function deviceListChanges(
  * only delays the news to the next sync, so errors are logged, not thrown.
  */
 export class DeviceListsService {
+  private readonly listeners: ((userIds: readonly string[]) => void)[] = [];
   constructor(private readonly d: { db: Kysely<Schema>; notifier: Notifier; positions: StreamPositions; logger?: { warn(obj: object, msg: string): void } }) {}
 
   /**
@@ -121,7 +122,15 @@ export class DeviceListsService {
     await this.changed([userId]);
   }
 
+  /** Adds a listener told of the users whose devices changed (called after each commit with a change). */
+  onChange(listener: (userIds: readonly string[]) => void): void {
+    this.listeners.push(listener);
+  }
+
   async changed(userIds: Iterable<string>): Promise<void> {
+    const users = [...new Set(userIds)];
+    for (const l of this.listeners) l(users);
+    userIds = users;
     try {
       const all = new Set<string>();
       for (const u of new Set(userIds)) for (const x of await usersToTell(this.d.db, u)) all.add(x);

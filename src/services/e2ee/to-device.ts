@@ -19,6 +19,7 @@
  *   device's messages up to that token's position, so a client that
  *   retries with an older token gets the unacknowledged ones again.
  */
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { RateLimitConfig } from '../../config/types.js';
@@ -84,6 +85,8 @@ export interface ToDeviceServiceDeps {
   logger: Logger;
   /** rc_key_requests: room key requests to other users, per sending device. */
   keyRequests?: { limiter: RateLimiter; cfg: RateLimitConfig };
+  /** Queues an `m.direct_to_device` EDU for another server (the federation sender); without it, remote users are skipped. */
+  sendRemote?: (destination: string, content: Record<string, unknown>) => Promise<void>;
 }
 
 export class ToDeviceService {
@@ -114,7 +117,7 @@ export class ToDeviceService {
       if ('all' in m) all.push(userId);
       else for (const deviceId of m.devices.keys()) pairs.push({ userId, deviceId });
     }
-    if (remote > 0) this.d.logger.debug({ sender, remote }, 'to-device messages for remote users skipped (no federation yet)');
+    if (remote > 0) await this.sendToServers(requester, txnId, req);
 
     const recipients = await this.d.db.transaction().execute(async (tx) => {
       if (!(await claimToDeviceTxn(tx, sender, requester.deviceId ?? '', txnId, now))) return [];
@@ -122,6 +125,36 @@ export class ToDeviceService {
     });
     if (recipients.length > 0) this.d.notifier.notifyUsers(recipients);
     return recipients.length;
+  }
+
+  /**
+   * The messages of a request for other servers' users: one
+   * `m.direct_to_device` EDU per server, queued durably by the sender. The
+   * message id is the sender's device and txn id, so a retried request is
+   * the same message to the receiving server, which takes it once.
+   */
+  private async sendToServers(requester: Requester, txnId: string, req: ToDeviceRequest): Promise<void> {
+    const send = this.d.sendRemote;
+    if (!send) {
+      this.d.logger.debug({ sender: requester.userId }, 'to-device messages for remote users skipped (federation sending is off)');
+      return;
+    }
+    const byServer = new Map<string, Record<string, Record<string, Json>>>();
+    for (const [userId, m] of req.messages) {
+      if (this.d.isMine(userId)) continue;
+      const server = serverNameOf(userId);
+      if (server === undefined) continue;
+      let forServer = byServer.get(server);
+      if (!forServer) byServer.set(server, (forServer = {}));
+      forServer[userId] = 'all' in m ? { '*': m.all } : Object.fromEntries(m.devices);
+    }
+    const messageId = createHash('sha256')
+      .update(`${requester.userId}\u0000${requester.deviceId ?? ''}\u0000${txnId}`)
+      .digest('base64url')
+      .slice(0, 32);
+    for (const [server, messages] of byServer) {
+      await send(server, { sender: requester.userId, type: req.eventType, message_id: messageId, messages });
+    }
   }
 
   /**

@@ -46,6 +46,13 @@ export interface FederationEventsDeps {
   logger: Logger;
 }
 
+export interface PlaceOptions {
+  /** Ask the origin for a gap before the event (get_missing_events). */
+  fillGaps: boolean;
+  /** History fetched with /backfill: ordered before every live event, no extremity. */
+  backfilled?: boolean;
+}
+
 /** A verified event with its id. */
 export interface IdentifiedPdu {
   eventId: string;
@@ -137,11 +144,11 @@ export class FederationEvents {
    * `origin` and persists it, in the room's queue. Returns the persisted
    * event (rejected or soft-failed ones included).
    */
-  async place(origin: string, roomId: string, rv: RoomVersion, ev: IdentifiedPdu, opts: { fillGaps: boolean }): Promise<PersistedEvent | undefined> {
+  async place(origin: string, roomId: string, rv: RoomVersion, ev: IdentifiedPdu, opts: PlaceOptions): Promise<PersistedEvent | undefined> {
     return this.d.pipeline.inRoomQueue(roomId, () => this.placeInQueue(origin, roomId, rv, ev, opts));
   }
 
-  private async placeInQueue(origin: string, roomId: string, rv: RoomVersion, ev: IdentifiedPdu, opts: { fillGaps: boolean }): Promise<PersistedEvent | undefined> {
+  private async placeInQueue(origin: string, roomId: string, rv: RoomVersion, ev: IdentifiedPdu, opts: PlaceOptions): Promise<PersistedEvent | undefined> {
     const known = (await eventPlacements(this.d.db, [ev.eventId])).get(ev.eventId);
     if (known && !known.outlier) return undefined;
     await this.fetchAuthEvents(origin, roomId, rv, ev);
@@ -151,7 +158,9 @@ export class FederationEvents {
       missing = await this.missingPrevs(roomId, ev.pdu);
     }
     const stateBefore = missing.length > 0 ? await this.stateFromRemote(origin, roomId, rv, ev.pdu, missing) : undefined;
-    return this.persist(roomId, (tx, room) => this.d.pipeline.persister.persist(tx, room, ev.pdu, stateBefore ? { stateBefore } : {}));
+    return this.persist(roomId, (tx, room) =>
+      this.d.pipeline.persister.persist(tx, room, ev.pdu, { ...(stateBefore && { stateBefore }), ...(opts.backfilled && { backfilled: true }) }),
+    );
   }
 
   /** Runs `fn` in one persisting transaction with the room's row as it is now. */

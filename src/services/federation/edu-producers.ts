@@ -1,0 +1,66 @@
+/**
+ * What our users do that the other servers of their rooms must hear of,
+ * queued as EDUs with the federation sender:
+ * - typing (`m.typing`, keyed per room and user, so only the newest waits);
+ * - public read receipts (`m.receipt`, keyed per room, user and thread);
+ * - device and cross-signing key changes (`m.device_list_update` with the
+ *   device's keys, or `deleted`; `m.signing_key_update` with the master and
+ *   self-signing keys), to every server sharing a room with the user.
+ * To-device messages are queued by ToDeviceService itself (`sendRemote`).
+ */
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { serverNameOf } from '../../core/event-format.js';
+import { latestDeviceListRow } from '../../storage/device-lists.js';
+import { crossSigningKeysOf, getDeviceKeys } from '../../storage/e2e-keys.js';
+import { serversSharingRoomWith } from '../../storage/memberships.js';
+import type { Schema } from '../../storage/schema.js';
+import type { DeviceListsService } from '../e2ee/device-lists.js';
+import type { ReceiptsService } from '../receipts.js';
+import type { TypingService } from '../typing.js';
+import type { FederationSender } from './sender/federation-sender.js';
+
+export interface EduProducerDeps {
+  db: Kysely<Schema>;
+  serverName: string;
+  sender: Pick<FederationSender, 'queueEdu' | 'queueEduForRoom'>;
+  typing: Pick<TypingService, 'onLocalTyping'>;
+  receipts: Pick<ReceiptsService, 'onLocalReceipt'>;
+  deviceLists: Pick<DeviceListsService, 'onChange'>;
+  logger: Logger;
+}
+
+export function connectEduProducers(d: EduProducerDeps): void {
+  const failed = (what: string) => (err: Error) => d.logger.warn({ err: err.message }, `could not queue ${what}`);
+  d.typing.onLocalTyping((roomId, userId, typing) => {
+    void d.sender.queueEduForRoom(roomId, 'm.typing', { room_id: roomId, user_id: userId, typing }, `${roomId}|${userId}`).catch(failed('a typing EDU'));
+  });
+  d.receipts.onLocalReceipt((roomId, userId, eventId, data) => {
+    const content = { [roomId]: { 'm.read': { [userId]: { event_ids: [eventId], data } } } };
+    void d.sender.queueEduForRoom(roomId, 'm.receipt', content, `${roomId}|${userId}|${String(data['thread_id'] ?? '')}`).catch(failed('a receipt EDU'));
+  });
+  d.deviceLists.onChange((userIds) => {
+    for (const userId of userIds) if (serverNameOf(userId) === d.serverName) void deviceListEdus(d, userId).catch(failed('a device list EDU'));
+  });
+}
+
+/** The EDU for a local user's latest device-list change, to every other server sharing a room with them. */
+async function deviceListEdus(d: EduProducerDeps, userId: string): Promise<void> {
+  const servers = (await serversSharingRoomWith(d.db, userId)).filter((s) => s !== d.serverName);
+  if (servers.length === 0) return;
+  const latest = await latestDeviceListRow(d.db, userId);
+  if (!latest) return;
+  let type: string;
+  let content: Record<string, unknown>;
+  if (latest.device_id === '') {
+    const keys = await crossSigningKeysOf(d.db, [userId], ['master', 'self_signing']);
+    type = 'm.signing_key_update';
+    content = { user_id: userId };
+    for (const k of keys) content[k.key_type === 'master' ? 'master_key' : 'self_signing_key'] = k.key_json;
+  } else {
+    const keys = await getDeviceKeys(d.db, userId, latest.device_id);
+    type = 'm.device_list_update';
+    content = { user_id: userId, device_id: latest.device_id, stream_id: latest.stream_id, prev_id: [], deleted: keys === undefined, ...(keys !== undefined && { keys }) };
+  }
+  for (const server of servers) await d.sender.queueEdu(server, type, content, { key: `${type}|${userId}` });
+}
