@@ -198,6 +198,18 @@ describe('history visibility for servers', () => {
     expect(await bodyOf(after)).toMatchObject({ body: 'after' });
   });
 
+  it('joined: any user of the server counts, and only while joined', async () => {
+    const roomId = await createRoom({ visibility: 'joined' });
+    const carol = `@carol:${b.serverName}`;
+    await joinRemote(a, b, roomId, carol);
+    const whileCarol = await rooms.send(alice, roomId, text('carol is here'));
+    await sendRemote(a, b, roomId, carol, { type: 'm.room.member', state_key: carol, content: { membership: 'leave' } });
+    const nobody = await rooms.send(alice, roomId, text('no one of B'));
+    await joinRemote(a, b, roomId, bob);
+    expect(await bodyOf(whileCarol)).toMatchObject({ body: 'carol is here' });
+    expect(await bodyOf(nobody)).toEqual({});
+  });
+
   it('shared (and world_readable): everything is visible', async () => {
     for (const visibility of ['shared', 'world_readable']) {
       const roomId = await createRoom({ visibility });
