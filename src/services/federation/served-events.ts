@@ -160,21 +160,23 @@ export class ServedEventsService {
     if (max <= 0) return { events: [] };
     const rv = await this.roomVersion(roomId);
     const seen = new Set(q.earliestEvents);
-    const latest = [
-      ...(
-        await servedEvents(
-          db,
-          q.latestEvents.filter((id) => !seen.has(id)),
-        )
-      ).values(),
-    ].filter((e) => e.room_id === roomId);
-    for (const e of latest) seen.add(e.event_id);
-    let front = latest.map((e) => e.event_id);
+    const latestRows = await servedEvents(
+      db,
+      q.latestEvents.filter((id) => !seen.has(id)),
+    );
+    let front = [...latestRows.values()].filter((e) => e.room_id === roomId).map((e) => e.event_id);
+    for (const id of front) seen.add(id);
     const found: ServedEventRow[] = [];
     while (front.length > 0 && found.length < max) {
       const prevs = await prevEventIds(db, front);
       const candidates: string[] = [];
-      for (const id of front) for (const p of prevs.get(id) ?? []) if (!seen.has(p)) (seen.add(p), candidates.push(p));
+      for (const id of front) {
+        for (const p of prevs.get(id) ?? []) {
+          if (seen.has(p)) continue;
+          seen.add(p);
+          candidates.push(p);
+        }
+      }
       const rows = await servedEvents(db, candidates);
       const next: string[] = [];
       for (const id of candidates) {
