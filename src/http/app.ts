@@ -54,6 +54,7 @@ import { federationMembershipPlugin } from './federation/membership.js';
 import { federationPublicRoomsPlugin } from './federation/public-rooms.js';
 import { federationSendPlugin } from './federation/send.js';
 import { federationQueriesPlugin } from './federation/queries.js';
+import { federationRoomEventsPlugin } from './federation/room-events.js';
 import { federationUserKeysPlugin } from './federation/user-keys.js';
 import { federationVersionPlugin } from './federation/version.js';
 import { healthPlugin, landingPlugin } from './health.js';
@@ -192,6 +193,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
       federationPublicRoomsPlugin,
       federationSendPlugin,
       federationMembershipPlugin,
+      federationRoomEventsPlugin,
     ])
       await app.register(plugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);

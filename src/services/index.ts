@@ -36,6 +36,7 @@ import { RoomJoins } from './federation/room-joins.js';
 import { FederationTransactions } from './federation/transactions.js';
 import { FederationSender } from './federation/sender/federation-sender.js';
 import { senderSettings } from './federation/sender/settings.js';
+import { ServedEventsService } from './federation/served-events.js';
 import { RoomKeysService } from './e2ee/room-keys.js';
 import { ToDeviceService } from './e2ee/to-device.js';
 import { MediaAdminService } from './media/media-admin.js';
@@ -158,6 +159,8 @@ export interface Services {
   readonly invites: FederationInvites;
   /** Sends our events and EDUs to the other servers of their rooms (durable outboxes, backoff). */
   readonly federationSender: FederationSender;
+  /** Events, state and history served to other servers (/event, /state, /backfill, …). */
+  readonly servedEvents: ServedEventsService;
 }
 
 export interface RunningServices {
@@ -334,6 +337,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       invites,
       joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, invites, serverName: config.server_name }),
       federationSender,
+      servedEvents: new ServedEventsService({ db, serverName: config.server_name }),
     };
     const previews = services.urlPreviews;
     if (previews) stops.unshift(() => previews.close());

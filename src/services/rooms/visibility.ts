@@ -37,7 +37,7 @@ const VISIBILITY_PRIORITY = ['world_readable', 'shared', 'invited', 'joined'] as
 /** Most joined first. */
 const MEMBERSHIP_PRIORITY = ['join', 'invite', 'knock', 'leave', 'ban'] as const;
 
-type Visibility = (typeof VISIBILITY_PRIORITY)[number];
+export type Visibility = (typeof VISIBILITY_PRIORITY)[number];
 
 /** What decides visibility in the state before an event. */
 interface GroupState {
@@ -52,7 +52,8 @@ function membershipRank(m: string): number {
   return i < 0 ? MEMBERSHIP_PRIORITY.length : i;
 }
 
-function visibilityOf(content: unknown): Visibility {
+/** The history visibility an `m.room.history_visibility` content sets (`shared` when missing or not understood). */
+export function visibilityOf(content: unknown): Visibility {
   const v = (content as Record<string, unknown> | undefined)?.['history_visibility'];
   return (VISIBILITY_PRIORITY as readonly unknown[]).includes(v) ? (v as Visibility) : 'shared';
 }
