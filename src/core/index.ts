@@ -78,6 +78,8 @@ export {
   type EventSignatureCheck,
 } from './event-signing.js';
 
+export { serverAllowedByAcl } from './server-acl.js';
+
 // --- auth rules (room versions 1-12) ---
 export {
   checkAuth,

@@ -26,6 +26,7 @@ import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
 import { connectEduProducers } from './federation/edu-producers.js';
 import { registerEduHandlers } from './federation/edus.js';
+import { serverAllowedInRoom } from './federation/server-access.js';
 import { FederationEvents } from './federation/inbound-events.js';
 import { FederationInvites } from './federation/invites.js';
 import { PduVerifier } from './federation/pdu-verifier.js';
@@ -281,7 +282,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       sendRemote: (destination, content) => federationSender.queueEdu(destination, 'm.direct_to_device', content),
     });
     connectEduProducers({ db, serverName: config.server_name, sender: federationSender, typing, receipts, deviceLists, logger: fedLogger });
-    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists });
+    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists, allowed: (roomId, origin) => serverAllowedInRoom(db, roomId, origin) });
     const services: Services = {
       auth,
       passwords,

@@ -310,3 +310,34 @@ describe('another server’s room directory', () => {
     expect(res.body.errcode).toBe('M_FORBIDDEN');
   });
 });
+
+describe('m.room.server_acl', () => {
+  it('a server the room bans gets its PDUs refused, and cannot make_join', async () => {
+    const roomId = await createRoom(a, alice, { preset: 'public_chat', room_version: '11' });
+    expect((await api(b.test, 'POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.accessToken, body: {} })).status).toBe(200);
+    // A message built by B before the ban.
+    const svc = b.test.server.ctx.services;
+    const db = b.test.server.ctx.database.db;
+    const { requireRoomVersion } = await import('../../src/core/room-versions.js');
+    const room = await svc.rooms.pipeline.room(db, roomId);
+    const built = await svc.rooms.pipeline.builder.build(
+      db,
+      room,
+      requireRoomVersion('11'),
+      bob.userId,
+      { type: 'm.room.message', content: { msgtype: 'm.text', body: 'after the ban' } },
+      Date.now(),
+    );
+    const acl = await api(a.test, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.server_acl/`, {
+      token: alice.accessToken,
+      body: { allow: ['*'], deny: [b.serverName.split(':')[0]], allow_ip_literals: true },
+    });
+    expect(acl.status).toBe(200);
+    const res = await fed(b, a, 'PUT', `/_matrix/federation/v1/send/acl1`, { origin: b.serverName, origin_server_ts: Date.now(), pdus: [built.pdu] });
+    expect(res.status).toBe(200);
+    expect(Object.values(res.body.pdus as Record<string, { error?: string }>)).toEqual([{ error: 'Server is banned from room' }]);
+    const made = await fed(b, a, 'GET', `/_matrix/federation/v1/make_join/${enc(roomId)}/${enc(`@dave:${b.serverName}`)}?ver=11`);
+    expect(made.status).toBe(403);
+    expect(made.body.errcode).toBe('M_FORBIDDEN');
+  });
+});

@@ -7,7 +7,8 @@
  *   per message id);
  * - `m.device_list_update` and `m.signing_key_update` → DeviceListsService
  *   (our users who share a room with theirs are told to query again);
- * Every EDU names users of the origin only; anything else in it is skipped.
+ * Every EDU names users of the origin only; anything else in it is skipped,
+ * as are typing and receipts in rooms whose server ACL bans the origin.
  */
 import { serverNameOf } from '../../core/event-format.js';
 import type { DeviceListsService } from '../e2ee/device-lists.js';
@@ -17,6 +18,8 @@ import type { TypingService } from '../typing.js';
 import type { FederationTransactions } from './transactions.js';
 
 export interface EduServices {
+  /** Whether the room's server ACL lets `origin` in (typing and receipts are room-scoped). */
+  allowed: (roomId: string, origin: string) => Promise<boolean>;
   typing: Pick<TypingService, 'remote'>;
   receipts: Pick<ReceiptsService, 'remote'>;
   toDevice: Pick<ToDeviceService, 'receiveFederated'>;
@@ -26,9 +29,14 @@ export interface EduServices {
 export function registerEduHandlers(transactions: Pick<FederationTransactions, 'onEdu'>, s: EduServices): void {
   transactions.onEdu('m.typing', async (origin, c) => {
     if (typeof c['room_id'] !== 'string' || typeof c['user_id'] !== 'string') return;
+    if (!(await s.allowed(c['room_id'], origin))) return;
     await s.typing.remote(origin, c['room_id'], c['user_id'], c['typing'] === true);
   });
-  transactions.onEdu('m.receipt', (origin, c) => s.receipts.remote(origin, c));
+  transactions.onEdu('m.receipt', async (origin, c) => {
+    const allowed: Record<string, unknown> = {};
+    for (const roomId of Object.keys(c)) if (await s.allowed(roomId, origin)) allowed[roomId] = c[roomId];
+    await s.receipts.remote(origin, allowed);
+  });
   transactions.onEdu('m.direct_to_device', (origin, c) => s.toDevice.receiveFederated(origin, c));
   transactions.onEdu('m.device_list_update', async (origin, c) => {
     const userId = c['user_id'];

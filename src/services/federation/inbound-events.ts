@@ -2,8 +2,8 @@
  * PDUs received from other servers, into rooms this server holds: the
  * events of a `/send` transaction, and the events fetched to place them.
  *
- * Each PDU is verified (PduVerifier: format, signatures, content hash),
- * then, in its room's queue (so a room's events are taken in the order
+ * Each PDU is verified (PduVerifier: format, signatures, content hash), the
+ * room's server ACL is applied to the origin, then, in its room's queue (so a room's events are taken in the order
  * they came, while rooms proceed side by side):
  * - auth events we do not hold are fetched from the sending server
  *   (`/event_auth`) and stored as outliers;
@@ -32,6 +32,7 @@ import type { EventPipeline } from '../rooms/event-pipeline.js';
 import type { PersistedEvent } from '../rooms/event-persister.js';
 import { resolveMaps, type StateMap } from '../rooms/state-resolution.js';
 import type { PduVerifier } from './pdu-verifier.js';
+import { serverAllowedInRoom } from './server-access.js';
 import type { RemoteEvents } from './remote-events.js';
 
 export interface PduResult {
@@ -120,6 +121,11 @@ export class FederationEvents {
           return;
         }
         const verified = await Promise.all(list.map((raw) => this.d.verifier.verify(raw, rv)));
+        // m.room.server_acl: a server the room bans has every PDU refused, before anything is fetched for it.
+        if (!(await serverAllowedInRoom(this.d.db, roomId, origin))) {
+          for (const v of verified) if (v.eventId !== undefined) results[v.eventId] = { error: 'Server is banned from room' };
+          return;
+        }
         for (const v of verified) {
           if (!v.ok) {
             if (v.eventId !== undefined) results[v.eventId] = { error: v.reason };

@@ -39,6 +39,7 @@ import { FederationRequestError, type FederationClient } from './federation-clie
 import type { FederationEvents } from './inbound-events.js';
 import type { Keyring } from './keyring.js';
 import type { RemoteMembership } from './remote-membership.js';
+import { assertServerAllowed } from './server-access.js';
 
 export interface FederationInvitesDeps {
   db: Kysely<Schema>;
@@ -128,6 +129,7 @@ export class FederationInvites {
     if (serverNameOf(pdu.sender) !== origin) throw forbidden('The inviter is not of the origin server');
     if (this.d.blockNonAdminInvites) throw forbidden('This server does not accept room invites');
 
+    if (held) await assertServerAllowed(this.d.db, roomId, origin);
     const signed = addEventSignature(pdu, rv.id, this.d.serverName, this.d.keys.current) as PDU;
     const inRoom = held !== undefined && held.current_state_group !== null;
     if (inRoom) {

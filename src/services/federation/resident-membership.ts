@@ -33,6 +33,7 @@ import type { EventPipeline } from '../rooms/event-pipeline.js';
 import { prejoinState } from '../rooms/prejoin-state.js';
 import type { ServerKeys } from '../server-keys.js';
 import type { FederationEvents } from './inbound-events.js';
+import { assertServerAllowed } from './server-access.js';
 
 export type RemoteMembership = 'join' | 'leave' | 'knock';
 
@@ -68,6 +69,7 @@ export class ResidentMembership {
   ): Promise<{ room_version: string; event: JsonObject }> {
     if (serverNameOf(userId) !== origin) throw forbidden('User not from origin');
     const room = await this.hostedRoom(roomId);
+    await assertServerAllowed(this.d.db, roomId, origin);
     const rv = roomVersion(room.room_version)!;
     if (versions !== undefined && !versions.includes(rv.id)) {
       throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', 'Your homeserver does not support the features required to interact with this room', { room_version: rv.id });
@@ -92,6 +94,7 @@ export class ResidentMembership {
    */
   private async send(origin: string, roomId: string, eventId: string, membership: RemoteMembership, raw: unknown): Promise<{ pdu: PDU; stateGroupBefore: number | null }> {
     const room = await this.hostedRoom(roomId);
+    await assertServerAllowed(this.d.db, roomId, origin);
     const rv = roomVersion(room.room_version)!;
     if (!isJsonObject(raw)) throw new MatrixError(400, 'M_BAD_JSON', 'The event must be a JSON object');
     const v = await this.d.events.verifyOne(raw, rv);
