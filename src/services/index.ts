@@ -24,6 +24,7 @@ import { type KeyFetchTransport, keyTransportFromClient } from './federation/key
 import { RemoteQueries } from './federation/remote-queries.js';
 import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
+import { FederationBackfill } from './federation/backfill.js';
 import { connectEduProducers } from './federation/edu-producers.js';
 import { registerEduHandlers } from './federation/edus.js';
 import { serverAllowedInRoom } from './federation/server-access.js';
@@ -275,6 +276,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     // Closed first (before the client), so its requests in flight are aborted, not failed.
     stops.unshift(() => federationSender.close());
     rooms.pipeline.onCommitted(() => federationSender.poke());
+    const backfill = new FederationBackfill({ db, events: federationEvents, client: federation, serverName: config.server_name, logger: fedLogger });
     const federationTransactions = new FederationTransactions(federationEvents, fedLogger);
     const toDevice = new ToDeviceService({
       ...e2ee,
@@ -301,7 +303,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       aliases,
       directory: new DirectoryService(db, directory, (server, req) => remote.publicRooms(server, req) as Promise<JsonObject>),
       upgrader: new RoomUpgrader({ db, rooms, serverName: config.server_name, notifier, logger }),
-      timeline: new TimelineService({ db, lazyMembers }),
+      timeline: new TimelineService({ db, lazyMembers, backfill: (roomId, limit) => backfill.backfill(roomId, limit) }),
       relationPages: new RelationPagesService(db),
       presence,
       profiles: new ProfileService({ db, raw: config.raw, isMine, rooms, remote, logger }),

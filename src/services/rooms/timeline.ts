@@ -96,7 +96,14 @@ export interface MembersRequest {
  * neither sends a device a member event it already has.
  */
 export class TimelineService {
-  constructor(private readonly d: { db: Kysely<Schema>; lazyMembers: LazyMemberCache }) {}
+  constructor(
+    private readonly d: {
+      db: Kysely<Schema>;
+      lazyMembers: LazyMemberCache;
+      /** Fetches history from before what this server holds (federation's /backfill); returns how many events it stored. */
+      backfill?: (roomId: string, limit: number) => Promise<number>;
+    },
+  ) {}
 
   /** GET /rooms/{roomId}/messages. */
   async messages(userId: string, roomId: string, req: MessagesRequest): Promise<MessagesResponse> {
@@ -129,7 +136,11 @@ export class TimelineService {
     }
     if (limit === 0 || !roomAllowed(req.filter, roomId)) return { chunk: [], start };
 
-    const rows = await timelinePage(db, roomId, { dir: req.dir, from, to, limit: limit + 1, filter: req.filter });
+    let rows = await timelinePage(db, roomId, { dir: req.dir, from, to, limit: limit + 1, filter: req.filter });
+    // Paging back past the oldest event held: the room's other servers may hold more.
+    if (req.dir === 'b' && rows.length <= limit && this.d.backfill && (await this.d.backfill(roomId, limit)) > 0) {
+      rows = await timelinePage(db, roomId, { dir: req.dir, from, to, limit: limit + 1, filter: req.filter });
+    }
     const page = rows.slice(0, limit);
     const more = rows.length > limit;
     const res: MessagesResponse = { chunk: [], start };

@@ -56,7 +56,8 @@ export function encodeTopoToken(t: TopoToken): string {
 
 /** A timeline position from a `t` token, or from a sync token (then depth is unknown: only the stream position counts). */
 export function decodeTimelineToken(s: string): { depth?: number; stream: number } {
-  const m = /^t(\d+)_(\d+)$/.exec(s);
+  // Backfilled events have stream orderings below zero (events_backfill_stream).
+  const m = /^t(\d+)_(-?\d+)$/.exec(s);
   if (m) {
     const depth = Number(m[1]);
     const stream = Number(m[2]);
