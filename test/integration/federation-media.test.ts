@@ -4,7 +4,8 @@
  * API (A asks B's federation media endpoints, signed, and caches what it
  * gets in remote_content/ and remote_media), the cache answers without B,
  * and B's federation endpoints answer multipart/mixed to signed requests
- * only. A has a smaller max_upload_size, for the too-large case.
+ * only. A has a smaller max_upload_size, for the too-large case, and
+ * refuses media from localhost:2 (prevent_media_downloads_from).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ let bClosed = false;
 const A_MAX_UPLOAD = 100 * 1024;
 
 beforeAll(async () => {
-  a = await startFederationServer({ yaml: { max_upload_size: A_MAX_UPLOAD } });
+  a = await startFederationServer({ yaml: { max_upload_size: A_MAX_UPLOAD, prevent_media_downloads_from: ['localhost:2'] } });
   b = await startFederationServer();
   agent = testCaAgent();
   alice = await createUser(a.test, 'alice');
@@ -65,7 +66,8 @@ async function uploadOnB(body: Buffer, contentType: string, filename?: string): 
   return String(res.json()['content_uri']).split('/').pop()!;
 }
 
-const downloadOnA = (server: string, mediaId: string, suffix = '') => raw(a, 'GET', `/_matrix/client/v1/media/download/${server}/${mediaId}${suffix}`, { token: alice.accessToken });
+const downloadOnA = (server: string, mediaId: string, suffix = '') =>
+  raw(a, 'GET', `/_matrix/client/v1/media/download/${server}/${mediaId}${suffix}`, { token: alice.accessToken });
 
 /** A GET to B's federation API signed as A. */
 const signedGetOnB = (uri: string) =>
@@ -148,6 +150,10 @@ describe("downloading another server's media", () => {
     const down = await downloadOnA('localhost:1', 'whatever');
     expect(down.status).toBe(502);
     expect(down.json()).toEqual({ errcode: 'M_UNKNOWN', error: 'Failed to fetch remote media' });
+    // A server in prevent_media_downloads_from is not even asked (it could not be reached either: that would be 502).
+    const prevented = await downloadOnA('localhost:2', 'whatever');
+    expect(prevented.status).toBe(404);
+    expect(prevented.json().errcode).toBe('M_NOT_FOUND');
   });
 
   it('media larger than our max_upload_size is 502 M_TOO_LARGE and not cached', async () => {

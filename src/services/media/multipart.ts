@@ -40,8 +40,7 @@ function headerBlock(headers: Readonly<Record<string, string>>): string {
  * `head + media bytes + tail` (or `head + tail` for a `Location` part).
  */
 export function multipartFraming(boundary: string, metadata: unknown, partHeaders: Readonly<Record<string, string>>): { head: Buffer; tail: Buffer } {
-  const head =
-    `--${boundary}\r\n${headerBlock({ 'Content-Type': 'application/json' })}\r\n${JSON.stringify(metadata)}\r\n` + `--${boundary}\r\n${headerBlock(partHeaders)}\r\n`;
+  const head = `--${boundary}\r\n${headerBlock({ 'Content-Type': 'application/json' })}\r\n${JSON.stringify(metadata)}\r\n` + `--${boundary}\r\n${headerBlock(partHeaders)}\r\n`;
   return { head: Buffer.from(head, 'utf8'), tail: Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8') };
 }
 

@@ -35,7 +35,15 @@ import {
   setLocalQuarantined,
   touchLocalMedia,
 } from '../../storage/media.js';
-import { deleteRemoteThumbnailRows, getRemoteMedia, getRemoteThumbnails, insertRemoteThumbnail, putRemoteMedia, type RemoteMedia, touchRemoteMedia } from '../../storage/remote-media.js';
+import {
+  deleteRemoteThumbnailRows,
+  getRemoteMedia,
+  getRemoteThumbnails,
+  insertRemoteThumbnail,
+  putRemoteMedia,
+  type RemoteMedia,
+  touchRemoteMedia,
+} from '../../storage/remote-media.js';
 import type { ThumbnailInfo } from '../../storage/media.js';
 import type { FederationClient } from '../federation/federation-client.js';
 import { outboundPolicy, outboundRanges } from '../outbound/outbound-config.js';
@@ -342,12 +350,13 @@ export class MediaRepository {
 
   /**
    * Another server's media, from the cache or fetched now (and cached). 404
-   * M_NOT_FOUND for `allow_remote=false`, quarantined media and (legacy
+   * M_NOT_FOUND for `allow_remote=false`, `prevent_media_downloads_from`
+   * servers, quarantined media and (legacy
    * endpoints, with authenticated media on, as Synapse) anything not cached
    * before authenticated media; the fetch's failures as remote-fetch.ts.
    */
   private async remoteForDownload(server: string, mediaId: string, opts: LookupOptions): Promise<RemoteMedia> {
-    if (opts.allowRemote === false) throw notFound();
+    if (opts.allowRemote === false || this.settings.preventDownloadsFrom.has(server)) throw notFound();
     const row = await getRemoteMedia(this.db, server, mediaId);
     if (opts.legacy && this.settings.authenticatedMedia && (!row || row.authenticated)) throw notFound();
     if (row) {
