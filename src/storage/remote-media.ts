@@ -34,7 +34,7 @@ export interface NewRemoteMedia {
 
 /**
  * Records a fetched file (already in place). A row already there (its file
- * had gone missing) is pointed at the new file; its quarantine stays.
+ * had gone missing) takes the new file's details; its quarantine stays.
  */
 export async function putRemoteMedia(db: Db, m: NewRemoteMedia): Promise<void> {
   const { media_origin: _o, media_id: _i, ...fresh } = m;
@@ -66,9 +66,4 @@ export async function insertRemoteThumbnail(db: Db, origin: string, mediaId: str
     .values({ media_origin: origin, media_id: mediaId, ...t })
     .onConflict((oc) => oc.columns(['media_origin', 'media_id', 'width', 'height', 'type', 'method']).doNothing())
     .execute();
-}
-
-/** Forgets the thumbnails of a cached item (its file was fetched again under a new id). */
-export async function deleteRemoteThumbnailRows(db: Db, origin: string, mediaId: string): Promise<void> {
-  await db.deleteFrom('remote_media_thumbnails').where('media_origin', '=', origin).where('media_id', '=', mediaId).execute();
 }

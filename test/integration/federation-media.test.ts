@@ -7,7 +7,7 @@
  * only. A has a smaller max_upload_size, for the too-large case, and
  * refuses media from localhost:2 (prevent_media_downloads_from).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { type Agent, request } from 'undici';
@@ -103,6 +103,19 @@ describe("downloading another server's media", () => {
     // A file name in the path wins, as for local media.
     const named = await downloadOnA(b.serverName, id, '/other.txt');
     expect(named.headers['content-disposition']).toBe('inline; filename=other.txt');
+  });
+
+  it('fetches again a cached item whose file has gone, under the same filesystem id', async () => {
+    const id = await uploadOnB(Buffer.from('fetched twice'), 'text/plain');
+    expect((await downloadOnA(b.serverName, id)).status).toBe(200);
+    const fsId = (await remoteRow(id))!.filesystem_id;
+    const file = join(remoteContentDir(), fsId.slice(0, 2), fsId.slice(2, 4), fsId.slice(4));
+    rmSync(file);
+    const again = await downloadOnA(b.serverName, id);
+    expect(again.status).toBe(200);
+    expect(again.bytes.toString()).toBe('fetched twice');
+    expect((await remoteRow(id))!.filesystem_id).toBe(fsId);
+    expect(readFileSync(file).toString()).toBe('fetched twice');
   });
 
   it('fetches once for requests that arrive together', async () => {

@@ -214,4 +214,35 @@ describe('RemoteMediaFetcher', () => {
     expect(await matrixError(f.download('r.example', 'm', 1))).toEqual({ status: 403, body: { errcode: 'M_FORBIDDEN', error: 'Federation denied with r.example.' } });
     expect(asked).toHaveLength(0);
   });
+
+  it('runs at most 8 fetches at once; the others start as those finish', async () => {
+    const asked: string[] = [];
+    const release: (() => void)[] = [];
+    const ok = answer(200, { 'content-type': 'multipart/mixed; boundary=b' }, multipartBody('b', Buffer.from('x'), { 'Content-Type': 'text/plain' }));
+    const f = new RemoteMediaFetcher({
+      client: {
+        allowsDestination: () => true,
+        requestRaw: (r: FederationRequestOptions) => {
+          asked.push(r.path);
+          return new Promise<RawFederationResponse>((resolve) => release.push(() => resolve(ok)));
+        },
+      },
+      fetchLocation: () => Promise.reject(new Error('no Location expected')),
+      maxBytes: 100,
+      logger,
+    });
+    const all = Array.from({ length: 10 }, (_, i) => f.download('r.example', `m${i}`, 1));
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toHaveLength(8);
+    release.shift()!();
+    await all[0];
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toHaveLength(9);
+    while (release.length > 0) {
+      release.shift()!();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect((await Promise.all(all)).map((x) => x.body.toString())).toEqual(Array(10).fill('x'));
+    expect(asked).toHaveLength(10);
+  });
 });

@@ -11,7 +11,9 @@
  *   Synapses, as Synapse decides), the deprecated
  *   `GET /_matrix/media/v3/download/{serverName}/{mediaId}?allow_remote=false`.
  *
- * Everything is bounded by `max_upload_size`. Failures take Synapse's
+ * Everything is bounded by `max_upload_size`, and held in memory while it
+ * arrives: at most MAX_CONCURRENT fetches run at once, the rest wait their
+ * turn. Failures take Synapse's
  * shapes: the remote's 404 is 404 M_NOT_FOUND; too large is 502
  * M_TOO_LARGE; anything else (unreachable, another status, an answer we
  * cannot read) is 502 M_UNKNOWN "Failed to fetch remote media".
@@ -39,6 +41,9 @@ export interface RemoteFetchDeps {
   /** The whole federation request (default 60 s). */
   timeoutMs?: number;
 }
+
+/** Fetches in flight at once (each may hold up to max_upload_size). */
+const MAX_CONCURRENT = 8;
 
 /** Room for the multipart framing and metadata on top of the media itself. */
 const FRAMING_ALLOWANCE = 64 * 1024;
@@ -76,6 +81,9 @@ function header(res: RawFederationResponse, name: string): string | undefined {
 }
 
 export class RemoteMediaFetcher {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+
   constructor(private readonly d: RemoteFetchDeps) {}
 
   private tooLarge(): MatrixError {
@@ -85,6 +93,19 @@ export class RemoteMediaFetcher {
   /** `mediaId` of `server`, fetched whole; rejects with a MatrixError as the file header says. */
   async download(server: string, mediaId: string, waitMs: number): Promise<RemoteFile> {
     if (!this.d.client.allowsDestination(server)) throw new MatrixError(403, 'M_FORBIDDEN', `Federation denied with ${server}.`);
+    // A slot is taken here, or handed over by a finishing fetch.
+    if (this.active < MAX_CONCURRENT) this.active++;
+    else await new Promise<void>((resolve) => this.queue.push(resolve));
+    try {
+      return await this.fetch(server, mediaId, waitMs);
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+
+  private async fetch(server: string, mediaId: string, waitMs: number): Promise<RemoteFile> {
     try {
       const res = await this.get(server, `/_matrix/federation/v1/media/download/${encodeURIComponent(mediaId)}`, { timeout_ms: waitMs }, this.d.maxBytes + FRAMING_ALLOWANCE);
       if (res.status === 200) return await this.fromMultipart(res);

@@ -35,15 +35,7 @@ import {
   setLocalQuarantined,
   touchLocalMedia,
 } from '../../storage/media.js';
-import {
-  deleteRemoteThumbnailRows,
-  getRemoteMedia,
-  getRemoteThumbnails,
-  insertRemoteThumbnail,
-  putRemoteMedia,
-  type RemoteMedia,
-  touchRemoteMedia,
-} from '../../storage/remote-media.js';
+import { getRemoteMedia, getRemoteThumbnails, insertRemoteThumbnail, putRemoteMedia, type RemoteMedia, touchRemoteMedia } from '../../storage/remote-media.js';
 import type { ThumbnailInfo } from '../../storage/media.js';
 import type { FederationClient } from '../federation/federation-client.js';
 import { outboundPolicy, outboundRanges } from '../outbound/outbound-config.js';
@@ -373,25 +365,27 @@ export class MediaRepository {
     const key = `${server}/${mediaId}`;
     let fetching = this.fetching.get(key);
     if (!fetching) {
-      fetching = this.fetchRemote(server, mediaId, opts.timeoutMs).finally(() => this.fetching.delete(key));
+      fetching = this.fetchRemote(server, mediaId, opts.timeoutMs, row?.filesystem_id).finally(() => this.fetching.delete(key));
       this.fetching.set(key, fetching);
     }
     return fetching;
   }
 
-  /** Fetches remote media and records it: file renamed into place and row written in one transaction. */
-  private async fetchRemote(server: string, mediaId: string, waitMs: number): Promise<RemoteMedia> {
+  /**
+   * Fetches remote media and records it: file renamed into place and row
+   * written in one transaction. A row whose file had gone keeps its
+   * filesystem id (and so its thumbnails: the content cannot have changed).
+   */
+  private async fetchRemote(server: string, mediaId: string, waitMs: number, knownFileId: string | undefined): Promise<RemoteMedia> {
     const fetched = await this.remote!.download(server, mediaId, waitMs);
     const file = await receiveToFile(Readable.from([fetched.body]), this.layout.incoming(), this.settings.maxUploadSize);
-    const fileId = newMediaId();
+    const fileId = knownFileId ?? newMediaId();
     const dest = this.layout.remoteContent(server, fileId);
     let moved = false;
     try {
       await this.db.transaction().execute(async (tx) => {
-        const before = await getRemoteMedia(tx, server, mediaId);
-        if (before?.quarantined_by) throw notFound();
-        // A row whose file had gone: its thumbnails were of that file.
-        if (before) await deleteRemoteThumbnailRows(tx, server, mediaId);
+        // Quarantined meanwhile: not stored (the row stays as it is).
+        if ((await getRemoteMedia(tx, server, mediaId))?.quarantined_by) throw notFound();
         await putRemoteMedia(tx, {
           media_origin: server,
           media_id: mediaId,
