@@ -5,18 +5,23 @@
  * gets in remote_content/ and remote_media), the cache answers without B,
  * and B's federation endpoints answer multipart/mixed to signed requests
  * only. A has a smaller max_upload_size, for the too-large case, and
- * refuses media from localhost:2 (prevent_media_downloads_from).
+ * refuses media from localhost:2 (prevent_media_downloads_from). A fake
+ * server stands for one without the federation endpoint (the fallback to
+ * /_matrix/media/v3) and for one answering with a `Location` part.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { type Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
-import { multipartBoundary, parseMultipart } from '../../src/services/media/multipart.js';
+import { multipartBoundary, multipartFraming, parseMultipart } from '../../src/services/media/multipart.js';
 import { filesUnder, pngBomb, pngImage } from '../helpers/media-http.js';
 import { startFederationServer, type FederationServer } from '../helpers/federation.js';
-import { testCaAgent } from '../helpers/test-ca.js';
+import { issueLeaf, testCaAgent } from '../helpers/test-ca.js';
 import { createUser, type TestUser } from '../helpers/users.js';
 
 let a: FederationServer;
@@ -196,6 +201,98 @@ describe("downloading another server's media", () => {
     // ...nor served from the cache once fetched through the authenticated one.
     expect((await downloadOnA(b.serverName, id)).status).toBe(200);
     expect((await raw(a, 'GET', `/_matrix/media/v3/download/${b.serverName}/${id}`)).status).toBe(404);
+  });
+});
+
+describe('servers that are not Axon: a fake one on the loopback (HTTPS, test CA) and a plain-HTTP "CDN"', () => {
+  let fake: Server;
+  let cdn: Server;
+  let fakeName: string;
+  let cdnUrl: string;
+  const seen: { url: string; signed: boolean }[] = [];
+
+  const listen = async (server: Server): Promise<number> => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  };
+
+  function fakeServer(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '';
+    seen.push({ url, signed: (req.headers.authorization ?? '').startsWith('X-Matrix ') });
+    const json = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (url.startsWith('/_matrix/federation/v1/media/download/oldServerMedia')) return json(404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+    if (url.startsWith(`/_matrix/media/v3/download/${fakeName}/oldServerMedia?`)) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-disposition': 'inline; filename="old server.txt"' }).end('from an older server');
+      return;
+    }
+    const redirect = /^\/_matrix\/federation\/v1\/media\/download\/(redirectedMedia|blockedLocation)\?/.exec(url);
+    if (redirect) {
+      const boundary = 'fakeboundary';
+      // 10.0.0.0/8 is in the default ip_range_blacklist (the test servers whitelist only the loopback).
+      const location = redirect[1] === 'redirectedMedia' ? `${cdnUrl}/file/redirectedMedia` : 'http://10.11.12.13/file';
+      const { head, tail } = multipartFraming(boundary, {}, { Location: location });
+      res.writeHead(200, { 'content-type': `multipart/mixed; boundary=${boundary}` }).end(Buffer.concat([head, tail]));
+      return;
+    }
+    json(404, { errcode: 'M_NOT_FOUND', error: 'Not found' });
+  }
+
+  beforeAll(async () => {
+    const leaf = issueLeaf();
+    fake = createHttpsServer({ cert: readFileSync(leaf.chainPath), key: readFileSync(leaf.keyPath) }, fakeServer);
+    fakeName = `localhost:${await listen(fake)}`;
+    cdn = createHttpServer((req, res) => {
+      if (req.url === '/file/redirectedMedia') res.writeHead(200, { 'content-type': 'text/plain', 'content-disposition': 'inline; filename=cdn.txt' }).end('cdn bytes');
+      else res.writeHead(404).end();
+    });
+    cdnUrl = `http://127.0.0.1:${await listen(cdn)}`;
+  });
+
+  afterAll(async () => {
+    await Promise.all([fake, cdn].map((x) => new Promise((resolve) => (x ? x.close(resolve) : resolve(undefined)))));
+  });
+
+  it('falls back to /_matrix/media/v3/download?allow_remote=false for a server without the federation endpoint', async () => {
+    const res = await downloadOnA(fakeName, 'oldServerMedia');
+    expect(res.status).toBe(200);
+    expect(res.bytes.toString()).toBe('from an older server');
+    expect(res.headers['content-disposition']).toBe('inline; filename="old server.txt"');
+    const asked = seen.filter((r) => r.url.includes('oldServerMedia'));
+    expect(asked.map((r) => r.url.split('?')[0])).toEqual(['/_matrix/federation/v1/media/download/oldServerMedia', `/_matrix/media/v3/download/${fakeName}/oldServerMedia`]);
+    expect(new URLSearchParams(asked[1]!.url.split('?')[1]).get('allow_remote')).toBe('false');
+    expect(asked.every((r) => r.signed)).toBe(true);
+    const row = await a.test.server.ctx.database.db
+      .selectFrom('remote_media')
+      .selectAll()
+      .where('media_origin', '=', fakeName)
+      .where('media_id', '=', 'oldServerMedia')
+      .executeTakeFirst();
+    expect(row).toMatchObject({ media_type: 'text/plain', upload_name: 'old server.txt' });
+  });
+
+  it('follows a Location part (the fetch goes through the outbound guard) and caches what it names', async () => {
+    const res = await downloadOnA(fakeName, 'redirectedMedia');
+    expect(res.status).toBe(200);
+    expect(res.bytes.toString()).toBe('cdn bytes');
+    expect(res.headers['content-type']).toBe('text/plain; charset=UTF-8');
+    expect(res.headers['content-disposition']).toBe('inline; filename=cdn.txt');
+    // Cached: the second request asks neither server.
+    const before = seen.length;
+    expect((await downloadOnA(fakeName, 'redirectedMedia')).bytes.toString()).toBe('cdn bytes');
+    expect(seen.length).toBe(before);
+  });
+
+  it('a Location in ip_range_blacklist is not fetched: 502', async () => {
+    const res = await downloadOnA(fakeName, 'blockedLocation');
+    expect(res.status).toBe(502);
+    expect(res.json()).toEqual({ errcode: 'M_UNKNOWN', error: 'Failed to fetch remote media' });
+  });
+
+  it("the server's own 404 M_NOT_FOUND is 404, without the fallback", async () => {
+    const before = seen.length;
+    const res = await downloadOnA(fakeName, 'missingThere');
+    expect(res.status).toBe(404);
+    expect(seen.slice(before).map((r) => r.url.split('?')[0])).toEqual(['/_matrix/federation/v1/media/download/missingThere']);
   });
 });
 

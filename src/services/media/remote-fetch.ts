@@ -75,6 +75,11 @@ export function isUnknownEndpoint(status: number, body: Buffer): boolean {
   return status === 400 && json?.errcode === 'M_UNRECOGNIZED';
 }
 
+/** A server name as a path segment: its port's `:` as it is (a path may hold it), anything else encoded. */
+function serverSegment(server: string): string {
+  return encodeURIComponent(server).replace(/%3A/gi, ':');
+}
+
 function header(res: RawFederationResponse, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -113,7 +118,7 @@ export class RemoteMediaFetcher {
       this.d.logger.debug({ server, mediaId, status: res.status }, 'no federation media endpoint there: trying /_matrix/media/v3/download');
       const legacy = await this.get(
         server,
-        `/_matrix/media/v3/download/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}`,
+        `/_matrix/media/v3/download/${serverSegment(server)}/${encodeURIComponent(mediaId)}`,
         { allow_remote: 'false', timeout_ms: waitMs },
         this.d.maxBytes,
       );
