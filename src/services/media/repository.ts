@@ -433,12 +433,13 @@ export class MediaRepository {
   // ---- thumbnails ----
 
   /**
-   * A thumbnail of local media for a request: one of the configured sizes
-   * (the best for the request, as Synapse picks) or, with
-   * `dynamic_thumbnails`, the size asked for; made the first time, then
-   * served from disk. 400 M_UNKNOWN (404 M_NOT_FOUND with dynamic
-   * thumbnails, as Synapse) for media that cannot be thumbnailed, 413
-   * M_TOO_LARGE for an image over `max_image_pixels`.
+   * A thumbnail of local or (cached, fetched first if need be) remote media
+   * for a request: one of the configured sizes (the best for the request,
+   * as Synapse picks) or, with `dynamic_thumbnails`, the size asked for;
+   * made the first time, then served from disk. 400 M_UNKNOWN (404
+   * M_NOT_FOUND with dynamic thumbnails, as Synapse) for media that cannot
+   * be thumbnailed, M_TOO_LARGE for an image over `max_image_pixels` (413
+   * for local media, 502 for remote, as the spec has them).
    */
   async thumbnail(serverName: string, mediaId: string, want: ThumbnailRequest, opts: LookupOptions): Promise<ServedThumbnail> {
     checkServerName(serverName);
