@@ -112,7 +112,7 @@ export const AXON_IMPLEMENTED_KEYS: Set<string> = new Set([
   'max_upload_size', 'media_store_path', 'max_image_pixels', 'enable_authenticated_media', 'dynamic_thumbnails',
   'thumbnail_sizes', 'url_preview_enabled', 'url_preview_ip_range_blacklist', 'url_preview_ip_range_whitelist',
   'max_spider_size', 'url_preview_url_blacklist', 'url_preview_accept_language',
-  'max_pending_media_uploads', 'unused_expiration_time', 'rc_media_create',
+  'max_pending_media_uploads', 'unused_expiration_time', 'rc_media_create', 'prevent_media_downloads_from',
   'push', 'start_pushers', 'ip_range_blacklist', 'ip_range_whitelist',
   'serve_server_wellknown', 'extra_well_known_client_content', 'presence', 'use_presence', 'default_room_version',
   'allow_device_name_lookup_over_federation', 'federation_domain_whitelist', 'federation_verify_certificates', 'federation_certificate_verification_whitelist',

@@ -50,6 +50,7 @@ import type { AppContext, PluginOptions } from './context.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers, toMatrixError } from './error-handler.js';
 import { keyServerPlugin } from './federation/keys.js';
+import { federationMediaPlugin } from './federation/media.js';
 import { federationMembershipPlugin } from './federation/membership.js';
 import { federationPublicRoomsPlugin } from './federation/public-rooms.js';
 import { federationSendPlugin } from './federation/send.js';
@@ -194,6 +195,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
       federationSendPlugin,
       federationMembershipPlugin,
       federationRoomEventsPlugin,
+      federationMediaPlugin,
     ])
       await app.register(plugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);

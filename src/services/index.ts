@@ -227,11 +227,12 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const receipts = new ReceiptsService({ db, notifier });
     const lazyMembers = new LazyMemberCache();
     const registration = new RegistrationService({ config, database, logger, services: { accounts, auth, uia, passwords, rateLimiter } });
-    const media = new MediaRepository({ config, database, logger, services: { rateLimiter } });
     const e2ee = { db, notifier, isMine, logger, deviceLists };
     const fedLogger = subsystemLogger(logger, 'axon.federation');
     const federation = createFederationClient({ config, keys, logger: fedLogger });
     stops.push(() => federation.close());
+    const media = new MediaRepository({ config, database, logger, services: { rateLimiter }, federation });
+    stops.push(() => media.close());
     const remote = new RemoteQueries({ client: federation, logger: fedLogger });
     const keyring = new Keyring({
       database,

@@ -128,14 +128,14 @@ describe('GET /_matrix/client/v1/media/download', () => {
     expect(res.bytes.length).toBe(0);
   });
 
-  it('404 M_NOT_FOUND for unknown media and for other servers (no federation yet)', async () => {
+  it('404 M_NOT_FOUND for unknown media; a local id under another server name is asked of that server (federation-media.test.ts)', async () => {
     const unknown = await download(t, 'abcdefghijklmnopqrstuvwx', { token: alice.accessToken });
     expect(unknown.status).toBe(404);
     expect(unknown.json.errcode).toBe('M_NOT_FOUND');
     const id = await stored('x', 'text/plain');
-    const remote = await download(t, id, { token: alice.accessToken, server: 'matrix.org' });
-    expect(remote.status).toBe(404);
-    expect(remote.json.errcode).toBe('M_NOT_FOUND');
+    const remote = await download(t, id, { token: alice.accessToken, server: 'localhost:1' });
+    expect(remote.status).toBe(502);
+    expect(remote.json).toEqual({ errcode: 'M_UNKNOWN', error: 'Failed to fetch remote media' });
   });
 
   it('404 M_NOT_FOUND for hostile ids and server names, never a file outside the store', async () => {

@@ -8,6 +8,8 @@
  * - The authenticated endpoints need an access token; the legacy download
  *   and thumbnail endpoints do not, and (with enable_authenticated_media)
  *   refuse media uploaded while authenticated media was on, as Synapse.
+ * - Other servers' media is fetched over federation and cached by the
+ *   repository (the legacy endpoints' `allow_remote=false` refuses it).
  * - Every response carries the sandboxing headers the spec recommends.
  */
 import type { FileHandle } from 'node:fs/promises';
@@ -41,7 +43,7 @@ function queryString(req: FastifyRequest, name: string): string | undefined {
   return v;
 }
 
-/** The query parameters of every download and thumbnail (each given once; allow_* are accepted and checked only). */
+/** The query parameters of every download and thumbnail (each given once; allow_redirect is accepted and checked only). */
 const LOOKUP_PARAMS = {
   timeout_ms: { type: 'string', pattern: '^[0-9]{1,15}$' },
   allow_redirect: { type: 'string', enum: ['true', 'false'] },
@@ -65,13 +67,14 @@ const THUMBNAIL_QUERY = {
 };
 
 /** Query values as the route schemas checked them. */
-type LookupQuery = { timeout_ms?: string };
+type LookupQuery = { timeout_ms?: string; allow_remote?: 'true' | 'false' };
 type ThumbnailQuery = LookupQuery & { width: string; height: string; method?: 'crop' | 'scale'; animated?: 'true' | 'false' };
 
 function lookupOptions(req: FastifyRequest, legacy: boolean): LookupOptions {
-  const raw = (req.query as LookupQuery).timeout_ms;
-  const timeout = raw === undefined ? DEFAULT_TIMEOUT_MS : Number(raw);
-  return { legacy, timeoutMs: Math.min(timeout, MAX_TIMEOUT_MS) };
+  const q = req.query as LookupQuery;
+  const timeout = q.timeout_ms === undefined ? DEFAULT_TIMEOUT_MS : Number(q.timeout_ms);
+  // allow_remote is the legacy endpoints' (the authenticated ones do not have it, and Synapse ignores it there).
+  return { legacy, timeoutMs: Math.min(timeout, MAX_TIMEOUT_MS), allowRemote: !legacy || q.allow_remote !== 'false' };
 }
 
 function uploadMeta(req: FastifyRequest): UploadMeta {
@@ -188,9 +191,9 @@ export const mediaPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx 
     raiseSchemaError(req);
     const { serverName, mediaId, fileName } = req.params;
     const opts = lookupOptions(req, legacy);
-    const { media, path } = await repo.localForDownload(serverName, mediaId, opts);
-    const type = servedContentType(media.media_type);
-    const name = fileName !== undefined && fileName !== '' ? fileName : media.upload_name;
+    const { mediaType, uploadName, path } = await repo.forDownload(serverName, mediaId, opts);
+    const type = servedContentType(mediaType);
+    const name = fileName !== undefined && fileName !== '' ? fileName : uploadName;
     return sendFile(req, reply, path, async (fh) => {
       // Content claiming an image type it plainly is not (HTML as image/png, say) is not served inline.
       const lying = contradictsClaimedImage(essence(type), await readHead(fh));

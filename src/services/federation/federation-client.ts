@@ -6,7 +6,8 @@
  * `federation_custom_ca_list` and `federation_client_minimum_tls_version`
  * say), sends the Host header and SNI the resolution names, signs the
  * request with our current key (X-Matrix), caps the response body and
- * parses it as JSON. Every failure is a FederationRequestError.
+ * parses it as JSON (`requestRaw`: hands it back as received, for media).
+ * Every failure is a FederationRequestError.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -63,6 +64,21 @@ export class FederationRequestError extends Error {
     this.errcode = o.errcode;
     this.reason = o.reason;
   }
+}
+
+/** The body passed `maxBytes`. */
+export class FederationResponseTooLarge extends FederationRequestError {
+  constructor(o: { destination: string; status?: number; reason: string }) {
+    super(o);
+    this.name = 'FederationResponseTooLarge';
+  }
+}
+
+/** What `requestRaw` answers: the response as received. */
+export interface RawFederationResponse {
+  status: number;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  body: Buffer;
 }
 
 const MIN_TLS: Record<HomeserverConfig['federation_client_minimum_tls_version'], 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'> = {
@@ -171,6 +187,42 @@ export class FederationClient {
   async request<T = unknown>(r: FederationRequestOptions): Promise<FederationResponse<T>> {
     const { destination } = r;
     const fail = (reason: string, extra: { status?: number; errcode?: string } = {}) => new FederationRequestError({ destination, reason, ...extra });
+    const { status, body: raw } = await this.send(r, 'application/json');
+    const text = raw.toString('utf8');
+    let json: unknown;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+      if (status >= 200 && status < 300) throw fail('the response is not JSON', { status });
+    }
+    if (status < 200 || status >= 300) {
+      const o = typeof json === 'object' && json !== null ? (json as Record<string, unknown>) : {};
+      const extra: { status: number; errcode?: string } = { status };
+      if (typeof o['errcode'] === 'string') extra.errcode = o['errcode'];
+      throw fail(typeof o['error'] === 'string' ? o['error'] : `HTTP ${status}`, extra);
+    }
+    if (json === undefined) throw fail('the response is empty', { status });
+    this.log.debug({ destination, method: r.method, path: r.path, status }, 'federation request');
+    return { status, json: json as T };
+  }
+
+  /**
+   * A request whose answer is not JSON (media): the status, headers and
+   * body as received, whatever the status. The body is capped as for
+   * `request` (FederationResponseTooLarge past `maxBytes`); a failure to
+   * reach the server or read its answer is a FederationRequestError.
+   */
+  async requestRaw(r: FederationRequestOptions & { accept?: string }): Promise<RawFederationResponse> {
+    const res = await this.send(r, r.accept ?? '*/*');
+    this.log.debug({ destination: r.destination, method: r.method, path: r.path, status: res.status }, 'federation request');
+    return res;
+  }
+
+  /** Resolves, signs and sends a request; answers the status, headers and the body (capped). */
+  private async send(r: FederationRequestOptions, accept: string): Promise<RawFederationResponse> {
+    const { destination } = r;
+    const fail = (reason: string, extra: { status?: number; errcode?: string } = {}) => new FederationRequestError({ destination, reason, ...extra });
     if (this.closed) throw fail('the federation client is closed');
     if (!this.allowsDestination(destination)) throw fail('the destination is not in federation_domain_whitelist');
     if (!r.path.startsWith('/')) throw fail('the path must start with /');
@@ -188,7 +240,7 @@ export class FederationClient {
     const url = new URL(`https://${host}:${resolved.port}${qs === '' ? r.path : `${r.path}?${qs}`}`);
     // What is signed is exactly what is sent (URL may percent-encode characters the caller left raw).
     const uri = url.pathname + url.search;
-    const headers: Record<string, string> = { host: resolved.hostHeader, accept: 'application/json' };
+    const headers: Record<string, string> = { host: resolved.hostHeader, accept };
     let body: string | undefined;
     if (r.body !== undefined) {
       body = JSON.stringify(r.body);
@@ -203,8 +255,7 @@ export class FederationClient {
     }
     const agent = this.agentFor(destination, resolved);
     const maxBytes = r.maxBytes ?? DEFAULT_FEDERATION_MAX_BYTES;
-    let status: number;
-    let text: string;
+    const tooLarge = (status: number) => new FederationResponseTooLarge({ destination, status, reason: `response larger than ${maxBytes} bytes` });
     try {
       agent.checkUrl(url);
       const res = await request(url, {
@@ -217,11 +268,11 @@ export class FederationClient {
         // (None for an IP: the certificate is then checked against the address connected to.)
         servername: isIP(resolved.tlsServerName) ? undefined : resolved.tlsServerName,
       } as Parameters<typeof request>[1]);
-      status = res.statusCode;
+      const status = res.statusCode;
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > maxBytes) {
         res.body.destroy();
-        throw fail(`response larger than ${maxBytes} bytes`, { status });
+        throw tooLarge(status);
       }
       const chunks: Buffer[] = [];
       let size = 0;
@@ -229,33 +280,17 @@ export class FederationClient {
         size += chunk.length;
         if (size > maxBytes) {
           res.body.destroy();
-          throw fail(`response larger than ${maxBytes} bytes`, { status });
+          throw tooLarge(status);
         }
         chunks.push(chunk);
       }
-      text = Buffer.concat(chunks).toString('utf8');
+      return { status, headers: res.headers, body: Buffer.concat(chunks, size) };
     } catch (err) {
       if (err instanceof FederationRequestError) throw err;
       const blocked = blockedCause(err);
       if (blocked) throw fail(blocked.message);
       throw fail(describeNetworkError(err));
     }
-    let json: unknown;
-    try {
-      json = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      json = undefined;
-      if (status >= 200 && status < 300) throw fail('the response is not JSON', { status });
-    }
-    if (status < 200 || status >= 300) {
-      const o = typeof json === 'object' && json !== null ? (json as Record<string, unknown>) : {};
-      const extra: { status: number; errcode?: string } = { status };
-      if (typeof o['errcode'] === 'string') extra.errcode = o['errcode'];
-      throw fail(typeof o['error'] === 'string' ? o['error'] : `HTTP ${status}`, extra);
-    }
-    if (json === undefined) throw fail('the response is empty', { status });
-    this.log.debug({ destination, method: r.method, path: r.path, status }, 'federation request');
-    return { status, json: json as T };
   }
 
   getJson<T = unknown>(destination: string, path: string, query?: FederationRequestOptions['query'], o: Partial<FederationRequestOptions> = {}): Promise<FederationResponse<T>> {

@@ -88,3 +88,33 @@ export function contentDisposition(servedType: string, fileName: string | null):
   const kind = INLINE_CONTENT_TYPES.has(essence(servedType)) ? 'inline' : 'attachment';
   return fileName ? `${kind}; ${filenameParam(fileName)}` : kind;
 }
+
+/**
+ * The file name a Content-Disposition header gives: `filename*` (RFC 6266 /
+ * 5987, UTF-8 only) before `filename` (a token or a quoted string); null
+ * when there is none or it cannot be read.
+ */
+export function filenameFromDisposition(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  const params = new Map<string, string>();
+  // Parameters after the disposition type: name=token or name="quoted \"string\"".
+  const re = /;\s*([A-Za-z0-9!#$&+.^_`|~*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))/g;
+  for (let m = re.exec(header); m !== null; m = re.exec(header)) {
+    const name = m[1]!.toLowerCase();
+    if (!params.has(name)) params.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? ''));
+  }
+  const ext = params.get('filename*');
+  if (ext !== undefined) {
+    const m = /^utf-8'[^']*'(.+)$/i.exec(ext);
+    if (m) {
+      try {
+        const name = decodeURIComponent(m[1]!);
+        if (name !== '' && !name.includes('\u0000')) return name;
+      } catch {
+        // Not percent-encoded right: fall back to `filename`.
+      }
+    }
+  }
+  const plain = params.get('filename');
+  return plain !== undefined && plain !== '' && !plain.includes('\u0000') ? plain : null;
+}

@@ -1,7 +1,10 @@
 /**
  * The media repository: uploads (direct, and reserved with POST /create
  * then PUT), lookups for downloads (waiting for reserved content),
- * thumbnails (made on first request, then kept), and deletion.
+ * thumbnails (made on first request, then kept), and deletion; other
+ * servers' media fetched over federation (remote-fetch.ts) on first
+ * request and cached (remote_content/, `remote_media` rows), one fetch per
+ * item however many requests ask for it at once.
  *
  * Files are in Synapse's layout under `media_store_path` (layout.ts). An
  * upload is streamed to incoming/, then renamed into place inside the
@@ -13,7 +16,7 @@
  */
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../../config/types.js';
 import { MatrixError, tooLarge } from '../../matrix-error.js';
@@ -32,10 +35,17 @@ import {
   setLocalQuarantined,
   touchLocalMedia,
 } from '../../storage/media.js';
+import { getRemoteMedia, getRemoteThumbnails, insertRemoteThumbnail, putRemoteMedia, type RemoteMedia, touchRemoteMedia } from '../../storage/remote-media.js';
+import type { ThumbnailInfo } from '../../storage/media.js';
+import type { FederationClient } from '../federation/federation-client.js';
+import { outboundPolicy, outboundRanges } from '../outbound/outbound-config.js';
 import type { RateLimiter } from '../rate-limit.js';
+import { SERVER_NAME_TAG, SERVER_VERSION } from '../../version.js';
 import { essence } from './headers.js';
 import { mxcUri, newMediaId } from './ids.js';
 import { checkMediaId, checkServerName, isValidMediaId, MediaLayout } from './layout.js';
+import { RemoteMediaFetcher } from './remote-fetch.js';
+import { SafeFetcher } from './safe-fetch.js';
 import { receiveToFile, type ReceivedFile, UploadAborted, UploadTooLarge } from './receive.js';
 import { type MediaSettings, mediaSettings } from './settings.js';
 import { candidates, outputSize, selectThumbnail, type ThumbnailMethod, type ThumbnailSize } from './thumbnail-sizes.js';
@@ -49,6 +59,8 @@ export interface MediaRepositoryDeps {
   readonly database: Database;
   readonly logger: Logger;
   readonly services?: { readonly rateLimiter: RateLimiter };
+  /** Fetches other servers' media; without it, remote media is 404 as unknown. */
+  readonly federation?: Pick<FederationClient, 'requestRaw' | 'allowsDestination'>;
 }
 
 export interface UploadMeta {
@@ -71,6 +83,27 @@ export interface LookupOptions {
   legacy: boolean;
   /** How long to wait for reserved content to be uploaded. */
   timeoutMs: number;
+  /** False (the legacy endpoints' `allow_remote=false`): other servers' media is 404, cached or not. */
+  allowRemote?: boolean;
+}
+
+/** What a download serves: local or cached remote media. */
+export interface DownloadSource {
+  mediaType: string | null;
+  uploadName: string | null;
+  path: string;
+}
+
+/** Where a thumbnail is made from and kept (local media, or a cached remote copy). */
+interface ThumbnailSource {
+  /** Key of the probe cache. */
+  key: string;
+  path: string;
+  mediaType: string | null;
+  remote: boolean;
+  dest(size: ThumbnailSize, type: ThumbnailType): string;
+  rows(): Promise<ThumbnailInfo[]>;
+  record(t: ThumbnailInfo): Promise<void>;
 }
 
 export interface ServedThumbnail {
@@ -96,12 +129,37 @@ export class MediaRepository {
   private readonly waiters = new UploadWaiters();
   private readonly probes = new Map<string, SourceImage>();
   private readonly making = new Map<string, Promise<number>>();
+  private readonly fetching = new Map<string, Promise<RemoteMedia>>();
+  private readonly remote: RemoteMediaFetcher | undefined;
+  private readonly locationFetcher: SafeFetcher | undefined;
 
   constructor(private readonly deps: MediaRepositoryDeps) {
     this.deps = withSubsystemLogger(deps, 'axon.media');
     this.settings = mediaSettings(deps.config);
     this.layout = new MediaLayout(this.settings.mediaStorePath);
     this.thumbnailer = new Thumbnailer(this.settings.maxImagePixels, this.layout.incoming());
+    if (deps.federation) {
+      // A `Location` part is fetched under the outbound policy (ip_range_blacklist), as other outbound requests.
+      const fetcher = new SafeFetcher({
+        policy: outboundPolicy(outboundRanges(deps.config)),
+        maxBytes: this.settings.maxUploadSize,
+        timeoutMs: 60_000,
+        maxRedirects: 5,
+        userAgent: `${SERVER_NAME_TAG}/${SERVER_VERSION}`,
+      });
+      this.locationFetcher = fetcher;
+      this.remote = new RemoteMediaFetcher({
+        client: deps.federation,
+        fetchLocation: (url) => fetcher.get(url),
+        maxBytes: this.settings.maxUploadSize,
+        logger: this.deps.logger,
+      });
+    }
+  }
+
+  /** Closes the connections kept for `Location` fetches. */
+  async close(): Promise<void> {
+    await this.locationFetcher?.close();
   }
 
   private get db() {
@@ -258,9 +316,9 @@ export class MediaRepository {
 
   /**
    * The local media a download names, with its file's path: 404 M_NOT_FOUND
-   * for unknown, remote (not fetched: no federation yet), quarantined or
-   * (on the legacy endpoints) authenticated-only media; a reservation is
-   * waited for up to `timeoutMs`, then 504 M_NOT_YET_UPLOADED.
+   * for unknown, remote, quarantined or (on the legacy endpoints)
+   * authenticated-only media; a reservation is waited for up to
+   * `timeoutMs`, then 504 M_NOT_YET_UPLOADED.
    */
   async localForDownload(serverName: string, mediaId: string, opts: LookupOptions): Promise<{ media: LocalMedia; path: string }> {
     checkServerName(serverName);
@@ -268,6 +326,90 @@ export class MediaRepository {
     if (!this.isLocal(serverName)) throw notFound();
     const media = await this.awaitContent(mediaId, opts);
     return { media, path: this.layout.localContent(mediaId) };
+  }
+
+  /** Any media a download names: this server's (as localForDownload), or another's (as remoteForDownload). */
+  async forDownload(serverName: string, mediaId: string, opts: LookupOptions): Promise<DownloadSource> {
+    checkServerName(serverName);
+    checkMediaId(mediaId);
+    if (this.isLocal(serverName)) {
+      const { media, path } = await this.localForDownload(serverName, mediaId, opts);
+      return { mediaType: media.media_type, uploadName: media.upload_name, path };
+    }
+    const media = await this.remoteForDownload(serverName, mediaId, opts);
+    return { mediaType: media.media_type, uploadName: media.upload_name, path: this.layout.remoteContent(serverName, media.filesystem_id) };
+  }
+
+  /**
+   * Another server's media, from the cache or fetched now (and cached). 404
+   * M_NOT_FOUND for `allow_remote=false`, `prevent_media_downloads_from`
+   * servers, quarantined media and (legacy
+   * endpoints, with authenticated media on, as Synapse) anything not cached
+   * before authenticated media; the fetch's failures as remote-fetch.ts.
+   */
+  private async remoteForDownload(server: string, mediaId: string, opts: LookupOptions): Promise<RemoteMedia> {
+    if (opts.allowRemote === false || this.settings.preventDownloadsFrom.has(server)) throw notFound();
+    const row = await getRemoteMedia(this.db, server, mediaId);
+    if (opts.legacy && this.settings.authenticatedMedia && (!row || row.authenticated)) throw notFound();
+    if (row) {
+      if (row.quarantined_by !== null) throw notFound();
+      const onDisk = await stat(this.layout.remoteContent(server, row.filesystem_id)).catch(() => undefined);
+      if (onDisk) {
+        const now = Date.now();
+        if (now - (row.last_access_ts ?? 0) > ACCESS_TOUCH_INTERVAL_MS) await touchRemoteMedia(this.db, server, mediaId, now);
+        return row;
+      }
+      this.deps.logger.warn({ server, mediaId }, 'cached remote media file missing: fetching it again');
+    }
+    if (!this.remote) throw notFound();
+    const key = `${server}/${mediaId}`;
+    let fetching = this.fetching.get(key);
+    if (!fetching) {
+      fetching = this.fetchRemote(server, mediaId, opts.timeoutMs, row?.filesystem_id).finally(() => this.fetching.delete(key));
+      this.fetching.set(key, fetching);
+    }
+    return fetching;
+  }
+
+  /**
+   * Fetches remote media and records it: file renamed into place and row
+   * written in one transaction. A row whose file had gone keeps its
+   * filesystem id (and so its thumbnails: the content cannot have changed).
+   */
+  private async fetchRemote(server: string, mediaId: string, waitMs: number, knownFileId: string | undefined): Promise<RemoteMedia> {
+    const fetched = await this.remote!.download(server, mediaId, waitMs);
+    const file = await receiveToFile(Readable.from([fetched.body]), this.layout.incoming(), this.settings.maxUploadSize);
+    const fileId = knownFileId ?? newMediaId();
+    const dest = this.layout.remoteContent(server, fileId);
+    let moved = false;
+    try {
+      await this.db.transaction().execute(async (tx) => {
+        // Quarantined meanwhile: not stored (the row stays as it is).
+        if ((await getRemoteMedia(tx, server, mediaId))?.quarantined_by) throw notFound();
+        await putRemoteMedia(tx, {
+          media_origin: server,
+          media_id: mediaId,
+          filesystem_id: fileId,
+          media_type: fetched.contentType ?? 'application/octet-stream',
+          media_length: file.length,
+          upload_name: fetched.uploadName,
+          created_ts: Date.now(),
+          authenticated: this.settings.authenticatedMedia,
+          sha256: file.sha256,
+        });
+        await mkdir(dirname(dest), { recursive: true });
+        await rename(file.path, dest);
+        moved = true;
+      });
+    } catch (err) {
+      await rm(file.path, { force: true });
+      if (moved) await rm(dest, { force: true });
+      throw err;
+    }
+    this.deps.logger.info({ server, mediaId, length: file.length }, 'cached remote media');
+    const row = await getRemoteMedia(this.db, server, mediaId);
+    if (!row) throw notFound();
+    return row;
   }
 
   private async awaitContent(mediaId: string, opts: LookupOptions): Promise<LocalMedia> {
@@ -291,31 +433,63 @@ export class MediaRepository {
   // ---- thumbnails ----
 
   /**
-   * A thumbnail of local media for a request: one of the configured sizes
-   * (the best for the request, as Synapse picks) or, with
-   * `dynamic_thumbnails`, the size asked for; made the first time, then
-   * served from disk. 400 M_UNKNOWN (404 M_NOT_FOUND with dynamic
-   * thumbnails, as Synapse) for media that cannot be thumbnailed, 413
-   * M_TOO_LARGE for an image over `max_image_pixels`.
+   * A thumbnail of local or (cached, fetched first if need be) remote media
+   * for a request: one of the configured sizes (the best for the request,
+   * as Synapse picks) or, with `dynamic_thumbnails`, the size asked for;
+   * made the first time, then served from disk. 400 M_UNKNOWN (404
+   * M_NOT_FOUND with dynamic thumbnails, as Synapse) for media that cannot
+   * be thumbnailed, M_TOO_LARGE for an image over `max_image_pixels` (413
+   * for local media, 502 for remote, as the spec has them).
    */
   async thumbnail(serverName: string, mediaId: string, want: ThumbnailRequest, opts: LookupOptions): Promise<ServedThumbnail> {
-    const { media, path } = await this.localForDownload(serverName, mediaId, opts);
+    checkServerName(serverName);
+    checkMediaId(mediaId);
+    const src = this.isLocal(serverName) ? await this.localThumbnailSource(serverName, mediaId, opts) : await this.remoteThumbnailSource(serverName, mediaId, opts);
     try {
-      if (!THUMBNAILABLE.has(essence(media.media_type ?? ''))) throw new ThumbnailRefused('unsupported', 'Not an image');
-      const src = await this.probe(mediaId, path);
-      const animated = want.animated && this.thumbnailer.canAnimate(src);
-      const type = thumbnailType(src.format, animated);
+      if (!THUMBNAILABLE.has(essence(src.mediaType ?? ''))) throw new ThumbnailRefused('unsupported', 'Not an image');
+      const image = await this.probe(src.key, src.path);
+      const animated = want.animated && this.thumbnailer.canAnimate(image);
+      const type = thumbnailType(image.format, animated);
       const size = this.settings.dynamicThumbnails
-        ? outputSize(src, want.width, want.height, want.method)
-        : selectThumbnail(want.width, want.height, want.method, candidates(src, this.settings.thumbnailSizes));
+        ? outputSize(image, want.width, want.height, want.method)
+        : selectThumbnail(want.width, want.height, want.method, candidates(image, this.settings.thumbnailSizes));
       if (!size) throw new ThumbnailRefused('unsupported', 'No thumbnail size for this method');
-      return await this.thumbnailFile(mediaId, path, size, type);
+      return await this.thumbnailFile(src, size, type);
     } catch (err) {
       if (!(err instanceof ThumbnailRefused)) throw err;
-      if (err.reason === 'too_large') throw new MatrixError(413, 'M_TOO_LARGE', 'Content is too large to thumbnail');
+      // The spec's 502 for remote content too large to thumbnail, 413 for local.
+      if (err.reason === 'too_large') throw new MatrixError(src.remote ? 502 : 413, 'M_TOO_LARGE', 'Content is too large to thumbnail');
       if (this.settings.dynamicThumbnails) throw notFound('Cannot generate a thumbnail for the requested content');
       throw new MatrixError(400, 'M_UNKNOWN', 'Cannot generate thumbnails for the requested content');
     }
+  }
+
+  private async localThumbnailSource(serverName: string, mediaId: string, opts: LookupOptions): Promise<ThumbnailSource> {
+    const { media, path } = await this.localForDownload(serverName, mediaId, opts);
+    return {
+      key: mediaId,
+      path,
+      mediaType: media.media_type,
+      remote: false,
+      dest: (size, type) => this.layout.localThumbnail(mediaId, size.width, size.height, type, size.method),
+      rows: () => getLocalThumbnails(this.db, mediaId),
+      record: (t) => insertLocalThumbnail(this.db, mediaId, t),
+    };
+  }
+
+  /** Remote media is thumbnailed here, from the cached original (fetched first when needed), as Synapse does. */
+  private async remoteThumbnailSource(server: string, mediaId: string, opts: LookupOptions): Promise<ThumbnailSource> {
+    const media = await this.remoteForDownload(server, mediaId, opts);
+    const fileId = media.filesystem_id;
+    return {
+      key: `${server}/${fileId}`,
+      path: this.layout.remoteContent(server, fileId),
+      mediaType: media.media_type,
+      remote: true,
+      dest: (size, type) => this.layout.remoteThumbnail(server, fileId, size.width, size.height, type, size.method),
+      rows: () => getRemoteThumbnails(this.db, server, mediaId),
+      record: (t) => insertRemoteThumbnail(this.db, server, mediaId, t),
+    };
   }
 
   private async probe(mediaId: string, path: string): Promise<SourceImage> {
@@ -338,9 +512,9 @@ export class MediaRepository {
     return notFound();
   }
 
-  private async thumbnailFile(mediaId: string, sourcePath: string, size: ThumbnailSize, type: ThumbnailType): Promise<ServedThumbnail> {
-    const dest = this.layout.localThumbnail(mediaId, size.width, size.height, type, size.method);
-    const rows = await getLocalThumbnails(this.db, mediaId);
+  private async thumbnailFile(src: ThumbnailSource, size: ThumbnailSize, type: ThumbnailType): Promise<ServedThumbnail> {
+    const dest = src.dest(size, type);
+    const rows = await src.rows();
     const row = rows.find((r) => r.width === size.width && r.height === size.height && r.type === type && r.method === size.method);
     if (row) {
       const onDisk = await stat(dest).catch(() => undefined);
@@ -349,16 +523,16 @@ export class MediaRepository {
     // One generation per file, however many requests ask for it at once.
     let making = this.making.get(dest);
     if (!making) {
-      making = this.thumbnailer.generate(sourcePath, dest, size, type).finally(() => this.making.delete(dest));
+      making = this.thumbnailer.generate(src.path, dest, size, type).finally(() => this.making.delete(dest));
       this.making.set(dest, making);
     }
     const length = await making;
     try {
-      await insertLocalThumbnail(this.db, mediaId, { width: size.width, height: size.height, type, method: size.method, length });
+      await src.record({ width: size.width, height: size.height, type, method: size.method, length });
     } catch (err) {
       // The media was deleted meanwhile (the row's foreign key): nothing to serve.
       await rm(dest, { force: true });
-      this.deps.logger.info({ mediaId, err: (err as Error).message }, 'thumbnail not recorded');
+      this.deps.logger.info({ media: src.key, err: (err as Error).message }, 'thumbnail not recorded');
       throw notFound();
     }
     return { path: dest, type, length };

@@ -52,6 +52,8 @@ export interface Fetched {
   status: number;
   /** The Content-Type header as sent, or null. */
   contentType: string | null;
+  /** The Content-Disposition header as sent, or null. */
+  contentDisposition: string | null;
   body: Buffer;
 }
 
@@ -171,8 +173,14 @@ export class SafeFetcher {
         }
         chunks.push(b);
       }
-      const ct = res.headers['content-type'];
-      return { url, status: res.statusCode, contentType: (Array.isArray(ct) ? ct[0] : ct) ?? null, body: Buffer.concat(chunks, length) };
+      const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v) ?? null;
+      return {
+        url,
+        status: res.statusCode,
+        contentType: first(res.headers['content-type']),
+        contentDisposition: first(res.headers['content-disposition']),
+        body: Buffer.concat(chunks, length),
+      };
     }
   }
 }

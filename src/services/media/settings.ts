@@ -1,8 +1,9 @@
 /**
  * The media repository's settings. Most are parsed by the configuration
  * loader (rc_media_create among them); the ones for asynchronous uploads
- * (`max_pending_media_uploads`, `unused_expiration_time`) are read here from
- * the raw homeserver.yaml, with Synapse's defaults.
+ * (`max_pending_media_uploads`, `unused_expiration_time`) and
+ * `prevent_media_downloads_from` are read here from the raw homeserver.yaml,
+ * with Synapse's defaults.
  */
 import type { HomeserverConfig, RateLimitConfig } from '../../config/types.js';
 import { parseDuration } from '../../config/durations.js';
@@ -22,10 +23,18 @@ export interface MediaSettings {
   /** How long a reservation waits for its content. */
   unusedExpirationMs: number;
   rcMediaCreate: RateLimitConfig;
+  /** Servers whose media is never fetched nor served, cached or not (404). */
+  preventDownloadsFrom: ReadonlySet<string>;
 }
 
 const DEFAULT_MAX_PENDING = 5;
 const DEFAULT_UNUSED_EXPIRATION_MS = 24 * 60 * 60 * 1000;
+
+function serverList(v: unknown, key: string): Set<string> {
+  if (v === undefined || v === null) return new Set();
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error(`${key}: expected a list of server names`);
+  return new Set(v as string[]);
+}
 
 function nonNegativeInt(v: unknown, key: string): number {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
@@ -56,5 +65,6 @@ export function mediaSettings(config: HomeserverConfig): MediaSettings {
         : nonNegativeInt(raw.max_pending_media_uploads, 'max_pending_media_uploads'),
     unusedExpirationMs,
     rcMediaCreate: config.rc_media_create,
+    preventDownloadsFrom: serverList(raw.prevent_media_downloads_from, 'prevent_media_downloads_from'),
   };
 }
