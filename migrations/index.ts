@@ -23,6 +23,7 @@ import * as m0017 from './0017_event_persistence.js';
 import * as m0018 from './0018_server_keys.js';
 import * as m0019 from './0019_federation_sender.js';
 import * as m0021 from './0021_out_of_band_memberships.js';
+import * as m0023 from './0023_openid_tokens.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
@@ -45,4 +46,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0018_server_keys': m0018,
   '0019_federation_sender': m0019,
   '0021_out_of_band_memberships': m0021,
+  '0023_openid_tokens': m0023,
 };

@@ -52,6 +52,8 @@ import { installErrorHandlers, toMatrixError } from './error-handler.js';
 import { keyServerPlugin } from './federation/keys.js';
 import { federationMediaPlugin } from './federation/media.js';
 import { federationMembershipPlugin } from './federation/membership.js';
+import { federationOpenIdPlugin } from './federation/openid.js';
+import { openIdPlugin } from './client/openid.js';
 import { federationPublicRoomsPlugin } from './federation/public-rooms.js';
 import { federationSendPlugin } from './federation/send.js';
 import { federationQueriesPlugin } from './federation/queries.js';
@@ -79,12 +81,14 @@ export interface BuiltApp {
 }
 
 /** Which API areas a listener serves, from Synapse's resource names. */
-export function resourceAreas(listener: ListenerConfig): Set<'client' | 'federation' | 'keys' | 'media'> {
+export function resourceAreas(listener: ListenerConfig): Set<'client' | 'federation' | 'keys' | 'media' | 'openid'> {
   const names = new Set(listener.resources.flatMap((r) => r.names));
-  const areas = new Set<'client' | 'federation' | 'keys' | 'media'>();
+  const areas = new Set<'client' | 'federation' | 'keys' | 'media' | 'openid'>();
   if (names.has('client')) areas.add('client').add('media');
   if (names.has('media')) areas.add('media');
-  if (names.has('federation')) areas.add('federation').add('keys');
+  // As Synapse: `federation` brings the key API and OpenID userinfo; `openid` serves userinfo alone.
+  if (names.has('federation')) areas.add('federation').add('keys').add('openid');
+  if (names.has('openid')) areas.add('openid');
   if (names.has('keys')) areas.add('keys');
   return areas;
 }
@@ -96,6 +100,7 @@ const CLIENT_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   versionsPlugin,
   loginFlowsPlugin,
   voipPlugin,
+  openIdPlugin,
   registerPlugin,
   logoutPlugin,
   accountPlugin,
@@ -186,6 +191,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
   await app.register(healthPlugin, opts);
   if (areas.has('client')) for (const plugin of CLIENT_PLUGINS) await app.register(plugin, opts);
   if (areas.has('media')) for (const plugin of MEDIA_PLUGINS) await app.register(plugin, opts);
+  if (areas.has('openid')) await app.register(federationOpenIdPlugin, opts);
   if (areas.has('federation'))
     for (const plugin of [
       federationVersionPlugin,

@@ -25,6 +25,7 @@ import { RemoteQueries } from './federation/remote-queries.js';
 import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
 import { FederationBackfill } from './federation/backfill.js';
+import { OpenIdService } from './openid.js';
 import { connectEduProducers } from './federation/edu-producers.js';
 import { registerEduHandlers } from './federation/edus.js';
 import { serverAllowedInRoom } from './federation/server-access.js';
@@ -157,6 +158,8 @@ export interface Services {
   readonly residentMembership: ResidentMembership;
   /** Where a client's join or leave goes: here, or through another server. */
   readonly joins: RoomJoins;
+  /** OpenID tokens: handed to users, checked for third parties (userinfo). */
+  readonly openId: OpenIdService;
   /** Invites across servers: co-signing ours, taking theirs. */
   readonly invites: FederationInvites;
   /** Sends our events and EDUs to the other servers of their rooms (durable outboxes, backoff). */
@@ -339,6 +342,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       federationTransactions,
       residentMembership: new ResidentMembership({ db, pipeline: rooms.pipeline, events: federationEvents, serverName: config.server_name, keys }),
       invites,
+      openId: new OpenIdService(db, config.server_name),
       joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, invites, serverName: config.server_name }),
       federationSender,
       servedEvents: new ServedEventsService({ db, serverName: config.server_name }),

@@ -474,3 +474,14 @@ export interface Schema {
   federation_outbox_pdus: FederationOutboxPdusTable;
   federation_outbox_edus: FederationOutboxEdusTable;
 }
+
+/** OpenID tokens (migration 0023), by the SHA-256 of the token. */
+export interface OpenIdTokensTable {
+  token_hash: string;
+  user_id: string;
+  valid_until_ms: number;
+}
+
+export interface Schema {
+  openid_tokens: OpenIdTokensTable;
+}
