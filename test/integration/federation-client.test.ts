@@ -315,6 +315,29 @@ describe('discovery', () => {
     expect(target.seen.at(-1)!.host).toBe('srv.test');
   });
 
+  it('keeps SRV answers an hour and "no record" ten minutes, asking DNS once meanwhile', async () => {
+    const target = await site(srvLeaf);
+    const wk = await site(localLeaf, () => ({ body: '{"m.server":"srv.test"}' }));
+    dns.table = { srv: { '_matrix-fed._tcp.srv.test': [{ priority: 0, weight: 0, port: target.port, target: 'localhost' }] } };
+    const c = client({}, wk.port);
+    const asked = () => dns.asked.filter((q) => q.endsWith('._tcp.srv.test')).length;
+    const before = asked();
+    const first = await c.resolver.resolve('localhost');
+    expect(first).toMatchObject({ connectHost: 'localhost', port: target.port, via: 'srv' });
+    expect(await c.resolver.resolve('localhost')).toEqual(first);
+    expect(asked() - before).toBe(1);
+    // An hour on (the well-known answer is still fresh), DNS is asked again; the record is gone, so both names are looked up and the misses kept.
+    dns.table = {};
+    clock += 60 * 60 * 1000 + 1;
+    expect(await c.resolver.resolve('localhost')).toMatchObject({ via: 'default-port' });
+    expect(asked() - before).toBe(3);
+    expect(await c.resolver.resolve('localhost')).toMatchObject({ via: 'default-port' });
+    expect(asked() - before).toBe(3);
+    clock += 10 * 60 * 1000 + 1;
+    await c.resolver.resolve('localhost');
+    expect(asked() - before).toBe(5);
+  });
+
   it('falls back to the deprecated _matrix._tcp record, then to port 8448', async () => {
     const target = await site(srvLeaf);
     const wk = await site(localLeaf, () => ({ body: '{"m.server":"srv.test"}' }));
@@ -345,6 +368,8 @@ describe('discovery', () => {
     await c.getJson('localhost', '/x');
     expect(target.seen.at(-1)!.host).toBe('localhost');
     dns.table = {};
+    // SRV answers are kept an hour (above): forget them to see the next step.
+    c.resolver.clearCache('localhost');
     expect(await c.resolver.resolve('localhost')).toMatchObject({ connectHost: 'localhost', port: 8448, hostHeader: 'localhost', via: 'default-port' });
   });
 

@@ -111,8 +111,17 @@ export function pickSrv(
   return group[group.length - 1];
 }
 
+type SrvRecords = readonly { name: string; port: number; priority: number; weight: number }[];
+
+/** How long an SRV answer is kept (Node's resolver gives no TTL). */
+export const SRV_CACHE_MS = 60 * 60 * 1000;
+/** How long "no such SRV record" is kept. */
+export const SRV_MISS_CACHE_MS = 10 * 60 * 1000;
+
 export class ServerResolver {
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly srvCache = new Map<string, { records: SrvRecords; expiresAt: number }>();
+  private readonly srvInflight = new Map<string, Promise<SrvRecords>>();
   private readonly inflight = new Map<string, Promise<ParsedServerName | undefined>>();
   private readonly dns: SrvResolver;
   private readonly now: () => number;
@@ -162,14 +171,45 @@ export class ServerResolver {
     return { serverName, connectHost: host, port: DEFAULT_FEDERATION_PORT, hostHeader: host, tlsServerName: host, via: 'default-port' };
   }
 
+  /**
+   * One SRV name's answer, cached: Node's resolver gives no TTL, so an
+   * answer is kept an hour and "no such record" ten minutes; a failed lookup
+   * (a timeout, SERVFAIL) is not cached, and uses a stale answer when there
+   * is one, as Synapse's SRV resolver does. A target is picked per request
+   * (RFC 2782 weights), so the records are what is kept.
+   */
   private async srv(name: string): Promise<{ name: string; port: number } | undefined> {
+    const now = this.now();
+    const cached = this.srvCache.get(name);
+    if (cached && cached.expiresAt > now) return pickSrv(cached.records);
+    let pending = this.srvInflight.get(name);
+    if (!pending) {
+      pending = this.lookUpSrv(name, cached?.records).finally(() => this.srvInflight.delete(name));
+      this.srvInflight.set(name, pending);
+    }
+    return pickSrv(await pending);
+  }
+
+  private async lookUpSrv(name: string, stale: SrvRecords | undefined): Promise<SrvRecords> {
+    let records: SrvRecords;
+    let ttl: number;
     try {
-      return pickSrv(await this.dns.resolveSrv(name));
+      records = await this.dns.resolveSrv(name);
+      ttl = records.length > 0 ? SRV_CACHE_MS : SRV_MISS_CACHE_MS;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTFOUND' && code !== 'ENODATA') this.o.logger.debug({ name, code }, 'SRV lookup failed');
-      return undefined;
+      if (code !== 'ENOTFOUND' && code !== 'ENODATA') {
+        this.o.logger.debug({ name, code }, 'SRV lookup failed');
+        return stale ?? [];
+      }
+      records = [];
+      ttl = SRV_MISS_CACHE_MS;
     }
+    this.srvCache.delete(name);
+    this.srvCache.set(name, { records, expiresAt: this.now() + ttl });
+    const max = this.o.maxCacheEntries ?? 10_000;
+    while (this.srvCache.size > max) this.srvCache.delete(this.srvCache.keys().next().value as string);
+    return records;
   }
 
   /**
@@ -194,8 +234,13 @@ export class ServerResolver {
 
   /** Forgets cached well-known answers (all, or one host's). */
   clearCache(hostname?: string): void {
-    if (hostname === undefined) this.cache.clear();
-    else this.cache.delete(hostname);
+    if (hostname === undefined) {
+      this.cache.clear();
+      this.srvCache.clear();
+    } else {
+      this.cache.delete(hostname);
+      for (const prefix of ['_matrix-fed._tcp.', '_matrix._tcp.']) this.srvCache.delete(`${prefix}${hostname}`);
+    }
   }
 
   private remember(hostname: string, value: ParsedServerName | undefined, cacheMs: number): void {
