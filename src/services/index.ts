@@ -4,6 +4,7 @@
  * stopped here. Nothing else constructs a service; the API plugins look
  * them up in `ctx.services`.
  */
+import { serverNameOf } from '../core/event-format.js';
 import type { JsonObject } from '../core/pdu.js';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -196,7 +197,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     stops.push(() => passwords.close());
     const uia = new UiaService(db);
     const notifier = new Notifier();
-    const presence = new PresenceService({ db, notifier, logger, options: presenceOptions(config) });
+    const presence = new PresenceService({ db, notifier, logger, options: presenceOptions(config), isMine: (userId) => serverNameOf(userId) === config.server_name });
     await presence.start();
     stops.push(() => presence.close());
     const typing = new TypingService({ db, notifier, logger });
@@ -287,8 +288,8 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       keyRequests: { limiter: rateLimiter, cfg: config.rc_key_requests },
       sendRemote: (destination, content) => federationSender.queueEdu(destination, 'm.direct_to_device', content),
     });
-    connectEduProducers({ db, serverName: config.server_name, sender: federationSender, typing, receipts, deviceLists, logger: fedLogger });
-    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists, allowed: (roomId, origin) => serverAllowedInRoom(db, roomId, origin) });
+    connectEduProducers({ db, serverName: config.server_name, sender: federationSender, typing, receipts, deviceLists, presence, logger: fedLogger });
+    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists, presence, allowed: (roomId, origin) => serverAllowedInRoom(db, roomId, origin) });
     const services: Services = {
       auth,
       passwords,

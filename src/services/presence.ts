@@ -45,6 +45,7 @@
  * position, are written, and wake the syncs of users sharing a room;
  * activity bumps in between stay in memory and are flushed every minute.
  */
+import { serverNameOf } from '../core/event-format.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { HomeserverConfig } from '../config/types.js';
@@ -140,7 +141,15 @@ export interface PresenceDeps {
   logger: Logger;
   options: PresenceOptions;
   now?: () => number;
+  /** Whether a user is ours: other servers' users are timed out only after FEDERATION_PRESENCE_TIMEOUT_MS without news. */
+  isMine?: (userId: string) => boolean;
 }
+
+/** A remote user not heard of for this long is taken as offline (Synapse's FEDERATION_TIMEOUT). */
+export const FEDERATION_PRESENCE_TIMEOUT_MS = 30 * 60_000;
+
+/** Told of each notable presence change of a local user, for other servers (the federation sender's m.presence). */
+export type LocalPresenceListener = (userId: string, content: PresenceContent) => void;
 
 export class PresenceService {
   private pos = 0;
@@ -154,9 +163,48 @@ export class PresenceService {
   private lastFlush = 0;
   private readonly now: () => number;
 
+  private readonly listeners: LocalPresenceListener[] = [];
+
   constructor(private readonly d: PresenceDeps) {
     this.d = withSubsystemLogger(d, 'axon.presence');
     this.now = d.now ?? Date.now;
+  }
+
+  /** Adds a listener told of every notable presence change of a local user. */
+  onLocalChange(listener: LocalPresenceListener): void {
+    this.listeners.push(listener);
+  }
+
+  private isMine(userId: string): boolean {
+    return this.d.isMine?.(userId) ?? true;
+  }
+
+  /**
+   * Another server's `m.presence` push for one of its users (`origin`'s
+   * own): taken as that server says, and kept until it says otherwise or
+   * FEDERATION_PRESENCE_TIMEOUT_MS passes without news.
+   */
+  async remote(origin: string, p: Record<string, unknown>): Promise<void> {
+    if (!this.d.options.enabled) return;
+    const userId = p['user_id'];
+    const state = p['presence'];
+    if (typeof userId !== 'string' || serverNameOf(userId) !== origin || this.isMine(userId)) return;
+    if (typeof state !== 'string' || !(PRESENCE_STATES as readonly string[]).includes(state)) return;
+    const ago = typeof p['last_active_ago'] === 'number' && p['last_active_ago'] >= 0 ? p['last_active_ago'] : 0;
+    await this.enqueue(async () => {
+      const now = this.now();
+      const prev = await this.current(userId);
+      const next: Live = {
+        ...prev,
+        state: state as PresenceState,
+        status_msg: typeof p['status_msg'] === 'string' ? p['status_msg'] : null,
+        last_active_ts: now - ago,
+        currently_active: p['currently_active'] === true,
+        touched_ts: now,
+        dirty: true,
+      };
+      await this.apply(userId, prev, next);
+    });
   }
 
   get enabled(): boolean {
@@ -297,6 +345,10 @@ export class PresenceService {
       this.remember(userId, next);
       this.pos = Math.max(this.pos, pos);
       this.d.notifier.notifyUsers(await this.interestedUsers(userId));
+      if (this.listeners.length > 0 && this.isMine(userId)) {
+        const content = format(next, this.now());
+        for (const l of this.listeners) l(userId, content);
+      }
     } else {
       this.remember(userId, next);
     }
@@ -324,6 +376,11 @@ export class PresenceService {
       const o = this.d.options;
       for (const [userId, l] of [...this.live]) {
         if (l.state === 'offline') continue;
+        if (!this.isMine(userId)) {
+          // Another server's user: its own server runs their timers; we only give up on silence.
+          if (now - l.touched_ts > FEDERATION_PRESENCE_TIMEOUT_MS) await this.apply(userId, l, { ...l, state: 'offline', currently_active: false, dirty: true });
+          continue;
+        }
         const next: Live = { ...l };
         if (next.state === 'online' && now - next.last_active_ts > o.idleTimeoutMs) next.state = 'unavailable';
         if (!this.syncing.has(userId) && now - Math.max(next.last_user_sync_ts, next.last_active_ts, next.touched_ts) > o.syncOnlineTimeoutMs) next.state = 'offline';

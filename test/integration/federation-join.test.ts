@@ -35,6 +35,15 @@ afterAll(async () => {
   await Promise.all([a?.close(), b?.close()]);
 });
 
+/** Waits until `check` holds (at most 20 s; a slow machine is not a failure of ordering). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in 20 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** A federation request from `from` to `to`, signed with `from`'s key. */
 async function fed(from: FederationServer, to: FederationServer, method: 'GET' | 'PUT' | 'POST', uri: string, body?: unknown) {
   const auth = xMatrixAuthorization({ method, uri, origin: from.serverName, destination: to.serverName, content: body }, from.test.server.ctx.keys.current);
@@ -282,6 +291,15 @@ describe('EDUs over /send', () => {
         content: { sender: bob.userId, type: 'm.room_key_request', message_id: 'm1', messages: { [alice.userId]: { [alice.deviceId]: { hello: 'alice' } } } },
       },
       { edu_type: 'm.device_list_update', content: { user_id: bob.userId, device_id: 'BOBDEV', stream_id: 1, prev_id: [], deleted: false } },
+      {
+        edu_type: 'm.presence',
+        content: {
+          push: [
+            { user_id: bob.userId, presence: 'online', status_msg: 'on B', last_active_ago: 1000, currently_active: true },
+            { user_id: alice.userId, presence: 'offline' },
+          ],
+        },
+      },
       { edu_type: 'm.unknown_edu', content: {} },
     ];
     const res = await fed(b, a, 'PUT', `/_matrix/federation/v1/send/edus1`, { origin: b.serverName, origin_server_ts: Date.now(), pdus: [], edus });
@@ -293,12 +311,46 @@ describe('EDUs over /send', () => {
     expect(receipt?.content[target]?.['m.read']?.[bob.userId]).toBeDefined();
     expect(sync.to_device.events).toEqual([{ type: 'm.room_key_request', sender: bob.userId, content: { hello: 'alice' } }]);
     expect(sync.device_lists.changed).toContain(bob.userId);
+    const presence = (sync.presence?.events ?? []) as { sender: string; content: Record<string, unknown> }[];
+    expect(presence.find((e) => e.sender === bob.userId)?.content).toMatchObject({ presence: 'online', status_msg: 'on B', currently_active: true });
+    // alice's own presence is not B's to say.
+    expect((await api(a.test, 'GET', `/_matrix/client/v3/presence/${enc(alice.userId)}/status`, { token: alice.accessToken })).body.presence).not.toBe('offline');
 
     // The same message id again is not delivered twice.
     const again = await fed(b, a, 'PUT', `/_matrix/federation/v1/send/edus2`, { origin: b.serverName, origin_server_ts: Date.now(), pdus: [], edus: [edus[3]] });
     expect(again.status).toBe(200);
     const next = (await api(a.test, 'GET', `/_matrix/client/v3/sync?since=${sync.next_batch}&timeout=0`, { token: alice.accessToken })).body as Record<string, any>;
     expect(next.to_device?.events ?? []).toEqual([]);
+  });
+});
+
+describe('EDUs sent by the federation sender', () => {
+  it('bob’s typing, read receipt and presence on B reach alice on A', async () => {
+    const roomId = await createRoom(a, alice, { preset: 'public_chat' });
+    expect((await api(b.test, 'POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.accessToken, body: {} })).status).toBe(200);
+    const sent = await api(a.test, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/edu-m1`, {
+      token: alice.accessToken,
+      body: { msgtype: 'm.text', body: 'read me' },
+    });
+    const eventId = sent.body.event_id as string;
+    // bob's server has the message once the sender delivered it.
+    await until(async () => (await api(b.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(eventId)}`, { token: bob.accessToken })).status === 200);
+    expect(
+      (await api(b.test, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/typing/${enc(bob.userId)}`, { token: bob.accessToken, body: { typing: true, timeout: 20000 } })).status,
+    ).toBe(200);
+    expect((await api(b.test, 'POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`, { token: bob.accessToken, body: {} })).status).toBe(200);
+    expect(
+      (await api(b.test, 'PUT', `/_matrix/client/v3/presence/${enc(bob.userId)}/status`, { token: bob.accessToken, body: { presence: 'unavailable', status_msg: 'away on B' } }))
+        .status,
+    ).toBe(200);
+    await until(async () => {
+      const sync = (await api(a.test, 'GET', '/_matrix/client/v3/sync', { token: alice.accessToken })).body as Record<string, any>;
+      const ephemeral = (sync.rooms?.join?.[roomId]?.ephemeral?.events ?? []) as { type: string; content: Record<string, any> }[];
+      const typing = ephemeral.find((e) => e.type === 'm.typing')?.content.user_ids ?? [];
+      const receipt = ephemeral.find((e) => e.type === 'm.receipt')?.content[eventId]?.['m.read']?.[bob.userId];
+      return typing.includes(bob.userId) && receipt !== undefined;
+    });
+    await until(async () => (await api(a.test, 'GET', `/_matrix/client/v3/presence/${enc(bob.userId)}/status`, { token: alice.accessToken })).body.status_msg === 'away on B');
   });
 });
 

@@ -6,6 +6,8 @@
  * - device and cross-signing key changes (`m.device_list_update` with the
  *   device's keys, or `deleted`; `m.signing_key_update` with the master and
  *   self-signing keys), to every server sharing a room with the user.
+ * - presence changes (`m.presence`, keyed per user) to every server sharing
+ *   a room with the user.
  * To-device messages are queued by ToDeviceService itself (`sendRemote`).
  */
 import type { Kysely } from 'kysely';
@@ -16,6 +18,7 @@ import { crossSigningKeysOf, getDeviceKeys } from '../../storage/e2e-keys.js';
 import { serversSharingRoomWith } from '../../storage/memberships.js';
 import type { Schema } from '../../storage/schema.js';
 import type { DeviceListsService } from '../e2ee/device-lists.js';
+import type { PresenceService } from '../presence.js';
 import type { ReceiptsService } from '../receipts.js';
 import type { TypingService } from '../typing.js';
 import type { FederationSender } from './sender/federation-sender.js';
@@ -27,6 +30,7 @@ export interface EduProducerDeps {
   typing: Pick<TypingService, 'onLocalTyping'>;
   receipts: Pick<ReceiptsService, 'onLocalReceipt'>;
   deviceLists: Pick<DeviceListsService, 'onChange'>;
+  presence: Pick<PresenceService, 'onLocalChange'>;
   logger: Logger;
 }
 
@@ -38,6 +42,13 @@ export function connectEduProducers(d: EduProducerDeps): void {
   d.receipts.onLocalReceipt((roomId, userId, eventId, data) => {
     const content = { [roomId]: { 'm.read': { [userId]: { event_ids: [eventId], data } } } };
     void d.sender.queueEduForRoom(roomId, 'm.receipt', content, `${roomId}|${userId}|${String(data['thread_id'] ?? '')}`).catch(failed('a receipt EDU'));
+  });
+  d.presence.onLocalChange((userId, content) => {
+    void (async () => {
+      const servers = (await serversSharingRoomWith(d.db, userId)).filter((s) => s !== d.serverName);
+      const edu = { push: [{ user_id: userId, ...content }] };
+      for (const server of servers) await d.sender.queueEdu(server, 'm.presence', edu, { key: `m.presence|${userId}` });
+    })().catch(failed('a presence EDU'));
   });
   d.deviceLists.onChange((userIds) => {
     for (const userId of userIds) if (serverNameOf(userId) === d.serverName) void deviceListEdus(d, userId).catch(failed('a device list EDU'));

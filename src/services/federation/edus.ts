@@ -7,12 +7,15 @@
  *   per message id);
  * - `m.device_list_update` and `m.signing_key_update` → DeviceListsService
  *   (our users who share a room with theirs are told to query again);
+ * - `m.presence` → PresenceService (when presence is on);
  * Every EDU names users of the origin only; anything else in it is skipped,
  * as are typing and receipts in rooms whose server ACL bans the origin.
  */
 import { serverNameOf } from '../../core/event-format.js';
+import { isJsonObject } from '../../core/json-values.js';
 import type { DeviceListsService } from '../e2ee/device-lists.js';
 import type { ToDeviceService } from '../e2ee/to-device.js';
+import type { PresenceService } from '../presence.js';
 import type { ReceiptsService } from '../receipts.js';
 import type { TypingService } from '../typing.js';
 import type { FederationTransactions } from './transactions.js';
@@ -24,7 +27,11 @@ export interface EduServices {
   receipts: Pick<ReceiptsService, 'remote'>;
   toDevice: Pick<ToDeviceService, 'receiveFederated'>;
   deviceLists: Pick<DeviceListsService, 'remoteChanged'>;
+  presence: Pick<PresenceService, 'remote'>;
 }
+
+/** Presence updates taken from one EDU (a server has no reason to send more at once). */
+const MAX_PRESENCE_PUSH = 1000;
 
 export function registerEduHandlers(transactions: Pick<FederationTransactions, 'onEdu'>, s: EduServices): void {
   transactions.onEdu('m.typing', async (origin, c) => {
@@ -47,5 +54,9 @@ export function registerEduHandlers(transactions: Pick<FederationTransactions, '
     const userId = c['user_id'];
     if (typeof userId !== 'string' || serverNameOf(userId) !== origin) return;
     await s.deviceLists.remoteChanged(userId, []);
+  });
+  transactions.onEdu('m.presence', async (origin, c) => {
+    const push = Array.isArray(c['push']) ? c['push'] : [];
+    for (const p of push.slice(0, MAX_PRESENCE_PUSH)) if (isJsonObject(p)) await s.presence.remote(origin, p);
   });
 }
