@@ -34,6 +34,8 @@ export interface NewEventRow {
   outlier?: boolean;
   /** An outlier that is a user's current membership (0021). */
   outOfBand?: boolean;
+  /** The server we pass this event on for (0024). */
+  sendOnBehalfOf?: string | null;
   rejectedReason?: string | null;
   softFailed?: boolean;
   /** Backfilled history: a stream ordering below every live event's (events_backfill_stream, migration 0017). */
@@ -56,6 +58,7 @@ export async function insertEvent(db: Db, e: NewEventRow): Promise<number> {
       json: sql`${JSON.stringify(e.json)}::jsonb`,
       outlier: e.outlier ?? false,
       out_of_band: e.outOfBand ?? false,
+      send_on_behalf_of: e.sendOnBehalfOf ?? null,
       rejected_reason: e.rejectedReason ?? null,
       soft_failed: e.softFailed ?? false,
       state_group_before: e.stateGroupBefore,

@@ -39,7 +39,8 @@ export async function setStreamPosition(tx: Tx, position: number): Promise<void>
 }
 
 /**
- * Events in (after, upTo] sent by a user of `serverName` that are live
+ * Events in (after, upTo] sent by a user of `serverName` (or that we pass
+ * on for another server: a membership event of our send_join) that are live
  * (not outliers, not rejected, not soft-failed; backfilled events have
  * negative orderings), in stream order, at most `limit`.
  */
@@ -49,7 +50,7 @@ export async function localEventsBetween(db: Db, o: { after: number; upTo: numbe
     FROM events
     WHERE stream_ordering > ${o.after} AND stream_ordering <= ${o.upTo}
       AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed
-      AND substr(sender, strpos(sender, ':') + 1) = ${o.serverName}
+      AND (substr(sender, strpos(sender, ':') + 1) = ${o.serverName} OR send_on_behalf_of IS NOT NULL)
     ORDER BY stream_ordering
     LIMIT ${o.limit}`.execute(db);
   return res.rows.map((r) => ({ ...r, stream_ordering: num(r.stream_ordering) }));

@@ -32,6 +32,8 @@ export interface EventsTable {
   outlier: Generated<boolean>;
   /** An outlier that is a user's current membership: a remote invite to a room we do not hold, or its rejection (0021). */
   out_of_band: Generated<boolean>;
+  /** The server of a membership event that reached the room through our send_join/leave/knock, which we pass on (0024). */
+  send_on_behalf_of: string | null;
   rejected_reason: string | null;
   state_group_before: number | null;
   /** The state after the event (0017; null for outliers). */

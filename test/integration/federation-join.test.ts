@@ -11,7 +11,7 @@ import { hashAndSignEvent } from '../../src/core/event-signing.js';
 import { eventId as computeEventId } from '../../src/core/event-id.js';
 import type { PDU } from '../../src/core/pdu.js';
 import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
-import { startFederationServers, type FederationServer } from '../helpers/federation.js';
+import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { testCaAgent } from '../helpers/test-ca.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
@@ -351,6 +351,34 @@ describe('EDUs sent by the federation sender', () => {
       return typing.includes(bob.userId) && receipt !== undefined;
     });
     await until(async () => (await api(a.test, 'GET', `/_matrix/client/v3/presence/${enc(bob.userId)}/status`, { token: alice.accessToken })).body.status_msg === 'away on B');
+  });
+});
+
+describe('three servers', () => {
+  it('a third server joining through A is passed on by A to B, and messages then reach all three', async () => {
+    const c = await startFederationServer();
+    try {
+      const carol = await createUser(c.test, 'carol');
+      const roomId = await createRoom(a, alice, { preset: 'public_chat', room_version: '11' });
+      expect((await api(b.test, 'POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.accessToken, body: {} })).status).toBe(200);
+      expect((await api(c.test, 'POST', `/_matrix/client/v3/join/${enc(roomId)}?via=${enc(a.serverName)}`, { token: carol.accessToken, body: {} })).status).toBe(200);
+      // B never talked to C: it learns of carol's join from A, the resident that took her send_join.
+      await until(async () => (await members(b, bob, roomId))[carol.userId] === 'join');
+      const sent = await api(c.test, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/three1`, {
+        token: carol.accessToken,
+        body: { msgtype: 'm.text', body: 'hello from C' },
+      });
+      expect(sent.status).toBe(200);
+      const eventId = sent.body.event_id as string;
+      for (const [t, u] of [
+        [a, alice],
+        [b, bob],
+      ] as const) {
+        await until(async () => (await api(t.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(eventId)}`, { token: u.accessToken })).status === 200);
+      }
+    } finally {
+      await c.close();
+    }
   });
 });
 

@@ -52,6 +52,8 @@ export interface PlaceOptions {
   fillGaps: boolean;
   /** History fetched with /backfill: ordered before every live event, no extremity. */
   backfilled?: boolean;
+  /** A membership event of our send_join/leave/knock from this server: passed on to the room's other servers. */
+  sendOnBehalfOf?: string;
 }
 
 /** A verified event with its id. */
@@ -165,7 +167,11 @@ export class FederationEvents {
     }
     const stateBefore = missing.length > 0 ? await this.stateFromRemote(origin, roomId, rv, ev.pdu, missing) : undefined;
     return this.persist(roomId, (tx, room) =>
-      this.d.pipeline.persister.persist(tx, room, ev.pdu, { ...(stateBefore && { stateBefore }), ...(opts.backfilled && { backfilled: true }) }),
+      this.d.pipeline.persister.persist(tx, room, ev.pdu, {
+        ...(stateBefore && { stateBefore }),
+        ...(opts.backfilled && { backfilled: true }),
+        ...(opts.sendOnBehalfOf !== undefined && { sendOnBehalfOf: opts.sendOnBehalfOf }),
+      }),
     );
   }
 

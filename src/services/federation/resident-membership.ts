@@ -110,7 +110,7 @@ export class ResidentMembership {
     if (membership === 'join' && typeof authoriser === 'string' && serverNameOf(authoriser) === this.d.serverName) {
       signed = addEventSignature(pdu, rv.id, this.d.serverName, this.d.keys.current) as PDU;
     }
-    const stored = await this.d.events.place(origin, roomId, rv, { eventId, pdu: signed }, { fillGaps: false });
+    const stored = await this.d.events.place(origin, roomId, rv, { eventId, pdu: signed }, { fillGaps: false, sendOnBehalfOf: origin });
     const placed = stored ?? (await this.d.events.placement(eventId));
     if (placed?.rejected !== undefined) throw forbidden(placed.rejected);
     return { pdu: signed, stateGroupBefore: placed?.stateGroupBefore ?? null };

@@ -82,6 +82,8 @@ export interface PersistOptions {
    * current membership, so /sync shows it.
    */
   outOfBand?: boolean;
+  /** A membership event that reached the room through our send_join/leave/knock: the sender passes it on (migration 0024). */
+  sendOnBehalfOf?: string;
 }
 
 /** Whether clients see the event and the in-transaction hooks run for it. */
@@ -214,6 +216,7 @@ export class EventPersister {
     const replacesState = ownKey ? ((await this.stateBefore(tx, room, groupBefore, [ownKey])).get(`${ownKey[0]}\u0000${ownKey[1]}`) ?? '') : null;
     const streamOrdering = await insertEvent(tx, {
       ...row,
+      sendOnBehalfOf: opts.sendOnBehalfOf ?? null,
       rejectedReason: rejected ?? null,
       softFailed,
       stateGroupBefore: groupBefore,
