@@ -50,7 +50,7 @@ export interface RateLimitConfig {
   burst_count: number;
 }
 
-/** Synapse's `rc_federation` (FederationRatelimitSettings); read now, applied once federation exists. */
+/** Synapse's `rc_federation` (FederationRatelimitSettings), applied per origin to authenticated federation requests (services/federation/origin-limiter.ts). */
 export interface FederationRateLimitConfig {
   window_size: number;
   sleep_limit: number;

@@ -53,6 +53,7 @@ import { keyServerPlugin } from './federation/keys.js';
 import { federationMediaPlugin } from './federation/media.js';
 import { federationMembershipPlugin } from './federation/membership.js';
 import { federationOpenIdPlugin } from './federation/openid.js';
+import { installOriginTurns } from './federation/origin.js';
 import { openIdPlugin } from './client/openid.js';
 import { federationPublicRoomsPlugin } from './federation/public-rooms.js';
 import { federationSendPlugin } from './federation/send.js';
@@ -192,6 +193,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
   if (areas.has('client')) for (const plugin of CLIENT_PLUGINS) await app.register(plugin, opts);
   if (areas.has('media')) for (const plugin of MEDIA_PLUGINS) await app.register(plugin, opts);
   if (areas.has('openid')) await app.register(federationOpenIdPlugin, opts);
+  if (areas.has('federation')) installOriginTurns(app);
   if (areas.has('federation'))
     for (const plugin of [
       federationVersionPlugin,

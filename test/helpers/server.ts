@@ -69,6 +69,7 @@ export async function baseTestYaml(dir: string, serverName: string): Promise<{ y
     rc_invites: { per_room: LOOSE, per_user: LOOSE, per_issuer: LOOSE },
     rc_media_create: LOOSE,
     rc_key_requests: LOOSE,
+    rc_federation: { window_size: 1000, sleep_limit: 1_000_000, sleep_delay: 0, reject_limit: 1_000_000, concurrent: 1000 },
   };
   if ((await testDatabaseKind()) === 'postgres') {
     const db = await createMigratedTestDatabase();

@@ -382,6 +382,26 @@ describe('three servers', () => {
   });
 });
 
+describe('rc_federation', () => {
+  it('with Synapse’s defaults, a burst of 60 requests from one origin has the ones past 50 refused with 429', async () => {
+    const d = await startFederationServer({ yaml: { rc_federation: {} } });
+    try {
+      const dave = await createUser(d.test, 'dave');
+      const uri = `/_matrix/federation/v1/query/profile?user_id=${enc(dave.userId)}`;
+      const answers = await Promise.all(Array.from({ length: 60 }, () => fed(a, d, 'GET', uri)));
+      const refused = answers.filter((r) => r.status === 429);
+      expect(answers.filter((r) => r.status === 200).length).toBe(50);
+      expect(refused.length).toBe(10);
+      expect(refused[0]!.body.errcode).toBe('M_LIMIT_EXCEEDED');
+      expect(typeof refused[0]!.body.retry_after_ms).toBe('number');
+      // Another origin is counted apart.
+      expect((await fed(b, d, 'GET', uri)).status).toBe(200);
+    } finally {
+      await d.close();
+    }
+  });
+});
+
 describe('another server’s room directory', () => {
   it('GET and POST /publicRooms?server= ask it over federation, and its refusal is the answer', async () => {
     const res = await api(b.test, 'GET', `/_matrix/client/v3/publicRooms?server=${enc(a.serverName)}`, { token: bob.accessToken });
