@@ -25,7 +25,7 @@ import type { JsonObject, PDU } from '../../core/pdu.js';
 import { redactWith } from '../../core/redaction.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { MatrixError, forbidden } from '../../matrix-error.js';
-import type { Tx } from '../../storage/db.js';
+import type { Db } from '../../storage/db.js';
 import { getEvent } from '../../storage/events.js';
 import { currentState } from '../../storage/state.js';
 import { getRoom, insertRoomIfMissing, type RoomRow } from '../../storage/rooms.js';
@@ -63,11 +63,11 @@ export class FederationInvites {
   }
 
   /** Has the invitee's server sign a local invite (see the file's comment). */
-  private async cosign(tx: Tx, room: RoomRow, rv: RoomVersion, pdu: PDU): Promise<PDU> {
+  private async cosign(db: Db, room: RoomRow, rv: RoomVersion, pdu: PDU): Promise<PDU> {
     const invitee = pdu.state_key as string;
     const server = serverNameOf(invitee)!;
     const id = eventIdOf(pdu, rv);
-    const strippedState = await prejoinState(tx, room.room_id);
+    const strippedState = await prejoinState(db, room.room_id);
     const v1 = rv.id === '1' || rv.id === '2';
     let json: unknown;
     try {

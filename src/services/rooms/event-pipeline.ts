@@ -27,7 +27,7 @@ export type { PersistedEvent, PersistHook, CommittedHook } from './event-persist
  * returning the event with its signature added; throws MatrixError when
  * that server refuses or cannot be reached.
  */
-export type InviteCosigner = (tx: Tx, room: RoomRow, rv: RoomVersion, pdu: PDU) => Promise<PDU>;
+export type InviteCosigner = (db: Db, room: RoomRow, rv: RoomVersion, pdu: PDU) => Promise<PDU>;
 
 export class EventPipeline {
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -100,21 +100,41 @@ export class EventPipeline {
     const rv = requireRoomVersion(room.room_version);
     // A prebuilt event is a create event: it has no prev events, and the room no extremities yet.
     const built = prebuilt ? { pdu: prebuilt, citesAllExtremities: true } : await this.builder.build(tx, room, rv, sender, draft, now);
-    let pdu = built.pdu;
-    if (this.isRemoteInvite(pdu)) {
-      if (!this.cosigner) throw new MatrixError(403, 'M_FORBIDDEN', 'This server cannot invite users of other servers');
-      // The rules are asked first, so another server never hears of an invite we would refuse.
-      const refused = await this.persister.checkAgainstCurrentState(tx, room, pdu);
-      if (refused !== undefined) throw new MatrixError(403, 'M_FORBIDDEN', refused);
-      pdu = await this.cosigner(tx, room, rv, pdu);
-    }
+    const pdu = this.isRemoteInvite(built.pdu) ? await this.cosign(tx, room, rv, built.pdu) : built.pdu;
     return this.persister.persist(tx, room, pdu, { local: true, citesAllExtremities: built.citesAllExtremities });
   }
 
+  /**
+   * An invite of another server's user, outside any transaction: built on
+   * the current state, checked, co-signed by that server (which may take its
+   * time, so no database connection is held meanwhile), then stored in a
+   * transaction of its own. The caller holds the room's queue, so nothing
+   * else is built on the room in between.
+   */
+  async persistRemoteInvite(db: Kysely<Schema>, roomId: string, sender: string, draft: EventDraft, now = Date.now()): Promise<PersistedEvent> {
+    const room = await this.room(db, roomId);
+    const rv = requireRoomVersion(room.room_version);
+    const built = await this.builder.build(db, room, rv, sender, draft, now);
+    const pdu = await this.cosign(db, room, rv, built.pdu);
+    return this.persister.transaction(async (tx) => this.persister.persist(tx, await this.room(tx, roomId), pdu, { local: true, citesAllExtremities: built.citesAllExtremities }));
+  }
+
+  /** Whether a member event is an invite of another server's user (co-signed by that server before it is stored). */
+  isRemoteInviteOf(target: string, membership: string): boolean {
+    const server = serverNameOf(target);
+    return membership === 'invite' && server !== undefined && server !== this.serverName;
+  }
+
+  private async cosign(db: Db, room: RoomRow, rv: RoomVersion, pdu: PDU): Promise<PDU> {
+    if (!this.cosigner) throw new MatrixError(403, 'M_FORBIDDEN', 'This server cannot invite users of other servers');
+    // The rules are asked first, so another server never hears of an invite we would refuse.
+    const refused = await this.persister.checkAgainstCurrentState(db, room, pdu);
+    if (refused !== undefined) throw new MatrixError(403, 'M_FORBIDDEN', refused);
+    return this.cosigner(db, room, rv, pdu);
+  }
+
   private isRemoteInvite(pdu: PDU): boolean {
-    if (pdu.type !== 'm.room.member' || pdu.content['membership'] !== 'invite' || typeof pdu.state_key !== 'string') return false;
-    const server = serverNameOf(pdu.state_key);
-    return server !== undefined && server !== this.serverName;
+    return pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && this.isRemoteInviteOf(pdu.state_key, String(pdu.content['membership']));
   }
 
   /** Loads the room or answers 404 M_NOT_FOUND. */

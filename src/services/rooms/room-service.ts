@@ -23,7 +23,7 @@ import { localAliasFromName } from './alias-syntax.js';
 import { aliasCreationAllowed, publishingAllowed, type DirectorySettings } from './directory-rules.js';
 import type { EventDraft, EventPipeline, PersistedEvent } from './event-pipeline.js';
 import { isLive } from './event-persister.js';
-import { planMembership, serverActingAs, type MembershipAction } from './membership.js';
+import { membershipOfAction, planMembership, serverActingAs, type MembershipAction } from './membership.js';
 import type { RoomRateLimits } from './rate-limits.js';
 import { withSubsystemLogger } from '../../logger.js';
 
@@ -393,9 +393,19 @@ export class RoomService {
     extra: JsonObject,
     now: number,
   ): Promise<{ eventId: string; pdu?: PDU }> {
+    const opts = { blockNonAdminInvites: this.d.blockNonAdminInvites ?? false };
+    if (this.d.pipeline.isRemoteInviteOf(target, membershipOfAction(action))) {
+      // The invitee's server co-signs first, with no transaction open while it answers.
+      return this.d.pipeline.inRoomQueue(roomId, async () => {
+        await this.d.pipeline.room(this.d.db, roomId);
+        const plan = await planMembership(this.d.db, roomId, requester, target, action, extra, opts);
+        if ('existing' in plan) return { eventId: plan.existing } as const;
+        return this.d.pipeline.persistRemoteInvite(this.d.db, roomId, requester.userId, plan.draft, now);
+      });
+    }
     return this.d.pipeline.roomTransaction(roomId, async (tx) => {
       const room = await this.d.pipeline.room(tx, roomId);
-      const plan = await planMembership(tx, roomId, requester, target, action, extra, { blockNonAdminInvites: this.d.blockNonAdminInvites ?? false });
+      const plan = await planMembership(tx, roomId, requester, target, action, extra, opts);
       if ('existing' in plan) return { eventId: plan.existing } as const;
       return this.d.pipeline.persist(tx, room, requester.userId, plan.draft, now);
     });
