@@ -53,6 +53,7 @@ import { keyServerPlugin } from './federation/keys.js';
 import { federationMediaPlugin } from './federation/media.js';
 import { federationMembershipPlugin } from './federation/membership.js';
 import { federationOpenIdPlugin } from './federation/openid.js';
+import { federationHierarchyPlugin } from './federation/hierarchy.js';
 import { installOriginTurns } from './federation/origin.js';
 import { openIdPlugin } from './client/openid.js';
 import { federationPublicRoomsPlugin } from './federation/public-rooms.js';
@@ -204,6 +205,7 @@ export async function buildApp(ctx: AppContext, listener: ListenerConfig, option
       federationMembershipPlugin,
       federationRoomEventsPlugin,
       federationMediaPlugin,
+      federationHierarchyPlugin,
     ])
       await app.register(plugin, opts);
   if (areas.has('keys')) await app.register(keyServerPlugin, opts);

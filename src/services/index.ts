@@ -27,6 +27,7 @@ import { FederationRequestAuth } from './federation/request-auth.js';
 import { Keyring } from './federation/keyring.js';
 import { FederationBackfill } from './federation/backfill.js';
 import { OpenIdService } from './openid.js';
+import { FederationHierarchy } from './federation/hierarchy.js';
 import { FederationOriginLimiter } from './federation/origin-limiter.js';
 import { connectEduProducers } from './federation/edu-producers.js';
 import { registerEduHandlers } from './federation/edus.js';
@@ -160,6 +161,8 @@ export interface Services {
   readonly residentMembership: ResidentMembership;
   /** Where a client's join or leave goes: here, or through another server. */
   readonly joins: RoomJoins;
+  /** A space and its children, for another server's /hierarchy. */
+  readonly federationHierarchy: FederationHierarchy;
   /** rc_federation: each origin's requests counted, delayed, refused and taken a few at a time. */
   readonly federationLimiter: FederationOriginLimiter;
   /** OpenID tokens: handed to users, checked for third parties (userinfo). */
@@ -348,6 +351,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       invites,
       openId: new OpenIdService(db, config.server_name),
       federationLimiter: new FederationOriginLimiter(config.rc_federation),
+      federationHierarchy: new FederationHierarchy(db),
       joins: new RoomJoins({ db, rooms, aliases, remote: remoteMembership, invites, serverName: config.server_name }),
       federationSender,
       servedEvents: new ServedEventsService({ db, serverName: config.server_name }),

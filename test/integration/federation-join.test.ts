@@ -402,6 +402,36 @@ describe('rc_federation', () => {
   });
 });
 
+describe('/hierarchy over federation', () => {
+  it('answers a space with its children: public ones in children, private ones inaccessible, suggested_only honoured; 404 for what B may not see', async () => {
+    const space = await createRoom(a, alice, { preset: 'public_chat', name: 'Space', creation_content: { type: 'm.space' } });
+    const open = await createRoom(a, alice, { preset: 'public_chat', name: 'Open', topic: 'chat here' });
+    const closed = await createRoom(a, alice, { preset: 'private_chat', name: 'Closed' });
+    for (const [child, suggested] of [
+      [open, true],
+      [closed, false],
+    ] as const) {
+      const r = await api(a.test, 'PUT', `/_matrix/client/v3/rooms/${enc(space)}/state/m.space.child/${enc(child)}`, {
+        token: alice.accessToken,
+        body: { via: [a.serverName], suggested },
+      });
+      expect(r.status).toBe(200);
+    }
+    const res = await fed(b, a, 'GET', `/_matrix/federation/v1/hierarchy/${enc(space)}`);
+    expect(res.status).toBe(200);
+    expect(res.body.room).toMatchObject({ room_id: space, name: 'Space', room_type: 'm.space', join_rule: 'public', num_joined_members: 1, world_readable: false });
+    expect((res.body.room as { children_state: { state_key: string }[] }).children_state.map((c) => c.state_key).sort()).toEqual([open, closed].sort());
+    expect((res.body.children as { room_id: string; topic?: string }[]).map((c) => [c.room_id, c.topic])).toEqual([[open, 'chat here']]);
+    expect(res.body.inaccessible_children).toEqual([closed]);
+    const suggested = await fed(b, a, 'GET', `/_matrix/federation/v1/hierarchy/${enc(space)}?suggested_only=true`);
+    expect((suggested.body.room as { children_state: unknown[] }).children_state).toHaveLength(1);
+    const hidden = await fed(b, a, 'GET', `/_matrix/federation/v1/hierarchy/${enc(closed)}`);
+    expect(hidden.status).toBe(404);
+    expect(hidden.body.errcode).toBe('M_NOT_FOUND');
+    expect((await fed(b, a, 'GET', `/_matrix/federation/v1/hierarchy/${enc('!nope:' + a.serverName)}`)).status).toBe(404);
+  });
+});
+
 describe('another server’s room directory', () => {
   it('GET and POST /publicRooms?server= ask it over federation, and its refusal is the answer', async () => {
     const res = await api(b.test, 'GET', `/_matrix/client/v3/publicRooms?server=${enc(a.serverName)}`, { token: bob.accessToken });
