@@ -6,11 +6,36 @@
  * trusts that CA for its own outbound requests (federation_custom_ca_list).
  * No trusted key servers: nothing leaves the machine.
  */
+import { request, type Agent } from 'undici';
+import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
 import { freePort } from './ports.js';
 import { startTestServer, type TestServer, type TestServerOptions } from './server.js';
 import { issueLeaf, testCa, type TestLeaf } from './test-ca.js';
 
 export { testCaAgent } from './test-ca.js';
+
+/**
+ * A federation request from `from` to `to`, signed with `from`'s key as
+ * `from` would sign it (X-Matrix), through `agent` (testCaAgent()); the
+ * answer's status and JSON body.
+ */
+export async function signedFederationRequest(
+  agent: Agent,
+  from: FederationServer,
+  to: FederationServer,
+  method: 'GET' | 'PUT' | 'POST',
+  uri: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, any> }> {
+  const auth = xMatrixAuthorization({ method, uri, origin: from.serverName, destination: to.serverName, content: body }, from.test.server.ctx.keys.current);
+  const res = await request(`${to.url}${uri}`, {
+    method,
+    dispatcher: agent,
+    headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.statusCode, body: (await res.body.json()) as Record<string, any> };
+}
 
 export interface FederationServer {
   /** `https://localhost:<port>`. */

@@ -6,13 +6,12 @@
  * inviting server, or rejects through it, or, when it is gone, with a leave
  * made at home.
  */
-import { request, type Agent } from 'undici';
+import type { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashAndSignEvent } from '../../src/core/event-signing.js';
 import { eventId as computeEventId } from '../../src/core/event-id.js';
 import type { PDU } from '../../src/core/pdu.js';
-import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
-import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
+import { signedFederationRequest, startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { testCaAgent } from '../helpers/test-ca.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
@@ -142,16 +141,7 @@ describe('PUT /invite as the invitee’s server', () => {
     return { pdu: built.pdu, id: computeEventId(built.pdu, '11') };
   }
 
-  async function put(uri: string, body: unknown, origin = a) {
-    const auth = xMatrixAuthorization({ method: 'PUT', uri, origin: origin.serverName, destination: b.serverName, content: body }, origin.test.server.ctx.keys.current);
-    const res = await request(`${b.url}${uri}`, {
-      method: 'PUT',
-      dispatcher: agent,
-      headers: { authorization: auth, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
-  }
+  const put = (uri: string, body: unknown, origin = a) => signedFederationRequest(agent, origin, b, 'PUT', uri, body);
 
   it('signs a good invite, and refuses one for another server’s user, a mismatched path, or an unsupported room version', async () => {
     const roomId = await createRoom(a, alice, { preset: 'private_chat', room_version: '11' });

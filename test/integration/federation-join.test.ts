@@ -10,8 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashAndSignEvent } from '../../src/core/event-signing.js';
 import { eventId as computeEventId } from '../../src/core/event-id.js';
 import type { PDU } from '../../src/core/pdu.js';
-import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
-import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
+import { signedFederationRequest, startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { testCaAgent } from '../helpers/test-ca.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
@@ -45,16 +44,8 @@ async function until(check: () => Promise<boolean>): Promise<void> {
 }
 
 /** A federation request from `from` to `to`, signed with `from`'s key. */
-async function fed(from: FederationServer, to: FederationServer, method: 'GET' | 'PUT' | 'POST', uri: string, body?: unknown) {
-  const auth = xMatrixAuthorization({ method, uri, origin: from.serverName, destination: to.serverName, content: body }, from.test.server.ctx.keys.current);
-  const res = await request(`${to.url}${uri}`, {
-    method,
-    dispatcher: agent,
-    headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
-}
+const fed = (from: FederationServer, to: FederationServer, method: 'GET' | 'PUT' | 'POST', uri: string, body?: unknown) =>
+  signedFederationRequest(agent, from, to, method, uri, body);
 
 async function createRoom(t: FederationServer, user: TestUser, body: Record<string, unknown>): Promise<string> {
   const res = await api(t.test, 'POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body });

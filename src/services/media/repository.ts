@@ -209,7 +209,7 @@ export class MediaRepository {
     const file = await this.receive(body);
     const mediaId = newMediaId();
     const now = Date.now();
-    await this.placeFile(file, mediaId, async (tx) => {
+    await this.placeFile(file, this.layout.localContent(mediaId), async (tx) => {
       await insertLocalMedia(tx, {
         media_id: mediaId,
         media_type: meta.contentType ?? 'application/octet-stream',
@@ -251,7 +251,7 @@ export class MediaRepository {
     this.checkCanUpload(await getLocalMedia(this.db, mediaId), userId);
     this.checkDeclaredLength(meta.contentLength);
     const file = await this.receive(body);
-    await this.placeFile(file, mediaId, async (tx) => {
+    await this.placeFile(file, this.layout.localContent(mediaId), async (tx) => {
       this.checkCanUpload(await getLocalMedia(tx, mediaId, { forUpdate: true }), userId);
       const filled = await completeReservation(tx, mediaId, {
         media_type: meta.contentType ?? 'application/octet-stream',
@@ -291,12 +291,11 @@ export class MediaRepository {
   }
 
   /**
-   * Records `file` as `mediaId`'s content: `record` writes the row, the file
-   * is renamed into place in the same transaction, and a failure leaves
-   * neither file (temporary or final) nor row behind.
+   * Records `file` at `dest` (a local or remote content path): `record`
+   * writes the row, the file is renamed into place in the same transaction,
+   * and a failure leaves neither file (temporary or final) nor row behind.
    */
-  private async placeFile(file: ReceivedFile, mediaId: string, record: (tx: Tx) => Promise<void>): Promise<void> {
-    const dest = this.layout.localContent(mediaId);
+  private async placeFile(file: ReceivedFile, dest: string, record: (tx: Tx) => Promise<void>): Promise<void> {
     let moved = false;
     try {
       await this.db.transaction().execute(async (tx) => {
@@ -381,31 +380,21 @@ export class MediaRepository {
     const file = await receiveToFile(Readable.from([fetched.body]), this.layout.incoming(), this.settings.maxUploadSize);
     const fileId = knownFileId ?? newMediaId();
     const dest = this.layout.remoteContent(server, fileId);
-    let moved = false;
-    try {
-      await this.db.transaction().execute(async (tx) => {
-        // Quarantined meanwhile: not stored (the row stays as it is).
-        if ((await getRemoteMedia(tx, server, mediaId))?.quarantined_by) throw notFound();
-        await putRemoteMedia(tx, {
-          media_origin: server,
-          media_id: mediaId,
-          filesystem_id: fileId,
-          media_type: fetched.contentType ?? 'application/octet-stream',
-          media_length: file.length,
-          upload_name: fetched.uploadName,
-          created_ts: Date.now(),
-          authenticated: this.settings.authenticatedMedia,
-          sha256: file.sha256,
-        });
-        await mkdir(dirname(dest), { recursive: true });
-        await rename(file.path, dest);
-        moved = true;
+    await this.placeFile(file, dest, async (tx) => {
+      // Quarantined meanwhile: not stored (the row stays as it is).
+      if ((await getRemoteMedia(tx, server, mediaId))?.quarantined_by) throw notFound();
+      await putRemoteMedia(tx, {
+        media_origin: server,
+        media_id: mediaId,
+        filesystem_id: fileId,
+        media_type: fetched.contentType ?? 'application/octet-stream',
+        media_length: file.length,
+        upload_name: fetched.uploadName,
+        created_ts: Date.now(),
+        authenticated: this.settings.authenticatedMedia,
+        sha256: file.sha256,
       });
-    } catch (err) {
-      await rm(file.path, { force: true });
-      if (moved) await rm(dest, { force: true });
-      throw err;
-    }
+    });
     this.deps.logger.info({ server, mediaId, length: file.length }, 'cached remote media');
     const row = await getRemoteMedia(this.db, server, mediaId);
     if (!row) throw notFound();
