@@ -3,7 +3,8 @@
  * and B, `localhost:<port>` names, the test CA; test/helpers/federation.ts),
  * plus recording fake remotes for the fan-out. Prints figures only.
  * Run: npx tsx bench/federation.ts (FED_BIG_ROOM=10000 adds the
- * 10,000-member join; AXON_TEST_DB=embedded runs on PGlite).
+ * 10,000-member join, FED_ONLY=ac only parts (a) and (c), FED_INBOUND_PDUS the
+ * size of (a); AXON_TEST_DB=embedded runs on PGlite).
  *
  * (a) inbound /send: PDUs/s verified and persisted on A from B into one
  *     room, in transactions of 50 PDUs, each PDU signed by B (a chain of
@@ -49,6 +50,8 @@ const FANOUT_CLIENT_EVENTS = 200;
 const FANOUT_BULK_EVENTS = 1000;
 const BIG_ROOMS = [1000, ...(process.env.FED_BIG_ROOM ? [Number(process.env.FED_BIG_ROOM)] : [])];
 const LATENCY_MESSAGES = 100;
+/** FED_ONLY=ac runs only (a) and (c). */
+const ONLY = process.env.FED_ONLY ?? 'abcd';
 const LOOSE = { per_second: 1_000_000, burst_count: 1_000_000 };
 const YAML = {
   rc_message: LOOSE,
@@ -303,10 +306,10 @@ async function main(): Promise<void> {
     console.log(`RSS after start: ${mib(process.memoryUsage().rss)}`);
     const alice = await createUser(a!.test, 'alice');
     const bob = await createUser(b!.test, 'bob');
-    await inbound(a!, b!, alice, bob);
-    await fanout(a!, alice);
-    for (const members of BIG_ROOMS) await bigJoin(a!, b!, alice, members, await createUser(b!.test, `joiner${members}`));
-    await latency(a!, b!, alice, await createUser(b!.test, 'bob2'));
+    if (ONLY.includes('a')) await inbound(a!, b!, alice, bob);
+    if (ONLY.includes('b')) await fanout(a!, alice);
+    if (ONLY.includes('c')) for (const members of BIG_ROOMS) await bigJoin(a!, b!, alice, members, await createUser(b!.test, `joiner${members}`));
+    if (ONLY.includes('d')) await latency(a!, b!, alice, await createUser(b!.test, 'bob2'));
     console.log(`total ${secs(performance.now() - t0)}`);
   } finally {
     await Promise.all([a?.close(), b?.close()]);
