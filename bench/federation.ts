@@ -29,6 +29,7 @@
  * Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), as the
  * integration tests do.
  */
+import pg from 'pg';
 import { request, type Agent } from 'undici';
 import { eventId as computeEventId } from '../src/core/event-id.js';
 import { hashAndSignEvent } from '../src/core/event-signing.js';
@@ -97,6 +98,16 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
   }
 }
 
+/** SQL statements sent to PostgreSQL by anyone in this process (both servers; not counted on PGlite). */
+let statements = 0;
+const clientProto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
+const originalQuery = clientProto.query;
+clientProto.query = function (this: unknown, ...a: unknown[]) {
+  statements++;
+  return originalQuery.apply(this, a);
+};
+const perPdu = (q: number, n: number) => (q === 0 ? 'statements not counted on PGlite' : `${(q / n).toFixed(1)} SQL statements per PDU (both servers)`);
+
 let agent: Agent;
 
 /** A federation request from `from` to `to`, signed with `from`'s key. */
@@ -164,6 +175,7 @@ async function inbound(a: FederationServer, b: FederationServer, alice: TestUser
   if (warm.status !== 200) throw new Error(`/send answered ${warm.status} ${JSON.stringify(warm.body)}`);
   const before = await eventsInRoom(a, roomId);
   const rss = rssSampler();
+  const q0 = statements;
   const start = performance.now();
   let errors = 0;
   for (let i = 1; i < pdus.length; i += TXN_SIZE) {
@@ -173,12 +185,13 @@ async function inbound(a: FederationServer, b: FederationServer, alice: TestUser
     errors += Object.values(res.body.pdus as Record<string, { error?: string }>).filter((r) => r.error !== undefined).length;
   }
   const ms = performance.now() - start;
+  const q = statements - q0;
   const { peak, mean } = rss.stop();
   const stored = (await eventsInRoom(a, roomId)) - before;
   const n = pdus.length - 1;
   console.log(
     `(a) inbound /send, room v${ROOM_VERSION}, one origin, one room, ${n} PDUs in ${Math.ceil(n / TXN_SIZE)} transactions of ${TXN_SIZE}, one after another: ` +
-      `${(n / (ms / 1000)).toFixed(0)} PDUs/s verified and persisted (${secs(ms)}; ${stored} stored, ${errors} refused); ` +
+      `${(n / (ms / 1000)).toFixed(0)} PDUs/s verified and persisted (${secs(ms)}; ${stored} stored, ${errors} refused; ${perPdu(q, n)}); ` +
       `RSS during it (whole process) mean ${mib(mean)}, peak ${mib(peak)}`,
   );
 }
@@ -247,15 +260,17 @@ async function bigJoin(a: FederationServer, b: FederationServer, alice: TestUser
   const buildMs = performance.now() - buildStart;
   const rssBefore = process.memoryUsage().rss;
   const rss = rssSampler();
+  const q0 = statements;
   const start = performance.now();
   await joinVia(b, joiner, roomId, a);
   const ms = performance.now() - start;
+  const q = statements - q0;
   const { peak } = rss.stop();
   // What B holds of the room: the state and auth chain send_join answered (outliers), and the join.
   const received = (await eventsInRoom(b, roomId)) - 1;
   console.log(
     `(c) join over federation, room v${ROOM_VERSION} of ${members} members on A (built in ${secs(buildMs)}, joins persisted through A's pipeline): ` +
-      `joined after ${secs(ms)}; ${received} PDUs of state and auth chain verified and stored on B: ${(received / (ms / 1000)).toFixed(0)} PDUs/s; ` +
+      `joined after ${secs(ms)}; ${received} PDUs of state and auth chain verified and stored on B: ${(received / (ms / 1000)).toFixed(0)} PDUs/s (${perPdu(q, received)}); ` +
       `RSS (whole process: A, B and this script) ${mib(rssBefore)} before, peak ${mib(peak)} during (+${mib(peak - rssBefore)})`,
   );
 }
