@@ -71,6 +71,44 @@ export async function insertEvent(db: Db, e: NewEventRow): Promise<number> {
   return Number(row.stream_ordering);
 }
 
+/**
+ * Stores outliers (no state, no DAG place) in multi-row inserts, 500 at a
+ * time; returns their stream orderings in order. For the state and auth
+ * chain a join brings: thousands of events in a few statements.
+ */
+export async function insertOutliers(
+  db: Db,
+  rows: readonly Pick<NewEventRow, 'eventId' | 'roomId' | 'type' | 'stateKey' | 'sender' | 'depth' | 'ts' | 'json' | 'rejectedReason'>[],
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < rows.length; i += 500) {
+    const chunk = rows.slice(i, i + 500);
+    const res = await db
+      .insertInto('events')
+      .values(
+        chunk.map((e) => ({
+          event_id: e.eventId,
+          room_id: e.roomId,
+          type: e.type,
+          state_key: e.stateKey,
+          sender: e.sender,
+          depth: e.depth,
+          origin_server_ts: e.ts,
+          json: sql`${JSON.stringify(e.json)}::jsonb`,
+          outlier: true,
+          rejected_reason: e.rejectedReason ?? null,
+          state_group_before: null,
+          redacted_by: null,
+        })),
+      )
+      .returning(['event_id', 'stream_ordering'])
+      .execute();
+    const byId = new Map(res.map((r) => [r.event_id, Number(r.stream_ordering)]));
+    for (const e of chunk) out.push(byId.get(e.eventId)!);
+  }
+  return out;
+}
+
 /** Where stored events sit in their room's DAG and state. */
 export interface EventPlacement {
   event_id: string;

@@ -73,6 +73,24 @@ export async function insertEdges(db: Db, eventId: string, prevIds: string[], au
   }
 }
 
+/** The prev and auth edges of many events, in multi-row inserts (1,000 rows at a time). */
+export async function insertEdgesMany(db: Db, events: readonly { eventId: string; prevIds: readonly string[]; authIds: readonly string[] }[]): Promise<void> {
+  const prev = events.flatMap((e) => e.prevIds.map((p) => ({ event_id: e.eventId, prev_event_id: p })));
+  const auth = events.flatMap((e) => e.authIds.map((a) => ({ event_id: e.eventId, auth_id: a })));
+  for (let i = 0; i < prev.length; i += 1000)
+    await db
+      .insertInto('event_edges')
+      .values(prev.slice(i, i + 1000))
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+  for (let i = 0; i < auth.length; i += 1000)
+    await db
+      .insertInto('event_auth_edges')
+      .values(auth.slice(i, i + 1000))
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+}
+
 /**
  * A room's backward extremities: events cited as prev events by events we
  * hold in the DAG, that we do not hold there ourselves (the edge of the

@@ -302,16 +302,6 @@ export class FederationEvents {
 
   /** storeOutliers inside the caller's persisting transaction. */
   async storeOutliersIn(tx: Tx, room: RoomRow, events: readonly IdentifiedPdu[]): Promise<Map<string, string | undefined>> {
-    const out = new Map<string, string | undefined>();
-    const known = await eventPlacements(
-      tx,
-      events.map((e) => e.eventId),
-    );
-    for (const [id, p] of known) out.set(id, p.rejected_reason ?? undefined);
-    for (const e of authOrder(events.filter((e) => !known.has(e.eventId)))) {
-      const stored = await this.d.pipeline.persister.persist(tx, room, e.pdu, { outlier: true });
-      out.set(e.eventId, stored.rejected);
-    }
-    return out;
+    return this.d.pipeline.persister.persistOutliers(tx, room, authOrder(events));
   }
 }

@@ -36,8 +36,8 @@ import { redactWith } from '../../core/redaction.js';
 import { requireRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { forbidden } from '../../matrix-error.js';
 import type { Db, Tx } from '../../storage/db.js';
-import { deleteOutlier, eventPlacements, getEvents, hasAcceptedChild, insertEvent, markRedacted } from '../../storage/events.js';
-import { advanceExtremities, forwardExtremities, insertEdges, setRoomStateGroup, type RoomRow } from '../../storage/rooms.js';
+import { deleteOutlier, eventPlacements, getEvents, hasAcceptedChild, insertEvent, insertOutliers, markRedacted } from '../../storage/events.js';
+import { advanceExtremities, forwardExtremities, insertEdges, insertEdgesMany, setRoomStateGroup, type RoomRow } from '../../storage/rooms.js';
 import type { Kysely } from 'kysely';
 import type { Schema } from '../../storage/schema.js';
 import { createStateGroup, currentState, replaceCurrentState, stateAtGroup, type StateKeyTuple } from '../../storage/state.js';
@@ -292,16 +292,69 @@ export class EventPersister {
   /** Why the event's own auth events do not allow it (the rules on the cited list included), or undefined. */
   private async checkAgainstAuthEvents(tx: Tx, rv: RoomVersion, room: RoomRow, pdu: PDU): Promise<string | undefined> {
     const authIds = refIds(pdu.auth_events);
-    // v12 events do not cite the create event: its id is the room id's hash.
-    const createId = rv.roomIdFromCreateEvent && pdu.type !== 'm.room.create' ? `$${room.room_id.slice(1)}` : undefined;
+    const createId = createIdOf(rv, room, pdu);
     const stored = await getEvents(tx, createId ? [...authIds, createId] : authIds);
-    const missing = authIds.filter((a) => !stored.has(a));
-    if (missing.length > 0) return `auth events not known: ${missing.join(', ')}`;
-    const withIds = (id: string): PDU => ({ ...(stored.get(id)!.json as PDU), event_id: id });
-    const rejectedIds = new Set([...stored].filter(([, e]) => e.rejected_reason !== null).map(([i]) => i));
-    const create = createId ? withIds(createId) : undefined;
-    const verdict = checkAuth(rv.id, pdu, authIds.map(withIds), { isRejected: (e) => e.event_id !== undefined && rejectedIds.has(e.event_id), createEvent: create });
-    return verdict.allowed ? undefined : (verdict.reason ?? 'not allowed by its auth events');
+    const known = new Map([...stored].map(([id, e]) => [id, { json: e.json as PDU, rejected: e.rejected_reason !== null }] as const));
+    return authVerdict(rv, room, pdu, known);
+  }
+
+  /**
+   * Stores many outliers at once (the state and auth chain a join brings):
+   * one read of what is stored and of the auth events outside the batch,
+   * the auth checks in memory (each event against its auth events, from the
+   * batch or stored, so the batch must be in auth order), multi-row inserts.
+   * Events already stored are skipped. Returns each event's rejection
+   * (undefined when accepted), as `persist(…, {outlier: true})` would.
+   */
+  async persistOutliers(tx: Tx, room: RoomRow, events: readonly { eventId: string; pdu: PDU }[]): Promise<Map<string, string | undefined>> {
+    const batch = this.batches.get(tx);
+    if (!batch) throw new Error('events are persisted only inside EventPersister.transaction()');
+    const rv = requireRoomVersion(room.room_version);
+    const out = new Map<string, string | undefined>();
+    const placed = await eventPlacements(
+      tx,
+      events.map((e) => e.eventId),
+    );
+    for (const [id, p] of placed) out.set(id, p.rejected_reason ?? undefined);
+    const seen = new Set<string>();
+    const fresh = events.filter((e) => {
+      if (placed.has(e.eventId) || seen.has(e.eventId)) return false;
+      seen.add(e.eventId);
+      return true;
+    });
+    const inBatch = new Set(fresh.map((e) => e.eventId));
+    const outside = new Set<string>();
+    for (const e of fresh) {
+      for (const a of refIds(e.pdu.auth_events)) if (!inBatch.has(a)) outside.add(a);
+      const c = createIdOf(rv, room, e.pdu);
+      if (c && !inBatch.has(c)) outside.add(c);
+    }
+    const stored = await getEvents(tx, [...outside]);
+    const known = new Map<string, { json: PDU; rejected: boolean }>([...stored].map(([id, e]) => [id, { json: e.json as PDU, rejected: e.rejected_reason !== null }]));
+    const rows = fresh.map((e) => {
+      const rejected = authVerdict(rv, room, e.pdu, known);
+      known.set(e.eventId, { json: e.pdu, rejected: rejected !== undefined });
+      out.set(e.eventId, rejected);
+      const p = e.pdu;
+      return {
+        eventId: e.eventId,
+        roomId: room.room_id,
+        type: p.type,
+        stateKey: p.state_key ?? null,
+        sender: p.sender,
+        depth: p.depth,
+        ts: p.origin_server_ts,
+        json: p,
+        rejectedReason: rejected ?? null,
+      };
+    });
+    const orderings = await insertOutliers(tx, rows);
+    await insertEdgesMany(
+      tx,
+      fresh.map((e) => ({ eventId: e.eventId, prevIds: refIds(e.pdu.prev_events), authIds: refIds(e.pdu.auth_events) })),
+    );
+    fresh.forEach((e, i) => batch.push(this.describe(e.eventId, e.pdu, room, orderings[i]!, true, out.get(e.eventId), false, false, null, null)));
+    return out;
   }
 
   /** Why the state (read through `read`) does not allow the event, or undefined. */
@@ -392,6 +445,23 @@ export class EventPersister {
     await markRedacted(tx, target, redactionId, redactWith(found.json, rv));
     return target;
   }
+}
+
+/** v12 events do not cite the create event: its id is the room id's hash. */
+function createIdOf(rv: RoomVersion, room: RoomRow, pdu: PDU): string | undefined {
+  return rv.roomIdFromCreateEvent && pdu.type !== 'm.room.create' ? `$${room.room_id.slice(1)}` : undefined;
+}
+
+/** Why an event's auth events (from `known`: id → event and whether we rejected it) do not allow it, or undefined. */
+function authVerdict(rv: RoomVersion, room: RoomRow, pdu: PDU, known: ReadonlyMap<string, { json: PDU; rejected: boolean }>): string | undefined {
+  const authIds = refIds(pdu.auth_events);
+  const missing = authIds.filter((a) => !known.has(a));
+  if (missing.length > 0) return `auth events not known: ${missing.join(', ')}`;
+  const withId = (id: string): PDU => ({ ...known.get(id)!.json, event_id: id });
+  const createId = createIdOf(rv, room, pdu);
+  const create = createId && known.has(createId) ? withId(createId) : undefined;
+  const verdict = checkAuth(rv.id, pdu, authIds.map(withId), { isRejected: (e) => e.event_id !== undefined && known.get(e.event_id)?.rejected === true, createEvent: create });
+  return verdict.allowed ? undefined : (verdict.reason ?? 'not allowed by its auth events');
 }
 
 /** The keys the auth rules read for an event: its selection, plus the create event, which v12 events no longer cite. */
