@@ -83,6 +83,21 @@ describe('encrypted chat between users on two Axon servers (matrix-js-sdk, Rust 
     return devices.get(owner.userId)?.has(deviceId) ? true : undefined;
   }
 
+  /** A sync token for `acc` now, from an initial /sync (which acknowledges no to-device message). */
+  async function tokenNow(server: FederationServer, acc: CryptoAccount): Promise<string> {
+    const res = await api(server.test, 'GET', '/_matrix/client/v3/sync?timeout=0', { token: acc.accessToken });
+    expect(res.status).toBe(200);
+    return res.body['next_batch'] as string;
+  }
+
+  /** GET /keys/changes for `acc` from `from` to now. */
+  async function keyChanges(server: FederationServer, acc: CryptoAccount, from: string): Promise<{ changed: string[]; left: string[] }> {
+    const to = await tokenNow(server, acc);
+    const res = await api(server.test, 'GET', `/_matrix/client/v3/keys/changes?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, { token: acc.accessToken });
+    expect(res.status).toBe(200);
+    return res.body as { changed: string[]; left: string[] };
+  }
+
   beforeAll(async () => {
     quietSdk();
     const loose = { per_second: 1000, burst_count: 1000 };
@@ -151,8 +166,11 @@ describe('encrypted chat between users on two Axon servers (matrix-js-sdk, Rust 
   });
 
   it('a second device of alice reaches bob’s client through the device-list EDU and reads the next message', async () => {
+    const before = await tokenNow(b, bob);
     const a2 = await logInWithCrypto(a.url, trace, { user: 'alice', password: alice.password, deviceName: 'A2', initialSyncLimit: 50 });
     alice2 = a2;
+    // B learnt of the change from A's m.device_list_update EDU and lists alice as changed for bob.
+    await eventually(trace, 'B to list alice’s devices as changed for bob', async () => ((await keyChanges(b, bob, before)).changed.includes(alice.userId) ? true : undefined));
     await eventually(trace, 'bob’s client to learn of alice’s new device', () => knowsDevice(bob, alice, a2.deviceId));
     await eventually(trace, 'A2 to treat the room as encrypted', async () => ((await cryptoOf(a2).isEncryptionEnabledInRoom(roomId)) ? true : undefined));
 
@@ -163,5 +181,14 @@ describe('encrypted chat between users on two Axon servers (matrix-js-sdk, Rust 
     await send(a2, 'from A2');
     await reads(bob, 'from A2', alice);
     await expectCiphertextOnServers('from A2');
+  });
+
+  it('once bob leaves, each server lists the other user under device_lists left', async () => {
+    const before = await tokenNow(a, alice);
+    const beforeOnB = await tokenNow(b, bob);
+    await bob.client.leave(roomId);
+    await eventually(trace, 'A to list bob as left for alice', async () => ((await keyChanges(a, alice, before)).left.includes(bob.userId) ? true : undefined));
+    // And B lists alice as left for bob.
+    expect((await keyChanges(b, bob, beforeOnB)).left).toContain(alice.userId);
   });
 });
