@@ -24,10 +24,11 @@ export async function recordDeviceListChange(db: Db, userId: string, deviceIds: 
   return Math.max(0, ...res.rows.map((r) => num(r.stream_id)));
 }
 
-/** A user's latest device-list change (its position and device, '' for cross-signing keys), if any. */
-export async function latestDeviceListRow(db: Db, userId: string): Promise<{ stream_id: number; device_id: string } | undefined> {
-  const row = await db.selectFrom('device_lists_stream').select(['stream_id', 'device_id']).where('user_id', '=', userId).orderBy('stream_id', 'desc').limit(1).executeTakeFirst();
-  return row ? { stream_id: num(row.stream_id), device_id: row.device_id } : undefined;
+/** A user's latest device-list change (its position and device, '' for cross-signing keys) and the position of the one before it, if any. */
+export async function latestDeviceListRow(db: Db, userId: string): Promise<{ stream_id: number; device_id: string; prev_stream_id: number | undefined } | undefined> {
+  const rows = await db.selectFrom('device_lists_stream').select(['stream_id', 'device_id']).where('user_id', '=', userId).orderBy('stream_id', 'desc').limit(2).execute();
+  const [row, prev] = rows;
+  return row ? { stream_id: num(row.stream_id), device_id: row.device_id, prev_stream_id: prev ? num(prev.stream_id) : undefined } : undefined;
 }
 
 /** The position of a user's latest device-list change (0 when there was none): `/user/devices`' `stream_id`. */

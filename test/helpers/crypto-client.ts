@@ -11,7 +11,9 @@
  */
 import { type AuthDict, ClientEvent, createClient, type MatrixClient, MatrixError, SyncState } from 'matrix-js-sdk';
 import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
+import { type Agent, fetch as undiciFetch } from 'undici';
 import { vi } from 'vitest';
+import { testCaAgent } from './test-ca.js';
 
 /** Generous: the WASM crypto on a busy 2-core machine is slow to start. */
 export const E2E_WAIT_MS = 30_000;
@@ -37,6 +39,15 @@ interface Exchange {
 const E2EE_PATH = /\/(keys\/|sendToDevice\/|room_keys\/)/;
 const short = (s: string | undefined, n: number) => (s === undefined ? undefined : s.length > n ? `${s.slice(0, n)}…` : s);
 
+let testCaDispatcher: Agent | undefined;
+
+/** fetch over HTTPS trusting the test CA (the federation test servers' certificates). */
+async function httpsFetch(url: URL, init: RequestInit | undefined): Promise<Response> {
+  testCaDispatcher ??= testCaAgent();
+  const opts = { ...init, dispatcher: testCaDispatcher } as Parameters<typeof undiciFetch>[1];
+  return (await undiciFetch(url.href, opts)) as unknown as Response;
+}
+
 /** Records the HTTP traffic of the clients of a test. */
 export class HttpTrace {
   private readonly failures: Exchange[] = [];
@@ -51,7 +62,7 @@ export class HttpTrace {
       const request = typeof init?.body === 'string' ? init.body : undefined;
       let res: Response;
       try {
-        res = await fetch(input, init);
+        res = url.protocol === 'https:' ? await httpsFetch(url, init) : await fetch(input, init);
       } catch (err) {
         // Aborted long polls when a client stops are not worth keeping.
         if (!(err instanceof Error && err.name === 'AbortError')) this.keep(this.failures, { who, method, path: url.pathname, status: String(err), request: short(request, 300) });

@@ -4,7 +4,8 @@
  * - typing (`m.typing`, keyed per room and user, so only the newest waits);
  * - public read receipts (`m.receipt`, keyed per room, user and thread);
  * - device and cross-signing key changes (`m.device_list_update` with the
- *   device's keys, or `deleted`; `m.signing_key_update` with the master and
+ *   device's keys, or `deleted`, and `prev_id` the user's previous change
+ *   so a receiver holding the list there can apply it; `m.signing_key_update` with the master and
  *   self-signing keys), to every server sharing a room with the user.
  * - presence changes (`m.presence`, keyed per user) to every server sharing
  *   a room with the user.
@@ -71,7 +72,14 @@ async function deviceListEdus(d: EduProducerDeps, userId: string): Promise<void>
   } else {
     const keys = await getDeviceKeys(d.db, userId, latest.device_id);
     type = 'm.device_list_update';
-    content = { user_id: userId, device_id: latest.device_id, stream_id: latest.stream_id, prev_id: [], deleted: keys === undefined, ...(keys !== undefined && { keys }) };
+    content = {
+      user_id: userId,
+      device_id: latest.device_id,
+      stream_id: latest.stream_id,
+      prev_id: latest.prev_stream_id === undefined ? [] : [latest.prev_stream_id],
+      deleted: keys === undefined,
+      ...(keys !== undefined && { keys }),
+    };
   }
   for (const server of servers) await d.sender.queueEdu(server, type, content, { key: `${type}|${userId}` });
 }
