@@ -5,6 +5,8 @@
  * server name on a private address with the default ip_range_blacklist.
  * Each answers the spec's error (never a 500) and stores nothing it should not.
  */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
 import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventId as computeEventId } from '../../src/core/event-id.js';
@@ -13,7 +15,8 @@ import { requireRoomVersion } from '../../src/core/room-versions.js';
 import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
 import { eventPlacements } from '../../src/storage/events.js';
 import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
-import { testCaAgent } from '../helpers/test-ca.js';
+import { freePort } from '../helpers/ports.js';
+import { issueLeaf, testCaAgent } from '../helpers/test-ca.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
 let a: FederationServer;
@@ -145,4 +148,75 @@ describe('the default ip_range_blacklist', () => {
       await c.close();
     }
   });
+});
+
+describe('a resident answering send_join with too much', () => {
+  it('a 70 MB send_join answer (past the 64 MiB cap, streamed without a length) fails the join with 502 and stores nothing', async () => {
+    const port = await freePort();
+    const fake = `localhost:${port}`;
+    const roomId = `!huge:${fake}`;
+    const leaf = issueLeaf();
+    const requests: string[] = [];
+    const server: Server = createServer({ cert: readFileSync(leaf.chainPath), key: readFileSync(leaf.keyPath) }, (req, res) => {
+      requests.push(`${req.method} ${req.url?.split('?')[0]}`);
+      req.resume();
+      if (req.url?.startsWith('/_matrix/federation/v1/make_join/')) {
+        const userId = decodeURIComponent(req.url.split('/')[5]!.split('?')[0]!);
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            room_version: '10',
+            event: {
+              type: 'm.room.member',
+              state_key: userId,
+              sender: userId,
+              room_id: roomId,
+              content: { membership: 'join' },
+              prev_events: ['$p'],
+              auth_events: ['$c'],
+              depth: 3,
+              origin_server_ts: Date.now(),
+            },
+          }),
+        );
+        return;
+      }
+      if (req.url?.startsWith('/_matrix/federation/v2/send_join/')) {
+        // 70 MB of "state", chunked: no content-length to refuse it early.
+        res.setHeader('content-type', 'application/json');
+        res.write('{"state":[');
+        const filler = JSON.stringify({ type: 'x', content: { pad: 'y'.repeat(1_000_000) } });
+        let i = 0;
+        const more = () => {
+          while (i < 70) {
+            const ok = res.write((i === 0 ? '' : ',') + filler);
+            i++;
+            if (!ok) return void res.once('drain', more);
+          }
+          res.end('],"auth_chain":[]}');
+        };
+        res.on('error', () => undefined);
+        more();
+        return;
+      }
+      res.statusCode = 404;
+      res.end(JSON.stringify({ errcode: 'M_UNRECOGNIZED', error: 'no' }));
+    });
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    try {
+      const join = await api(b.test, 'POST', `/_matrix/client/v3/join/${enc(roomId)}?via=${enc(fake)}`, { token: bob.accessToken, body: {} });
+      expect(join.status, JSON.stringify(join.body)).toBe(502);
+      expect(join.body.errcode).toBe('M_UNKNOWN');
+      expect(requests.some((r) => r.startsWith('PUT /_matrix/federation/v2/send_join/'))).toBe(true);
+      const svc = b.test.server.ctx.services;
+      expect(await svc.rooms.pipeline.room(b.test.server.ctx.database.db, roomId).catch(() => undefined)).toBeUndefined();
+      const joined = await api(b.test, 'GET', '/_matrix/client/v3/joined_rooms', { token: bob.accessToken });
+      expect(joined.body.joined_rooms).not.toContain(roomId);
+      const sync = await api(b.test, 'GET', '/_matrix/client/v3/sync?timeout=0', { token: bob.accessToken });
+      expect(JSON.stringify(sync.body)).not.toContain(roomId);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }, 30_000);
 });
