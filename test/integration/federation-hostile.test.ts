@@ -13,6 +13,7 @@ import { eventId as computeEventId } from '../../src/core/event-id.js';
 import type { PDU } from '../../src/core/pdu.js';
 import { requireRoomVersion } from '../../src/core/room-versions.js';
 import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
+import type { EventDraft } from '../../src/services/rooms/event-draft.js';
 import { eventPlacements } from '../../src/storage/events.js';
 import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { freePort } from '../helpers/ports.js';
@@ -66,7 +67,7 @@ async function sharedRoom(): Promise<string> {
 }
 
 /** An event from bob as B would build it on its view of the room, signed by B. */
-async function bobsEvent(roomId: string, content: { type: string; state_key?: string; content: Record<string, unknown> }): Promise<{ pdu: PDU; id: string }> {
+async function bobsEvent(roomId: string, content: EventDraft): Promise<{ pdu: PDU; id: string }> {
   const svc = b.test.server.ctx.services;
   const db = b.test.server.ctx.database.db;
   const room = await svc.rooms.pipeline.room(db, roomId);

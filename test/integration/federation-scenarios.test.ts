@@ -57,7 +57,13 @@ async function sinceToken(t: FederationServer, user: TestUser): Promise<string> 
   return res.body.next_batch as string;
 }
 
-type SyncBody = { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { type: string; event_id: string; state_key?: string; content: Record<string, unknown> }[] } }>; leave?: Record<string, unknown> } };
+type SyncBody = {
+  next_batch: string;
+  rooms?: {
+    join?: Record<string, { timeline: { events: { type: string; event_id: string; state_key?: string; content: Record<string, unknown> }[] } }>;
+    leave?: Record<string, unknown>;
+  };
+};
 
 describe('a conversation both ways', () => {
   it('20 messages from each side, interleaved: long-polling syncs wake on both sides and both timelines hold the same 40 in the same order', async () => {
