@@ -145,3 +145,28 @@ describe('kick, ban and leave across servers', () => {
     await until(async () => (await membership(a, alice, roomId, bob.userId)) === 'leave');
   }, 40_000);
 });
+
+describe('a message each way in every room version', () => {
+  for (const version of ['1', '3', '6', '10', '11', '12']) {
+    it(`room version ${version}: bob joins, then one message from each side reaches the other`, async () => {
+      const res = await api(a.test, 'POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat', room_version: version } });
+      expect(res.status).toBe(200);
+      const roomId = res.body.room_id as string;
+      const join = await api(b.test, 'POST', `/_matrix/client/v3/join/${enc(roomId)}?via=${enc(a.serverName)}`, { token: bob.accessToken, body: {} });
+      expect(join.status, JSON.stringify(join.body)).toBe(200);
+      const fromA = await api(a.test, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/v${version}-a`, {
+        token: alice.accessToken,
+        body: { msgtype: 'm.text', body: 'from A' },
+      });
+      expect(fromA.status).toBe(200);
+      await until(async () => (await messageIds(b, bob, roomId)).includes(fromA.body.event_id as string));
+      const fromB = await api(b.test, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/v${version}-b`, {
+        token: bob.accessToken,
+        body: { msgtype: 'm.text', body: 'from B' },
+      });
+      expect(fromB.status).toBe(200);
+      await until(async () => (await messageIds(a, alice, roomId)).includes(fromB.body.event_id as string));
+      expect(await messageIds(a, alice, roomId)).toEqual(await messageIds(b, bob, roomId));
+    });
+  }
+});
