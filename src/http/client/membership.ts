@@ -10,8 +10,6 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { JsonObject } from '../../core/pdu.js';
-import { MatrixError } from '../../matrix-error.js';
-import { parseRoomAliasOrThrow } from '../../services/rooms/alias-syntax.js';
 import { requireUser } from '../auth.js';
 import type { PluginOptions } from '../context.js';
 import { CLIENT_PREFIXES, rejectNul } from '../request-toolkit.js';
@@ -37,26 +35,11 @@ export function memberReason(body: Record<string, unknown>): { reason?: string }
 
 type Params = { Params: { roomIdOrAlias: string } };
 
-const NO_FEDERATION = 'Axon cannot knock through other servers yet, so it can only knock on rooms it already holds';
-
 /** `via` and the older `server_name`: the servers to join through. */
 const JOIN_QUERY = { type: 'object', properties: { via: QUERY_STRING, server_name: QUERY_STRING } };
 
 export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
   const rooms = ctx.services.rooms;
-  const { aliases } = ctx.services;
-
-  /** A room id, or a local alias resolved to one; 404 for rooms this server does not hold. */
-  async function resolveRoom(idOrAlias: string): Promise<string> {
-    if (idOrAlias.startsWith('#')) {
-      const p = parseRoomAliasOrThrow(idOrAlias);
-      if (!aliases.isLocal(p)) throw new MatrixError(404, 'M_NOT_FOUND', `Room alias ${p.alias} not found: ${NO_FEDERATION}`);
-      return (await aliases.resolve(p.alias)).room_id;
-    }
-    if (!idOrAlias.startsWith('!') || idOrAlias.length < 2) throw new MatrixError(400, 'M_INVALID_PARAM', `${idOrAlias} was not legal room ID or room alias`);
-    if (!(await rooms.exists(idOrAlias))) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${idOrAlias}: ${NO_FEDERATION}`);
-    return idOrAlias;
-  }
 
   for (const p of CLIENT_PREFIXES) {
     app.post<Params>(`${p}/join/:roomIdOrAlias`, { schema: { body: REASON_BODY, querystring: JOIN_QUERY } }, async (req) => {
@@ -67,11 +50,11 @@ export const membershipPlugin: FastifyPluginAsync<PluginOptions> = async (app, {
       return { room_id: roomId };
     });
 
-    app.post<Params>(`${p}/knock/:roomIdOrAlias`, { schema: { body: REASON_BODY } }, async (req) => {
+    app.post<Params>(`${p}/knock/:roomIdOrAlias`, { schema: { body: REASON_BODY, querystring: JOIN_QUERY } }, async (req) => {
       const requester = await requireUser(ctx, req);
       const body = jsonObjectBody(req);
-      const roomId = await resolveRoom(req.params.roomIdOrAlias);
-      await rooms.updateMembership(requester, roomId, requester.userId, 'knock', memberReason(body));
+      const servers = [...queryStrings(req, 'via'), ...queryStrings(req, 'server_name')];
+      const { roomId } = await ctx.services.joins.knock(requester, req.params.roomIdOrAlias, { servers, content: memberReason(body) });
       return { room_id: roomId };
     });
 

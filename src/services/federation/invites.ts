@@ -51,7 +51,7 @@ export interface FederationInvitesDeps {
   serverName: string;
   keys: ServerKeys;
   blockNonAdminInvites: boolean;
-  remote: Pick<RemoteMembership, 'leave'>;
+  remote: Pick<RemoteMembership, 'leave' | 'knock'>;
   logger: Logger;
 }
 
@@ -167,6 +167,20 @@ export class FederationInvites {
     }
     await this.storeOutOfBand(roomId, rv, room.creator ?? invite.sender, leave.pdu);
     return leave.eventId;
+  }
+
+  /**
+   * Knocks on a room this server is not in, through `servers`
+   * (RemoteMembership.knock), and stores the knock out of band with the
+   * resident's stripped state, so it shows in the knocker's /sync `knock`.
+   */
+  async knock(userId: string, roomId: string, servers: readonly string[], content: JsonObject): Promise<string> {
+    const knock = await this.d.remote.knock(userId, roomId, servers, content);
+    const stripped = (knock.pdu.unsigned as { knock_room_state?: unknown[] } | undefined)?.knock_room_state ?? [];
+    const create = stripped.find((e) => isJsonObject(e) && e['type'] === 'm.room.create');
+    const creator = isJsonObject(create) && typeof create['sender'] === 'string' ? create['sender'] : knock.pdu.sender;
+    await this.storeOutOfBand(roomId, knock.rv, creator, knock.pdu);
+    return knock.eventId;
   }
 
   /** A leave citing the invite, signed by us, for when the room's servers cannot be reached. */

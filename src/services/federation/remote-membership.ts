@@ -146,7 +146,61 @@ export class RemoteMembership {
   }
 
   /** The member event from a make_join/make_leave template: ours to fill in and sign, its DAG place the resident's. */
-  private async completeTemplate(template: unknown, rv: RoomVersion, userId: string, roomId: string, extra: JsonObject, membership: 'join' | 'leave'): Promise<PDU | undefined> {
+  /**
+   * Knocks `userId` (ours) on `roomId` through the first of `servers` that
+   * takes it (make_knock with the versions we know, then send_knock v1).
+   * Returns the knock with the resident's stripped state in
+   * `unsigned.knock_room_state`, for the caller to store out of band.
+   */
+  async knock(userId: string, roomId: string, servers: readonly string[], extra: JsonObject = {}): Promise<IdentifiedPdu & { rv: RoomVersion }> {
+    const candidates = [...new Set(servers)].filter((s) => s !== this.d.serverName);
+    if (candidates.length === 0) throw new MatrixError(404, 'M_NOT_FOUND', 'No known servers');
+    let last: unknown;
+    for (const server of candidates) {
+      try {
+        const made = await this.d.client.request<unknown>({
+          destination: server,
+          method: 'GET',
+          path: `/_matrix/federation/v1/make_knock/${enc(roomId)}/${enc(userId)}`,
+          query: { ver: [...ROOM_VERSIONS.keys()] },
+          timeoutMs: 30_000,
+        });
+        const body = isJsonObject(made.json) ? made.json : {};
+        const rv = typeof body['room_version'] === 'string' ? roomVersion(body['room_version']) : undefined;
+        if (!rv) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${String(body['room_version'])} is not supported`);
+        if (!rv.knockJoinRule) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${rv.id} does not support knocking`);
+        const signed = await this.completeTemplate(body['event'], rv, userId, roomId, extra, 'knock');
+        if (!signed) throw new FederationRequestError({ destination: server, reason: 'make_knock answered no usable template' });
+        const eventId = eventIdOf(signed, rv);
+        const sent = await this.d.client.request<unknown>({
+          destination: server,
+          method: 'PUT',
+          path: `/_matrix/federation/v1/send_knock/${enc(roomId)}/${enc(eventId)}`,
+          body: signed,
+          timeoutMs: 60_000,
+        });
+        const answer = isJsonObject(sent.json) ? sent.json : {};
+        const stripped = Array.isArray(answer['knock_room_state']) ? answer['knock_room_state'].filter(isJsonObject) : [];
+        return { eventId, pdu: { ...signed, unsigned: { knock_room_state: stripped } } as unknown as PDU, rv };
+      } catch (err) {
+        if (err instanceof MatrixError) throw err;
+        if (!failsOver(err)) throw asClientError(err as FederationRequestError);
+        last = err;
+        this.d.logger.info({ server, roomId, err: err instanceof Error ? err.message : String(err) }, 'knocking through this server failed; trying the next');
+      }
+    }
+    if (last instanceof FederationRequestError && last.status !== undefined && last.status < 500) throw asClientError(last);
+    throw new MatrixError(502, 'M_UNKNOWN', 'Failed to make_knock via any server');
+  }
+
+  private async completeTemplate(
+    template: unknown,
+    rv: RoomVersion,
+    userId: string,
+    roomId: string,
+    extra: JsonObject,
+    membership: 'join' | 'leave' | 'knock',
+  ): Promise<PDU | undefined> {
     if (!isJsonObject(template)) return undefined;
     const { prev_events: prev, auth_events: auth, depth } = template;
     if (!Array.isArray(prev) || !Array.isArray(auth) || typeof depth !== 'number') return undefined;

@@ -97,7 +97,18 @@ export class ResidentMembership {
     await assertServerAllowed(this.d.db, roomId, origin);
     const rv = roomVersion(room.room_version)!;
     if (!isJsonObject(raw)) throw new MatrixError(400, 'M_BAD_JSON', 'The event must be a JSON object');
-    const v = await this.d.events.verifyOne(raw, rv);
+    // A restricted join naming one of our users needs our signature, which we add here: add it before the
+    // signatures are checked (the verifier requires the authorising server's), the origin's still checked.
+    const content = isJsonObject(raw['content']) ? raw['content'] : {};
+    const via = content['join_authorised_via_users_server'];
+    const cosign = membership === 'join' && content['membership'] === 'join' && typeof via === 'string' && via.includes(':') && serverNameOf(via) === this.d.serverName;
+    let toVerify: unknown = raw;
+    try {
+      if (cosign) toVerify = addEventSignature(raw as unknown as PDU, rv.id, this.d.serverName, this.d.keys.current);
+    } catch {
+      throw new MatrixError(400, 'M_BAD_JSON', 'The event cannot be signed');
+    }
+    const v = await this.d.events.verifyOne(toVerify, rv);
     if (!v.ok) throw new MatrixError(400, 'M_BAD_JSON', v.reason);
     const pdu = v.pdu;
     if (v.eventId !== eventId) throw new MatrixError(400, 'M_BAD_JSON', 'Event ID does not match the one in the path');
@@ -105,11 +116,7 @@ export class ResidentMembership {
     if (pdu.type !== 'm.room.member' || pdu.state_key !== pdu.sender) throw new MatrixError(400, 'M_BAD_JSON', `Not an ${membership} event`);
     if (pdu.content['membership'] !== membership) throw new MatrixError(400, 'M_BAD_JSON', `Not an ${membership} event`);
     if (serverNameOf(pdu.sender) !== origin) throw forbidden('The sender is not from the origin server');
-    let signed = pdu;
-    const authoriser = pdu.content['join_authorised_via_users_server'];
-    if (membership === 'join' && typeof authoriser === 'string' && serverNameOf(authoriser) === this.d.serverName) {
-      signed = addEventSignature(pdu, rv.id, this.d.serverName, this.d.keys.current) as PDU;
-    }
+    const signed = pdu;
     const stored = await this.d.events.place(origin, roomId, rv, { eventId, pdu: signed }, { fillGaps: false, sendOnBehalfOf: origin });
     const placed = stored ?? (await this.d.events.placement(eventId));
     if (placed?.rejected !== undefined) throw forbidden(placed.rejected);

@@ -31,7 +31,7 @@ export interface RoomJoinsDeps {
   rooms: RoomService;
   aliases: AliasService;
   remote: RemoteMembership;
-  invites: Pick<FederationInvites, 'reject'>;
+  invites: Pick<FederationInvites, 'reject' | 'knock'>;
   serverName: string;
 }
 
@@ -55,6 +55,31 @@ export class RoomJoins {
     if (requester.isGuest) throw new MatrixError(403, 'M_FORBIDDEN', 'Guests cannot join rooms over federation');
     if (remote.length === 0) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}: no known servers`);
     await this.d.remote.join(requester.userId, roomId, remote, content);
+    return { roomId };
+  }
+
+  /**
+   * POST /knock/{roomIdOrAlias}: here when this server is in the room (or
+   * holds it and knows no other server); otherwise over federation
+   * (make_knock/send_knock) through `via`, the alias's servers and the room
+   * id's server, the knock then stored out of band.
+   */
+  async knock(requester: Requester, idOrAlias: string, opts: { servers?: readonly string[]; content?: JsonObject } = {}): Promise<{ roomId: string }> {
+    const { roomId, servers } = await this.target(idOrAlias, opts.servers ?? []);
+    const content = opts.content ?? {};
+    const room = await getRoom(this.d.db, roomId);
+    const inRoom = room !== undefined && room.current_state_group !== null && (await joinedServers(this.d.db, roomId)).includes(this.d.serverName);
+    const candidates = [...servers];
+    const idServer = roomId.includes(':') ? serverNameOf(roomId) : undefined;
+    if (idServer !== undefined) candidates.push(idServer);
+    const remote = [...new Set(candidates)].filter((s) => s !== this.d.serverName);
+    if (inRoom || (room !== undefined && room.current_state_group !== null && remote.length === 0)) {
+      await this.d.rooms.updateMembership(requester, roomId, requester.userId, 'knock', content);
+      return { roomId };
+    }
+    if (requester.isGuest) throw new MatrixError(403, 'M_FORBIDDEN', 'Guests cannot knock');
+    if (remote.length === 0) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}: no known servers`);
+    await this.d.invites.knock(requester.userId, roomId, remote, content);
     return { roomId };
   }
 
