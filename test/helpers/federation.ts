@@ -13,6 +13,8 @@ import { startTestServer, type TestServer, type TestServerOptions } from './serv
 import { issueLeaf, testCa, type TestLeaf } from './test-ca.js';
 
 export { testCaAgent } from './test-ca.js';
+import { testCaAgent } from './test-ca.js';
+import { createUser, type TestUser } from './users.js';
 
 /**
  * A federation request from `from` to `to`, signed with `from`'s key as
@@ -93,4 +95,31 @@ export async function startFederationServers(n: number, opts: FederationServerOp
     throw err;
   }
   return started;
+}
+
+export interface FederationPair {
+  a: FederationServer;
+  b: FederationServer;
+  /** `@alice` on A and `@bob` on B. */
+  alice: TestUser;
+  bob: TestUser;
+  /** Trusts the test CA: for requests the tests sign themselves. */
+  agent: Agent;
+  close(): Promise<void>;
+}
+
+/** The two-server set-up most federation tests share: A and B, alice on A, bob on B, and a test-CA agent. */
+export async function startFederationPair(opts: FederationServerOptions = {}): Promise<FederationPair> {
+  const [a, b] = (await startFederationServers(2, opts)) as [FederationServer, FederationServer];
+  const agent = testCaAgent();
+  const close = async () => {
+    await agent.close();
+    await Promise.all([a.close(), b.close()]);
+  };
+  try {
+    return { a, b, alice: await createUser(a.test, 'alice'), bob: await createUser(b.test, 'bob'), agent, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }

@@ -15,10 +15,11 @@ import { requireRoomVersion } from '../../src/core/room-versions.js';
 import { xMatrixAuthorization } from '../../src/core/x-matrix.js';
 import type { EventDraft } from '../../src/services/rooms/event-draft.js';
 import { eventPlacements } from '../../src/storage/events.js';
-import { startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
+import { startFederationServer, startFederationPair, type FederationPair, type FederationServer } from '../helpers/federation.js';
 import { freePort } from '../helpers/ports.js';
-import { issueLeaf, testCaAgent } from '../helpers/test-ca.js';
+import { issueLeaf } from '../helpers/test-ca.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
+import { until } from '../helpers/until.js';
 
 let a: FederationServer;
 let b: FederationServer;
@@ -27,25 +28,13 @@ let bob: TestUser;
 let agent: Agent;
 const enc = encodeURIComponent;
 
+let pair: FederationPair;
 beforeAll(async () => {
-  [a, b] = await startFederationServers(2);
-  agent = testCaAgent();
-  alice = await createUser(a.test, 'alice');
-  bob = await createUser(b.test, 'bob');
+  pair = await startFederationPair();
+  ({ a, b, alice, bob, agent } = pair);
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await Promise.all([a?.close(), b?.close()]);
-});
-
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in 20 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+afterAll(() => pair?.close());
 
 async function fed(from: FederationServer, to: FederationServer, method: 'GET' | 'PUT', uri: string, body?: unknown, destination = to.serverName) {
   const auth = xMatrixAuthorization({ method, uri, origin: from.serverName, destination, content: body }, from.test.server.ctx.keys.current);

@@ -11,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashAndSignEvent } from '../../src/core/event-signing.js';
 import { eventId as computeEventId } from '../../src/core/event-id.js';
 import type { PDU } from '../../src/core/pdu.js';
-import { signedFederationRequest, startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
-import { testCaAgent } from '../helpers/test-ca.js';
+import { signedFederationRequest, startFederationServer, startFederationPair, type FederationPair, type FederationServer } from '../helpers/federation.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 
 let a: FederationServer;
@@ -22,17 +21,13 @@ let bob: TestUser;
 let agent: Agent;
 const enc = encodeURIComponent;
 
+let pair: FederationPair;
 beforeAll(async () => {
-  [a, b] = await startFederationServers(2);
-  agent = testCaAgent();
-  alice = await createUser(a.test, 'alice');
-  bob = await createUser(b.test, 'bob');
+  pair = await startFederationPair();
+  ({ a, b, alice, bob, agent } = pair);
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await Promise.all([a?.close(), b?.close()]);
-});
+afterAll(() => pair?.close());
 
 type SyncBody = {
   next_batch: string;

@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashAndSignEvent } from '../../src/core/event-signing.js';
 import { eventId as computeEventId } from '../../src/core/event-id.js';
 import type { PDU } from '../../src/core/pdu.js';
-import { signedFederationRequest, startFederationServer, startFederationServers, type FederationServer } from '../helpers/federation.js';
-import { testCaAgent } from '../helpers/test-ca.js';
+import { signedFederationRequest, startFederationServer, startFederationPair, type FederationPair, type FederationServer } from '../helpers/federation.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
+import { until } from '../helpers/until.js';
 
 let a: FederationServer;
 let b: FederationServer;
@@ -21,27 +21,14 @@ let bob: TestUser;
 let agent: Agent;
 const enc = encodeURIComponent;
 
+let pair: FederationPair;
 beforeAll(async () => {
-  [a, b] = await startFederationServers(2);
-  agent = testCaAgent();
-  alice = await createUser(a.test, 'alice');
-  bob = await createUser(b.test, 'bob');
+  pair = await startFederationPair();
+  ({ a, b, alice, bob, agent } = pair);
   await api(b.test, 'PUT', `/_matrix/client/v3/profile/${enc(bob.userId)}/displayname`, { token: bob.accessToken, body: { displayname: 'Bob of B' } });
 }, 60_000);
 
-afterAll(async () => {
-  await agent?.close();
-  await Promise.all([a?.close(), b?.close()]);
-});
-
-/** Waits until `check` holds (at most 20 s; a slow machine is not a failure of ordering). */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in 20 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+afterAll(() => pair?.close());
 
 /** A federation request from `from` to `to`, signed with `from`'s key. */
 const fed = (from: FederationServer, to: FederationServer, method: 'GET' | 'PUT' | 'POST', uri: string, body?: unknown) =>

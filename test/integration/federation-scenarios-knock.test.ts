@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
+import { until } from '../helpers/until.js';
 
 let a: FederationServer;
 let b: FederationServer;
@@ -24,14 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([a?.close(), b?.close()]);
 });
-
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in 20 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function membershipOnA(roomId: string): Promise<string | undefined> {
   const res = await api(a.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.member/${enc(bob.userId)}`, { token: alice.accessToken });

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger.js';
 import { startServer } from '../../src/server.js';
 import { startFederationServers, type FederationServer } from '../helpers/federation.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
+import { until } from '../helpers/until.js';
 
 let a: FederationServer;
 let b: FederationServer;
@@ -25,14 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([a?.close(), b?.close()]);
 });
-
-async function until(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not reached in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function bodies(t: FederationServer, user: TestUser, roomId: string): Promise<string[]> {
   const res = await api(t.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=f&limit=200`, { token: user.accessToken });
