@@ -34,6 +34,7 @@ export const EMBEDDED_SET = [
   'test/integration/federation-queries.test.ts',
   // Rooms across servers: a join or an invite stored whole in one transaction, /send, backfill, the sender's outboxes.
   'test/integration/federation-join.test.ts',
+  'test/integration/federation-rooms.test.ts',
   'test/integration/federation-invite.test.ts',
   // End-to-end flows with a real client library.
   'test/e2e/chat.test.ts',
