@@ -14,7 +14,7 @@ import { issueLeaf, testCa, type TestLeaf } from './test-ca.js';
 
 export { testCaAgent } from './test-ca.js';
 import { testCaAgent } from './test-ca.js';
-import { createUser, type TestUser } from './users.js';
+import { api, createUser, type TestUser } from './users.js';
 
 /**
  * A federation request from `from` to `to`, signed with `from`'s key as
@@ -122,4 +122,20 @@ export async function startFederationPair(opts: FederationServerOptions = {}): P
     await close();
     throw err;
   }
+}
+
+/** /createRoom on `t` as `user`; the new room's id. */
+export async function createRoomOn(t: FederationServer, user: TestUser, body: Record<string, unknown>): Promise<string> {
+  const res = await api(t.test, 'POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body });
+  if (res.status !== 200) throw new Error(`createRoom on ${t.serverName}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.room_id as string;
+}
+
+/** The room's members on `t` as `user` sees them: user id → membership. */
+export async function membersOn(t: FederationServer, user: TestUser, roomId: string): Promise<Record<string, string>> {
+  const res = await api(t.test, 'GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/members`, { token: user.accessToken });
+  if (res.status !== 200) throw new Error(`members on ${t.serverName}: ${res.status}`);
+  const out: Record<string, string> = {};
+  for (const e of res.body.chunk as { state_key: string; content: { membership: string } }[]) out[e.state_key] = e.content.membership;
+  return out;
 }

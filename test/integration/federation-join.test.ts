@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashAndSignEvent } from '../../src/core/event-signing.js';
 import { eventId as computeEventId } from '../../src/core/event-id.js';
 import type { PDU } from '../../src/core/pdu.js';
-import { signedFederationRequest, startFederationPair, type FederationPair, type FederationServer } from '../helpers/federation.js';
+import {
+  signedFederationRequest,
+  startFederationPair,
+  type FederationPair,
+  type FederationServer,
+  createRoomOn as createRoom,
+  membersOn as members,
+} from '../helpers/federation.js';
 import { api, type TestUser } from '../helpers/users.js';
 
 let a: FederationServer;
@@ -33,22 +40,8 @@ afterAll(() => pair?.close());
 const fed = (from: FederationServer, to: FederationServer, method: 'GET' | 'PUT' | 'POST', uri: string, body?: unknown) =>
   signedFederationRequest(agent, from, to, method, uri, body);
 
-async function createRoom(t: FederationServer, user: TestUser, body: Record<string, unknown>): Promise<string> {
-  const res = await api(t.test, 'POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-}
-
 async function state(t: FederationServer, user: TestUser, roomId: string, type: string, key = '') {
   return api(t.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${type}/${enc(key)}`, { token: user.accessToken });
-}
-
-async function members(t: FederationServer, user: TestUser, roomId: string): Promise<Record<string, string>> {
-  const res = await api(t.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/members`, { token: user.accessToken });
-  expect(res.status).toBe(200);
-  const out: Record<string, string> = {};
-  for (const e of res.body.chunk as { state_key: string; content: { membership: string } }[]) out[e.state_key] = e.content.membership;
-  return out;
 }
 
 describe('joining a room on another server', () => {

@@ -7,7 +7,15 @@
  */
 import type { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signedFederationRequest, startFederationServer, startFederationPair, type FederationPair, type FederationServer } from '../helpers/federation.js';
+import {
+  signedFederationRequest,
+  startFederationServer,
+  startFederationPair,
+  type FederationPair,
+  type FederationServer,
+  createRoomOn as createRoom,
+  membersOn as members,
+} from '../helpers/federation.js';
 import { api, createUser, type TestUser } from '../helpers/users.js';
 import { until } from '../helpers/until.js';
 
@@ -30,20 +38,6 @@ afterAll(() => pair?.close());
 /** A federation request from `from` to `to`, signed with `from`'s key. */
 const fed = (from: FederationServer, to: FederationServer, method: 'GET' | 'PUT' | 'POST', uri: string, body?: unknown) =>
   signedFederationRequest(agent, from, to, method, uri, body);
-
-async function createRoom(t: FederationServer, user: TestUser, body: Record<string, unknown>): Promise<string> {
-  const res = await api(t.test, 'POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body });
-  expect(res.status).toBe(200);
-  return res.body.room_id as string;
-}
-
-async function members(t: FederationServer, user: TestUser, roomId: string): Promise<Record<string, string>> {
-  const res = await api(t.test, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/members`, { token: user.accessToken });
-  expect(res.status).toBe(200);
-  const out: Record<string, string> = {};
-  for (const e of res.body.chunk as { state_key: string; content: { membership: string } }[]) out[e.state_key] = e.content.membership;
-  return out;
-}
 
 describe('EDUs over /send', () => {
   let roomId: string;

@@ -16,6 +16,7 @@
 import type { Kysely } from 'kysely';
 import { serverNameOf } from '../../core/event-format.js';
 import { isJsonObject } from '../../core/json-values.js';
+import { allowedRoomIds } from '../rooms/join-rule-allow.js';
 import { MatrixError } from '../../matrix-error.js';
 import { getEvents } from '../../storage/events.js';
 import { getRoom } from '../../storage/rooms.js';
@@ -85,9 +86,7 @@ export class FederationHierarchy {
     const joinRule = typeof content('m.room.join_rules')['join_rule'] === 'string' ? (content('m.room.join_rules')['join_rule'] as string) : 'invite';
     const worldReadable = content('m.room.history_visibility')['history_visibility'] === 'world_readable';
     const originIn = members.some((m) => serverNameOf(m.user_id) === origin);
-    const allowedRooms = (Array.isArray(content('m.room.join_rules')['allow']) ? (content('m.room.join_rules')['allow'] as unknown[]) : []).flatMap((a) =>
-      isJsonObject(a) && a['type'] === 'm.room_membership' && typeof a['room_id'] === 'string' ? [a['room_id']] : [],
-    );
+    const allowedRooms = allowedRoomIds(content('m.room.join_rules'));
     const restricted = joinRule === 'restricted' || joinRule === 'knock_restricted';
     if (!OPEN_RULES.has(joinRule) && !worldReadable && !originIn && !(restricted && (await this.inAnyRoom(origin, allowedRooms)))) return undefined;
     const childrenState: Json[] = [];

@@ -20,6 +20,7 @@ import type { Kysely } from 'kysely';
 import { addEventSignature } from '../../core/event-signing.js';
 import { serverNameOf } from '../../core/event-format.js';
 import { isJsonObject } from '../../core/json-values.js';
+import { allowedRoomIds } from '../rooms/join-rule-allow.js';
 import type { JsonObject, PDU } from '../../core/pdu.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { userPowerLevel, namedLevel } from '../../core/auth/index.js';
@@ -195,10 +196,7 @@ export class ResidentMembership {
     if (typeof rule !== 'string' || !RESTRICTED_RULES.has(rule)) return undefined;
     const current = content('m.room.member', userId)?.['membership'];
     if (current === 'join' || current === 'invite') return undefined;
-    const allow = content('m.room.join_rules')?.['allow'];
-    const allowedRooms = (Array.isArray(allow) ? allow : []).flatMap((a) =>
-      isJsonObject(a) && a['type'] === 'm.room_membership' && typeof a['room_id'] === 'string' ? [a['room_id']] : [],
-    );
+    const allowedRooms = allowedRoomIds(content('m.room.join_rules'));
     let inAllowed = false;
     for (const other of allowedRooms) {
       const [m] = await currentState(db, other, [['m.room.member', userId]]);

@@ -4,6 +4,7 @@
  * `room_prejoin_state`): the create event, join rules, name, avatar, topic,
  * canonical alias and encryption, as {type, state_key, sender, content}.
  */
+import { objectOrEmpty } from '../../core/json-values.js';
 import type { Db } from '../../storage/db.js';
 import { getEvents } from '../../storage/events.js';
 import { currentState } from '../../storage/state.js';

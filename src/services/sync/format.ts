@@ -40,17 +40,13 @@ export function syncClientEvent(e: ClientEvent, fields: readonly string[] | unde
   return fields ? projectFields(rest, fields) : rest;
 }
 
-export interface StrippedStateEvent {
-  type: string;
-  state_key: string;
-  sender: string;
-  content: Record<string, unknown>;
-}
+export type { StrippedEvent as StrippedStateEvent } from '../rooms/prejoin-state.js';
+import type { StrippedEvent as StrippedStateEvent } from '../rooms/prejoin-state.js';
 
 export function stripped(e: { type: string; state_key: string; sender: string; content: unknown }): StrippedStateEvent {
   const content = objectOrEmpty(e.content);
   return { type: e.type, state_key: e.state_key, sender: e.sender, content };
 }
 
-/** The state shown to invitees and knockers, as Synapse's default `room_prejoin_state` (the spec's list). */
-export const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.topic', 'm.room.canonical_alias', 'm.room.encryption'] as const;
+/** The state shown to invitees and knockers (rooms/prejoin-state.ts holds the list, for federation's invites and knocks too). */
+export { PREJOIN_STATE_TYPES as STRIPPED_STATE_TYPES } from '../rooms/prejoin-state.js';

@@ -17,6 +17,7 @@
  * and at close: after a crash those few events are looked at again.
  */
 import type { Kysely } from 'kysely';
+import { serverNameOf } from '../../../core/event-format.js';
 import type { Logger } from 'pino';
 import { lockStreamPosition, localEventsBetween, queuePdus, setStreamPosition, streamPosition, type OutgoingEventRow, type QueuedPdu } from '../../../storage/federation-queue.js';
 import { joinedServers } from '../../../storage/memberships.js';
@@ -41,12 +42,6 @@ export interface TailerDeps {
   logger: Logger;
   /** After a commit that queued PDUs, with their destinations. */
   onQueued(destinations: ReadonlySet<string>): void;
-}
-
-/** The server part of a user id. */
-export function serverOf(userId: string): string {
-  const i = userId.indexOf(':');
-  return i < 0 ? '' : userId.slice(i + 1);
 }
 
 export class StreamTailer {
@@ -167,7 +162,10 @@ export class StreamTailer {
     const out: QueuedPdu[] = [];
     for (const e of events) {
       const dests = new Set(servers.get(e.room_id));
-      if (e.type === 'm.room.member' && e.state_key !== null) dests.add(serverOf(e.state_key));
+      if (e.type === 'm.room.member' && e.state_key !== null) {
+        const server = serverNameOf(e.state_key);
+        if (server !== undefined) dests.add(server);
+      }
       for (const destination of [...dests].sort()) {
         if (destination === '' || destination === this.d.serverName || !this.d.allows(destination)) continue;
         out.push({ destination, roomId: e.room_id, eventId: e.event_id, streamOrdering: e.stream_ordering });
