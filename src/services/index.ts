@@ -240,6 +240,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const e2ee = { db, notifier, isMine, logger, deviceLists };
     const fedLogger = subsystemLogger(logger, 'axon.federation');
     const federation = createFederationClient({ config, keys, logger: fedLogger });
+    const remoteKeys = new RemoteKeys(federation);
     stops.push(() => federation.close());
     const media = new MediaRepository({ config, database, logger, services: { rateLimiter }, federation });
     stops.push(() => media.close());
@@ -327,8 +328,8 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       filters: new FilterStore(db, filterTimelineLimit(config)),
       userDirectory: new UserDirectoryService({ db, config, rateLimiter }),
       lazyMembers,
-      deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true, remote: new RemoteKeys(federation) }),
-      crossSigning: new CrossSigningService({ ...e2ee, reauth }),
+      deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true, remote: remoteKeys }),
+      crossSigning: new CrossSigningService({ ...e2ee, reauth, remote: remoteKeys }),
       toDevice,
       roomKeys: new RoomKeysService(db),
       media,

@@ -40,6 +40,7 @@ import type { Schema } from '../../storage/schema.js';
 import type { Requester } from '../auth.js';
 import type { Notifier } from '../notifier.js';
 import type { DeviceListsService } from './device-lists.js';
+import type { RemoteKeys } from './remote-keys.js';
 import type { Reauthenticator } from '../reauth.js';
 import type { UiaRequest } from '../uia.js';
 import { badJson, checkUserId, crossSigningPublicKey, invalidParam, jsonEqual, rejectNulJson, signedPart, type Json } from './keys.js';
@@ -97,6 +98,8 @@ export interface CrossSigningDeps {
   deviceLists: DeviceListsService;
   /** UIA before cross-signing keys are replaced. */
   reauth: Reauthenticator;
+  /** Other servers' users' keys: the master keys our users sign with their user-signing keys. */
+  remote?: Pick<RemoteKeys, 'query'>;
 }
 
 const failure = (errcode: string, error: string) => ({ errcode, error });
@@ -194,7 +197,14 @@ export class CrossSigningService {
 
     const users = [...new Set(entries.map((e) => e.userId).filter((u) => this.d.isMine(u)))];
     const cross = await crossSigningKeysOf(this.d.db, [...new Set([me, ...users])], ['master', 'self_signing', 'user_signing']);
-    const keyOf = (userId: string, type: CrossSigningType) => cross.find((c) => c.user_id === userId && c.key_type === type)?.key_json;
+    // Another server's user's master key is asked of their server, as Synapse does, so it can be checked like ours.
+    const remoteUsers = [...new Set(entries.map((e) => e.userId).filter((u) => !this.d.isMine(u)))];
+    const remoteMasters = remoteUsers.length > 0 && this.d.remote ? (await this.d.remote.query(new Map(remoteUsers.map((u) => [u, []])))).masterKeys : {};
+    const keyOf = (userId: string, type: CrossSigningType): Json | undefined => {
+      const local = cross.find((c) => c.user_id === userId && c.key_type === type)?.key_json;
+      const theirs = type === 'master' ? remoteMasters[userId] : undefined;
+      return local ?? (isJsonObject(theirs) ? theirs : undefined);
+    };
     const ownDevices = entries.some((e) => e.userId === me) ? await deviceKeysOf(this.d.db, [me], []) : [];
     const deviceKeys = new Map(ownDevices.map((r) => [r.device_id, r.key_json]));
 
@@ -213,7 +223,7 @@ export class CrossSigningService {
     };
 
     for (const { userId, keyId, signed } of entries) {
-      if (!this.d.isMine(userId)) {
+      if (!this.d.isMine(userId) && !this.d.remote) {
         fail(userId, keyId, 'M_UNKNOWN', 'Federation is not available on this server');
         continue;
       }
@@ -304,6 +314,8 @@ export class CrossSigningService {
         continue;
       }
       rows.push({ user_id: me, key_id: uskId, target_user_id: userId, target_device_id: masterPub, signature: sig[1] });
+      // Recorded as a change of the target's list so the signer's clients look again; the federation
+      // sender announces only our users' changes, so another server is not told (Synapse keeps these local too).
       changedUsers.add(userId);
     }
 

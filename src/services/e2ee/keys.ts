@@ -283,10 +283,21 @@ export class KeysService {
       this.lookUp({ users: new Map([...req.users].filter(([u]) => this.d.isMine(u))) }, requester.userId, true),
       this.d.remote.query(remote, timeoutMs),
     ]);
+    // The requester's own signatures over other servers' users' master keys are kept here, not there.
+    const remoteMasters: Json = {};
+    const targets = Object.entries(theirs.masterKeys).flatMap(([userId, key]) => {
+      const pub = isJsonObject(key) ? crossSigningPublicKey(key) : undefined;
+      return pub === undefined ? [] : [{ userId, deviceId: pub }];
+    });
+    const ours = (await signaturesOver(this.d.db, targets, requester.userId)).filter((s) => s.user_id === requester.userId);
+    for (const [userId, key] of Object.entries(theirs.masterKeys)) {
+      const sigs = ours.filter((s) => s.target_user_id === userId);
+      remoteMasters[userId] = sigs.length > 0 && isJsonObject(key) ? withSignatures(key, sigs) : key;
+    }
     return {
       device_keys: { ...(mine['device_keys'] as Json), ...theirs.deviceKeys },
       failures: theirs.failures,
-      master_keys: { ...(mine['master_keys'] as Json), ...theirs.masterKeys },
+      master_keys: { ...(mine['master_keys'] as Json), ...remoteMasters },
       self_signing_keys: { ...(mine['self_signing_keys'] as Json), ...theirs.selfSigningKeys },
       user_signing_keys: mine['user_signing_keys'],
     };
