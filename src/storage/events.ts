@@ -42,30 +42,34 @@ export interface NewEventRow {
   backfilled?: boolean;
 }
 
+/** An event's row, as both inserts write it. */
+function eventValues(e: NewEventRow) {
+  return {
+    event_id: e.eventId,
+    room_id: e.roomId,
+    type: e.type,
+    state_key: e.stateKey,
+    sender: e.sender,
+    depth: e.depth,
+    origin_server_ts: e.ts,
+    json: sql<Record<string, unknown>>`${JSON.stringify(e.json)}::jsonb`,
+    outlier: e.outlier ?? false,
+    out_of_band: e.outOfBand ?? false,
+    send_on_behalf_of: e.sendOnBehalfOf ?? null,
+    rejected_reason: e.rejectedReason ?? null,
+    soft_failed: e.softFailed ?? false,
+    state_group_before: e.stateGroupBefore,
+    state_group_after: e.stateGroupAfter ?? null,
+    redacted_by: null,
+    replaces_state: e.replacesState ?? null,
+  };
+}
+
 /** Stores an event; returns its stream ordering. */
 export async function insertEvent(db: Db, e: NewEventRow): Promise<number> {
   const row = await db
     .insertInto('events')
-    .values({
-      ...(e.backfilled ? { stream_ordering: sql<number>`nextval('events_backfill_stream')` } : {}),
-      event_id: e.eventId,
-      room_id: e.roomId,
-      type: e.type,
-      state_key: e.stateKey,
-      sender: e.sender,
-      depth: e.depth,
-      origin_server_ts: e.ts,
-      json: sql`${JSON.stringify(e.json)}::jsonb`,
-      outlier: e.outlier ?? false,
-      out_of_band: e.outOfBand ?? false,
-      send_on_behalf_of: e.sendOnBehalfOf ?? null,
-      rejected_reason: e.rejectedReason ?? null,
-      soft_failed: e.softFailed ?? false,
-      state_group_before: e.stateGroupBefore,
-      state_group_after: e.stateGroupAfter ?? null,
-      redacted_by: null,
-      replaces_state: e.replacesState ?? null,
-    })
+    .values({ ...(e.backfilled ? { stream_ordering: sql<number>`nextval('events_backfill_stream')` } : {}), ...eventValues(e) })
     .returning('stream_ordering')
     .executeTakeFirstOrThrow();
   return Number(row.stream_ordering);
@@ -85,22 +89,7 @@ export async function insertOutliers(
     const chunk = rows.slice(i, i + 500);
     const res = await db
       .insertInto('events')
-      .values(
-        chunk.map((e) => ({
-          event_id: e.eventId,
-          room_id: e.roomId,
-          type: e.type,
-          state_key: e.stateKey,
-          sender: e.sender,
-          depth: e.depth,
-          origin_server_ts: e.ts,
-          json: sql`${JSON.stringify(e.json)}::jsonb`,
-          outlier: true,
-          rejected_reason: e.rejectedReason ?? null,
-          state_group_before: null,
-          redacted_by: null,
-        })),
-      )
+      .values(chunk.map((e) => eventValues({ ...e, outlier: true, stateGroupBefore: null })))
       .returning(['event_id', 'stream_ordering'])
       .execute();
     const byId = new Map(res.map((r) => [r.event_id, Number(r.stream_ordering)]));
