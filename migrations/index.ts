@@ -25,6 +25,7 @@ import * as m0019 from './0019_federation_sender.js';
 import * as m0021 from './0021_out_of_band_memberships.js';
 import * as m0023 from './0023_openid_tokens.js';
 import * as m0024 from './0024_send_on_behalf_of.js';
+import * as m0025 from './0025_remote_device_cache.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_server_meta': m0001,
@@ -49,4 +50,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0021_out_of_band_memberships': m0021,
   '0023_openid_tokens': m0023,
   '0024_send_on_behalf_of': m0024,
+  '0025_remote_device_cache': m0025,
 };

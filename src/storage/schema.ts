@@ -487,3 +487,34 @@ export interface OpenIdTokensTable {
 export interface Schema {
   openid_tokens: OpenIdTokensTable;
 }
+
+/** Migration 0025: other servers' users' device lists, cached while they share a room with one of ours. */
+export interface RemoteDeviceUsersTable {
+  user_id: string;
+  /** Their server's device-list stream position we hold the list at. */
+  stream_id: number;
+  /** An update was missed: fetch the list again before using it. */
+  stale: Generated<boolean>;
+  updated_ts: number;
+}
+
+export interface RemoteDevicesTable {
+  user_id: string;
+  device_id: string;
+  display_name: string | null;
+  /** The device's signed identity keys; null for a device without them. */
+  keys: Record<string, unknown> | null;
+}
+
+export interface RemoteCrossSigningKeysTable {
+  user_id: string;
+  /** `master` or `self_signing`. */
+  key_type: string;
+  key_json: Record<string, unknown>;
+}
+
+export interface Schema {
+  remote_device_users: RemoteDeviceUsersTable;
+  remote_devices: RemoteDevicesTable;
+  remote_cross_signing_keys: RemoteCrossSigningKeysTable;
+}
