@@ -209,7 +209,13 @@ export class CrossSigningService {
     const deviceKeys = new Map(ownDevices.map((r) => [r.device_id, r.key_json]));
 
     const rows: SignatureRow[] = [];
-    const changedUsers = new Set<string>();
+    /** Whose keys changed, and which of their devices ('' for a master key): a device signed is a change of that device, as Synapse records it. */
+    const changed = new Map<string, Set<string>>();
+    const mark = (user: string, device: string) => {
+      let set = changed.get(user);
+      if (!set) changed.set(user, (set = new Set()));
+      set.add(device);
+    };
     /** The signatures on `signed` by `signer` other than those the stored key already carries. */
     const newSignatures = (signed: Json, storedKey: Json, signer: string): [string, string][] => {
       const old = isJsonObject(storedKey['signatures']) ? (storedKey['signatures'] as Json)[signer] : undefined;
@@ -251,7 +257,7 @@ export class CrossSigningService {
             continue;
           }
           for (const [k, s] of sigs) rows.push({ user_id: me, key_id: k, target_user_id: me, target_device_id: masterPub, signature: s });
-          if (sigs.length > 0) changedUsers.add(me);
+          if (sigs.length > 0) mark(me, '');
         } else {
           // One of the user's own devices, signed by their self-signing key.
           const device = deviceKeys.get(keyId);
@@ -280,7 +286,7 @@ export class CrossSigningService {
             continue;
           }
           rows.push({ user_id: me, key_id: sskId, target_user_id: me, target_device_id: keyId, signature: sig[1] });
-          changedUsers.add(me);
+          mark(me, keyId);
         }
         continue;
       }
@@ -316,15 +322,15 @@ export class CrossSigningService {
       rows.push({ user_id: me, key_id: uskId, target_user_id: userId, target_device_id: masterPub, signature: sig[1] });
       // Recorded as a change of the target's list so the signer's clients look again; the federation
       // sender announces only our users' changes, so another server is not told (Synapse keeps these local too).
-      changedUsers.add(userId);
+      mark(userId, '');
     }
 
     if (rows.length > 0) {
       await this.d.db.transaction().execute(async (tx) => {
         await putSignatures(tx, rows);
-        for (const u of changedUsers) await recordDeviceListChange(tx, u, [], now);
+        for (const [u, devices] of changed) await recordDeviceListChange(tx, u, [...devices], now);
       });
-      await this.d.deviceLists.changed(changedUsers);
+      await this.d.deviceLists.changed(changed.keys());
     }
     return failures;
   }

@@ -4,9 +4,11 @@
  * - typing (`m.typing`, keyed per room and user, so only the newest waits);
  * - public read receipts (`m.receipt`, keyed per room, user and thread);
  * - device and cross-signing key changes (`m.device_list_update` with the
- *   device's keys, or `deleted`, and `prev_id` the user's previous change
- *   so a receiver holding the list there can apply it; `m.signing_key_update` with the master and
- *   self-signing keys), to every server sharing a room with the user.
+ *   device's keys and their owner's signatures, or `deleted`, and `prev_id`
+ *   the user's previous change so a receiver holding the list there can
+ *   apply it; `m.signing_key_update` with the master and self-signing keys
+ *   when the change was to those), to every server sharing a room with the
+ *   user.
  * - presence changes (`m.presence`, keyed per user) to every server sharing
  *   a room with the user.
  * To-device messages are queued by ToDeviceService itself (`sendRemote`).
@@ -15,10 +17,11 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { serverNameOf } from '../../core/event-format.js';
 import { latestDeviceListRow } from '../../storage/device-lists.js';
-import { crossSigningKeysOf, getDeviceKeys } from '../../storage/e2e-keys.js';
+import { crossSigningKeysOf, getDeviceKeys, signaturesOver } from '../../storage/e2e-keys.js';
 import { serversSharingRoomWith } from '../../storage/memberships.js';
 import type { Schema } from '../../storage/schema.js';
 import type { DeviceListsService } from '../e2ee/device-lists.js';
+import { crossSigningPublicKey, withSignatures } from '../e2ee/keys.js';
 import type { PresenceService } from '../presence.js';
 import type { ReceiptsService } from '../receipts.js';
 import type { TypingService } from '../typing.js';
@@ -62,15 +65,27 @@ async function deviceListEdus(d: EduProducerDeps, userId: string): Promise<void>
   if (servers.length === 0) return;
   const latest = await latestDeviceListRow(d.db, userId);
   if (!latest) return;
+  const cross = await crossSigningKeysOf(d.db, [userId], ['master', 'self_signing', 'user_signing']);
+  const publicKeys = new Set(cross.map((k) => crossSigningPublicKey(k.key_json)));
   let type: string;
   let content: Record<string, unknown>;
-  if (latest.device_id === '') {
-    const keys = await crossSigningKeysOf(d.db, [userId], ['master', 'self_signing']);
+  // A change of the cross-signing keys is recorded under their public keys (or no device, for signatures over them).
+  if (latest.device_id === '' || publicKeys.has(latest.device_id)) {
     type = 'm.signing_key_update';
     content = { user_id: userId };
-    for (const k of keys) content[k.key_type === 'master' ? 'master_key' : 'self_signing_key'] = k.key_json;
+    for (const k of cross) {
+      if (k.key_type === 'master') {
+        // With the signatures the user's devices made over it, as /user/keys/query shows it.
+        const pub = crossSigningPublicKey(k.key_json);
+        content['master_key'] = pub === undefined ? k.key_json : withSignatures(k.key_json, await signaturesOver(d.db, [{ userId, deviceId: pub }], null));
+      } else if (k.key_type === 'self_signing') {
+        content['self_signing_key'] = k.key_json;
+      }
+    }
   } else {
-    const keys = await getDeviceKeys(d.db, userId, latest.device_id);
+    const stored = await getDeviceKeys(d.db, userId, latest.device_id);
+    // With the self-signing key's signature over the device, as /user/devices shows it, so a receiver can apply it as is.
+    const keys = stored === undefined ? undefined : withSignatures(stored, await signaturesOver(d.db, [{ userId, deviceId: latest.device_id }], null));
     type = 'm.device_list_update';
     content = {
       user_id: userId,
