@@ -20,6 +20,7 @@ import { CrossSigningService } from './e2ee/cross-signing.js';
 import { DeviceListsService } from './e2ee/device-lists.js';
 import { KeysService } from './e2ee/keys.js';
 import { RemoteKeys } from './e2ee/remote-keys.js';
+import { RemoteDeviceCache } from './e2ee/remote-device-cache.js';
 import { createFederationClient, type FederationClient } from './federation/federation-client.js';
 import { type KeyFetchTransport, keyTransportFromClient } from './federation/key-transport.js';
 import { RemoteQueries } from './federation/remote-queries.js';
@@ -139,6 +140,8 @@ export interface Services {
   /** Device and one-time keys (not the server's signing keys, which are `ctx.keys`). */
   readonly deviceKeys: KeysService;
   readonly crossSigning: CrossSigningService;
+  /** Other servers' users' device lists, cached while they share a room with ours (federation's device-list updates). */
+  readonly remoteDevices: RemoteDeviceCache;
   readonly toDevice: ToDeviceService;
   /** Server-side key backup. */
   readonly roomKeys: RoomKeysService;
@@ -241,6 +244,16 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
     const fedLogger = subsystemLogger(logger, 'axon.federation');
     const federation = createFederationClient({ config, keys, logger: fedLogger });
     const remoteKeys = new RemoteKeys(federation);
+    const remoteDevices = new RemoteDeviceCache({
+      db,
+      serverName: config.server_name,
+      client: federation,
+      live: remoteKeys,
+      deviceLists,
+      logger: subsystemLogger(logger, 'axon.e2ee'),
+    });
+    rooms.pipeline.addPersistHook((tx, _room, ev) => remoteDevices.onPersisted(tx, ev.pdu));
+    stops.push(() => remoteDevices.close());
     stops.push(() => federation.close());
     const media = new MediaRepository({ config, database, logger, services: { rateLimiter }, federation });
     stops.push(() => media.close());
@@ -296,7 +309,7 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       sendRemote: (destination, content) => federationSender.queueEdu(destination, 'm.direct_to_device', content),
     });
     connectEduProducers({ db, serverName: config.server_name, sender: federationSender, typing, receipts, deviceLists, presence, logger: fedLogger });
-    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, deviceLists, presence, allowed: (roomId, origin) => serverAllowedInRoom(db, roomId, origin) });
+    registerEduHandlers(federationTransactions, { typing, receipts, toDevice, remoteDevices, presence, allowed: (roomId, origin) => serverAllowedInRoom(db, roomId, origin) });
     const services: Services = {
       auth,
       passwords,
@@ -328,8 +341,9 @@ export async function createServices(deps: ServiceDeps): Promise<RunningServices
       filters: new FilterStore(db, filterTimelineLimit(config)),
       userDirectory: new UserDirectoryService({ db, config, rateLimiter }),
       lazyMembers,
-      deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true, remote: remoteKeys }),
+      deviceKeys: new KeysService({ ...e2ee, deviceNamesOverFederation: config.raw['allow_device_name_lookup_over_federation'] === true, remote: remoteKeys, remoteDevices }),
       crossSigning: new CrossSigningService({ ...e2ee, reauth, remote: remoteKeys }),
+      remoteDevices,
       toDevice,
       roomKeys: new RoomKeysService(db),
       media,

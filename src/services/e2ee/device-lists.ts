@@ -27,6 +27,7 @@ import {
   usersToTell,
 } from '../../storage/device-lists.js';
 import { recordDeviceListChange } from '../../storage/device-lists.js';
+import type { Tx } from '../../storage/db.js';
 import type { Schema } from '../../storage/schema.js';
 import type { Notifier } from '../notifier.js';
 import type { StreamPositions } from '../streams/positions.js';
@@ -115,10 +116,15 @@ export class DeviceListsService {
    * Another server says one of its users' devices or cross-signing keys
    * changed (`m.device_list_update`, `m.signing_key_update`): recorded in
    * the device-list stream, so our users who share a room with them see the
-   * user in `device_lists.changed` and query the keys again.
+   * user in `device_lists.changed` and query the keys again. `within` runs
+   * in the same transaction (the remote device-list cache's update), so the
+   * change is seen only with it.
    */
-  async remoteChanged(userId: string, deviceIds: readonly string[], now = Date.now()): Promise<void> {
-    await this.d.db.transaction().execute((tx) => recordDeviceListChange(tx, userId, deviceIds, now));
+  async remoteChanged(userId: string, deviceIds: readonly string[], now = Date.now(), within?: (tx: Tx) => Promise<void>): Promise<void> {
+    await this.d.db.transaction().execute(async (tx) => {
+      if (within) await within(tx);
+      await recordDeviceListChange(tx, userId, deviceIds, now);
+    });
     await this.changed([userId]);
   }
 

@@ -12,8 +12,8 @@
  * - Query: the identity keys of devices with their display name in
  *   `unsigned`, and the signatures made over them by their owner's
  *   self-signing key; users' master and self-signing keys, and the
- *   requester's own user-signing key. Users of other servers go to
- *   `failures` under their server name: there is no federation yet.
+ *   requester's own user-signing key. Users of other servers come from
+ *   the remote device-list cache (remote-device-cache.ts) or their server.
  * - Claim: one one-time key per (user, device, algorithm), each handed out
  *   once (the row is deleted as it is read, skipping rows locked by
  *   concurrent claims); with none left, the device's fallback key, which
@@ -217,6 +217,8 @@ export interface KeysServiceDeps {
   deviceNamesOverFederation?: boolean;
   /** Other servers' users' keys, over federation (absent: they are reported unreachable). */
   remote?: RemoteKeys;
+  /** Where /keys/query takes other servers' users' device keys (default `remote`): the remote device-list cache. */
+  remoteDevices?: Pick<RemoteKeys, 'query'>;
 }
 
 /** What `failures` holds for a server we cannot ask (no federation client), in the shape Synapse reports an unreachable one. */
@@ -278,10 +280,11 @@ export class KeysService {
   /** POST /keys/query: our users' keys, and other servers' users' keys asked of their servers (waiting at most `timeoutMs`). */
   async query(requester: Requester, req: QueryRequest, timeoutMs?: number): Promise<Json> {
     const remote = new Map([...req.users].filter(([u]) => !this.d.isMine(u)));
-    if (remote.size === 0 || !this.d.remote) return this.lookUp(req, requester.userId, true);
+    const source = this.d.remoteDevices ?? this.d.remote;
+    if (remote.size === 0 || !source) return this.lookUp(req, requester.userId, true);
     const [mine, theirs] = await Promise.all([
       this.lookUp({ users: new Map([...req.users].filter(([u]) => this.d.isMine(u))) }, requester.userId, true),
-      this.d.remote.query(remote, timeoutMs),
+      source.query(remote, timeoutMs),
     ]);
     // The requester's own signatures over other servers' users' master keys are kept here, not there.
     const remoteMasters: Json = {};

@@ -5,15 +5,16 @@
  * - `m.receipt` → ReceiptsService (public read receipts of their users);
  * - `m.direct_to_device` → ToDeviceService (messages for our devices, once
  *   per message id);
- * - `m.device_list_update` and `m.signing_key_update` → DeviceListsService
- *   (our users who share a room with theirs are told to query again);
+ * - `m.device_list_update` and `m.signing_key_update` → RemoteDeviceCache
+ *   (applied to the cached list of the user, if we hold one; our users who
+ *   share a room with theirs are told to query again);
  * - `m.presence` → PresenceService (when presence is on);
  * Every EDU names users of the origin only; anything else in it is skipped,
  * as are typing and receipts in rooms whose server ACL bans the origin.
  */
 import { serverNameOf } from '../../core/event-format.js';
 import { isJsonObject } from '../../core/json-values.js';
-import type { DeviceListsService } from '../e2ee/device-lists.js';
+import type { RemoteDeviceCache } from '../e2ee/remote-device-cache.js';
 import type { ToDeviceService } from '../e2ee/to-device.js';
 import type { PresenceService } from '../presence.js';
 import type { ReceiptsService } from '../receipts.js';
@@ -26,7 +27,7 @@ export interface EduServices {
   typing: Pick<TypingService, 'remote'>;
   receipts: Pick<ReceiptsService, 'remote'>;
   toDevice: Pick<ToDeviceService, 'receiveFederated'>;
-  deviceLists: Pick<DeviceListsService, 'remoteChanged'>;
+  remoteDevices: Pick<RemoteDeviceCache, 'deviceListUpdate' | 'signingKeyUpdate'>;
   presence: Pick<PresenceService, 'remote'>;
 }
 
@@ -48,12 +49,12 @@ export function registerEduHandlers(transactions: Pick<FederationTransactions, '
   transactions.onEdu('m.device_list_update', async (origin, c) => {
     const userId = c['user_id'];
     if (typeof userId !== 'string' || serverNameOf(userId) !== origin) return;
-    await s.deviceLists.remoteChanged(userId, typeof c['device_id'] === 'string' ? [c['device_id']] : []);
+    await s.remoteDevices.deviceListUpdate(userId, c);
   });
   transactions.onEdu('m.signing_key_update', async (origin, c) => {
     const userId = c['user_id'];
     if (typeof userId !== 'string' || serverNameOf(userId) !== origin) return;
-    await s.deviceLists.remoteChanged(userId, []);
+    await s.remoteDevices.signingKeyUpdate(userId, c);
   });
   transactions.onEdu('m.presence', async (origin, c) => {
     const push = Array.isArray(c['push']) ? c['push'] : [];
