@@ -3,8 +3,8 @@
  * servers over HTTPS on the loopback: alice (A) shares a room with bob
  * (B). A's first /keys/query for bob fetches his whole list
  * (/user/devices) and keeps it; the next ones ask B nothing. Bob's new
- * device reaches A's cache through B's m.device_list_update (applied in
- * place, no fetch); an update whose prev_id A does not hold marks the list
+ * device, and his self-signing key's signature over it, reach A's cache
+ * through B's m.device_list_update (applied in place, no fetch); an update whose prev_id A does not hold marks the list
  * stale and A fetches it again; his new cross-signing keys come with
  * m.signing_key_update. With B down, A still answers bob's keys from the
  * cache; once no user of A shares a room with bob, A forgets his list.
@@ -97,6 +97,19 @@ describe('the remote device-list cache', () => {
     expect(cache().counts.fetched).toBe(before.fetched);
     expect(cache().counts.resyncs).toBe(before.resyncs);
     expect(await held()).toMatchObject({ stale: false, stream_id: await latestDeviceListChange(p.b.test.server.ctx.database.db, p.bob.userId) });
+  });
+
+  it('takes bob’s self-signing signature over his new device from the update B sends for that device', async () => {
+    const before = { ...cache().counts };
+    const d2 = (await query(p.a, p.alice, [p.bob.userId])).device_keys[p.bob.userId][bob2.deviceId] as Json;
+    const { unsigned: _u, ...keys } = d2;
+    const sskId = `ed25519:${bobCs.selfSigning.pub}`;
+    const signed = sign(keys, p.bob.userId, sskId, bobCs.selfSigning);
+    const up = await api(p.b.test, 'POST', `${V3}/keys/signatures/upload`, { token: p.bob.accessToken, body: { [p.bob.userId]: { [bob2.deviceId]: signed } } });
+    expect(up.body).toEqual({ failures: {} });
+    await until(async () => (await query(p.a, p.alice, [p.bob.userId])).device_keys[p.bob.userId][bob2.deviceId].signatures[p.bob.userId][sskId] !== undefined);
+    expect(cache().counts.applied).toBe(before.applied + 1);
+    expect(cache().counts.fetched).toBe(before.fetched);
   });
 
   it('marks the list stale at an update whose prev_id it does not hold, and fetches it again', async () => {
