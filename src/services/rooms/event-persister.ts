@@ -36,7 +36,7 @@ import { redactWith } from '../../core/redaction.js';
 import { requireRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { forbidden } from '../../matrix-error.js';
 import type { Db, Tx } from '../../storage/db.js';
-import { deleteOutlier, eventPlacements, getEvents, hasAcceptedChild, insertEvent, insertOutliers, markRedacted } from '../../storage/events.js';
+import { deleteOutlier, eventPlacements, getEvents, type EventPlacement, hasAcceptedChild, insertEvent, insertOutliers, markRedacted } from '../../storage/events.js';
 import { advanceExtremities, forwardExtremities, insertEdges, insertEdgesMany, setRoomStateGroup, type RoomRow } from '../../storage/rooms.js';
 import type { Kysely } from 'kysely';
 import type { Schema } from '../../storage/schema.js';
@@ -82,6 +82,12 @@ export interface PersistOptions {
    * current membership, so /sync shows it.
    */
   outOfBand?: boolean;
+  /**
+   * Where the event is stored (null: not at all), as the caller read it while
+   * holding the room's queue: spares reading it again. A row stored since
+   * (an outlier) makes the insert fail.
+   */
+  placement?: EventPlacement | null;
   /** A membership event that reached the room through our send_join/leave/knock: the sender passes it on (migration 0024). */
   sendOnBehalfOf?: string;
 }
@@ -160,7 +166,7 @@ export class EventPersister {
     const id = eventIdOf(pdu, rv);
     const backfilled = opts.backfilled === true;
     if (!opts.local) {
-      const known = (await eventPlacements(tx, [id])).get(id);
+      const known = opts.placement !== undefined ? (opts.placement ?? undefined) : (await eventPlacements(tx, [id])).get(id);
       if (known && (!known.outlier || opts.outlier))
         return {
           ...this.describe(id, pdu, room, 0, known.outlier, known.rejected_reason ?? undefined, known.soft_failed, backfilled, known.state_group_before, known.state_group_after),
