@@ -24,12 +24,12 @@ import type { Logger } from 'pino';
 import type { PDU } from '../../core/pdu.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
 import type { Tx } from '../../storage/db.js';
-import { eventPlacements, type EventPlacement } from '../../storage/events.js';
+import { eventPlacements, eventsCitedByAccepted, type EventPlacement } from '../../storage/events.js';
 import { forwardExtremities, getRoom, type RoomRow } from '../../storage/rooms.js';
 import type { Schema } from '../../storage/schema.js';
 import { stateAtGroup } from '../../storage/state.js';
 import type { EventPipeline } from '../rooms/event-pipeline.js';
-import type { PersistedEvent } from '../rooms/event-persister.js';
+import { PersistRun, type PersistedEvent } from '../rooms/event-persister.js';
 import { resolveMaps, type StateMap } from '../rooms/state-resolution.js';
 import type { PduVerifier } from './pdu-verifier.js';
 import { serverAllowedInRoom } from './server-access.js';
@@ -223,10 +223,12 @@ export class FederationEvents {
     let failedAt: number | undefined;
     const attempt = (entries: readonly RunEntry[]) =>
       this.persist(roomId, async (tx, room) => {
+        const fresh = entries.filter((e) => !e.known).map((e) => e.ev.eventId);
+        const shared = new PersistRun(new Map(placed), await eventsCitedByAccepted(tx, fresh));
         for (const [k, e] of entries.entries()) {
           if (e.known) continue;
           try {
-            await this.d.pipeline.persister.persist(tx, room, e.ev.pdu, { placement: placed.get(e.ev.eventId) ?? null });
+            await this.d.pipeline.persister.persist(tx, room, e.ev.pdu, { run: shared });
           } catch (err) {
             failedAt = k;
             throw err;
@@ -237,7 +239,10 @@ export class FederationEvents {
       await attempt(run);
       return run.length;
     } catch (err) {
-      this.d.logger.info({ roomId, eventId: failedAt === undefined ? undefined : run[failedAt]?.ev.eventId, err: messageOf(err) }, 'a run of PDUs failed; placing them again one by one');
+      this.d.logger.info(
+        { roomId, eventId: failedAt === undefined ? undefined : run[failedAt]?.ev.eventId, err: messageOf(err) },
+        'a run of PDUs failed; placing them again one by one',
+      );
     }
     const before = failedAt ?? 0;
     if (before === 0) return 0;
