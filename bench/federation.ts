@@ -102,8 +102,16 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
 let statements = 0;
 const clientProto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
 const originalQuery = clientProto.query;
+/** FED_SQL=1: the statements of (a), counted by their text, printed after it. */
+const byText = process.env.FED_SQL ? new Map<string, number>() : undefined;
 clientProto.query = function (this: unknown, ...a: unknown[]) {
   statements++;
+  if (byText) {
+    const q = a[0];
+    const text = typeof q === 'string' ? q : typeof q === 'object' && q !== null ? String((q as { text?: unknown }).text ?? '?') : '?';
+    const key = text.replace(/\s+/g, ' ').slice(0, 160);
+    byText.set(key, (byText.get(key) ?? 0) + 1);
+  }
   return originalQuery.apply(this, a);
 };
 const perPdu = (q: number, n: number) => (q === 0 ? 'statements not counted on PGlite' : `${(q / n).toFixed(1)} SQL statements per PDU (both servers)`);
@@ -176,6 +184,7 @@ async function inbound(a: FederationServer, b: FederationServer, alice: TestUser
   const before = await eventsInRoom(a, roomId);
   const rss = rssSampler();
   const q0 = statements;
+  byText?.clear();
   const start = performance.now();
   let errors = 0;
   for (let i = 1; i < pdus.length; i += TXN_SIZE) {
@@ -194,6 +203,7 @@ async function inbound(a: FederationServer, b: FederationServer, alice: TestUser
       `${(n / (ms / 1000)).toFixed(0)} PDUs/s verified and persisted (${secs(ms)}; ${stored} stored, ${errors} refused; ${perPdu(q, n)}); ` +
       `RSS during it (whole process) mean ${mib(mean)}, peak ${mib(peak)}`,
   );
+  if (byText) for (const [text, count] of [...byText].sort((x, y) => y[1] - x[1])) console.log(`  ${(count / n).toFixed(2)}/PDU  ${text}`);
 }
 
 /** (b) A sends to 10 fake remotes, each with a user joined to the room. */
@@ -261,6 +271,7 @@ async function bigJoin(a: FederationServer, b: FederationServer, alice: TestUser
   const rssBefore = process.memoryUsage().rss;
   const rss = rssSampler();
   const q0 = statements;
+  byText?.clear();
   const start = performance.now();
   await joinVia(b, joiner, roomId, a);
   const ms = performance.now() - start;

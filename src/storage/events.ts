@@ -142,6 +142,22 @@ export async function hasAcceptedChild(db: Db, eventId: string): Promise<boolean
   return r !== undefined;
 }
 
+/** Of `ids`, those that a stored, accepted, non-outlier event cites among its prev_events (hasAcceptedChild of many). */
+export async function eventsCitedByAccepted(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('event_edges as x')
+    .innerJoin('events as c', 'c.event_id', 'x.event_id')
+    .select('x.prev_event_id')
+    .distinct()
+    .where('x.prev_event_id', 'in', [...new Set(ids)])
+    .where('c.outlier', '=', false)
+    .where('c.rejected_reason', 'is', null)
+    .where('c.soft_failed', '=', false)
+    .execute();
+  return new Set(rows.map((r) => r.prev_event_id));
+}
+
 /** The ids of every event in the auth chains of `ids` (not `ids` themselves, unless one cites another). */
 export async function authChainIds(db: Db, ids: readonly string[]): Promise<string[]> {
   if (ids.length === 0) return [];

@@ -56,7 +56,36 @@ export async function advanceExtremities(db: Db, roomId: string, eventId: string
       .execute();
 }
 
+/**
+ * `advanceExtremities`, then the room's forward extremities as they are after it
+ * (forwardExtremities' ids, in no order), in one statement.
+ */
+export async function advanceExtremitiesReturning(db: Db, roomId: string, eventId: string | undefined, prevIds: string[]): Promise<string[]> {
+  const added = eventId === undefined ? [] : [eventId];
+  // The statements of a WITH see the table as it was: the answer is the old rows less the prev events, plus the new one.
+  const res = await sql<{ event_id: string }>`
+    WITH gone AS (
+      DELETE FROM forward_extremities WHERE room_id = ${roomId} AND event_id = ANY(${sql.val(prevIds)}::text[])
+    ), put AS (
+      INSERT INTO forward_extremities (room_id, event_id) SELECT ${roomId}, a FROM unnest(${sql.val(added)}::text[]) AS a ON CONFLICT DO NOTHING
+    )
+    SELECT f.event_id FROM forward_extremities f JOIN events e ON e.event_id = f.event_id
+    WHERE f.room_id = ${roomId} AND NOT (f.event_id = ANY(${sql.val(prevIds)}::text[]))
+    UNION
+    SELECT a FROM unnest(${sql.val(added)}::text[]) AS a`.execute(db);
+  return res.rows.map((r) => r.event_id);
+}
+
+/** The prev and auth edges of one event (one statement when it has both). */
 export async function insertEdges(db: Db, eventId: string, prevIds: string[], authIds: string[]): Promise<void> {
+  if (prevIds.length > 0 && authIds.length > 0) {
+    await sql`
+      WITH p AS (
+        INSERT INTO event_edges (event_id, prev_event_id) SELECT ${eventId}, p FROM unnest(${sql.val(prevIds)}::text[]) AS p ON CONFLICT DO NOTHING
+      )
+      INSERT INTO event_auth_edges (event_id, auth_id) SELECT ${eventId}, a FROM unnest(${sql.val(authIds)}::text[]) AS a ON CONFLICT DO NOTHING`.execute(db);
+    return;
+  }
   if (prevIds.length > 0) {
     await db
       .insertInto('event_edges')

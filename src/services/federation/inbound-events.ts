@@ -24,12 +24,12 @@ import type { Logger } from 'pino';
 import type { PDU } from '../../core/pdu.js';
 import { roomVersion, type RoomVersion } from '../../core/room-versions.js';
 import type { Tx } from '../../storage/db.js';
-import { eventPlacements } from '../../storage/events.js';
+import { eventPlacements, eventsCitedByAccepted, type EventPlacement } from '../../storage/events.js';
 import { forwardExtremities, getRoom, type RoomRow } from '../../storage/rooms.js';
 import type { Schema } from '../../storage/schema.js';
 import { stateAtGroup } from '../../storage/state.js';
 import type { EventPipeline } from '../rooms/event-pipeline.js';
-import type { PersistedEvent } from '../rooms/event-persister.js';
+import { PersistRun, type PersistedEvent } from '../rooms/event-persister.js';
 import { resolveMaps, type StateMap } from '../rooms/state-resolution.js';
 import type { PduVerifier } from './pdu-verifier.js';
 import { serverAllowedInRoom } from './server-access.js';
@@ -71,6 +71,41 @@ function refIds(refs: PDU['prev_events']): string[] {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A PDU of a run persisted in one transaction; `known` when it is already in the DAG (or earlier in the run). */
+interface RunEntry {
+  ev: IdentifiedPdu;
+  known: boolean;
+}
+
+/**
+ * The PDUs from `evs[from]` on that need nothing fetched, up to the first
+ * that does: every auth event stored (anywhere) or earlier in the run, every
+ * prev event in this room's DAG or earlier in the run. The checks
+ * `placeInQueue` makes, on one read of the events they cite.
+ */
+function readyRun(roomId: string, evs: readonly IdentifiedPdu[], from: number, placed: ReadonlyMap<string, EventPlacement>): RunEntry[] {
+  const run: RunEntry[] = [];
+  const inRun = new Set<string>();
+  for (let i = from; i < evs.length; i++) {
+    const ev = evs[i]!;
+    const own = placed.get(ev.eventId);
+    if (inRun.has(ev.eventId) || (own && !own.outlier)) {
+      run.push({ ev, known: true });
+      continue;
+    }
+    const authReady = refIds(ev.pdu.auth_events).every((a) => inRun.has(a) || placed.has(a));
+    const prevsReady = refIds(ev.pdu.prev_events).every((p) => {
+      if (inRun.has(p)) return true;
+      const e = placed.get(p);
+      return e !== undefined && !e.outlier && e.room_id === roomId;
+    });
+    if (!authReady || !prevsReady) break;
+    run.push({ ev, known: false });
+    inRun.add(ev.eventId);
+  }
+  return run;
 }
 
 /**
@@ -128,23 +163,96 @@ export class FederationEvents {
           for (const v of verified) if (v.eventId !== undefined) results[v.eventId] = { error: 'Server is banned from room' };
           return;
         }
+        const ok: IdentifiedPdu[] = [];
         for (const v of verified) {
-          if (!v.ok) {
+          if (v.ok) ok.push({ eventId: v.eventId, pdu: v.pdu });
+          else {
             if (v.eventId !== undefined) results[v.eventId] = { error: v.reason };
             this.d.logger.info({ origin, roomId, eventId: v.eventId, reason: v.reason }, 'dropped a PDU that failed its checks');
-            continue;
-          }
-          try {
-            await this.place(origin, roomId, rv, { eventId: v.eventId, pdu: v.pdu }, { fillGaps: true });
-            results[v.eventId] = {};
-          } catch (err) {
-            this.d.logger.warn({ origin, roomId, eventId: v.eventId, err: messageOf(err) }, 'could not handle a PDU');
-            results[v.eventId] = { error: messageOf(err) };
           }
         }
+        if (ok.length > 0) await this.d.pipeline.inRoomQueue(roomId, () => this.placeAll(origin, roomId, rv, ok, results));
       }),
     );
     return results;
+  }
+
+  /**
+   * The verified PDUs of one room of a transaction, in order, in the room's
+   * queue. The events they cite are looked up once; a run of PDUs that need
+   * nothing fetched (auth events stored, prev events in the DAG or earlier
+   * PDUs of the run) is persisted in one transaction, as `placeInQueue`
+   * would persist each. Any other PDU goes through `placeInQueue` alone. A
+   * PDU that throws inside a run rolls the run back: the PDUs before it
+   * are persisted again without it, and it goes through `placeInQueue`
+   * alone, so its result is what that path gives.
+   */
+  private async placeAll(origin: string, roomId: string, rv: RoomVersion, evs: readonly IdentifiedPdu[], results: Record<string, PduResult>): Promise<void> {
+    let placed: Map<string, EventPlacement> | undefined;
+    let i = 0;
+    while (i < evs.length) {
+      placed ??= await eventPlacements(
+        this.d.db,
+        evs.slice(i).flatMap((e) => [e.eventId, ...refIds(e.pdu.prev_events), ...refIds(e.pdu.auth_events)]),
+      );
+      const run = readyRun(roomId, evs, i, placed);
+      const done = run.length > 0 ? await this.persistRun(roomId, run, placed) : 0;
+      for (let k = 0; k < done; k++) results[run[k]!.ev.eventId] = {};
+      i += done;
+      if (done === run.length && run.length > 0) continue;
+      // evs[i] needs something fetched, or failed inside the run: alone, as it would have been.
+      const ev = evs[i]!;
+      try {
+        await this.placeInQueue(origin, roomId, rv, ev, { fillGaps: true });
+        results[ev.eventId] = {};
+      } catch (err) {
+        this.d.logger.warn({ origin, roomId, eventId: ev.eventId, err: messageOf(err) }, 'could not handle a PDU');
+        results[ev.eventId] = { error: messageOf(err) };
+      }
+      i++;
+      placed = undefined;
+    }
+  }
+
+  /**
+   * Persists a run of ready PDUs in one transaction; returns how many of
+   * the run's first PDUs are stored (all of them, or those before the one
+   * that threw, persisted again on their own).
+   */
+  private async persistRun(roomId: string, run: readonly RunEntry[], placed: ReadonlyMap<string, EventPlacement>): Promise<number> {
+    let failedAt: number | undefined;
+    const attempt = (entries: readonly RunEntry[]) =>
+      this.persist(roomId, async (tx, room) => {
+        const fresh = entries.filter((e) => !e.known).map((e) => e.ev.eventId);
+        const shared = new PersistRun(new Map(placed), await eventsCitedByAccepted(tx, fresh));
+        for (const [k, e] of entries.entries()) {
+          if (e.known) continue;
+          try {
+            await this.d.pipeline.persister.persist(tx, room, e.ev.pdu, { run: shared });
+          } catch (err) {
+            failedAt = k;
+            throw err;
+          }
+        }
+      });
+    try {
+      await attempt(run);
+      return run.length;
+    } catch (err) {
+      this.d.logger.info(
+        { roomId, eventId: failedAt === undefined ? undefined : run[failedAt]?.ev.eventId, err: messageOf(err) },
+        'a run of PDUs failed; placing them again one by one',
+      );
+    }
+    const before = failedAt ?? 0;
+    if (before === 0) return 0;
+    try {
+      failedAt = undefined;
+      await attempt(run.slice(0, before));
+      return before;
+    } catch {
+      return 0;
+    }
   }
 
   /**

@@ -36,8 +36,8 @@ import { redactWith } from '../../core/redaction.js';
 import { requireRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { forbidden } from '../../matrix-error.js';
 import type { Db, Tx } from '../../storage/db.js';
-import { deleteOutlier, eventPlacements, getEvents, hasAcceptedChild, insertEvent, insertOutliers, markRedacted } from '../../storage/events.js';
-import { advanceExtremities, forwardExtremities, insertEdges, insertEdgesMany, setRoomStateGroup, type RoomRow } from '../../storage/rooms.js';
+import { deleteOutlier, eventPlacements, getEvents, type EventPlacement, hasAcceptedChild, insertEvent, insertOutliers, markRedacted } from '../../storage/events.js';
+import { advanceExtremities, advanceExtremitiesReturning, insertEdges, insertEdgesMany, setRoomStateGroup, type RoomRow } from '../../storage/rooms.js';
 import type { Kysely } from 'kysely';
 import type { Schema } from '../../storage/schema.js';
 import { createStateGroup, currentState, replaceCurrentState, stateAtGroup, type StateKeyTuple } from '../../storage/state.js';
@@ -82,8 +82,35 @@ export interface PersistOptions {
    * current membership, so /sync shows it.
    */
   outOfBand?: boolean;
+  /**
+   * Received events persisted one after another in one transaction (an
+   * inbound /send's run): the reads they share (see PersistRun).
+   */
+  run?: PersistRun;
   /** A membership event that reached the room through our send_join/leave/knock: the sender passes it on (migration 0024). */
   sendOnBehalfOf?: string;
+}
+
+/**
+ * What received events persisted one after another in one transaction may
+ * share, read once: where the events they cite are (read by the caller
+ * while it holds the room's queue, so only an outlier can be stored since,
+ * and then the insert fails), which of them stored events already cite,
+ * the events read for the auth checks, and state groups' keys (a group
+ * never changes). Each event persisted is added; a redaction drops its
+ * target. Used for one transaction only: what a rolled-back one added is
+ * wrong.
+ */
+export class PersistRun {
+  readonly events = new Map<string, { json: PDU; rejected: boolean }>();
+  readonly stateAt = new Map<string, StateMap>();
+
+  constructor(
+    /** Placements of the run's events and of the events they cite (absent: not stored). */
+    readonly placements: Map<string, EventPlacement>,
+    /** The run's events that a stored accepted event cites as a prev event. */
+    readonly cited: ReadonlySet<string>,
+  ) {}
 }
 
 /** Whether clients see the event and the in-transaction hooks run for it. */
@@ -160,7 +187,7 @@ export class EventPersister {
     const id = eventIdOf(pdu, rv);
     const backfilled = opts.backfilled === true;
     if (!opts.local) {
-      const known = (await eventPlacements(tx, [id])).get(id);
+      const known = opts.run ? opts.run.placements.get(id) : (await eventPlacements(tx, [id])).get(id);
       if (known && (!known.outlier || opts.outlier))
         return {
           ...this.describe(id, pdu, room, 0, known.outlier, known.rejected_reason ?? undefined, known.soft_failed, backfilled, known.state_group_before, known.state_group_after),
@@ -169,7 +196,7 @@ export class EventPersister {
       if (known) await deleteOutlier(tx, id);
     }
 
-    let rejected = opts.outOfBand ? undefined : opts.local ? await this.checkLocal(tx, rv, room, pdu) : await this.checkAgainstAuthEvents(tx, rv, room, pdu);
+    let rejected = opts.outOfBand ? undefined : opts.local ? await this.checkLocal(tx, rv, room, pdu) : await this.checkAgainstAuthEvents(tx, rv, room, pdu, opts.run);
     const prevIds = refIds(pdu.prev_events);
     const authIds = refIds(pdu.auth_events);
     const row = {
@@ -198,10 +225,16 @@ export class EventPersister {
       ? room.current_state_group
       : opts.stateBefore
         ? await this.groupFor(tx, room, opts.stateBefore)
-        : await this.groupAfterPrevs(tx, rv, room, prevIds);
+        : await this.groupAfterPrevs(tx, rv, room, prevIds, opts.run);
     let softFailed = false;
     if (!opts.local && rejected === undefined) {
-      rejected = await this.checkAgainstState(tx, rv, pdu, (keys) => (groupBefore === null ? Promise.resolve(new Map()) : stateAtGroup(tx, groupBefore, keys)));
+      rejected = await this.checkAgainstState(
+        tx,
+        rv,
+        pdu,
+        (keys) => (groupBefore === null ? Promise.resolve(new Map()) : stateAtGroupIn(tx, groupBefore, keys, opts.run)),
+        opts.run,
+      );
       // A room whose state this server does not hold yet (the join that brings it here) has nothing to soft-fail against.
       if (rejected === undefined && !backfilled && groupBefore !== room.current_state_group && room.current_state_group !== null) {
         softFailed = (await this.checkAgainstState(tx, rv, pdu, (keys) => currentMap(tx, room.room_id, keys))) !== undefined;
@@ -225,10 +258,24 @@ export class EventPersister {
     });
     await insertEdges(tx, id, prevIds, authIds);
     const out = this.describe(id, pdu, room, streamOrdering, false, rejected, softFailed, backfilled, groupBefore, groupAfter);
+    if (opts.run) {
+      opts.run.placements.set(id, {
+        event_id: id,
+        room_id: room.room_id,
+        depth: pdu.depth,
+        outlier: false,
+        rejected_reason: rejected ?? null,
+        soft_failed: softFailed,
+        state_group_before: groupBefore,
+        state_group_after: groupAfter,
+      });
+      opts.run.events.set(id, { json: pdu, rejected: rejected !== undefined });
+    }
 
     if (accepted && !softFailed) {
       if (!backfilled) await this.advance(tx, rv, room, out, prevIds, opts);
       const redacted = pdu.type === 'm.room.redaction' ? await this.applyRedaction(tx, rv, room.room_id, id, pdu) : undefined;
+      if (redacted !== undefined) opts.run?.events.delete(redacted);
       await recordEventRelations(
         tx,
         {
@@ -290,12 +337,10 @@ export class EventPersister {
   }
 
   /** Why the event's own auth events do not allow it (the rules on the cited list included), or undefined. */
-  private async checkAgainstAuthEvents(tx: Tx, rv: RoomVersion, room: RoomRow, pdu: PDU): Promise<string | undefined> {
+  private async checkAgainstAuthEvents(tx: Tx, rv: RoomVersion, room: RoomRow, pdu: PDU, run?: PersistRun): Promise<string | undefined> {
     const authIds = refIds(pdu.auth_events);
     const createId = createIdOf(rv, room, pdu);
-    const stored = await getEvents(tx, createId ? [...authIds, createId] : authIds);
-    const known = new Map([...stored].map(([id, e]) => [id, { json: e.json as PDU, rejected: e.rejected_reason !== null }] as const));
-    return authVerdict(rv, room, pdu, known);
+    return authVerdict(rv, room, pdu, await eventsIn(tx, createId ? [...authIds, createId] : authIds, run));
   }
 
   /**
@@ -358,8 +403,8 @@ export class EventPersister {
   }
 
   /** Why the state (read through `read`) does not allow the event, or undefined. */
-  private async checkAgainstState(tx: Db, rv: RoomVersion, pdu: PDU, read: (keys: StateKeyTuple[]) => Promise<StateMap>): Promise<string | undefined> {
-    const byKey = await pdusOf(tx, rv, await read(neededKeys(rv, pdu)));
+  private async checkAgainstState(tx: Db, rv: RoomVersion, pdu: PDU, read: (keys: StateKeyTuple[]) => Promise<StateMap>, run?: PersistRun): Promise<string | undefined> {
+    const byKey = await pdusOf(tx, rv, await read(neededKeys(rv, pdu)), run);
     const verdict = checkAuthAgainstState(rv, pdu, (t, k) => byKey.get(`${t}\u0000${k}`));
     return verdict.allowed ? undefined : (verdict.reason ?? 'not allowed by the state before it');
   }
@@ -370,9 +415,9 @@ export class EventPersister {
    * group). A prev event we do not hold in the DAG leaves the state unknown:
    * the caller must pass it.
    */
-  private async groupAfterPrevs(tx: Tx, rv: RoomVersion, room: RoomRow, prevIds: string[]): Promise<number | null> {
+  private async groupAfterPrevs(tx: Tx, rv: RoomVersion, room: RoomRow, prevIds: string[], run?: PersistRun): Promise<number | null> {
     if (prevIds.length === 0) return null;
-    const prevs = await eventPlacements(tx, prevIds);
+    const prevs = await placementsIn(tx, prevIds, run);
     const groups = new Set<number | null>();
     for (const p of prevIds) {
       const e = prevs.get(p);
@@ -401,18 +446,22 @@ export class EventPersister {
    * only extremity, else the resolution of the extremities' states.
    */
   private async advance(tx: Tx, rv: RoomVersion, room: RoomRow, ev: PersistedEvent, prevIds: string[], opts: PersistOptions): Promise<void> {
-    const cited = !opts.local && (await hasAcceptedChild(tx, ev.eventId));
-    await advanceExtremities(tx, room.room_id, cited ? undefined : ev.eventId, prevIds);
-    const extremities = opts.local && opts.citesAllExtremities ? [{ event_id: ev.eventId }] : await forwardExtremities(tx, room.room_id);
+    const cited = !opts.local && (opts.run ? opts.run.cited.has(ev.eventId) : await hasAcceptedChild(tx, ev.eventId));
+    let extremities: { event_id: string }[];
+    if (opts.local && opts.citesAllExtremities) {
+      await advanceExtremities(tx, room.room_id, cited ? undefined : ev.eventId, prevIds);
+      extremities = [{ event_id: ev.eventId }];
+    } else extremities = (await advanceExtremitiesReturning(tx, room.room_id, cited ? undefined : ev.eventId, prevIds)).map((event_id) => ({ event_id }));
     let target: number | null;
     if (extremities.length === 1 && extremities[0]!.event_id === ev.eventId) target = ev.stateGroupAfter;
     else {
       const groups = [
         ...new Set(
           (
-            await eventPlacements(
+            await placementsIn(
               tx,
               extremities.map((e) => e.event_id),
+              opts.run,
             )
           ).values(),
         ),
@@ -474,14 +523,47 @@ async function currentMap(db: Db, roomId: string, keys: StateKeyTuple[]): Promis
 }
 
 /** The events of a state (as the auth rules read them), by `type NUL state_key`. */
-async function pdusOf(db: Db, rv: RoomVersion, ids: StateMap): Promise<Map<string, PDU>> {
-  const events = await getEvents(db, [...ids.values()]);
+async function pdusOf(db: Db, rv: RoomVersion, ids: StateMap, run?: PersistRun): Promise<Map<string, PDU>> {
+  const events = await eventsIn(db, [...ids.values()], run);
   const out = new Map<string, PDU>();
   for (const [k, id] of ids) {
     const e = events.get(id);
     if (e) out.set(k, withCreateId(e.json as PDU, id, rv));
   }
   return out;
+}
+
+/** Stored events (as the auth rules read them: the event, whether rejected), through the run's cache when there is one. */
+async function eventsIn(db: Db, ids: readonly string[], run?: PersistRun): Promise<Map<string, { json: PDU; rejected: boolean }>> {
+  const out = new Map<string, { json: PDU; rejected: boolean }>();
+  const wanted = run ? ids.filter((id) => !run.events.has(id)) : ids;
+  for (const [id, e] of await getEvents(db, wanted)) {
+    const entry = { json: e.json as PDU, rejected: e.rejected_reason !== null };
+    run?.events.set(id, entry);
+    out.set(id, entry);
+  }
+  if (run) for (const id of ids) if (run.events.has(id)) out.set(id, run.events.get(id)!);
+  return out;
+}
+
+/** Placements of stored events, from the run's when it holds them. */
+async function placementsIn(db: Db, ids: readonly string[], run?: PersistRun): Promise<Map<string, EventPlacement>> {
+  if (!run) return eventPlacements(db, ids);
+  const out = await eventPlacements(
+    db,
+    ids.filter((id) => !run.placements.has(id)),
+  );
+  for (const id of ids) if (run.placements.has(id)) out.set(id, run.placements.get(id)!);
+  return out;
+}
+
+/** Keys of the state at a group, through the run's cache when there is one. */
+async function stateAtGroupIn(db: Db, group: number, keys: StateKeyTuple[], run?: PersistRun): Promise<StateMap> {
+  if (!run) return stateAtGroup(db, group, keys);
+  const key = `${group}\u0001${keys.map(([t, k]) => `${t}\u0000${k}`).join('\u0001')}`;
+  let map = run.stateAt.get(key);
+  if (!map) run.stateAt.set(key, (map = await stateAtGroup(db, group, keys)));
+  return map;
 }
 
 function refIds(refs: PDU['prev_events']): string[] {
