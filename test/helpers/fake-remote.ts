@@ -7,6 +7,12 @@
  * (the request waits until `release()`, then is answered as the mode
  * then says). It also counts the requests in flight at once.
  *
+ * It serves its key document (`GET /_matrix/key/v2/server`, signed with
+ * `key`), so an Axon can check what it signs; every other request is
+ * recorded in `requests` and answered by `onRequest` when set (a 404
+ * otherwise): the tests of fetching from a remote (get_missing_events,
+ * /state, /event) script it there.
+ *
  * `joinRemoteUser` puts one of its users into a room of an Axon: a join
  * event built on the room's current state, signed with the fake's own key
  * and persisted through the Axon's persister as a received event (the
@@ -18,7 +24,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hashAndSignEvent } from '../../src/core/event-signing.js';
 import type { PDU } from '../../src/core/pdu.js';
 import { requireRoomVersion } from '../../src/core/room-versions.js';
-import { generateSigningKey, type SigningKey } from '../../src/core/signing.js';
+import { encodeBase64 } from '../../src/core/base64.js';
+import { generateSigningKey, signJsonWithKey, type SigningKey } from '../../src/core/signing.js';
 import type { PersistedEvent } from '../../src/services/rooms/event-persister.js';
 import { freePort } from './ports.js';
 import type { TestServer } from './server.js';
@@ -33,6 +40,19 @@ export interface RecordedSend {
 }
 
 export type RemoteMode = 'ok' | 'fail' | 'hold';
+
+/** A request other than /send and the key document, as received. */
+export interface RecordedRequest {
+  method: string;
+  /** The path without the query, percent-decoded. */
+  path: string;
+  query: URLSearchParams;
+  /** The JSON body, if any. */
+  body: unknown;
+}
+
+/** What `onRequest` answers: a status and JSON body, or `hang` (never answered until close()). */
+export type ScriptedAnswer = { status: number; body: unknown } | 'hang';
 
 export interface FakeRemote {
   serverName: string;
@@ -49,6 +69,10 @@ export interface FakeRemote {
   release(): void;
   /** The PDUs the remote answered 200 for, in order. */
   accepted(): Record<string, unknown>[];
+  /** Every other request (not /send, not the key document), in arrival order. */
+  requests: RecordedRequest[];
+  /** Answers those requests (404 M_UNRECOGNIZED when unset or when it returns undefined). */
+  onRequest?: (req: RecordedRequest) => ScriptedAnswer | undefined | Promise<ScriptedAnswer | undefined>;
   close(): Promise<void>;
 }
 
@@ -66,6 +90,7 @@ export async function startFakeRemote(): Promise<FakeRemote> {
   const port = await freePort();
   let inFlight = 0;
   let held: (() => void)[] = [];
+  const hung: (() => void)[] = [];
   const remote: FakeRemote = {
     serverName: `localhost:${port}`,
     port,
@@ -80,9 +105,11 @@ export async function startFakeRemote(): Promise<FakeRemote> {
       for (const f of h) f();
     },
     accepted: () => remote.sends.filter((s) => s.status === 200).flatMap((s) => s.body.pdus),
+    requests: [],
     close: () =>
       new Promise<void>((resolve) => {
         remote.release();
+        for (const f of hung.splice(0)) f();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
@@ -93,12 +120,40 @@ export async function startFakeRemote(): Promise<FakeRemote> {
     res.writeHead(rec.status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(fail ? { errcode: 'M_UNKNOWN', error: 'down for the test' } : { pdus: {} }));
   };
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const other = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'https://fake');
+    const text = await readBody(req);
+    if (req.method === 'GET' && (url.pathname === '/_matrix/key/v2/server' || url.pathname.startsWith('/_matrix/key/v2/server/'))) {
+      const doc = {
+        server_name: remote.serverName,
+        verify_keys: { [remote.key.keyId]: { key: encodeBase64(remote.key.publicKey) } },
+        old_verify_keys: {},
+        valid_until_ts: Date.now() + 24 * 3600 * 1000,
+      };
+      json(res, 200, signJsonWithKey(doc, remote.serverName, remote.key));
+      return;
+    }
+    const rec: RecordedRequest = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams, body: text ? JSON.parse(text) : undefined };
+    remote.requests.push(rec);
+    const answer = await remote.onRequest?.(rec);
+    if (answer === 'hang') {
+      // Answered never: close() ends the connection.
+      await new Promise<void>((r) => hung.push(r));
+      res.destroy();
+      return;
+    }
+    if (answer === undefined) return json(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+    json(res, answer.status, answer.body);
+  };
   const server: Server = createServer({ cert: readFileSync(leaf.chainPath), key: readFileSync(leaf.keyPath) }, (req, res) => {
     void (async () => {
       const m = /^\/_matrix\/federation\/v1\/send\/([^/?]+)$/.exec(req.url ?? '');
       if (req.method !== 'PUT' || !m) {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' }));
+        await other(req, res);
         return;
       }
       const rec: RecordedSend = { txnId: decodeURIComponent(m[1]!), authorization: req.headers.authorization, body: JSON.parse(await readBody(req)), status: 0 };

@@ -311,7 +311,13 @@ export class FederationEvents {
     await this.storeOutliers(roomId, rv, await this.verifyAll(chain, rv, roomId));
   }
 
-  /** The events between our forward extremities and `ev`, from `origin`, placed oldest first. */
+  /**
+   * The events between our forward extremities and `ev`, from `origin`
+   * (at most MISSING_EVENTS_LIMIT), placed oldest first. Their own gaps are
+   * not asked for (as Synapse does not): their missing prev events, at most
+   * MAX_STATE_FETCHES for the whole answer, are stood in for by the state
+   * at them; an event past that is left out.
+   */
   private async fillGap(origin: string, roomId: string, rv: RoomVersion, ev: IdentifiedPdu): Promise<void> {
     const extremities = await forwardExtremities(this.d.db, roomId);
     const minDepth = extremities.reduce((m, e) => Math.min(m, e.depth), Number.MAX_SAFE_INTEGER);
@@ -329,7 +335,15 @@ export class FederationEvents {
       return;
     }
     const events = (await this.verifyAll(fetched, rv, roomId)).filter((e) => e.eventId !== ev.eventId).sort((x, y) => x.pdu.depth - y.pdu.depth);
+    // Their own gaps are not asked for; together they stand in at most MAX_STATE_FETCHES prev events by their state.
+    let stateFetches = MAX_STATE_FETCHES;
     for (const e of events) {
+      const missing = (await this.missingPrevs(roomId, e.pdu)).length;
+      if (missing > stateFetches) {
+        this.d.logger.info({ origin, roomId, eventId: e.eventId, missing }, 'not placing a missing event: the gap cites too many unknown prev events');
+        continue;
+      }
+      stateFetches -= missing;
       try {
         await this.placeInQueue(origin, roomId, rv, e, { fillGaps: false });
       } catch (err) {

@@ -4,13 +4,21 @@
  * auth chain (`/event_auth`) and one event (`/event`). Answers are checked
  * for shape only: every PDU in them still goes through PduVerifier and the
  * persister. Each call is bounded in time and bytes.
+ *
+ * A get_missing_events answer is cut to the limit asked for (the events
+ * nearest the PDU, by depth, are kept). One that timed out or could not
+ * reach its server makes the next ones to that server fail at once for a
+ * while (GAP_BACKOFF_MS), so that a transaction of 50 PDUs with gaps does
+ * not wait out the timeout 50 times: the PDUs fall back to the state.
  */
 import { isJsonObject } from '../../core/json-values.js';
-import type { FederationClient } from './federation-client.js';
+import { FederationRequestError, type FederationClient } from './federation-client.js';
 
 /** Most events asked for in one get_missing_events (Synapse asks for 10; it serves at most 20). */
 export const MISSING_EVENTS_LIMIT = 10;
 const TIMEOUT_MS = 30_000;
+/** How long get_missing_events to a server that did not answer one is not asked again. */
+const GAP_BACKOFF_MS = 60_000;
 /** A room's state with its auth chain can be large; a 10,000-member room is ~10 MB. */
 const STATE_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -20,18 +28,43 @@ function pdusOf(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
 
-export class RemoteEvents {
-  constructor(private readonly client: Pick<FederationClient, 'request'>) {}
+function depthOf(raw: unknown): number {
+  const d = isJsonObject(raw) ? raw['depth'] : undefined;
+  return typeof d === 'number' ? d : -Infinity;
+}
 
+export class RemoteEvents {
+  /** Destinations whose get_missing_events went unanswered: until when they are not asked again. */
+  private readonly gapBackoff = new Map<string, number>();
+
+  constructor(
+    private readonly client: Pick<FederationClient, 'request'>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The events between `earliest` and `latest` (at most MISSING_EVENTS_LIMIT, whatever the server sends). */
   async missingEvents(destination: string, roomId: string, earliest: string[], latest: string[], minDepth: number): Promise<unknown[]> {
-    const res = await this.client.request<unknown>({
-      destination,
-      method: 'POST',
-      path: `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`,
-      body: { earliest_events: earliest, latest_events: latest, limit: MISSING_EVENTS_LIMIT, min_depth: minDepth },
-      timeoutMs: TIMEOUT_MS,
-    });
-    return isJsonObject(res.json) ? pdusOf(res.json['events']) : [];
+    const until = this.gapBackoff.get(destination);
+    if (until !== undefined) {
+      if (this.now() < until) throw new Error(`get_missing_events to ${destination} went unanswered recently; not asking again yet`);
+      this.gapBackoff.delete(destination);
+    }
+    const res = await this.client
+      .request<unknown>({
+        destination,
+        method: 'POST',
+        path: `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`,
+        body: { earliest_events: earliest, latest_events: latest, limit: MISSING_EVENTS_LIMIT, min_depth: minDepth },
+        timeoutMs: TIMEOUT_MS,
+      })
+      .catch((err: unknown) => {
+        // No answer at all (a timeout, a refused connection); an error answer came quickly and is not held against it.
+        if (err instanceof FederationRequestError && err.status === undefined) this.gapBackoff.set(destination, this.now() + GAP_BACKOFF_MS);
+        throw err;
+      });
+    const events = isJsonObject(res.json) ? pdusOf(res.json['events']) : [];
+    if (events.length <= MISSING_EVENTS_LIMIT) return events;
+    return [...events].sort((x, y) => depthOf(y) - depthOf(x)).slice(0, MISSING_EVENTS_LIMIT);
   }
 
   /** The state before `eventId` and its auth chain. */
