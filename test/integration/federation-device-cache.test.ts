@@ -17,7 +17,7 @@ import { createRoomOn, membersOn, signedFederationRequest, startFederationPair, 
 import { signIn } from '../helpers/rooms.js';
 import { passwordAuth } from '../helpers/sessions.js';
 import { until } from '../helpers/until.js';
-import { api, type TestUser } from '../helpers/users.js';
+import { api, createUser, type TestUser } from '../helpers/users.js';
 
 type Json = Record<string, any>;
 const V3 = '/_matrix/client/v3';
@@ -85,6 +85,18 @@ describe('the remote device-list cache', () => {
     expect(await query(p.a, p.alice, [p.bob.userId])).toEqual(q);
     expect(cache().counts.fetched).toBe(before.fetched + 1);
     expect(cache().counts.fetchFailed).toBe(before.fetchFailed);
+  });
+
+  it('does not cache a user who shares no room with A’s users: they are asked live', async () => {
+    const carol = await createUser(p.b.test, 'carol');
+    const d = deviceKeys(carol.userId, carol.deviceId);
+    expect((await api(p.b.test, 'POST', `${V3}/keys/upload`, { token: carol.accessToken, body: { device_keys: d.deviceKeys } })).status).toBe(200);
+    const before = { ...cache().counts };
+    const q = await query(p.a, p.alice, [carol.userId]);
+    expect(q.failures).toEqual({});
+    expect(q.device_keys[carol.userId][carol.deviceId].keys).toEqual(d.deviceKeys.keys);
+    expect((await cachedRemoteUsers(aDb(), [carol.userId])).size).toBe(0);
+    expect(cache().counts).toEqual(before);
   });
 
   it('takes bob’s new device keys from his server’s m.device_list_update, in place', async () => {

@@ -156,7 +156,7 @@ export class RemoteDeviceCache {
     const worker = async () => {
       while (next < toFetch.length) {
         const u = toFetch[next++] as string;
-        if (await this.fetch(u, Math.max(1, deadline - Date.now()))) fromCache.add(u);
+        if (await this.fetchBy(u, deadline)) fromCache.add(u);
       }
     };
     await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, toFetch.length) }, worker));
@@ -188,6 +188,23 @@ export class RemoteDeviceCache {
     }
     for (const k of crossSigning) (k.key_type === 'master' ? out.masterKeys : out.selfSigningKeys)[k.user_id] = k.key_json;
     return out;
+  }
+
+  /** `fetch`, waited for until `deadline` at most (a background fetch it joins may run longer): whether the cache holds the list by then. */
+  private async fetchBy(userId: string, deadline: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(1, deadline - Date.now()));
+    });
+    try {
+      const fetched = this.fetch(userId, Math.max(1, deadline - Date.now())).catch((err: Error) => {
+        this.d.logger.warn({ user_id: userId, err: err.message }, 'could not cache a remote device list');
+        return false;
+      });
+      return await Promise.race([fetched, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Fetches a user's whole list and caches it (one fetch per user at a time); whether the cache now holds it. */
