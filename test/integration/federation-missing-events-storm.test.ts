@@ -332,4 +332,39 @@ describe('get_missing_events under a storm', () => {
     expect(since(from, isState(roomId))).toHaveLength(3);
     expect(await inTimeline(pdus.map((p) => p.id))).toHaveLength(3);
   }, 150_000);
+
+  it('an origin that answers nothing: its PDUs fail with a reason after one wait per kind of request, and its next transaction is handled', async () => {
+    // A fake of its own: the one above is backed off for get_missing_events now.
+    const first = fake;
+    fake = await startFakeRemote();
+    sender = `@x:${fake.serverName}`;
+    try {
+      const roomId = await remoteRoom();
+      const pdus: Ev[] = [];
+      for (let i = 0; i < 3; i++) pdus.push(await message(roomId, `into the void ${i}`, [unknownId()], { depthPlus: 1 }));
+      fake.onRequest = () => 'hang';
+      const from = fake.requests.length;
+      const res = await send(pdus.map((p) => p.pdu));
+      expect(res.status).toBe(200);
+      for (const p of pdus) expect(typeof res.body.pdus[p.id]?.error, p.id).toBe('string');
+      const gme = since(from, isGme(roomId)).length;
+      const event = since(from, isEvent).length;
+      console.info(`all hang: get_missing_events ${gme}, state ${since(from, isState(roomId)).length}, event ${event}`);
+      // One get_missing_events and one /event waited out; the later PDUs were not made to wait for them again.
+      expect(gme).toBe(1);
+      expect(event).toBe(1);
+      expect(await inTimeline(pdus.map((p) => p.id))).toEqual([]);
+      // The origin's queue is free: a PDU without a gap in its next transaction is placed.
+      const ok = await message(roomId, 'no gap');
+      const next = await send([ok.pdu]);
+      expect(next.status).toBe(200);
+      expect(next.body.pdus[ok.id]).toEqual({});
+      expect(await inTimeline([ok.id])).toEqual([ok.id]);
+      await stillResponsive();
+    } finally {
+      await fake.close();
+      fake = first;
+      sender = `@x:${fake.serverName}`;
+    }
+  }, 240_000);
 });

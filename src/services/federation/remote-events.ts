@@ -6,19 +6,20 @@
  * persister. Each call is bounded in time and bytes.
  *
  * A get_missing_events answer is cut to the limit asked for (the events
- * nearest the PDU, by depth, are kept). One that timed out or could not
- * reach its server makes the next ones to that server fail at once for a
- * while (GAP_BACKOFF_MS), so that a transaction of 50 PDUs with gaps does
- * not wait out the timeout 50 times: the PDUs fall back to the state.
+ * nearest the PDU, by depth, are kept). A request that got no answer (timed
+ * out, or could not reach its server) makes the next ones of that kind to
+ * that server fail at once for a while (UNANSWERED_BACKOFF_MS), so that a transaction
+ * of 50 PDUs with gaps does not wait out the timeouts 50 times: a PDU whose
+ * gap cannot be had falls back to the state, or fails with its reason.
  */
 import { isJsonObject } from '../../core/json-values.js';
-import { FederationRequestError, type FederationClient } from './federation-client.js';
+import { FederationRequestError, type FederationClient, type FederationRequestOptions, type FederationResponse } from './federation-client.js';
 
 /** Most events asked for in one get_missing_events (Synapse asks for 10; it serves at most 20). */
 export const MISSING_EVENTS_LIMIT = 10;
 const TIMEOUT_MS = 30_000;
-/** How long get_missing_events to a server that did not answer one is not asked again. */
-const GAP_BACKOFF_MS = 60_000;
+/** How long a server that left a request unanswered is not asked again. */
+const UNANSWERED_BACKOFF_MS = 60_000;
 /** A room's state with its auth chain can be large; a 10,000-member room is ~10 MB. */
 const STATE_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -34,8 +35,8 @@ function depthOf(raw: unknown): number {
 }
 
 export class RemoteEvents {
-  /** Destinations whose get_missing_events went unanswered: until when they are not asked again. */
-  private readonly gapBackoff = new Map<string, number>();
+  /** (destination, kind of request) left unanswered: until when it is not asked again. */
+  private readonly unanswered = new Map<string, number>();
 
   constructor(
     private readonly client: Pick<FederationClient, 'request'>,
@@ -44,24 +45,12 @@ export class RemoteEvents {
 
   /** The events between `earliest` and `latest` (at most MISSING_EVENTS_LIMIT, whatever the server sends). */
   async missingEvents(destination: string, roomId: string, earliest: string[], latest: string[], minDepth: number): Promise<unknown[]> {
-    const until = this.gapBackoff.get(destination);
-    if (until !== undefined) {
-      if (this.now() < until) throw new Error(`get_missing_events to ${destination} went unanswered recently; not asking again yet`);
-      this.gapBackoff.delete(destination);
-    }
-    const res = await this.client
-      .request<unknown>({
-        destination,
-        method: 'POST',
-        path: `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`,
-        body: { earliest_events: earliest, latest_events: latest, limit: MISSING_EVENTS_LIMIT, min_depth: minDepth },
-        timeoutMs: TIMEOUT_MS,
-      })
-      .catch((err: unknown) => {
-        // No answer at all (a timeout, a refused connection); an error answer came quickly and is not held against it.
-        if (err instanceof FederationRequestError && err.status === undefined) this.gapBackoff.set(destination, this.now() + GAP_BACKOFF_MS);
-        throw err;
-      });
+    const res = await this.request(destination, 'get_missing_events', {
+      method: 'POST',
+      path: `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`,
+      body: { earliest_events: earliest, latest_events: latest, limit: MISSING_EVENTS_LIMIT, min_depth: minDepth },
+      timeoutMs: TIMEOUT_MS,
+    });
     const events = isJsonObject(res.json) ? pdusOf(res.json['events']) : [];
     if (events.length <= MISSING_EVENTS_LIMIT) return events;
     return [...events].sort((x, y) => depthOf(y) - depthOf(x)).slice(0, MISSING_EVENTS_LIMIT);
@@ -69,8 +58,7 @@ export class RemoteEvents {
 
   /** The state before `eventId` and its auth chain. */
   async stateAt(destination: string, roomId: string, eventId: string): Promise<{ pdus: unknown[]; authChain: unknown[] }> {
-    const res = await this.client.request<unknown>({
-      destination,
+    const res = await this.request(destination, 'state', {
       method: 'GET',
       path: `/_matrix/federation/v1/state/${enc(roomId)}`,
       query: { event_id: eventId },
@@ -82,8 +70,7 @@ export class RemoteEvents {
   }
 
   async eventAuth(destination: string, roomId: string, eventId: string): Promise<unknown[]> {
-    const res = await this.client.request<unknown>({
-      destination,
+    const res = await this.request(destination, 'event_auth', {
       method: 'GET',
       path: `/_matrix/federation/v1/event_auth/${enc(roomId)}/${enc(eventId)}`,
       timeoutMs: TIMEOUT_MS,
@@ -93,8 +80,25 @@ export class RemoteEvents {
   }
 
   async event(destination: string, eventId: string): Promise<unknown> {
-    const res = await this.client.request<unknown>({ destination, method: 'GET', path: `/_matrix/federation/v1/event/${enc(eventId)}`, timeoutMs: TIMEOUT_MS });
+    const res = await this.request(destination, 'event', { method: 'GET', path: `/_matrix/federation/v1/event/${enc(eventId)}`, timeoutMs: TIMEOUT_MS });
     const pdus = isJsonObject(res.json) ? pdusOf(res.json['pdus']) : [];
     return pdus[0];
+  }
+
+  /** One request to `destination`, refused at once while its kind is backed off there; one left unanswered backs it off. */
+  private async request(destination: string, kind: string, r: Omit<FederationRequestOptions, 'destination'>): Promise<FederationResponse<unknown>> {
+    const key = `${destination}\u0000${kind}`;
+    const until = this.unanswered.get(key);
+    if (until !== undefined) {
+      if (this.now() < until) throw new Error(`${destination} left a ${kind} request unanswered recently; not asking it again yet`);
+      this.unanswered.delete(key);
+    }
+    try {
+      return await this.client.request<unknown>({ ...r, destination });
+    } catch (err) {
+      // No answer at all (a timeout, a refused connection); an error answer came quickly and is not held against it.
+      if (err instanceof FederationRequestError && err.status === undefined) this.unanswered.set(key, this.now() + UNANSWERED_BACKOFF_MS);
+      throw err;
+    }
   }
 }
