@@ -129,20 +129,10 @@ export async function deleteOutlier(db: Tx, eventId: string): Promise<void> {
 
 /** Whether a stored, accepted, non-outlier event cites `eventId` among its prev_events. */
 export async function hasAcceptedChild(db: Db, eventId: string): Promise<boolean> {
-  const r = await db
-    .selectFrom('event_edges as x')
-    .innerJoin('events as c', 'c.event_id', 'x.event_id')
-    .select('c.event_id')
-    .where('x.prev_event_id', '=', eventId)
-    .where('c.outlier', '=', false)
-    .where('c.rejected_reason', 'is', null)
-    .where('c.soft_failed', '=', false)
-    .limit(1)
-    .executeTakeFirst();
-  return r !== undefined;
+  return (await eventsCitedByAccepted(db, [eventId])).has(eventId);
 }
 
-/** Of `ids`, those that a stored, accepted, non-outlier event cites among its prev_events (hasAcceptedChild of many). */
+/** Of `ids`, those that a stored, accepted, non-outlier event cites among its prev_events. */
 export async function eventsCitedByAccepted(db: Db, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const rows = await db
